@@ -1,0 +1,67 @@
+// The local admin API of a daemon (127.0.0.1 by default): JSON under /v1/ and
+// Prometheus text on /metrics. Concerns register their own GET routes.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+
+export type Route = (req: IncomingMessage, url: URL) => Promise<unknown> | unknown
+
+export class AdminServer {
+  private readonly routes = new Map<string, Route>()
+  private server?: Server
+
+  constructor (private readonly registry: Registry) {}
+
+  route (path: string, handler: Route): void {
+    this.routes.set(path, handler)
+  }
+
+  async listen (hostPort: string): Promise<string> {
+    const i = hostPort.lastIndexOf(':')
+    const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '')
+    const port = Number(hostPort.slice(i + 1))
+    const server = createServer((req, res) => { void this.handle(req, res) })
+    server.keepAliveTimeout = 5000
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+    const addr = server.address() as AddressInfo
+    return `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown, type = 'application/json'): void => {
+      const text = type === 'application/json' ? JSON.stringify(body, null, 2) + '\n' : String(body)
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) })
+      res.end(text)
+    }
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://admin')
+    } catch {
+      send(400, { error: 'bad request target' }); return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') { send(405, { error: 'only GET is supported' }); return }
+    try {
+      if (url.pathname === '/metrics') {
+        send(200, await this.registry.metrics(), this.registry.contentType)
+        return
+      }
+      const route = this.routes.get(url.pathname)
+      if (route === undefined) { send(404, { error: `no such endpoint: ${url.pathname}`, endpoints: ['/metrics', ...this.routes.keys()] }); return }
+      send(200, await route(req, url))
+    } catch (err) {
+      send(500, { error: (err as Error).message })
+    }
+  }
+
+  async close (): Promise<void> {
+    const s = this.server
+    if (s === undefined) return
+    this.server = undefined
+    s.closeIdleConnections()
+    await new Promise<void>(resolve => s.close(() => { resolve() }))
+  }
+}

@@ -1,0 +1,165 @@
+// A running physarum daemon: identity, libp2p node, RTT, membership and the admin
+// API, composed once for every role. The allocator and proxy build on it.
+import './polyfill.js'
+import { expandHome } from './config/load.js'
+import { roleDefaults, type Role } from './config/defaults.js'
+import type { Config } from './config/schema.js'
+import { createNode, fullAddrs, type PhysarumNode } from './node/node.js'
+import { ephemeralKey, loadOrCreateKey } from './node/identity.js'
+import { resolvePsk } from './node/psk.js'
+import { RttService } from './rtt/rtt.js'
+import { Membership, type LocalState } from './membership/membership.js'
+import { Metrics } from './admin/metrics.js'
+import { AdminServer } from './admin/server.js'
+import { VERSION } from './version.js'
+import type { Logger } from './log.js'
+import type { Member } from './membership/table.js'
+
+export interface AgentOptions {
+  role: Role
+  config: Config
+  log: Logger
+  /** A throwaway identity instead of KeyFile. */
+  ephemeral?: boolean
+  /** Admin API address; false disables it; undefined → config, else the role default. */
+  admin?: string | false
+  proxyPort?: number
+  localState?: () => LocalState
+  /** Collect Node process metrics (off when several agents share a process). */
+  processMetrics?: boolean
+}
+
+/** One row of the member table as the admin API and `physarum members` show it. */
+export interface MemberView {
+  peer: string
+  self: boolean
+  status: string
+  roles: string[]
+  addrs: string[]
+  version: string
+  rttMs: number | null
+  rttAgeMs: number | null
+  catalog: string[]
+  instances: Record<string, { ready: number, inFlight: number }>
+  capacity: Record<string, number>
+  lastSeen: string
+  statusSince: string
+  seq: number
+}
+
+export class Agent {
+  adminAddress?: string
+  private stopped = false
+
+  private constructor (
+    readonly node: PhysarumNode,
+    readonly rtt: RttService,
+    readonly membership: Membership,
+    readonly metrics: Metrics,
+    readonly admin: AdminServer,
+    readonly log: Logger,
+    readonly role: Role
+  ) {}
+
+  static async start (opts: AgentOptions): Promise<Agent> {
+    const { config, log, role } = opts
+    const defaults = roleDefaults(role, opts.proxyPort)
+    const psk = resolvePsk(config)
+    let privateKey
+    if (opts.ephemeral === true || role === 'observer') {
+      privateKey = await ephemeralKey()
+    } else {
+      const file = expandHome(config.KeyFile ?? defaults.KeyFile ?? '~/.physarum/node.key')
+      const loaded = await loadOrCreateKey(file)
+      if (loaded.created) log.info(`created identity key ${file}`)
+      privateKey = loaded.key
+    }
+    const node = await createNode({ privateKey, listen: config.Listen ?? defaults.Listen, bootstraps: config.Bootstraps, psk: psk?.key })
+    const metrics = new Metrics({ defaultMetrics: opts.processMetrics })
+    const rtt = new RttService({ node, log: log.scope('rtt') }, { probeTimeoutMs: config.Membership.ProbeTimeoutMs, onSample: ms => { metrics.rtt.observe(ms / 1000) } })
+    const membership = new Membership({
+      node,
+      rtt,
+      log: log.scope('members'),
+      stats: { onAnnouncement: r => { metrics.announcements.inc({ result: r }) } }
+    }, {
+      roles: [role],
+      version: VERSION,
+      bootstraps: config.Bootstraps,
+      announceIntervalMs: config.Membership.AnnounceIntervalMs,
+      probeIntervalMs: config.Membership.ProbeIntervalMs,
+      probeTimeoutMs: config.Membership.ProbeTimeoutMs,
+      suspectTimeoutMs: config.Membership.SuspectTimeoutMs,
+      forgetAfterMs: config.Membership.ForgetAfterS * 1000,
+      localState: opts.localState
+    })
+    metrics.watchMembers(membership.table)
+    const admin = new AdminServer(metrics.registry)
+    const agent = new Agent(node, rtt, membership, metrics, admin, log, role)
+    try {
+      await node.start()
+      await rtt.start()
+      await membership.start()
+      admin.route('/v1/members', () => agent.view())
+      admin.route('/v1/self', () => agent.view().find(m => m.self))
+      admin.route('/v1/health', () => ({ status: 'ok', peer: node.peerId.toString(), role, version: VERSION, uptimeS: Math.round(process.uptime()) }))
+      const adminListen = opts.admin ?? config.Admin.Listen ?? defaults.AdminListen
+      if (adminListen !== false && adminListen !== undefined) {
+        try {
+          agent.adminAddress = await admin.listen(adminListen)
+        } catch (err) {
+          throw new Error(`admin API cannot listen on ${adminListen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (choose another with --admin HOST:PORT)`)
+        }
+      }
+    } catch (err) {
+      await agent.stop({ leave: false })
+      throw err
+    }
+    if (role !== 'observer') {
+      if (psk === undefined) log.warn('no PSK configured: this node runs an OPEN network that anyone who reaches it can join; set Psk, PskFile or PHYSARUM_PSK (physarum config init makes one)')
+      else log.info(`private network, PSK fingerprint ${psk.fingerprint}`)
+      log.info(`${role} ${node.peerId.toString()} started`, { version: VERSION, ...(agent.adminAddress !== undefined ? { admin: agent.adminAddress } : {}) })
+      for (const a of fullAddrs(node)) log.info(`listening on ${a}`)
+    }
+    return agent
+  }
+
+  get peer (): string { return this.node.peerId.toString() }
+
+  /** Every member including this node, nearest first. */
+  view (): MemberView[] {
+    const now = Date.now()
+    const self = this.membership.selfAnnouncement()
+    const row = (m: Member | undefined, a = m?.announcement ?? self): MemberView => {
+      const rtt = m === undefined ? undefined : this.rtt.get(a.peer)
+      return {
+        peer: a.peer,
+        self: m === undefined,
+        status: m?.status ?? 'alive',
+        roles: a.roles,
+        addrs: a.addrs,
+        version: a.version,
+        rttMs: m === undefined ? 0 : rtt !== undefined ? Number(rtt.ms.toFixed(3)) : null,
+        rttAgeMs: rtt !== undefined ? now - rtt.measuredAt : m === undefined ? 0 : null,
+        catalog: a.catalog,
+        instances: a.instances,
+        capacity: a.capacity,
+        lastSeen: new Date(m?.lastHeard ?? now).toISOString(),
+        statusSince: new Date(m?.statusSince ?? now).toISOString(),
+        seq: a.seq
+      }
+    }
+    const rows = [row(undefined), ...this.membership.members().map(m => row(m))]
+    return rows.sort((x, y) => Number(y.self) - Number(x.self) || (x.rttMs ?? Infinity) - (y.rttMs ?? Infinity) || x.peer.localeCompare(y.peer))
+  }
+
+  /** Stops everything this agent started; with `leave`, announces the departure first. */
+  async stop (opts: { leave?: boolean } = { leave: true }): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.membership.stop({ leave: opts.leave ?? true }).catch(() => {})
+    await this.admin.close().catch(() => {})
+    await this.rtt.stop().catch(() => {})
+    try { await this.node.stop() } catch {}
+  }
+}

@@ -1,0 +1,37 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../cli/base.js'
+import { daemonFlags } from '../cli/flags.js'
+import { setup } from '../cli/setup.js'
+import { runUntilSignal } from '../cli/daemon.js'
+import { Agent } from '../agent.js'
+
+export default class Allocator extends BaseCommand {
+  static override summary = 'Run the allocator of this server: join the cluster and host app instances on request.'
+  static override description = 'Joins the cluster through the bootstraps, announces its catalog and capacity, and prints its full multiaddrs so that other nodes can bootstrap from it. Stops gracefully on SIGINT/SIGTERM (a leave announcement first).'
+  static override examples = [
+    '<%= config.bin %> allocator',
+    '<%= config.bin %> allocator --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/192.0.2.10/tcp/4001/p2p/12D3KooW…',
+    '<%= config.bin %> allocator --configfile /etc/physarum/conf.json --log-format json'
+  ]
+
+  static override flags = {
+    ...daemonFlags,
+    'keep-instances': Flags.boolean({ description: 'on shutdown, leave the instances running (adopted at the next start)' })
+  }
+
+  async run (): Promise<void> {
+    const { flags } = await this.parse(Allocator)
+    const { loaded, log } = setup(flags)
+    const cfg = loaded.config
+    if (loaded.file !== undefined) log.info(`config ${loaded.file}`)
+    const agent = await Agent.start({
+      role: 'allocator',
+      config: cfg,
+      log,
+      ephemeral: flags.ephemeral,
+      processMetrics: true,
+      localState: () => ({ catalog: Object.keys(cfg.Apps).sort(), instances: {}, capacity: {} })
+    })
+    await runUntilSignal({ stop: async () => { await agent.stop({ leave: true }) } }, log)
+  }
+}

@@ -1,0 +1,44 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand, UsageError } from '../cli/base.js'
+import { daemonFlags } from '../cli/flags.js'
+import { setup } from '../cli/setup.js'
+import { runUntilSignal } from '../cli/daemon.js'
+import { Agent } from '../agent.js'
+
+export default class Proxy extends BaseCommand {
+  static override summary = 'Run a local HTTP entrypoint: GET http://127.0.0.1:PORT/<app>/<path> reaches the nearest instance of <app>.'
+  static override description = 'Client mode: `physarum proxy --port 1234`. Server mode also announces a user-run instance of an app: `physarum proxy --port 1234 --app NAME --address HOST:PORT`. The original positional form `physarum proxy 1234 [APP ADDRESS]` is accepted too.'
+  static override examples = [
+    '<%= config.bin %> proxy --port 1234',
+    '<%= config.bin %> proxy --port 1234 --app hello-world-server --address 127.0.0.1:8080',
+    '<%= config.bin %> proxy 1234'
+  ]
+
+  static override args = {
+    port: Args.integer({ description: 'HTTP port (same as --port)', required: false, min: 0, max: 65535 }),
+    app: Args.string({ description: 'app to serve (same as --app)', required: false }),
+    address: Args.string({ description: 'HOST:PORT of the app instance (same as --address)', required: false })
+  }
+
+  static override flags = {
+    ...daemonFlags,
+    port: Flags.integer({ char: 'p', description: 'HTTP entrypoint port (default: Proxy.Port, 1234)', min: 0, max: 65535 }),
+    bind: Flags.string({ description: 'HTTP entrypoint address (default: Proxy.Bind, 127.0.0.1)' }),
+    app: Flags.string({ description: 'server mode: announce an instance of this catalog app' }),
+    address: Flags.string({ description: 'server mode: HOST:PORT of the user-run instance (default 127.0.0.1:<the app\'s Port>)', helpValue: 'HOST:PORT' })
+  }
+
+  async run (): Promise<void> {
+    const { args, flags } = await this.parse(Proxy)
+    const { loaded, log } = setup(flags)
+    const cfg = loaded.config
+    if (args.port !== undefined && flags.port !== undefined && args.port !== flags.port) throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
+    const port = flags.port ?? args.port ?? cfg.Proxy.Port
+    const app = flags.app ?? args.app
+    const address = flags.address ?? args.address
+    if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')
+    const agent = await Agent.start({ role: 'proxy', config: cfg, log, ephemeral: flags.ephemeral, proxyPort: port, processMetrics: true })
+    log.info(`proxy port ${port} (the HTTP entrypoint arrives with the proxy feature)`, app !== undefined ? { app, address } : {})
+    await runUntilSignal({ stop: async () => { await agent.stop({ leave: true }) } }, log)
+  }
+}

@@ -1,0 +1,173 @@
+// The configuration contract: one JSON Schema (ajv) for every key, PascalCase as in
+// the original PhysarumSM conf.json. RTT values are milliseconds. Every object is
+// closed (additionalProperties: false) so that a typo is an error, not a silent default.
+
+const rttReq = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    RTT: { type: 'number', minimum: 0, maximum: 600000, description: 'Round-trip time in milliseconds.' }
+  },
+  required: ['RTT']
+} as const
+
+export const perfSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Latency requirements: an instance within SoftReq is preferred; one beyond HardReq is never used.',
+  properties: {
+    SoftReq: { ...rttReq, description: 'Preferred round-trip time to an instance (ms).' },
+    HardReq: { ...rttReq, description: 'Largest acceptable round-trip time to an instance (ms).' }
+  }
+} as const
+
+export const APP_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$'
+
+export const appSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'An app that allocators may start. Only catalog apps can ever run.',
+  properties: {
+    Image: { type: 'string', minLength: 1, maxLength: 512, description: 'Docker image (Docker runtime).' },
+    Command: { type: 'array', minItems: 1, items: { type: 'string', maxLength: 4096 }, description: 'Command and arguments (process runtime); PORT is set in its environment.' },
+    Port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Port the app listens on inside its container, or its fixed port for a user-run instance.' },
+    Env: { type: 'object', additionalProperties: { type: 'string', maxLength: 65536 }, propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'Environment variables for the app.' },
+    Health: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Readiness and liveness check: an HTTP GET of Path answering < 500, or a TCP connect.',
+      properties: {
+        Path: { type: 'string', pattern: '^/', maxLength: 2048, description: 'HTTP path to GET (default /).' },
+        Tcp: { type: 'boolean', description: 'Check with a TCP connect instead of HTTP.' },
+        IntervalMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'Time between liveness checks (ms).' },
+        TimeoutMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'Timeout of one check (ms).' },
+        FailureThreshold: { type: 'integer', minimum: 1, maximum: 100, description: 'Consecutive failed checks before a running instance is removed.' }
+      }
+    },
+    Resources: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Limits applied to every instance.',
+      properties: {
+        MemoryMB: { type: 'integer', minimum: 4, maximum: 1048576, description: 'Memory limit (MB); also charged to the allocator memory budget.' },
+        Cpus: { type: 'number', exclusiveMinimum: 0, maximum: 1024, description: 'CPU limit (cores).' },
+        Pids: { type: 'integer', minimum: 1, maximum: 1000000, description: 'Process count limit (Docker).' }
+      }
+    },
+    IdleTimeoutS: { type: 'number', minimum: 0, maximum: 2592000, description: 'An instance with nothing in flight for this long is stopped (s).' },
+    StartTimeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 3600, description: 'An instance not ready within this time is removed, and the allocation answers NOT_READY (s).' },
+    MaxInstances: { type: 'integer', minimum: 1, maximum: 10000, description: 'Most instances of this app on one allocator.' },
+    MinInstances: { type: 'integer', minimum: 0, maximum: 10000, description: 'Instances kept warm on each allocator.' },
+    TargetConcurrency: { type: 'integer', minimum: 1, maximum: 100000, description: 'In-flight requests per instance above which proxies ask for another instance.' },
+    Perf: perfSchema
+  }
+} as const
+
+export const configSchema = {
+  $id: 'physarum-config',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    Perf: perfSchema,
+    Bootstraps: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 1024, description: 'Multiaddrs, with /p2p/<peer id>, of nodes to join through.' },
+    Listen: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to listen on (default: /ip4/0.0.0.0/tcp/4001 for an allocator, an ephemeral port for a proxy).' },
+    Psk: { type: 'string', minLength: 1, maxLength: 4096, description: 'Cluster pre-shared key: 64 hex digits, or a passphrase hashed to a key.' },
+    PskFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'File holding the PSK (64 hex digits, a passphrase, or a libp2p swarm.key); must not be group- or world-readable.' },
+    KeyFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'Identity key file, created 0600 when missing (default ~/.physarum/<role>.key).' },
+    Apps: {
+      type: 'object',
+      description: 'The catalog: app name → definition.',
+      propertyNames: { pattern: APP_NAME_PATTERN },
+      additionalProperties: appSchema,
+      maxProperties: 1000
+    },
+    Allocator: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        Runtime: { enum: ['auto', 'docker', 'process'], description: 'Where instances run: docker, process, or auto (Docker when an engine answers).' },
+        MaxInstances: { type: 'integer', minimum: 0, maximum: 100000, description: 'Most instances on this allocator.' },
+        MemoryMB: { type: 'integer', minimum: 0, maximum: 16777216, description: 'Memory budget for all instances (MB).' },
+        DrainTimeoutS: { type: 'number', minimum: 0, maximum: 3600, description: 'On shutdown, how long in-flight requests may finish (s).' },
+        RateLimit: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'Allocation requests per requesting peer (token bucket).',
+          properties: {
+            PerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 100000 },
+            Burst: { type: 'integer', minimum: 1, maximum: 100000 }
+          }
+        }
+      }
+    },
+    Proxy: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        Port: { type: 'integer', minimum: 0, maximum: 65535, description: 'HTTP entrypoint port.' },
+        Bind: { type: 'string', minLength: 1, maxLength: 255, description: 'HTTP entrypoint address.' },
+        ColdStartTimeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 3600, description: 'How long a request may wait for a new instance (s).' },
+        RequestTimeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 86400, description: 'Per-request timeout (s).' }
+      }
+    },
+    Admin: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        Listen: { type: 'string', pattern: '^[^\\s]+:[0-9]{1,5}$', description: 'HOST:PORT of the local admin API (default 127.0.0.1:7701 for an allocator, 127.0.0.1:7702 for a proxy).' }
+      }
+    },
+    Membership: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Gossip membership and failure detection.',
+      properties: {
+        AnnounceIntervalMs: { type: 'integer', minimum: 100, maximum: 3600000, description: 'Periodic re-announcement (ms); changes are announced at once.' },
+        ProbeIntervalMs: { type: 'integer', minimum: 50, maximum: 600000, description: 'How often each member is probed (RTT and liveness, ms).' },
+        ProbeTimeoutMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'A probe without an answer in this time is a miss (ms).' },
+        SuspectTimeoutMs: { type: 'integer', minimum: 10, maximum: 3600000, description: 'A suspect member not heard from for this long is failed (ms).' },
+        ForgetAfterS: { type: 'number', minimum: 0, maximum: 31536000, description: 'Failed and left members are forgotten after this long (s).' }
+      }
+    },
+    Log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        Level: { enum: ['error', 'warn', 'info', 'debug'] },
+        Format: { enum: ['text', 'json'] }
+      }
+    }
+  }
+} as const
+
+export interface RttReq { RTT: number }
+export interface Perf { SoftReq?: RttReq, HardReq?: RttReq }
+export interface AppConfig {
+  Image?: string
+  Command?: string[]
+  Port?: number
+  Env?: Record<string, string>
+  Health?: { Path?: string, Tcp?: boolean, IntervalMs?: number, TimeoutMs?: number, FailureThreshold?: number }
+  Resources?: { MemoryMB?: number, Cpus?: number, Pids?: number }
+  IdleTimeoutS?: number
+  StartTimeoutS?: number
+  MaxInstances?: number
+  MinInstances?: number
+  TargetConcurrency?: number
+  Perf?: Perf
+}
+
+export interface Config {
+  Perf: { SoftReq: RttReq, HardReq: RttReq }
+  Bootstraps: string[]
+  Listen?: string[]
+  Psk?: string
+  PskFile?: string
+  KeyFile?: string
+  Apps: Record<string, AppConfig>
+  Allocator: { Runtime: 'auto' | 'docker' | 'process', MaxInstances: number, MemoryMB: number, DrainTimeoutS: number, RateLimit: { PerSecond: number, Burst: number } }
+  Proxy: { Port: number, Bind: string, ColdStartTimeoutS: number, RequestTimeoutS: number }
+  Admin: { Listen?: string }
+  Membership: { AnnounceIntervalMs: number, ProbeIntervalMs: number, ProbeTimeoutMs: number, SuspectTimeoutMs: number, ForgetAfterS: number }
+  Log: { Level: 'error' | 'warn' | 'info' | 'debug', Format: 'text' | 'json' }
+}

@@ -1,0 +1,55 @@
+// Gets the member table for `physarum members`: from a local agent's admin API, or by
+// joining the cluster briefly as an observer through the bootstraps.
+import { request } from 'undici'
+import { Agent, type MemberView } from '../agent.js'
+import type { Config } from '../config/schema.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Logger } from '../log.js'
+
+export class AgentUnreachableError extends Error {
+  override name = 'AgentUnreachableError'
+}
+
+export async function fromAgent (hostPort: string, timeoutMs = 1500): Promise<MemberView[]> {
+  try {
+    const res = await request(`http://${hostPort}/v1/members`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      throw new AgentUnreachableError(`agent at ${hostPort} answered ${res.statusCode}`)
+    }
+    const body = await res.body.json()
+    if (!Array.isArray(body)) throw new AgentUnreachableError(`agent at ${hostPort} sent no member list`)
+    return body as MemberView[]
+  } catch (err) {
+    if (err instanceof AgentUnreachableError) throw err
+    throw new AgentUnreachableError(`no agent answers on ${hostPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+}
+
+/** Joins as an ephemeral observer, waits for the view to settle, measures RTTs, leaves. */
+export async function byJoining (config: Config, log: Logger, waitMs: number): Promise<MemberView[]> {
+  const loopbackOnly = config.Bootstraps.every(b => {
+    const ip = multiaddr(b).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
+    return ip.startsWith('127.') || ip === '::1'
+  })
+  const listen = config.Listen ?? [loopbackOnly ? '/ip4/127.0.0.1/tcp/0' : '/ip4/0.0.0.0/tcp/0']
+  const agent = await Agent.start({ role: 'observer', config: { ...config, Listen: listen }, log, admin: false })
+  try {
+    const deadline = Date.now() + waitMs
+    let count = -1
+    let stableSince = Date.now()
+    // Settled: at least one member, and no newcomer for 400 ms (or the wait is over).
+    while (Date.now() < deadline) {
+      const n = agent.membership.members().length
+      if (n !== count) { count = n; stableSince = Date.now() }
+      if (n > 0 && Date.now() - stableSince > 400) break
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    const peers = agent.membership.members().filter(m => m.status === 'alive').map(m => peerIdFromString(m.announcement.peer))
+    await agent.rtt.measureMany(peers, { samples: 3, timeoutMs: Math.max(300, Math.min(1000, deadline - Date.now())) })
+    return agent.view().filter(v => !v.self)
+  } finally {
+    await agent.stop({ leave: true })
+  }
+}

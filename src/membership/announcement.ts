@@ -1,0 +1,90 @@
+// Wire protocol of membership: the announcement published on the gossipsub topic
+// /physarum/members/1. Validated with ajv; unknown fields are tolerated so that newer
+// peers can add some, but sizes are bounded so that no peer can bloat the table.
+import { Ajv } from 'ajv'
+
+export const MEMBERS_TOPIC = '/physarum/members/1'
+export const MAX_ANNOUNCEMENT_BYTES = 64 * 1024
+
+export interface AppInstances {
+  /** Instances that passed their readiness check. */
+  ready: number
+  /** Requests in flight across those instances. */
+  inFlight: number
+  [extra: string]: unknown
+}
+
+export interface Announcement {
+  v: 1
+  peer: string
+  roles: string[]
+  addrs: string[]
+  version: string
+  catalog: string[]
+  instances: Record<string, AppInstances>
+  capacity: Record<string, number>
+  seq: number
+  ts: number
+  leaving?: boolean
+  [extra: string]: unknown
+}
+
+const shortString = { type: 'string', maxLength: 256 } as const
+
+export const announcementSchema = {
+  type: 'object',
+  required: ['v', 'peer', 'roles', 'addrs', 'version', 'seq', 'ts'],
+  properties: {
+    v: { const: 1 },
+    peer: { type: 'string', pattern: '^[1-9A-HJ-NP-Za-km-z]{40,128}$' },
+    roles: { type: 'array', maxItems: 16, items: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,31}$' } },
+    addrs: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 1024 } },
+    version: shortString,
+    catalog: { type: 'array', maxItems: 1000, items: shortString },
+    instances: {
+      type: 'object',
+      maxProperties: 1000,
+      additionalProperties: {
+        type: 'object',
+        required: ['ready', 'inFlight'],
+        properties: {
+          ready: { type: 'integer', minimum: 0, maximum: 1000000 },
+          inFlight: { type: 'integer', minimum: 0, maximum: 100000000 }
+        }
+      }
+    },
+    capacity: { type: 'object', maxProperties: 64, additionalProperties: { type: 'number' } },
+    seq: { type: 'integer', minimum: 0 },
+    ts: { type: 'number', minimum: 0 },
+    leaving: { type: 'boolean' }
+  }
+} as const
+
+const ajv = new Ajv({ allErrors: false, strict: false })
+const validate = ajv.compile(announcementSchema)
+
+export type DecodeResult = { ok: true, announcement: Announcement } | { ok: false, reason: 'oversized' | 'malformed', message: string }
+
+/** Parses and validates one announcement; never throws. */
+export function decodeAnnouncement (data: Uint8Array): DecodeResult {
+  if (data.byteLength > MAX_ANNOUNCEMENT_BYTES) return { ok: false, reason: 'oversized', message: `${data.byteLength} bytes > ${MAX_ANNOUNCEMENT_BYTES}` }
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
+  } catch (err) {
+    return { ok: false, reason: 'malformed', message: `not UTF-8 JSON: ${(err as Error).message}` }
+  }
+  if (!validate(value)) {
+    const e = validate.errors?.[0]
+    return { ok: false, reason: 'malformed', message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}` }
+  }
+  const a = value as Announcement
+  a.catalog ??= []
+  a.instances ??= {}
+  a.capacity ??= {}
+  return { ok: true, announcement: a }
+}
+
+export function encodeAnnouncement (a: Announcement): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(a))
+}

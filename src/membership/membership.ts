@@ -1,0 +1,268 @@
+// Gossip membership: announces this node on /physarum/members/1 (at start, on every
+// change, periodically, and as a leave on shutdown), keeps the member table from
+// everyone's announcements, keeps a connection to every member, and detects failures
+// by probing each member over the rtt module (a killed process refuses the redial at
+// once; a frozen one stops answering probes).
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { MEMBERS_TOPIC, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances } from './announcement.js'
+import { MemberTable, type Member, type TableTiming } from './table.js'
+import type { PhysarumNode } from '../node/node.js'
+import type { RttService } from '../rtt/rtt.js'
+import type { Logger } from '../log.js'
+
+export interface LocalState {
+  catalog: string[]
+  instances: Record<string, AppInstances>
+  capacity: Record<string, number>
+}
+
+export interface MembershipInit {
+  roles: string[]
+  version: string
+  bootstraps: string[]
+  announceIntervalMs: number
+  probeIntervalMs: number
+  probeTimeoutMs: number
+  suspectTimeoutMs: number
+  forgetAfterMs: number
+  /** What this node has to say about itself (catalog, instances, capacity). */
+  localState?: () => LocalState
+}
+
+export interface MembershipStats {
+  onAnnouncement?: (result: 'accepted' | 'stale' | 'malformed' | 'oversized' | 'spoofed') => void
+  onProbe?: (ms: number) => void
+}
+
+export class Membership {
+  readonly table = new MemberTable()
+  private seq = Date.now()
+  private timers: NodeJS.Timeout[] = []
+  private announceTimer?: NodeJS.Timeout
+  private started = false
+  private leaving = false
+  private probing = new Set<string>()
+  private dialing = new Set<string>()
+  private tickCount = 0
+  private readonly selfPeer: string
+  private readonly timing: TableTiming
+  private readonly log: Logger
+
+  constructor (private readonly components: { node: PhysarumNode, rtt: RttService, log: Logger, stats?: MembershipStats }, private readonly init: MembershipInit) {
+    this.selfPeer = components.node.peerId.toString()
+    this.log = components.log
+    this.timing = {
+      suspectTimeoutMs: init.suspectTimeoutMs,
+      silenceMs: 2 * init.probeIntervalMs + init.probeTimeoutMs,
+      forgetAfterMs: init.forgetAfterMs
+    }
+    this.table.on('change', (m, prev) => {
+      if (prev !== m.status) {
+        const level = m.status === 'failed' ? 'warn' : 'info'
+        this.log[level](`member ${short(m.announcement.peer)} is ${m.status}`, { peer: m.announcement.peer, roles: m.announcement.roles.join(','), was: prev })
+      }
+      // An observer (a one-off `physarum members`) that left is of no further interest.
+      if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer')) this.table.forget(m.announcement.peer)
+    })
+    this.table.on('forget', peer => { components.rtt.forget(peer) })
+  }
+
+  get peer (): string { return this.selfPeer }
+
+  async start (): Promise<void> {
+    const { node } = this.components
+    const pubsub = node.services.pubsub
+    pubsub.topicValidators.set(MEMBERS_TOPIC, (_from: PeerId, msg: Message) => this.validate(msg))
+    pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscription)
+    node.addEventListener('peer:disconnect', this.onDisconnect)
+    pubsub.subscribe(MEMBERS_TOPIC)
+    this.started = true
+    this.announce()
+    this.timers.push(setInterval(() => { this.announce() }, this.init.announceIntervalMs))
+    this.timers.push(setInterval(() => { this.probeAll() }, this.init.probeIntervalMs))
+    this.timers.push(setInterval(() => { this.rejoin() }, 2000))
+    for (const t of this.timers) t.unref()
+  }
+
+  /** Stops; with `leave`, first publishes a leave announcement and gives it time to go out. */
+  async stop (opts: { leave?: boolean } = {}): Promise<void> {
+    if (!this.started) return
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    if (this.announceTimer !== undefined) clearTimeout(this.announceTimer)
+    if (opts.leave === true) {
+      this.leaving = true
+      await this.publish()
+      // Give gossipsub a moment to flush the leave to every mesh peer before the streams close.
+      await new Promise(resolve => setTimeout(resolve, 150))
+    }
+    const { node } = this.components
+    const pubsub = node.services.pubsub
+    pubsub.removeEventListener('message', this.onMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscription)
+    node.removeEventListener('peer:disconnect', this.onDisconnect)
+    pubsub.topicValidators.delete(MEMBERS_TOPIC)
+    try { pubsub.unsubscribe(MEMBERS_TOPIC) } catch {}
+    this.started = false
+  }
+
+  /** Announces soon (coalescing bursts of changes into one message). */
+  announceSoon (delayMs = 20): void {
+    if (!this.started || this.announceTimer !== undefined) return
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = undefined
+      this.announce()
+    }, delayMs)
+  }
+
+  private announce (): void {
+    if (!this.started) return
+    void this.publish()
+  }
+
+  /** This node's own announcement as it would be published now. */
+  selfAnnouncement (): Announcement {
+    const state = this.init.localState?.() ?? { catalog: [], instances: {}, capacity: {} }
+    return {
+      v: 1,
+      peer: this.selfPeer,
+      roles: this.init.roles,
+      addrs: this.components.node.getMultiaddrs().map(m => m.toString()),
+      version: this.init.version,
+      catalog: state.catalog,
+      instances: state.instances,
+      capacity: state.capacity,
+      seq: this.seq,
+      ts: Date.now(),
+      ...(this.leaving ? { leaving: true } : {})
+    }
+  }
+
+  private async publish (): Promise<void> {
+    this.seq++
+    const a = this.selfAnnouncement()
+    try {
+      await this.components.node.services.pubsub.publish(MEMBERS_TOPIC, encodeAnnouncement(a))
+    } catch (err) {
+      this.log.debug('announcement not published', { error: (err as Error).message })
+    }
+  }
+
+  private validate (msg: Message): TopicValidatorResult {
+    const res = decodeAnnouncement(msg.data)
+    if (!res.ok) {
+      this.components.stats?.onAnnouncement?.(res.reason)
+      this.log.debug('announcement dropped', { reason: res.reason, detail: res.message })
+      return TopicValidatorResult.Reject
+    }
+    // Gossipsub signs every message; the announcement must speak for its signer only.
+    if (msg.type !== 'signed' || msg.from.toString() !== res.announcement.peer) {
+      this.components.stats?.onAnnouncement?.('spoofed')
+      return TopicValidatorResult.Reject
+    }
+    return TopicValidatorResult.Accept
+  }
+
+  private readonly onMessage = (evt: CustomEvent<Message>): void => {
+    const msg = evt.detail
+    if (msg.topic !== MEMBERS_TOPIC) return
+    const res = decodeAnnouncement(msg.data)
+    if (!res.ok || res.announcement.peer === this.selfPeer) return
+    const a = res.announcement
+    const result = this.table.apply(a, Date.now())
+    this.components.stats?.onAnnouncement?.(result === 'stale' ? 'stale' : 'accepted')
+    if (result === 'new' && a.leaving !== true) {
+      // Tell the newcomer about us at once instead of at the next periodic round.
+      this.announceSoon()
+      this.connect(a)
+    }
+  }
+
+  private readonly onSubscription = (): void => {
+    // A peer (re)subscribed: it may not know us yet.
+    this.announceSoon()
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const peer = evt.detail.toString()
+    this.components.rtt.onDisconnect(peer)
+    const m = this.table.get(peer)
+    if (m === undefined || m.status === 'left' || m.status === 'failed' || !this.started) return
+    // A closed connection is a strong hint: redial at once; a refusal means the process is gone.
+    void this.dial(m.announcement).then(ok => {
+      if (!ok && this.started) this.table.unreachable(peer, Date.now())
+    })
+  }
+
+  private addrsOf (a: Announcement): Multiaddr[] {
+    const out: Multiaddr[] = []
+    for (const s of a.addrs) {
+      try {
+        const ma = multiaddr(s)
+        out.push(ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${a.peer}`))
+      } catch {}
+    }
+    return out
+  }
+
+  private connect (a: Announcement): void {
+    if (this.components.node.getConnections(peerIdFromString(a.peer)).length > 0) return
+    void this.dial(a)
+  }
+
+  private async dial (a: Announcement): Promise<boolean> {
+    if (this.dialing.has(a.peer)) return true
+    const addrs = this.addrsOf(a)
+    if (addrs.length === 0) return false
+    this.dialing.add(a.peer)
+    try {
+      await this.components.node.dial(addrs, { signal: AbortSignal.timeout(Math.max(1000, this.init.suspectTimeoutMs)) })
+      return true
+    } catch {
+      return false
+    } finally {
+      this.dialing.delete(a.peer)
+    }
+  }
+
+  private probeAll (): void {
+    const now = Date.now()
+    this.tickCount++
+    for (const m of this.table.list()) {
+      const peer = m.announcement.peer
+      if (m.status === 'left' || this.probing.has(peer)) continue
+      // Failed members are retried less often, so that one that comes back is noticed.
+      if (m.status === 'failed' && this.tickCount % 10 !== 0) continue
+      this.probing.add(peer)
+      const pid = peerIdFromString(peer)
+      const probe = async (): Promise<void> => {
+        if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement))) throw new Error('unreachable')
+        const ms = await this.components.rtt.probe(pid, this.init.probeTimeoutMs)
+        this.components.stats?.onProbe?.(ms)
+      }
+      probe().then(() => { this.table.heard(peer, Date.now()) }, () => { this.table.missed(peer, Date.now()) })
+        .finally(() => { this.probing.delete(peer) })
+    }
+    this.table.tick(now, this.timing)
+  }
+
+  /** Keeps trying the bootstraps while this node knows no live member. */
+  private rejoin (): void {
+    const alive = this.table.list().some(m => m.status === 'alive')
+    if (alive || this.init.bootstraps.length === 0) return
+    for (const b of this.init.bootstraps) {
+      void this.components.node.dial(multiaddr(b), { signal: AbortSignal.timeout(2000) }).catch(() => {})
+    }
+  }
+
+  /** Members other than this node. */
+  members (): Member[] { return this.table.list() }
+}
+
+export function short (peer: string): string {
+  return peer.length > 16 ? `${peer.slice(0, 6)}…${peer.slice(-6)}` : peer
+}

@@ -1,0 +1,98 @@
+// The member table: the latest announcement of every peer and its state,
+// alive → suspect → failed, or left after a graceful leave. Pure logic driven by
+// announcements, probe results and a clock, so that it is testable on its own.
+import { EventEmitter } from 'node:events'
+import type { Announcement } from './announcement.js'
+
+export type MemberStatus = 'alive' | 'suspect' | 'failed' | 'left'
+
+export interface Member {
+  announcement: Announcement
+  status: MemberStatus
+  /** When the status last changed (epoch ms). */
+  statusSince: number
+  /** Last sign of life: an announcement or a successful probe (epoch ms). */
+  lastHeard: number
+}
+
+export interface TableTiming {
+  /** A suspect not heard from for this long is failed. */
+  suspectTimeoutMs: number
+  /** An alive member not heard from for this long becomes suspect. */
+  silenceMs: number
+  /** Failed and left members are dropped after this long. */
+  forgetAfterMs: number
+}
+
+export interface TableEvents {
+  change: [member: Member, previous: MemberStatus | undefined]
+  forget: [peer: string]
+}
+
+export class MemberTable extends EventEmitter<TableEvents> {
+  private readonly members = new Map<string, Member>()
+
+  get (peer: string): Member | undefined { return this.members.get(peer) }
+  list (): Member[] { return [...this.members.values()] }
+  get size (): number { return this.members.size }
+
+  private setStatus (m: Member, status: MemberStatus, now: number): void {
+    if (m.status === status) return
+    const prev = m.status
+    m.status = status
+    m.statusSince = now
+    this.emit('change', m, prev)
+  }
+
+  /** Applies an announcement; a seq not above the known one is stale and ignored. */
+  apply (a: Announcement, now: number): 'new' | 'updated' | 'stale' {
+    const m = this.members.get(a.peer)
+    if (m === undefined) {
+      const fresh: Member = { announcement: a, status: a.leaving === true ? 'left' : 'alive', statusSince: now, lastHeard: now }
+      this.members.set(a.peer, fresh)
+      this.emit('change', fresh, undefined)
+      return 'new'
+    }
+    if (a.seq <= m.announcement.seq) return 'stale'
+    m.announcement = a
+    m.lastHeard = now
+    if (a.leaving === true) this.setStatus(m, 'left', now)
+    else if (m.status !== 'alive') this.setStatus(m, 'alive', now)
+    else this.emit('change', m, 'alive')
+    return 'updated'
+  }
+
+  /** A probe answered: the member is alive (a member that left stays left until it announces again). */
+  heard (peer: string, now: number): void {
+    const m = this.members.get(peer)
+    if (m === undefined) return
+    m.lastHeard = now
+    if (m.status === 'suspect' || m.status === 'failed') this.setStatus(m, 'alive', now)
+  }
+
+  /** A probe went unanswered. */
+  missed (peer: string, now: number): void {
+    const m = this.members.get(peer)
+    if (m?.status === 'alive') this.setStatus(m, 'suspect', now)
+  }
+
+  /** Its connection closed and a redial was refused: the process is gone. */
+  unreachable (peer: string, now: number): void {
+    const m = this.members.get(peer)
+    if (m !== undefined && (m.status === 'alive' || m.status === 'suspect')) this.setStatus(m, 'failed', now)
+  }
+
+  /** Advances timers: silence → suspect, suspect too long → failed, old failed/left → forgotten. */
+  tick (now: number, t: TableTiming): void {
+    for (const m of this.members.values()) {
+      const silent = now - m.lastHeard
+      if (m.status === 'alive' && silent > t.silenceMs) this.setStatus(m, 'suspect', now)
+      if (m.status === 'suspect' && silent > t.suspectTimeoutMs && now - m.statusSince >= 0) this.setStatus(m, 'failed', now)
+      if ((m.status === 'failed' || m.status === 'left') && now - m.statusSince > t.forgetAfterMs) this.forget(m.announcement.peer)
+    }
+  }
+
+  forget (peer: string): void {
+    if (this.members.delete(peer)) this.emit('forget', peer)
+  }
+}

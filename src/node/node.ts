@@ -1,0 +1,55 @@
+// The libp2p host: tcp + noise + yamux, pnet when a PSK is set, identify, ping,
+// bootstrap and gossipsub. Everything else (membership, rtt, protocols) runs on it.
+import '../polyfill.js'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { bootstrap } from '@libp2p/bootstrap'
+import { preSharedKey } from '@libp2p/pnet'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { Ping } from '@libp2p/ping'
+import type { PrivateKey } from '@libp2p/interface'
+
+export type PhysarumNode = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
+
+export interface NodeInit {
+  privateKey: PrivateKey
+  listen: string[]
+  bootstraps?: string[]
+  /** Swarm-key bytes; undefined runs an open network. */
+  psk?: Uint8Array
+}
+
+export async function createNode (init: NodeInit): Promise<PhysarumNode> {
+  const bootstraps = init.bootstraps ?? []
+  return await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
+    peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
+    connectionManager: { maxConnections: 1000 },
+    services: {
+      identify: identify(),
+      ping: ping({ maxInboundStreams: 32, maxOutboundStreams: 32 }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        floodPublish: true,
+        fallbackToFloodsub: false,
+        maxInboundDataLength: 1024 * 1024
+      })
+    }
+  })
+}
+
+/** The node's full dialable multiaddrs, `/ip4/…/tcp/…/p2p/12D3…`; 0.0.0.0 expanded by libp2p. */
+export function fullAddrs (node: PhysarumNode): string[] {
+  return node.getMultiaddrs().map(m => m.toString())
+}

@@ -1,0 +1,38 @@
+// Test helpers: agents on 127.0.0.1 inside the test process, and polling.
+import { builtinDefaults } from '../../src/config/defaults.js'
+import type { Config } from '../../src/config/schema.js'
+import { Agent } from '../../src/agent.js'
+import { createLogger, silentLogger } from '../../src/log.js'
+import type { Role } from '../../src/config/defaults.js'
+
+export function testConfig (over: Partial<Config> = {}): Config {
+  const c = builtinDefaults()
+  return { ...c, Listen: ['/ip4/127.0.0.1/tcp/0'], Membership: { ...c.Membership, AnnounceIntervalMs: 2000 }, ...over }
+}
+
+const log = process.env.TEST_LOG === '1' ? createLogger({ level: 'debug' }) : silentLogger
+
+export async function startAgent (opts: { role?: Role, config?: Partial<Config> } = {}): Promise<Agent> {
+  return await Agent.start({ role: opts.role ?? 'allocator', config: testConfig(opts.config), log, ephemeral: true, admin: false })
+}
+
+export async function waitFor<T> (what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10000, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== false) return v
+    } catch (err) { last = err }
+    await new Promise(resolve => setTimeout(resolve, everyMs))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}`)
+}
+
+export function addrOf (a: Agent): string {
+  return a.node.getMultiaddrs().map(m => m.toString()).find(s => s.startsWith('/ip4/127.0.0.1/')) as string
+}
+
+export function statusOf (observer: Agent, target: Agent): string | undefined {
+  return observer.membership.table.get(target.peer)?.status
+}
