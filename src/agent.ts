@@ -25,6 +25,8 @@ export interface AgentOptions {
   admin?: string | false
   proxyPort?: number
   localState?: () => LocalState
+  /** The config file that was read, for the start-up log. */
+  configFile?: string
   /** Collect Node process metrics (off when several agents share a process). */
   processMetrics?: boolean
 }
@@ -118,7 +120,7 @@ export class Agent {
     if (role !== 'observer') {
       if (psk === undefined) log.warn('no PSK configured: this node runs an OPEN network that anyone who reaches it can join; set Psk, PskFile or PHYSARUM_PSK (physarum config init makes one)')
       else log.info(`private network, PSK fingerprint ${psk.fingerprint}`)
-      log.info(`${role} ${node.peerId.toString()} started`, { version: VERSION, ...(agent.adminAddress !== undefined ? { admin: agent.adminAddress } : {}) })
+      log.info(`${role} ${node.peerId.toString()} started`, { version: VERSION, config: opts.configFile ?? '(built-in defaults)', ...(agent.adminAddress !== undefined ? { admin: agent.adminAddress } : {}) })
       for (const a of fullAddrs(node)) log.info(`listening on ${a}`)
     }
     return agent

@@ -1,9 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base.js'
 import { daemonFlags } from '../cli/flags.js'
-import { setup } from '../cli/setup.js'
-import { runUntilSignal } from '../cli/daemon.js'
-import { Agent } from '../agent.js'
 
 export default class Allocator extends BaseCommand {
   static override summary = 'Run the allocator of this server: join the cluster and host app instances on request.'
@@ -21,15 +18,17 @@ export default class Allocator extends BaseCommand {
 
   async run (): Promise<void> {
     const { flags } = await this.parse(Allocator)
+    // Heavy modules load only when a command runs, so that --help and --version stay fast.
+    const [{ setup }, { runUntilSignal }, { Agent }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../agent.js')])
     const { loaded, log } = setup(flags)
     const cfg = loaded.config
-    if (loaded.file !== undefined) log.info(`config ${loaded.file}`)
     const agent = await Agent.start({
       role: 'allocator',
       config: cfg,
       log,
       ephemeral: flags.ephemeral,
       processMetrics: true,
+      configFile: loaded.file,
       localState: () => ({ catalog: Object.keys(cfg.Apps).sort(), instances: {}, capacity: {} })
     })
     await runUntilSignal({ stop: async () => { await agent.stop({ leave: true }) } }, log)

@@ -1,10 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
 import { configFlags } from '../cli/flags.js'
-import { setup } from '../cli/setup.js'
-import { roleDefaults } from '../config/defaults.js'
-import { AgentUnreachableError, byJoining, fromAgent } from '../members/client.js'
-import { filterMembers, formatMembers } from '../members/format.js'
 import type { MemberView } from '../agent.js'
 
 export default class Members extends BaseCommand {
@@ -35,6 +31,8 @@ export default class Members extends BaseCommand {
     if (flags.status !== undefined) {
       try { void new RegExp(flags.status) } catch { throw new UsageError(`--status ${JSON.stringify(flags.status)} is not a valid regular expression`) }
     }
+    const [{ setup }, { roleDefaults }, { AgentUnreachableError, byJoining, fromAgent }, { filterMembers, formatMembers }] = await Promise.all([
+      import('../cli/setup.js'), import('../config/defaults.js'), import('../members/client.js'), import('../members/format.js')])
     const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' })
     const cfg = loaded.config
     const agents = flags.agent !== undefined

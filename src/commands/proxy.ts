@@ -1,9 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
 import { daemonFlags } from '../cli/flags.js'
-import { setup } from '../cli/setup.js'
-import { runUntilSignal } from '../cli/daemon.js'
-import { Agent } from '../agent.js'
 
 export default class Proxy extends BaseCommand {
   static override summary = 'Run a local HTTP entrypoint: GET http://127.0.0.1:PORT/<app>/<path> reaches the nearest instance of <app>.'
@@ -30,6 +27,7 @@ export default class Proxy extends BaseCommand {
 
   async run (): Promise<void> {
     const { args, flags } = await this.parse(Proxy)
+    const [{ setup }, { runUntilSignal }, { Agent }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../agent.js')])
     const { loaded, log } = setup(flags)
     const cfg = loaded.config
     if (args.port !== undefined && flags.port !== undefined && args.port !== flags.port) throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
@@ -37,7 +35,7 @@ export default class Proxy extends BaseCommand {
     const app = flags.app ?? args.app
     const address = flags.address ?? args.address
     if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')
-    const agent = await Agent.start({ role: 'proxy', config: cfg, log, ephemeral: flags.ephemeral, proxyPort: port, processMetrics: true })
+    const agent = await Agent.start({ role: 'proxy', config: cfg, log, ephemeral: flags.ephemeral, proxyPort: port, processMetrics: true, configFile: loaded.file })
     log.info(`proxy port ${port} (the HTTP entrypoint arrives with the proxy feature)`, app !== undefined ? { app, address } : {})
     await runUntilSignal({ stop: async () => { await agent.stop({ leave: true }) } }, log)
   }

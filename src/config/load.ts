@@ -1,12 +1,13 @@
 // Loads the effective configuration: built-in defaults ← file ← environment ← flags,
 // validating each layer and remembering where every value came from.
-import { existsSync, readFileSync, statSync } from 'node:fs'
-import { homedir } from 'node:os'
-import { resolve } from 'node:path'
+import { existsSync, readFileSync } from 'node:fs'
 import { builtinDefaults } from './defaults.js'
 import { ConfigError } from './errors.js'
 import { jsonPath, multiaddrError, schemaErrors } from './validate.js'
 import type { Config } from './schema.js'
+import { resolvePsk } from '../node/psk.js'
+
+export { expandHome, checkPrivateFile } from './files.js'
 
 export type Source = 'default' | 'file' | 'env' | 'flag'
 type Layer = Record<string, unknown>
@@ -56,10 +57,6 @@ function leaves (layer: Layer, path = '', out: string[] = []): string[] {
     else out.push(p)
   }
   return out
-}
-
-export function expandHome (p: string): string {
-  return p === '~' ? homedir() : p.startsWith('~/') ? resolve(homedir(), p.slice(2)) : resolve(p)
 }
 
 /** Where the config file is when --configfile is not given; undefined → defaults only. */
@@ -197,6 +194,8 @@ export function loadConfig (opts: LoadOptions = {}): LoadedConfig {
   const errs = semanticErrors(config, sources)
   if (errs.length > 0) throw new ConfigError(errs[0], errs)
   if (config.Psk !== undefined && config.PskFile !== undefined) throw new ConfigError('set Psk or PskFile, not both')
+  // Read the PSK now, so that an unreadable or exposed PSK file fails at load, not at first dial.
+  resolvePsk(config)
   return { config, file, sources }
 }
 
@@ -218,12 +217,4 @@ export function validateFile (file: string): string[] {
     throw err
   }
   return []
-}
-
-/** Refuses a secret file that group or others can read. */
-export function checkPrivateFile (file: string, what: string): void {
-  const st = statSync(file)
-  if ((st.mode & 0o077) !== 0) {
-    throw new ConfigError(`${what} ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${file}`)
-  }
 }

@@ -52,7 +52,9 @@ export function schemaErrors (value: unknown): string[] {
   if (validateFn(value)) return []
   const errs = validateFn.errors ?? []
   // propertyNames reports twice (the pattern and the wrapper); keep the specific one.
-  const out = errs.filter(e => !(e.keyword === 'propertyNames' && errs.some(o => o.keyword === 'pattern' && o.propertyName !== undefined))).map(describe)
+  // Unknown keys first: a typo explains the errors that follow from it (a missing key).
+  const ranked = [...errs].sort((a, b) => Number(b.keyword === 'additionalProperties') - Number(a.keyword === 'additionalProperties'))
+  const out = ranked.filter(e => !(e.keyword === 'propertyNames' && errs.some(o => o.keyword === 'pattern' && o.propertyName !== undefined))).map(describe)
   return [...new Set(out)]
 }
 

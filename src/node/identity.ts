@@ -5,7 +5,7 @@ import { dirname } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { ConfigError } from '../config/errors.js'
-import { checkPrivateFile } from '../config/load.js'
+import { checkPrivateFile } from '../config/files.js'
 
 export async function loadOrCreateKey (file: string): Promise<{ key: PrivateKey, created: boolean }> {
   if (existsSync(file)) {

@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ConfigError } from '../config/errors.js'
-import { checkPrivateFile, expandHome } from '../config/load.js'
+import { checkPrivateFile, expandHome } from '../config/files.js'
 import type { Config } from '../config/schema.js'
 
 const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\s*\n\/base16\/\s*\n\s*([0-9a-fA-F]{64})\s*$/

@@ -1,7 +1,5 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base.js'
-import { writeInitialConfig } from '../../config/init.js'
-import { SYSTEM_CONFIG } from '../../config/load.js'
 
 export default class ConfigInit extends BaseCommand {
   static override summary = 'Write a working config with a freshly generated PSK (mode 0600).'
@@ -9,13 +7,14 @@ export default class ConfigInit extends BaseCommand {
   static override examples = ['<%= config.bin %> config init --output /etc/physarum/conf.json', '<%= config.bin %> config init --output - > conf.json']
 
   static override flags = {
-    output: Flags.string({ char: 'o', description: `where to write it ("-" for stdout)`, default: SYSTEM_CONFIG, helpValue: 'FILE' }),
+    output: Flags.string({ char: 'o', description: `where to write it ("-" for stdout)`, default: '/etc/physarum/conf.json', helpValue: 'FILE' }),
     force: Flags.boolean({ char: 'f', description: 'overwrite an existing file' }),
     bootstrap: Flags.string({ char: 'b', multiple: true, description: 'bootstrap multiaddr to put in the file (repeatable)', helpValue: 'MULTIADDR' })
   }
 
   async run (): Promise<void> {
     const { flags } = await this.parse(ConfigInit)
+    const { writeInitialConfig } = await import('../../config/init.js')
     const written = writeInitialConfig({ output: flags.output, force: flags.force, bootstraps: flags.bootstrap ?? [] })
     if (written !== undefined) process.stderr.write(`wrote ${written} (mode 0600); copy it to every host of the cluster\n`)
   }

@@ -1,9 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base.js'
-import { configFlags } from '../../cli/flags.js'
-import { loadConfig } from '../../config/load.js'
-import { toConfigFlags } from '../../cli/flags.js'
-import { renderConfig } from '../../config/show.js'
+import { configFlags, toConfigFlags } from '../../cli/flags.js'
 
 export default class ConfigShow extends BaseCommand {
   static override summary = 'Print the effective configuration (defaults ← file ← environment ← flags).'
@@ -21,6 +18,7 @@ export default class ConfigShow extends BaseCommand {
 
   async run (): Promise<void> {
     const { flags } = await this.parse(ConfigShow)
+    const [{ loadConfig }, { renderConfig }] = await Promise.all([import('../../config/load.js'), import('../../config/show.js')])
     const loaded = loadConfig({ flags: toConfigFlags(flags) })
     process.stdout.write(renderConfig(loaded, { sources: flags.sources, json: flags.json, showSecrets: flags['show-secrets'] }))
   }

@@ -1,6 +1,5 @@
 import { Args } from '@oclif/core'
 import { BaseCommand, UsageError } from '../../cli/base.js'
-import { defaultConfigFile, validateFile } from '../../config/load.js'
 
 export default class ConfigValidate extends BaseCommand {
   static override summary = 'Check a config file; exit 0 when valid, 2 with every error otherwise.'
@@ -11,6 +10,7 @@ export default class ConfigValidate extends BaseCommand {
 
   async run (): Promise<void> {
     const { args } = await this.parse(ConfigValidate)
+    const { defaultConfigFile, validateFile } = await import('../../config/load.js')
     const file = args.file ?? defaultConfigFile()
     if (file === undefined) throw new UsageError('no config file given and none found at ./conf/conf.json or /etc/physarum/conf.json')
     const errors = validateFile(file)

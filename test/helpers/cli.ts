@@ -1,0 +1,68 @@
+// Test helpers for real child processes of the CLI: spawn, wait for a log line, run
+// to completion, and kill everything that a test started (by PID) when it ends.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { dirname, resolve } from 'node:path'
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+/** The CLI under test: bin/physarum by default, the packaged executable with PHYSARUM_BIN. */
+export const BIN = process.env.PHYSARUM_BIN ?? resolve(ROOT, 'bin/physarum')
+
+const children = new Set<ChildProcess>()
+
+export interface Daemon {
+  child: ChildProcess
+  stdout: () => string
+  stderr: () => string
+  waitFor: (re: RegExp, timeoutMs?: number) => Promise<RegExpExecArray>
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+function command (args: string[]): [string, string[]] {
+  return BIN.endsWith('.js') || BIN.endsWith('/bin/physarum') ? [process.execPath, [BIN, ...args]] : [BIN, args]
+}
+
+export function spawnCli (args: string[], opts: { env?: NodeJS.ProcessEnv, cwd?: string } = {}): Daemon {
+  const [cmd, argv] = command(args)
+  const child = spawn(cmd, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
+    child.on('exit', (code, signal) => { children.delete(child); resolve({ code, signal }) })
+  })
+  const waitFor = async (re: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> => {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      const m = re.exec(err) ?? re.exec(out)
+      if (m !== null) return m
+      if (child.exitCode !== null) throw new Error(`process exited (${child.exitCode}) before ${re}: ${err}`)
+      await new Promise(resolve => setTimeout(resolve, 25))
+    }
+    throw new Error(`timed out waiting for ${re}; stderr so far:\n${err}`)
+  }
+  return { child, stdout: () => out, stderr: () => err, waitFor, exited }
+}
+
+export async function runCli (args: string[], opts: { env?: NodeJS.ProcessEnv, cwd?: string, timeoutMs?: number } = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const d = spawnCli(args, opts)
+  const timer = setTimeout(() => { d.child.kill('SIGKILL') }, opts.timeoutMs ?? 30000)
+  const { code } = await d.exited
+  clearTimeout(timer)
+  return { code, stdout: d.stdout(), stderr: d.stderr() }
+}
+
+/** Kills every child still running (SIGCONT first, for stopped ones). */
+export async function killAll (): Promise<void> {
+  const waits: Array<Promise<unknown>> = []
+  for (const c of children) {
+    if (c.exitCode !== null || c.signalCode !== null) continue
+    waits.push(new Promise(resolve => c.once('exit', resolve)))
+    try { c.kill('SIGCONT'); c.kill('SIGKILL') } catch {}
+  }
+  await Promise.all(waits)
+}
+
+process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL') } catch {} } })
