@@ -1,0 +1,148 @@
+// A 5-node cluster on 127.0.0.1 inside the test process: full view, failure on a
+// stop without leave, left on a graceful stop, PSK isolation, hostile announcements,
+// and RTT precision.
+import { test, describe, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { startAgent, addrOf, waitFor, statusOf, testConfig } from './helpers/cluster.js'
+import { createNode, type PhysarumNode } from '../src/node/node.js'
+import { ephemeralKey } from '../src/node/identity.js'
+import { pskHex, swarmKey } from '../src/node/psk.js'
+import { MEMBERS_TOPIC } from '../src/membership/announcement.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Agent } from '../src/agent.js'
+
+const PSK = 'e'.repeat(64)
+const agents: Agent[] = []
+const rawNodes: PhysarumNode[] = []
+
+async function start (over: Parameters<typeof startAgent>[0] = {}): Promise<Agent> {
+  const a = await startAgent(over)
+  agents.push(a)
+  return a
+}
+
+async function counter (a: Agent, result: string): Promise<number> {
+  const m = await a.metrics.announcements.get()
+  return m.values.find(v => v.labels.result === result)?.value ?? 0
+}
+
+describe('five nodes on loopback', () => {
+  let nodes: Agent[] = []
+
+  before(async () => {
+    const first = await start({ config: { Psk: PSK } })
+    const rest = await Promise.all([1, 2, 3, 4].map(async () => await start({ config: { Psk: PSK, Bootstraps: [addrOf(first)] } })))
+    nodes = [first, ...rest]
+  })
+
+  after(async () => {
+    await Promise.all([...agents.map(async a => { await a.stop({ leave: false }) }), ...rawNodes.map(async n => { await n.stop() })])
+  })
+
+  test('everyone sees everyone alive', async () => {
+    await waitFor('a full view on every node', () => nodes.every(n => n.membership.members().filter(m => m.status === 'alive').length === 4), 10000)
+    for (const n of nodes) {
+      const view = n.view()
+      assert.equal(view.length, 5)
+      assert.equal(view.filter(v => v.self).length, 1)
+      assert.ok(view.every(v => v.roles.includes('allocator')))
+    }
+  })
+
+  test('RTT on loopback is above zero and below a millisecond', async () => {
+    const [a, b] = nodes
+    const est = await a.rtt.measure(b.node.peerId, { samples: 31, timeoutMs: 1000 })
+    assert.ok(est.ms > 0, `rtt ${est.ms} > 0`)
+    assert.ok(est.ms < 1, `rtt ${est.ms} ms < 1 ms`)
+    const ranked = a.rtt.rank([nodes[2].peer, b.peer, 'unknown-peer'])
+    assert.equal(ranked[2].peer, 'unknown-peer', 'unmeasured peers rank last')
+  })
+
+  test('malformed, oversized and spoofed announcements from a real peer are dropped and counted', async () => {
+    const target = nodes[0]
+    const raw = await createNode({ privateKey: await ephemeralKey(), listen: ['/ip4/127.0.0.1/tcp/0'], psk: swarmKey(pskHex(PSK)) })
+    rawNodes.push(raw)
+    await raw.start()
+    raw.services.pubsub.subscribe(MEMBERS_TOPIC)
+    await raw.dial(multiaddr(addrOf(target)))
+    await waitFor('the target in the topic mesh', () => raw.services.pubsub.getSubscribers(MEMBERS_TOPIC).some(p => p.equals(target.node.peerId)))
+    const before = { malformed: await counter(target, 'malformed'), oversized: await counter(target, 'oversized'), spoofed: await counter(target, 'spoofed') }
+    const enc = (v: unknown): Uint8Array => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v))
+    const good = target.membership.selfAnnouncement()
+    const bad: Uint8Array[] = [
+      enc('not json'),
+      new Uint8Array([0xff, 0xfe, 0x7b, 0x7d]),
+      enc({ v: 1 }),
+      enc({ ...good, peer: raw.peerId.toString(), seq: 'one' }),
+      enc({ ...good, peer: raw.peerId.toString(), roles: 'allocator' }),
+      enc('['.repeat(5000) + ']'.repeat(5000)),
+      enc({ ...good, peer: raw.peerId.toString(), addrs: Array.from({ length: 500 }, () => '/ip4/127.0.0.1/tcp/1') })
+    ]
+    for (const b of bad) await raw.services.pubsub.publish(MEMBERS_TOPIC, b)
+    await raw.services.pubsub.publish(MEMBERS_TOPIC, enc({ ...good, peer: raw.peerId.toString(), pad: 'x'.repeat(100 * 1024) }))
+    // Speaks for another peer: the signature is raw's, the claimed peer is nodes[1].
+    await raw.services.pubsub.publish(MEMBERS_TOPIC, enc({ ...good, peer: nodes[1].peer, seq: good.seq + 1000 }))
+    await waitFor('drops counted', async () => await counter(target, 'malformed') - before.malformed >= bad.length && await counter(target, 'oversized') > before.oversized && await counter(target, 'spoofed') > before.spoofed)
+    assert.equal(target.membership.table.get(raw.peerId.toString()), undefined, 'the hostile peer is not a member')
+    // Nobody crashed, and the view is intact.
+    assert.ok(nodes.every(n => n.membership.members().filter(m => m.status === 'alive').length === 4))
+    // An unknown field is tolerated (forward compatibility): a valid announcement with extras is accepted.
+    await raw.services.pubsub.publish(MEMBERS_TOPIC, enc({ ...good, peer: raw.peerId.toString(), addrs: [], roles: ['observer'], futureField: { x: 1 } }))
+    await waitFor('the extended announcement accepted', () => target.membership.table.get(raw.peerId.toString()) !== undefined)
+    await raw.stop()
+    for (const n of nodes) n.membership.table.forget(raw.peerId.toString())
+  })
+
+  test('a stale seq is ignored', () => {
+    const t = nodes[0].membership.table
+    const m = t.get(nodes[1].peer)
+    assert.ok(m !== undefined)
+    assert.equal(t.apply({ ...m.announcement, seq: m.announcement.seq - 1, roles: ['proxy'] }, Date.now()), 'stale')
+    assert.deepEqual(t.get(nodes[1].peer)?.announcement.roles, ['allocator'])
+  })
+
+  test('a node with another PSK, or none, stays isolated', async () => {
+    const other = await start({ config: { Psk: 'f'.repeat(64), Bootstraps: [addrOf(nodes[0])] } })
+    const open = await start({ config: { Bootstraps: [addrOf(nodes[0])] } })
+    await assert.rejects(other.node.dial(multiaddr(addrOf(nodes[0])), { signal: AbortSignal.timeout(3000) }))
+    await assert.rejects(open.node.dial(multiaddr(addrOf(nodes[0])), { signal: AbortSignal.timeout(3000) }))
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    assert.equal(other.membership.members().length, 0)
+    assert.equal(open.membership.members().length, 0)
+    for (const n of nodes) {
+      assert.equal(n.membership.table.get(other.peer), undefined)
+      assert.equal(n.membership.table.get(open.peer), undefined)
+    }
+    await other.stop({ leave: false })
+    await open.stop({ leave: false })
+  })
+
+  test('a node stopped without leaving is failed on all others', async () => {
+    const victim = nodes[4]
+    await victim.stop({ leave: false })
+    const t0 = Date.now()
+    await waitFor('failed everywhere', () => nodes.slice(0, 4).every(n => statusOf(n, victim) === 'failed'), 5000)
+    assert.ok(Date.now() - t0 < 5000)
+  })
+
+  test('a graceful stop is seen as left by all others', async () => {
+    const leaver = nodes[3]
+    await leaver.stop({ leave: true })
+    await waitFor('left everywhere', () => nodes.slice(0, 3).every(n => statusOf(n, leaver) === 'left'), 5000)
+  })
+
+  test('metrics expose members by state and RTT samples', async () => {
+    const text = await nodes[0].metrics.registry.metrics()
+    assert.match(text, /physarum_members\{state="alive"\} 3/)
+    assert.match(text, /physarum_members\{state="failed"\} 1/)
+    assert.match(text, /physarum_members\{state="left"\} 1/)
+    assert.match(text, /physarum_rtt_seconds_count [1-9]/)
+    assert.match(text, /physarum_announcements_total\{result="accepted"\} [1-9]/)
+  })
+})
+
+describe('member table', () => {
+  test('config for tests listens on loopback only', () => {
+    assert.deepEqual(testConfig().Listen, ['/ip4/127.0.0.1/tcp/0'])
+  })
+})

@@ -1,0 +1,130 @@
+// Real child processes of bin/physarum: three daemons joined through the multiaddr
+// printed by the first, `physarum members` against an agent and by joining, failure of
+// a frozen (SIGSTOP) process, leave on SIGTERM, and the persistent identity file.
+import { test, describe, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawnCli, runCli, killAll, type Daemon } from './helpers/cli.js'
+import { waitFor } from './helpers/cluster.js'
+import type { MemberView } from '../src/agent.js'
+
+const PSK = '0123456789abcdef'.repeat(4)
+let dir: string
+let conf: string
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'physarum-daemons-'))
+  conf = join(dir, 'conf.json')
+  writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'] }))
+})
+after(async () => { await killAll(); rmSync(dir, { recursive: true, force: true }) })
+
+interface Started { d: Daemon, addr: string, admin: string, peer: string }
+
+async function daemon (role: 'allocator' | 'proxy', extra: string[] = []): Promise<Started> {
+  const d = spawnCli([role, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', ...extra], { env: { PHYSARUM_PSK: PSK }, cwd: dir })
+  const addr = (await d.waitFor(/listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/))
+  const admin = (await d.waitFor(/admin=(127\.0\.0\.1:\d+)/))[1]
+  return { d, addr: addr[1], peer: addr[2], admin }
+}
+
+async function members (admin: string, extra: string[] = []): Promise<MemberView[]> {
+  const r = await runCli(['members', '--agent', admin, '--json', ...extra], { cwd: dir })
+  assert.equal(r.code, 0, r.stderr)
+  return JSON.parse(r.stdout) as MemberView[]
+}
+
+const statusIn = (rows: MemberView[], peer: string): string | undefined => rows.find(r => r.peer === peer)?.status
+
+describe('daemons as child processes', () => {
+  let a: Started, b: Started, c: Started
+
+  before(async () => {
+    a = await daemon('allocator')
+    ;[b, c] = await Promise.all([daemon('proxy', ['--bootstrap', a.addr, '--port', '0']), daemon('allocator', ['--bootstrap', a.addr])])
+  })
+
+  test('the first daemon prints a full multiaddr and warns about nothing when a PSK is set', () => {
+    assert.match(a.addr, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW\w+$/)
+    assert.match(a.d.stderr(), /PSK fingerprint [0-9a-f]{12}/)
+    assert.doesNotMatch(a.d.stderr(), /OPEN network/)
+  })
+
+  test('members --json against one agent lists all three alive, with RTTs', async () => {
+    const rows = await waitFor('three alive members', async () => {
+      const r = await members(b.admin)
+      return r.filter(m => m.status === 'alive').length === 3 && r.filter(m => !m.self).every(m => m.rttMs !== null) ? r : undefined
+    }, 15000, 200)
+    assert.deepEqual(rows.map(r => r.peer).sort(), [a.peer, b.peer, c.peer].sort())
+    assert.deepEqual(rows.find(r => r.peer === b.peer)?.roles, ['proxy'])
+    assert.deepEqual(rows.find(r => r.peer === a.peer)?.catalog, ['hello-world-server'])
+    for (const r of rows.filter(m => !m.self)) assert.ok((r.rttMs ?? 0) > 0, `rtt of ${r.peer} above zero`)
+  })
+
+  test('the table form, and filters', async () => {
+    const r = await runCli(['members', '--agent', a.admin, '--role', 'allocator'], { cwd: dir })
+    assert.equal(r.code, 0, r.stderr)
+    const lines = r.stdout.trimEnd().split('\n')
+    assert.match(lines[0], /^PEER\s+ADDRESS\s+STATUS\s+ROLES\s+RTT\(ms\)\s+APPS\s+LOAD/)
+    assert.equal(lines.length, 3, r.stdout)
+    assert.ok(lines.slice(1).every(l => / alive\s+allocator\s+\d+\.\d\d\s+hello-world-server/.test(l)), r.stdout)
+    const none = await members(a.admin, ['--status', 'failed|left'])
+    assert.equal(none.length, 0)
+    const detailed = await runCli(['members', '--agent', a.admin, '--detailed'], { cwd: dir })
+    assert.ok(detailed.stdout.includes(a.addr), 'every multiaddr in --detailed')
+  })
+
+  test('members joins through the bootstraps when no agent answers', async () => {
+    const r = await runCli(['members', '--agent', '127.0.0.1:1', '--bootstrap', a.addr, '--json', '--wait', '3'], { cwd: dir, env: { PHYSARUM_PSK: PSK } })
+    assert.equal(r.code, 0, r.stderr)
+    const rows = JSON.parse(r.stdout) as MemberView[]
+    assert.deepEqual(rows.map(x => x.peer).sort(), [a.peer, b.peer, c.peer].sort())
+    assert.ok(rows.every(x => x.status === 'alive' && x.rttMs !== null && x.rttMs > 0))
+    // The observer left again: it does not linger in anyone's table.
+    await waitFor('observer forgotten', async () => (await members(a.admin)).length === 3, 5000, 200)
+  })
+
+  test('no agent and no bootstraps: one line saying how to point it at a cluster', async () => {
+    const r = await runCli(['members', '--agent', '127.0.0.1:1', '--configfile', conf], { cwd: dir })
+    assert.equal(r.code, 2)
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr)
+    assert.match(r.stderr, /no agent answers on 127\.0\.0\.1:1.*--bootstrap/)
+  })
+
+  test('SIGSTOP → failed on the others; SIGCONT → alive again', async () => {
+    c.d.child.kill('SIGSTOP')
+    const t0 = Date.now()
+    await waitFor('frozen daemon failed', async () => statusIn(await members(a.admin), c.peer) === 'failed', 10000, 100)
+    const took = Date.now() - t0
+    await waitFor('seen failed by the proxy too', async () => statusIn(await members(b.admin), c.peer) === 'failed', 5000, 100)
+    c.d.child.kill('SIGCONT')
+    await waitFor('resumed daemon alive', async () => statusIn(await members(a.admin), c.peer) === 'alive', 15000, 200)
+    assert.ok(took < 10000)
+  })
+
+  test('SIGTERM → exit 0 and left on the others', async () => {
+    b.d.child.kill('SIGTERM')
+    const { code } = await b.d.exited
+    assert.equal(code, 0)
+    assert.match(b.d.stderr(), /SIGTERM: shutting down/)
+    await waitFor('left', async () => statusIn(await members(a.admin), b.peer) === 'left', 5000, 100)
+    await waitFor('left on the other', async () => statusIn(await members(c.admin), b.peer) === 'left', 5000, 100)
+  })
+})
+
+test('the identity key file is created 0600 and gives the same peer ID after a restart', async () => {
+  const keyfile = join(dir, 'keys', 'allocator.key')
+  const first = spawnCli(['allocator', '--configfile', conf, '--keyfile', keyfile, '--admin', '127.0.0.1:0'], { cwd: dir })
+  const p1 = (await first.waitFor(/listening on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+)/))[1]
+  assert.match(first.stderr(), /OPEN network/, 'without a PSK the node warns that it is open')
+  first.child.kill('SIGTERM')
+  assert.equal((await first.exited).code, 0)
+  assert.equal(statSync(keyfile).mode & 0o777, 0o600)
+  const second = spawnCli(['allocator', '--configfile', conf, '--keyfile', keyfile, '--admin', '127.0.0.1:0'], { cwd: dir })
+  const p2 = (await second.waitFor(/listening on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+)/))[1]
+  assert.equal(p2, p1)
+  second.child.kill('SIGINT')
+  assert.equal((await second.exited).code, 0)
+})

@@ -1,0 +1,65 @@
+// Unit tests of the member table's state machine and of announcement decoding.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { MemberTable } from '../src/membership/table.js'
+import { decodeAnnouncement, encodeAnnouncement, MAX_ANNOUNCEMENT_BYTES, type Announcement } from '../src/membership/announcement.js'
+
+const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
+const ann = (over: Partial<Announcement> = {}): Announcement => ({ v: 1, peer: PEER, roles: ['allocator'], addrs: [], version: '0.1.0', catalog: [], instances: {}, capacity: {}, seq: 10, ts: 0, ...over })
+const timing = { suspectTimeoutMs: 1500, silenceMs: 1400, forgetAfterMs: 60000 }
+
+test('alive → suspect on silence → failed after the suspect timeout → forgotten', () => {
+  const t = new MemberTable()
+  const changes: string[] = []
+  t.on('change', (m, prev) => { if (prev !== m.status) changes.push(m.status) })
+  t.apply(ann(), 0)
+  t.tick(1000, timing)
+  assert.equal(t.get(PEER)?.status, 'alive')
+  t.tick(1401, timing)
+  assert.equal(t.get(PEER)?.status, 'suspect')
+  t.tick(1600, timing)
+  assert.equal(t.get(PEER)?.status, 'failed')
+  t.tick(1600 + 60001, timing)
+  assert.equal(t.get(PEER), undefined)
+  assert.deepEqual(changes, ['alive', 'suspect', 'failed'])
+})
+
+test('a probe answer or a newer announcement brings a suspect back', () => {
+  const t = new MemberTable()
+  t.apply(ann(), 0)
+  t.missed(PEER, 100)
+  assert.equal(t.get(PEER)?.status, 'suspect')
+  t.heard(PEER, 200)
+  assert.equal(t.get(PEER)?.status, 'alive')
+  t.unreachable(PEER, 300)
+  assert.equal(t.get(PEER)?.status, 'failed')
+  assert.equal(t.apply(ann({ seq: 11 }), 400), 'updated')
+  assert.equal(t.get(PEER)?.status, 'alive')
+})
+
+test('leave, then a restart with a higher seq', () => {
+  const t = new MemberTable()
+  t.apply(ann(), 0)
+  t.apply(ann({ seq: 11, leaving: true }), 10)
+  assert.equal(t.get(PEER)?.status, 'left')
+  t.heard(PEER, 20)
+  assert.equal(t.get(PEER)?.status, 'left', 'a probe does not resurrect a member that left')
+  assert.equal(t.apply(ann({ seq: 5 }), 30), 'stale')
+  assert.equal(t.apply(ann({ seq: 12 }), 40), 'updated')
+  assert.equal(t.get(PEER)?.status, 'alive')
+})
+
+test('announcement decoding: valid, extra fields kept, malformed and oversized refused', () => {
+  const ok = decodeAnnouncement(encodeAnnouncement(ann({ future: true } as Partial<Announcement>)))
+  assert.ok(ok.ok)
+  assert.equal(ok.ok && ok.announcement.future, true)
+  for (const bad of ['{', '[]', '{"v":2}', JSON.stringify({ ...ann(), peer: 'x' }), JSON.stringify({ ...ann(), seq: -1 })]) {
+    const r = decodeAnnouncement(new TextEncoder().encode(bad))
+    assert.equal(r.ok, false, bad)
+    assert.equal(!r.ok && r.reason, 'malformed')
+  }
+  const big = decodeAnnouncement(new Uint8Array(MAX_ANNOUNCEMENT_BYTES + 1))
+  assert.equal(!big.ok && big.reason, 'oversized')
+  const utf = decodeAnnouncement(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]))
+  assert.equal(!utf.ok && utf.reason, 'malformed')
+})
