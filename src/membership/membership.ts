@@ -45,8 +45,8 @@ export class Membership {
   private started = false
   private leaving = false
   private probing = new Set<string>()
+  private readonly lastProbe = new Map<string, number>()
   private dialing = new Set<string>()
-  private tickCount = 0
   private readonly selfPeer: string
   private readonly timing: TableTiming
   private readonly log: Logger
@@ -67,7 +67,7 @@ export class Membership {
       // An observer (a one-off `physarum members`) that left is of no further interest.
       if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer')) this.table.forget(m.announcement.peer)
     })
-    this.table.on('forget', peer => { components.rtt.forget(peer) })
+    this.table.on('forget', peer => { components.rtt.forget(peer); this.lastProbe.delete(peer) })
   }
 
   get peer (): string { return this.selfPeer }
@@ -83,7 +83,7 @@ export class Membership {
     this.started = true
     this.announce()
     this.timers.push(setInterval(() => { this.announce() }, this.init.announceIntervalMs))
-    this.timers.push(setInterval(() => { this.probeAll() }, this.init.probeIntervalMs))
+    this.timers.push(setInterval(() => { this.probeAll() }, Math.min(100, this.init.probeIntervalMs)))
     this.timers.push(setInterval(() => { this.rejoin() }, 2000))
     for (const t of this.timers) t.unref()
   }
@@ -229,25 +229,44 @@ export class Membership {
     }
   }
 
+  /**
+   * Probes the members that are due. Each member is probed every ProbeIntervalMs, or
+   * less often in a large cluster (about 20 probes per second in all), so that the
+   * cost per node stays flat; a missed probe is retried at once, so that a slow answer
+   * under load is not taken for a failure.
+   */
   private probeAll (): void {
     const now = Date.now()
-    this.tickCount++
-    for (const m of this.table.list()) {
+    const members = this.table.list()
+    const period = Math.max(this.init.probeIntervalMs, members.length * 50)
+    for (const m of members) {
       const peer = m.announcement.peer
       if (m.status === 'left' || this.probing.has(peer)) continue
       // Failed members are retried less often, so that one that comes back is noticed.
-      if (m.status === 'failed' && this.tickCount % 10 !== 0) continue
-      this.probing.add(peer)
-      const pid = peerIdFromString(peer)
-      const probe = async (): Promise<void> => {
-        if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement))) throw new Error('unreachable')
-        const ms = await this.components.rtt.probe(pid, this.init.probeTimeoutMs)
-        this.components.stats?.onProbe?.(ms)
-      }
-      probe().then(() => { this.table.heard(peer, Date.now()) }, () => { this.table.missed(peer, Date.now()) })
-        .finally(() => { this.probing.delete(peer) })
+      const due = (this.lastProbe.get(peer) ?? 0) + (m.status === 'failed' ? 10 * period : m.status === 'suspect' ? this.init.probeIntervalMs : period)
+      if (now < due) continue
+      void this.probe(m, true)
     }
-    this.table.tick(now, this.timing)
+    // Silence long enough to have missed two probes makes a member suspect.
+    this.table.tick(now, { ...this.timing, silenceMs: 2 * period + this.init.probeTimeoutMs })
+  }
+
+  private async probe (m: Member, retry: boolean): Promise<void> {
+    const peer = m.announcement.peer
+    this.probing.add(peer)
+    this.lastProbe.set(peer, Date.now())
+    const pid = peerIdFromString(peer)
+    try {
+      if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement))) throw new Error('unreachable')
+      const ms = await this.components.rtt.probe(pid, this.init.probeTimeoutMs)
+      this.components.stats?.onProbe?.(ms)
+      this.table.heard(peer, Date.now())
+      this.probing.delete(peer)
+    } catch {
+      this.probing.delete(peer)
+      if (retry && this.started) { await this.probe(m, false); return }
+      this.table.missed(peer, Date.now())
+    }
   }
 
   /** Keeps trying the bootstraps while this node knows no live member. */

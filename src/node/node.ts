@@ -34,7 +34,15 @@ export async function createNode (init: NodeInit): Promise<PhysarumNode> {
     streamMuxers: [yamux()],
     ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
-    connectionManager: { maxConnections: 1000 },
+    connectionManager: {
+      maxConnections: 1000,
+      // Every member keeps a connection to every other one, and on one host they all
+      // come from the same IP: libp2p's default of 5 inbound connections per second per
+      // host would refuse a cluster's worth of joins. Loopback peers are not limited.
+      inboundConnectionThreshold: 50,
+      maxIncomingPendingConnections: 64,
+      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+    },
     services: {
       identify: identify(),
       ping: ping({ maxInboundStreams: 32, maxOutboundStreams: 32 }),
@@ -43,7 +51,20 @@ export async function createNode (init: NodeInit): Promise<PhysarumNode> {
         emitSelf: false,
         floodPublish: true,
         fallbackToFloodsub: false,
-        maxInboundDataLength: 1024 * 1024
+        maxInboundDataLength: 1024 * 1024,
+        // Gossipsub graylists a peer when more than 10 peers share its IP (Sybil defence).
+        // In a PSK cluster every peer holds the key, and several members on one host or
+        // behind one NAT are normal: without this, the 15th node on 127.0.0.1 went deaf.
+        scoreParams: { IPColocationFactorWeight: 0 },
+        // Every member is connected to every other and publishes to all of them at once
+        // (floodPublish), so the mesh only repairs gaps: a small mesh means fewer
+        // duplicate copies of each announcement to decode and verify.
+        D: 4,
+        Dlo: 3,
+        Dhi: 6,
+        Dout: 1,
+        Dscore: 2,
+        Dlazy: 3
       })
     }
   })
