@@ -115,7 +115,8 @@ async function physarum (): Promise<Record<string, number>> {
     await sleep(REST_S * 1000)
     const tx1 = loTxBytes()
     await sleep(Math.max(0, SOAK_S * 1000 - (Date.now() - soakStart)))
-    const falseAlarms = c.events.filter(e => e.t >= soakStart && (e.event === 'suspect' || e.event === 'failed')).length
+    const falseAlarms = c.events.filter(e => e.t >= soakStart && e.event === 'failed').length
+    const suspects = c.events.filter(e => e.t >= soakStart && e.event === 'suspect').length
     // SIGKILL one, SIGSTOP another.
     const killed = all[3]
     const stopped = all[5]
@@ -137,6 +138,7 @@ async function physarum (): Promise<Record<string, number>> {
       resumeAliveMs: back - tc,
       bytesPerNodePerS: tx0 !== undefined && tx1 !== undefined ? (tx1 - tx0) / N / REST_S : NaN,
       falseAlarms,
+      suspects,
       soakS: SOAK_S
     }
   } finally {
@@ -193,7 +195,7 @@ async function serf (): Promise<Record<string, number> | undefined> {
       joins.push(seen - startedAt[idx])
       if (k < JOINS - 1) {
         const left = Date.now()
-        procs[idx].kill('SIGTERM')
+        procs[idx].kill('SIGINT') // serf leaves gracefully on SIGINT (SIGTERM does not leave by default)
         await waitAll(base, `n${idx}`, 'member-leave', left)
       }
     }
@@ -236,20 +238,26 @@ async function serf (): Promise<Record<string, number> | undefined> {
 
 async function inner (netns: boolean): Promise<void> {
   const p = await physarum()
-  const s = await serf()
+  process.stderr.write(`physarum: ${JSON.stringify(p)}\n`)
+  let s: Record<string, number> | undefined
+  try {
+    s = await serf()
+  } catch (err) {
+    process.stderr.write(`serf comparison failed: ${(err as Error).message}\n`)
+  }
   const row = (name: string, r: Record<string, number> | undefined): string => r === undefined
     ? `| ${name} | not installed | | | | | |`
-    : `| ${name} | ${fmt(r.joinMedianMs)} (max ${fmt(r.joinMaxMs)}) | ${fmt(r.killFailedMs)} | ${fmt(r.stopFailedMs)} | ${fmt(r.resumeAliveMs)} | ${fmt(r.bytesPerNodePerS)} | ${r.falseAlarms} in ${r.soakS} s |`
+    : `| ${name} | ${fmt(r.joinMedianMs)} (max ${fmt(r.joinMaxMs)}) | ${fmt(r.killFailedMs)} | ${fmt(r.stopFailedMs)} | ${fmt(r.resumeAliveMs)} | ${fmt(r.bytesPerNodePerS)} | ${r.falseAlarms}${r.suspects !== undefined ? ` (${r.suspects})` : ''} in ${r.soakS} s |`
   const markdown = `${N} nodes, each a real process on 127.0.0.1${netns ? ', in a network namespace of the benchmark\'s own (so the loopback byte counter is the cluster\'s alone)' : ''}. Times in milliseconds, measured from the joining node's start (physarum: its "started" log line; serf: its spawn) or from the signal, to the moment the **last** of the other nodes logged the change.
 
-| | join seen by all (median of ${JOINS}) | SIGKILL → failed on all | SIGSTOP → failed on all | SIGCONT → alive on all | gossip bytes per node per s at rest | false failures during soak |
+| | join seen by all (median of ${JOINS}) | SIGKILL → failed on all | SIGSTOP → failed on all | SIGCONT → alive on all | gossip bytes per node per s at rest | false failures (suspicions) during soak |
 |---|---|---|---|---|---|---|
 ${row('physarum', p)}
 ${row('serf', s)}
 
 Targets: join ≤ 300 ms, failed ≤ 3000 ms, no false failure in a 10-minute soak (\`BENCH_SOAK_S=600 npm run bench -- membership\`).${s !== undefined ? ` Ratios (serf / physarum): join ${fmt(s.joinMedianMs / p.joinMedianMs, 1)}×, SIGKILL ${fmt(s.killFailedMs / p.killFailedMs, 1)}×, SIGSTOP ${fmt(s.stopFailedMs / p.stopFailedMs, 1)}×; bytes at rest ${fmt(p.bytesPerNodePerS / s.bytesPerNodePerS, 1)}× serf's.` : ''}
 
-Why the bytes differ: physarum probes every member directly every 500 ms over a kept-open stream (RTT and liveness in one) and re-announces every 5 s, so its traffic at rest grows with the cluster size squared; serf probes one random member per second and gossips in UDP packets.`
+Why the bytes differ: physarum probes every member directly (every 500 ms, or every N × 100 ms in a cluster of N) over a kept-open stream, RTT and liveness in one, and re-announces every 10 s, so its traffic at rest grows with the cluster size squared; serf probes one random member per second and gossips in UDP packets.`
   saveResult('membership', { title: 'Membership: 20 nodes, physarum vs serf', ranAt: new Date().toISOString(), machine: machine(), markdown, data: { physarum: p, serf: s ?? null, nodes: N } })
   process.stdout.write(markdown + '\n')
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../src/config/load.js'
 import { ConfigError } from '../src/config/errors.js'
-import { runCli, killAll } from './helpers/cli.js'
+import { runCli, killAll, ROOT } from './helpers/cli.js'
+import { withReference } from '../src/config/reference.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
 const BOOT_A = `/ip4/192.0.2.1/tcp/4001/p2p/${PEER}`
@@ -195,4 +196,9 @@ describe('config commands', () => {
       assert.match(v.stdout, /physarum\/\d+\.\d+\.\d+/)
     }
   })
+})
+
+test('the README config reference matches the schema (npm run docs regenerates it)', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  assert.equal(readme, withReference(readme), 'README.md is out of date: run npm run docs')
 })

@@ -21,7 +21,7 @@ export function builtinDefaults (): Config {
     Allocator: { Runtime: 'auto', MaxInstances: 16, MemoryMB: 4096, DrainTimeoutS: 30, RateLimit: { PerSecond: 20, Burst: 40 } },
     Proxy: { Port: 1234, Bind: '127.0.0.1', ColdStartTimeoutS: 30, RequestTimeoutS: 60 },
     Admin: {},
-    Membership: { AnnounceIntervalMs: 10000, ProbeIntervalMs: 500, ProbeTimeoutMs: 400, SuspectTimeoutMs: 1500, ForgetAfterS: 3600 },
+    Membership: { AnnounceIntervalMs: 10000, ProbeIntervalMs: 500, ProbeTimeoutMs: 500, SuspectTimeoutMs: 1500, ForgetAfterS: 3600 },
     Log: { Level: 'info', Format: 'text' }
   }
 }

@@ -4,6 +4,8 @@
 import { Ajv } from 'ajv'
 
 export const MEMBERS_TOPIC = '/physarum/members/1'
+/** A member that missed a probe: others probe it at once, so that all reach a verdict together. */
+export const SUSPECT_TOPIC = '/physarum/suspect/1'
 export const MAX_ANNOUNCEMENT_BYTES = 64 * 1024
 
 export interface AppInstances {
@@ -87,4 +89,27 @@ export function decodeAnnouncement (data: Uint8Array): DecodeResult {
 
 export function encodeAnnouncement (a: Announcement): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(a))
+}
+
+export interface SuspectNotice { v: 1, peer: string, suspect: string, ts: number }
+
+const suspectValidate = ajv.compile({
+  type: 'object',
+  required: ['v', 'peer', 'suspect', 'ts'],
+  properties: {
+    v: { const: 1 },
+    peer: announcementSchema.properties.peer,
+    suspect: announcementSchema.properties.peer,
+    ts: { type: 'number', minimum: 0 }
+  }
+})
+
+export function decodeSuspect (data: Uint8Array): SuspectNotice | undefined {
+  if (data.byteLength > 1024) return undefined
+  try {
+    const v: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
+    return suspectValidate(v) ? v as SuspectNotice : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import { MEMBERS_TOPIC, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances } from './announcement.js'
+import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances } from './announcement.js'
 import { MemberTable, type Member, type TableTiming } from './table.js'
 import type { PhysarumNode } from '../node/node.js'
 import type { RttService } from '../rtt/rtt.js'
@@ -76,10 +76,12 @@ export class Membership {
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.topicValidators.set(MEMBERS_TOPIC, (_from: PeerId, msg: Message) => this.validate(msg))
+    pubsub.topicValidators.set(SUSPECT_TOPIC, (_from: PeerId, msg: Message) => this.validateSuspect(msg))
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscription)
     node.addEventListener('peer:disconnect', this.onDisconnect)
     pubsub.subscribe(MEMBERS_TOPIC)
+    pubsub.subscribe(SUSPECT_TOPIC)
     this.started = true
     this.announce()
     this.timers.push(setInterval(() => { this.announce() }, this.init.announceIntervalMs))
@@ -106,12 +108,13 @@ export class Membership {
     pubsub.removeEventListener('subscription-change', this.onSubscription)
     node.removeEventListener('peer:disconnect', this.onDisconnect)
     pubsub.topicValidators.delete(MEMBERS_TOPIC)
-    try { pubsub.unsubscribe(MEMBERS_TOPIC) } catch {}
+    pubsub.topicValidators.delete(SUSPECT_TOPIC)
+    try { pubsub.unsubscribe(MEMBERS_TOPIC); pubsub.unsubscribe(SUSPECT_TOPIC) } catch {}
     this.started = false
   }
 
   /** Announces soon (coalescing bursts of changes into one message). */
-  announceSoon (delayMs = 20): void {
+  announceSoon (delayMs = 5): void {
     if (!this.started || this.announceTimer !== undefined) return
     this.announceTimer = setTimeout(() => {
       this.announceTimer = undefined
@@ -167,8 +170,24 @@ export class Membership {
     return TopicValidatorResult.Accept
   }
 
+  private validateSuspect (msg: Message): TopicValidatorResult {
+    const n = decodeSuspect(msg.data)
+    if (n === undefined || msg.type !== 'signed' || msg.from.toString() !== n.peer) {
+      this.components.stats?.onAnnouncement?.(n === undefined ? 'malformed' : 'spoofed')
+      return TopicValidatorResult.Reject
+    }
+    return TopicValidatorResult.Accept
+  }
+
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
     const msg = evt.detail
+    if (msg.topic === SUSPECT_TOPIC) {
+      // Another member missed a probe: check for ourselves now rather than at our next turn.
+      const n = decodeSuspect(msg.data)
+      const m = n === undefined ? undefined : this.table.get(n.suspect)
+      if (m !== undefined && m.status === 'alive' && !this.probing.has(n?.suspect ?? '')) void this.probe(m, true)
+      return
+    }
     if (msg.topic !== MEMBERS_TOPIC) return
     const res = decodeAnnouncement(msg.data)
     if (!res.ok || res.announcement.peer === this.selfPeer) return
@@ -231,14 +250,15 @@ export class Membership {
 
   /**
    * Probes the members that are due. Each member is probed every ProbeIntervalMs, or
-   * less often in a large cluster (about 20 probes per second in all), so that the
+   * less often in a large cluster (about 10 probes per second in all), so that the
    * cost per node stays flat; a missed probe is retried at once, so that a slow answer
-   * under load is not taken for a failure.
+   * under load is not taken for a failure, and a member that misses both is announced
+   * on the suspect topic so that every other member probes it at once.
    */
   private probeAll (): void {
     const now = Date.now()
     const members = this.table.list()
-    const period = Math.max(this.init.probeIntervalMs, members.length * 50)
+    const period = Math.max(this.init.probeIntervalMs, members.length * 100)
     for (const m of members) {
       const peer = m.announcement.peer
       if (m.status === 'left' || this.probing.has(peer)) continue
@@ -265,7 +285,10 @@ export class Membership {
     } catch {
       this.probing.delete(peer)
       if (retry && this.started) { await this.probe(m, false); return }
-      this.table.missed(peer, Date.now())
+      if (this.table.missed(peer, Date.now()) && this.started) {
+        const notice = { v: 1, peer: this.selfPeer, suspect: peer, ts: Date.now() }
+        void this.components.node.services.pubsub.publish(SUSPECT_TOPIC, new TextEncoder().encode(JSON.stringify(notice))).catch(() => {})
+      }
     }
   }
 

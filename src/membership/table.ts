@@ -70,10 +70,12 @@ export class MemberTable extends EventEmitter<TableEvents> {
     if (m.status === 'suspect' || m.status === 'failed') this.setStatus(m, 'alive', now)
   }
 
-  /** A probe went unanswered. */
-  missed (peer: string, now: number): void {
+  /** A probe went unanswered; true when that made the member suspect. */
+  missed (peer: string, now: number): boolean {
     const m = this.members.get(peer)
-    if (m?.status === 'alive') this.setStatus(m, 'suspect', now)
+    if (m?.status !== 'alive') return false
+    this.setStatus(m, 'suspect', now)
+    return true
   }
 
   /** Its connection closed and a redial was refused: the process is gone. */
