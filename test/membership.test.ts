@@ -8,7 +8,7 @@ const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
 const ann = (over: Partial<Announcement> = {}): Announcement => ({ v: 1, peer: PEER, roles: ['allocator'], addrs: [], version: '0.1.0', catalog: [], instances: {}, capacity: {}, seq: 10, ts: 0, ...over })
 const timing = { suspectTimeoutMs: 1500, silenceMs: 1400, forgetAfterMs: 60000 }
 
-test('alive → suspect on silence → failed after the suspect timeout → forgotten', () => {
+test('alive → suspect on silence → failed after the suspect wait → forgotten', () => {
   const t = new MemberTable()
   const changes: string[] = []
   t.on('change', (m, prev) => { if (prev !== m.status) changes.push(m.status) })
@@ -17,9 +17,12 @@ test('alive → suspect on silence → failed after the suspect timeout → forg
   assert.equal(t.get(PEER)?.status, 'alive')
   t.tick(1401, timing)
   assert.equal(t.get(PEER)?.status, 'suspect')
-  t.tick(1600, timing)
+  // Alone in the table (nobody could confirm), a suspicion needs SuspectTimeoutMs of silence.
+  t.tick(1401 + 1499, timing)
+  assert.equal(t.get(PEER)?.status, 'suspect')
+  t.tick(1401 + 1500, timing)
   assert.equal(t.get(PEER)?.status, 'failed')
-  t.tick(1600 + 60001, timing)
+  t.tick(1401 + 1500 + 60001, timing)
   assert.equal(t.get(PEER), undefined)
   assert.deepEqual(changes, ['alive', 'suspect', 'failed'])
 })
@@ -62,4 +65,21 @@ test('announcement decoding: valid, extra fields kept, malformed and oversized r
   assert.equal(!big.ok && big.reason, 'oversized')
   const utf = decodeAnnouncement(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]))
   assert.equal(!utf.ok && utf.reason, 'malformed')
+})
+
+test('confirmations from other members shorten the suspect wait', () => {
+  assert.equal(MemberTable.suspectWait(timing, 0), 3000)
+  assert.ok(MemberTable.suspectWait(timing, 1) < 3000)
+  assert.equal(MemberTable.suspectWait(timing, 3), 500)
+  assert.equal(MemberTable.suspectWait(timing, 10), 500)
+  const t = new MemberTable()
+  t.apply(ann(), 0)
+  const other = (p: string): Announcement => ann({ peer: p })
+  for (const p of ['12D3KooWA', '12D3KooWB', '12D3KooWC']) t.apply(other(p.padEnd(52, 'x')), 0)
+  t.missed(PEER, 100)
+  t.tick(100 + 2999, timing)
+  assert.equal(t.get(PEER)?.status, 'suspect', 'unconfirmed in a cluster: twice the timeout')
+  for (const r of ['a', 'b', 'c']) t.confirm(PEER, r, 150)
+  t.tick(100 + 3000, timing)
+  assert.equal(t.get(PEER)?.status, 'failed')
 })

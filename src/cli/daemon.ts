@@ -1,28 +1,34 @@
-// Runs a daemon until SIGINT/SIGTERM: the first signal stops it gracefully
-// (leave announcement, drain), a second one forces the exit.
+// Runs a daemon until SIGINT/SIGTERM: the first signal stops it gracefully (leave
+// announcement, drain), a second one forces the exit. Handlers are installed before
+// the daemon starts, so that a signal during start-up also stops it cleanly.
 import type { Logger } from '../log.js'
 
 export interface Stoppable { stop: () => Promise<void> }
 
-export async function runUntilSignal (daemon: Stoppable, log: Logger): Promise<never> {
-  return await new Promise<never>(() => {
-    let stopping = false
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn(`${sig} again: exiting at once`)
-        process.exit(1)
-      }
-      stopping = true
-      log.info(`${sig}: shutting down`)
-      daemon.stop().then(() => {
-        log.info('stopped')
-        process.exit(0)
-      }, (err: Error) => {
-        log.error(`shutdown failed: ${err.message}`)
-        process.exit(1)
-      })
+export async function runDaemon (start: () => Promise<Stoppable>, log: Logger): Promise<never> {
+  let daemon: Stoppable | undefined
+  let stopping: NodeJS.Signals | undefined
+  const shutdown = (sig: NodeJS.Signals, d: Stoppable): void => {
+    log.info(`${sig}: shutting down`)
+    d.stop().then(() => {
+      log.info('stopped')
+      process.exit(0)
+    }, (err: Error) => {
+      log.error(`shutdown failed: ${err.message}`)
+      process.exit(1)
+    })
+  }
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stopping !== undefined) {
+      log.warn(`${sig} again: exiting at once`)
+      process.exit(1)
     }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-  })
+    stopping = sig
+    if (daemon !== undefined) shutdown(sig, daemon)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  daemon = await start()
+  if (stopping !== undefined) shutdown(stopping, daemon)
+  return await new Promise<never>(() => {})
 }

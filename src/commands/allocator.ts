@@ -19,18 +19,16 @@ export default class Allocator extends BaseCommand {
   async run (): Promise<void> {
     const { flags } = await this.parse(Allocator)
     // Heavy modules load only when a command runs, so that --help and --version stay fast.
-    const [{ setup }, { runUntilSignal }, { Agent }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../agent.js')])
+    const [{ setup }, { runDaemon }, { AllocatorDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../allocator.js')])
     const { loaded, log } = setup(flags)
     const cfg = loaded.config
-    const agent = await Agent.start({
-      role: 'allocator',
+    await runDaemon(async () => await AllocatorDaemon.start({
       config: cfg,
       log,
       ephemeral: flags.ephemeral,
-      processMetrics: true,
+      keepInstances: flags['keep-instances'],
       configFile: loaded.file,
-      localState: () => ({ catalog: Object.keys(cfg.Apps).sort(), instances: {}, capacity: {} })
-    })
-    await runUntilSignal({ stop: async () => { await agent.stop({ leave: true }) } }, log)
+      processMetrics: true
+    }), log)
   }
 }

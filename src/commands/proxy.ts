@@ -27,7 +27,7 @@ export default class Proxy extends BaseCommand {
 
   async run (): Promise<void> {
     const { args, flags } = await this.parse(Proxy)
-    const [{ setup }, { runUntilSignal }, { Agent }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../agent.js')])
+    const [{ setup }, { runDaemon }, { Agent }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../agent.js')])
     const { loaded, log } = setup(flags)
     const cfg = loaded.config
     if (args.port !== undefined && flags.port !== undefined && args.port !== flags.port) throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
@@ -35,8 +35,10 @@ export default class Proxy extends BaseCommand {
     const app = flags.app ?? args.app
     const address = flags.address ?? args.address
     if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')
-    const agent = await Agent.start({ role: 'proxy', config: cfg, log, ephemeral: flags.ephemeral, proxyPort: port, processMetrics: true, configFile: loaded.file })
-    log.info(`proxy port ${port} (the HTTP entrypoint arrives with the proxy feature)`, app !== undefined ? { app, address } : {})
-    await runUntilSignal({ stop: async () => { await agent.stop({ leave: true }) } }, log)
+    await runDaemon(async () => {
+      const agent = await Agent.start({ role: 'proxy', config: cfg, log, ephemeral: flags.ephemeral, proxyPort: port, processMetrics: true, configFile: loaded.file })
+      log.info(`proxy port ${port} (the HTTP entrypoint arrives with the proxy feature)`, app !== undefined ? { app, address } : {})
+      return { stop: async () => { await agent.stop({ leave: true }) } }
+    }, log)
   }
 }

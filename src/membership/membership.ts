@@ -67,6 +67,8 @@ export class Membership {
       // An observer (a one-off `physarum members`) that left is of no further interest.
       if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer')) this.table.forget(m.announcement.peer)
     })
+    // A member that probes us is alive: evidence in the other direction, at no cost.
+    components.rtt.onInbound = peer => { if (this.started) this.table.heard(peer, Date.now()) }
     this.table.on('forget', peer => { components.rtt.forget(peer); this.lastProbe.delete(peer) })
   }
 
@@ -184,8 +186,10 @@ export class Membership {
     if (msg.topic === SUSPECT_TOPIC) {
       // Another member missed a probe: check for ourselves now rather than at our next turn.
       const n = decodeSuspect(msg.data)
-      const m = n === undefined ? undefined : this.table.get(n.suspect)
-      if (m !== undefined && m.status === 'alive' && !this.probing.has(n?.suspect ?? '')) void this.probe(m, true)
+      if (n === undefined) return
+      this.table.confirm(n.suspect, n.peer, Date.now())
+      const m = this.table.get(n.suspect)
+      if (m !== undefined && m.status === 'alive' && !this.probing.has(n.suspect)) void this.probe(m, true)
       return
     }
     if (msg.topic !== MEMBERS_TOPIC) return

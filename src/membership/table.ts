@@ -13,10 +13,17 @@ export interface Member {
   statusSince: number
   /** Last sign of life: an announcement or a successful probe (epoch ms). */
   lastHeard: number
+  /** Other members that reported this one suspect recently: reporter → when. */
+  confirmations: Map<string, number>
 }
 
 export interface TableTiming {
-  /** A suspect not heard from for this long is failed. */
+  /**
+   * A suspect is failed after this long without a sign of life when nobody else
+   * confirms the suspicion; each confirmation from another member shortens the wait
+   * (Lifeguard's rule), down to a third of it. A lone observer that is itself slow
+   * thus needs long evidence, while a member that everyone misses fails fast.
+   */
   suspectTimeoutMs: number
   /** An alive member not heard from for this long becomes suspect. */
   silenceMs: number
@@ -38,6 +45,7 @@ export class MemberTable extends EventEmitter<TableEvents> {
 
   private setStatus (m: Member, status: MemberStatus, now: number): void {
     if (m.status === status) return
+    if (status === 'alive') m.confirmations.clear()
     const prev = m.status
     m.status = status
     m.statusSince = now
@@ -48,7 +56,7 @@ export class MemberTable extends EventEmitter<TableEvents> {
   apply (a: Announcement, now: number): 'new' | 'updated' | 'stale' {
     const m = this.members.get(a.peer)
     if (m === undefined) {
-      const fresh: Member = { announcement: a, status: a.leaving === true ? 'left' : 'alive', statusSince: now, lastHeard: now }
+      const fresh: Member = { announcement: a, status: a.leaving === true ? 'left' : 'alive', statusSince: now, lastHeard: now, confirmations: new Map() }
       this.members.set(a.peer, fresh)
       this.emit('change', fresh, undefined)
       return 'new'
@@ -84,12 +92,33 @@ export class MemberTable extends EventEmitter<TableEvents> {
     if (m !== undefined && (m.status === 'alive' || m.status === 'suspect')) this.setStatus(m, 'failed', now)
   }
 
+  /** Another member reports `peer` suspect. */
+  confirm (peer: string, reporter: string, now: number): void {
+    const m = this.members.get(peer)
+    if (m !== undefined && (m.status === 'alive' || m.status === 'suspect')) m.confirmations.set(reporter, now)
+  }
+
+  /** How long a suspect may stay silent before it is failed, given the confirmations. */
+  static suspectWait (t: Pick<TableTiming, 'suspectTimeoutMs'>, confirmations: number, expected = 3): number {
+    // With nobody else to ask (a two-node cluster), the plain timeout applies.
+    if (expected <= 0) return t.suspectTimeoutMs
+    const max = 2 * t.suspectTimeoutMs
+    const min = t.suspectTimeoutMs / 3
+    const c = Math.min(confirmations, expected)
+    return Math.max(min, max - (max - min) * Math.log(c + 1) / Math.log(expected + 1))
+  }
+
   /** Advances timers: silence → suspect, suspect too long → failed, old failed/left → forgotten. */
   tick (now: number, t: TableTiming): void {
     for (const m of this.members.values()) {
       const silent = now - m.lastHeard
       if (m.status === 'alive' && silent > t.silenceMs) this.setStatus(m, 'suspect', now)
-      if (m.status === 'suspect' && silent > t.suspectTimeoutMs && now - m.statusSince >= 0) this.setStatus(m, 'failed', now)
+      if (m.status === 'suspect') {
+        for (const [r, at] of m.confirmations) if (now - at > 10000) m.confirmations.delete(r)
+        // Up to three other members can confirm; fewer in a small cluster.
+        const expected = Math.min(3, this.members.size - 1)
+        if (now - Math.max(m.statusSince, m.lastHeard) >= MemberTable.suspectWait(t, m.confirmations.size, expected)) this.setStatus(m, 'failed', now)
+      }
       if ((m.status === 'failed' || m.status === 'left') && now - m.statusSince > t.forgetAfterMs) this.forget(m.announcement.peer)
     }
   }

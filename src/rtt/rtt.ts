@@ -91,6 +91,8 @@ export class RttService {
   private readonly window: number
   private readonly probeTimeoutMs: number
   private started = false
+  /** Called when a peer's probe arrives. */
+  onInbound?: (peer: string) => void
 
   constructor (private readonly components: { node: PhysarumNode, log: Logger }, private readonly init: RttInit = {}) {
     this.window = init.window ?? 9
@@ -98,10 +100,13 @@ export class RttService {
   }
 
   async start (): Promise<void> {
-    await this.components.node.handle(RTT_PROTOCOL, async (stream: Stream) => {
-      // Echo server: send back whatever arrives, respecting backpressure.
+    await this.components.node.handle(RTT_PROTOCOL, async (stream: Stream, connection: Connection) => {
+      // Echo server: send back whatever arrives, respecting backpressure. A peer that
+      // probes us is evidently alive: tell whoever listens (membership).
+      const peer = connection.remotePeer.toString()
       try {
         for await (const chunk of stream) {
+          this.onInbound?.(peer)
           if (!stream.send(chunk)) await stream.onDrain()
         }
         await stream.close()

@@ -36,3 +36,27 @@ export function addrOf (a: Agent): string {
 export function statusOf (observer: Agent, target: Agent): string | undefined {
   return observer.membership.table.get(target.peer)?.status
 }
+
+// --- allocators in-process -------------------------------------------------------------
+import { AllocatorDaemon } from '../../src/allocator.js'
+import { resolve as resolvePath, dirname as dirnameOf } from 'node:path'
+import { fileURLToPath as toPath } from 'node:url'
+import type { AppConfig } from '../../src/config/schema.js'
+
+export const REPO = resolvePath(dirnameOf(toPath(import.meta.url)), '../../..')
+export const HELLO_COMMAND = [process.execPath, resolvePath(REPO, 'apps/hello-world-server/server.mjs')]
+
+/** The hello-world-server as a process-runtime app, with overrides. */
+export function helloApp (over: AppConfig = {}): AppConfig {
+  return { Command: HELLO_COMMAND, Health: { Path: '/healthz' }, IdleTimeoutS: 300, MaxInstances: 4, Resources: { MemoryMB: 64 }, ...over }
+}
+
+export async function startAllocator (config: Partial<Config> = {}, opts: { stateDir?: string } = {}): Promise<AllocatorDaemon> {
+  const base = testConfig(config)
+  return await AllocatorDaemon.start({
+    config: { ...base, Allocator: { ...base.Allocator, Runtime: 'process', ...config.Allocator }, ...(opts.stateDir !== undefined ? { KeyFile: resolvePath(opts.stateDir, 'allocator.key') } : {}) },
+    log,
+    ephemeral: opts.stateDir === undefined,
+    admin: false
+  })
+}

@@ -1,0 +1,102 @@
+// Server side of /physarum/alloc/1.0.0: validates each request, rate-limits each
+// requesting peer (token bucket), asks the instance manager, and answers only when the
+// instance is ready. Malformed input gets BAD_REQUEST; the allocator keeps serving.
+import { lpStream } from '@libp2p/utils'
+import type { Stream, Connection } from '@libp2p/interface'
+import type { PhysarumNode } from '../node/node.js'
+import type { Logger } from '../log.js'
+import { AllocFailure, type InstanceManager } from '../instances/manager.js'
+import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, encode, validateRequest, type AllocErrorCode, type AllocResponse } from './protocol.js'
+
+export interface AllocationStats {
+  onResult?: (app: string, result: string, seconds: number) => void
+}
+
+/** A token bucket per peer: `burst` requests at once, refilled at `perSecond`. */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  constructor (private readonly perSecond: number, private readonly burst: number) {}
+
+  take (key: string, now = Date.now()): boolean {
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now }
+    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) / 1000 * this.perSecond)
+    b.at = now
+    this.buckets.set(key, b)
+    if (this.buckets.size > 10000) this.buckets.clear()
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
+  }
+}
+
+export class AllocationServer {
+  private readonly limiter: RateLimiter
+
+  constructor (
+    private readonly components: { node: PhysarumNode, manager: InstanceManager, log: Logger, stats?: AllocationStats },
+    init: { ratePerSecond: number, burst: number }
+  ) {
+    this.limiter = new RateLimiter(init.ratePerSecond, init.burst)
+  }
+
+  async start (): Promise<void> {
+    await this.components.node.handle(ALLOC_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: 256 })
+  }
+
+  async stop (): Promise<void> {
+    await this.components.node.unhandle(ALLOC_PROTOCOL).catch(() => {})
+  }
+
+  private async onStream (stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: MAX_ALLOC_MESSAGE })
+    const t0 = process.hrtime.bigint()
+    let id = ''
+    let app = '?'
+    const answer = async (res: AllocResponse): Promise<void> => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+      this.components.stats?.onResult?.(app, res.ok ? 'ok' : res.error.code, seconds)
+      try {
+        await lp.write(encode(res), { signal: AbortSignal.timeout(5000) })
+        await stream.close({ signal: AbortSignal.timeout(5000) })
+      } catch (err) {
+        stream.abort(err as Error)
+      }
+    }
+    const refuse = async (code: AllocErrorCode, message: string): Promise<void> => {
+      await answer({ v: 1, id, ok: false, error: { code, message } })
+    }
+    let raw
+    try {
+      raw = await lp.read({ signal: AbortSignal.timeout(10000) })
+    } catch (err) {
+      const msg = (err as Error).message
+      // Too long for the length prefix, or cut short: say so if the stream still takes it.
+      if (/too long|length/i.test(msg)) { await refuse('BAD_REQUEST', `request larger than ${MAX_ALLOC_MESSAGE} bytes`); return }
+      stream.abort(err as Error)
+      return
+    }
+    let req: unknown
+    try {
+      req = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw.subarray()))
+    } catch {
+      await refuse('BAD_REQUEST', 'request is not UTF-8 JSON'); return
+    }
+    if (typeof req === 'object' && req !== null && typeof (req as { id?: unknown }).id === 'string') id = String((req as { id: string }).id).slice(0, 128)
+    if (!validateRequest(req)) {
+      const e = validateRequest.errors?.[0]
+      await refuse('BAD_REQUEST', `invalid request: ${e?.instancePath ?? ''} ${e?.message ?? ''}`.trim()); return
+    }
+    app = req.app
+    if (!this.limiter.take(peer)) { await refuse('RATE_LIMITED', `too many allocation requests from ${peer}; retry later`); return }
+    try {
+      const t = Date.now()
+      const { instance, started } = await this.components.manager.allocate(req.app, { fresh: req.requirements?.fresh })
+      await answer({ v: 1, id, ok: true, instance: { id: instance.id, app: instance.app, peer: this.components.node.peerId.toString(), state: 'ready', started, readyMs: Date.now() - t } })
+    } catch (err) {
+      if (err instanceof AllocFailure) { await refuse(err.code, err.message); return }
+      this.components.log.error(`allocation of ${req.app} failed: ${(err as Error).message}`)
+      await refuse('INTERNAL', (err as Error).message)
+    }
+  }
+}

@@ -1,0 +1,151 @@
+// The allocator daemon: an agent (node, membership, admin) plus the catalog, a runtime,
+// the instance manager, the allocation server and the forwarding server, with the
+// shutdown order that loses nothing: refuse, announce leaving, drain, stop instances.
+import { join } from 'node:path'
+import { Counter, Gauge, Histogram } from 'prom-client'
+import { Agent } from './agent.js'
+import type { Config } from './config/schema.js'
+import { expandHome } from './config/files.js'
+import { Catalog } from './catalog/catalog.js'
+import { InstanceManager } from './instances/manager.js'
+import { AllocationServer } from './allocation/server.js'
+import { ForwardServer } from './forward/serve.js'
+import { DockerRuntime, dockerAvailable } from './runtime/docker.js'
+import { ProcessRuntime } from './runtime/process.js'
+import type { Runtime } from './runtime/runtime.js'
+import type { Logger } from './log.js'
+
+export interface AllocatorOptions {
+  config: Config
+  log: Logger
+  ephemeral?: boolean
+  admin?: string | false
+  keepInstances?: boolean
+  configFile?: string
+  processMetrics?: boolean
+  /** Working directory of process-runtime instances (relative Commands resolve here). */
+  cwd?: string
+}
+
+async function chooseRuntime (cfg: Config, peer: string, log: Logger, stateDir: string, cwd?: string): Promise<Runtime> {
+  const want = cfg.Allocator.Runtime
+  const proc = (): Runtime => new ProcessRuntime({ stateFile: join(stateDir, `instances-${peer}.json`), log: log.scope('app'), cwd })
+  if (want === 'process') return proc()
+  const docker = new DockerRuntime({ peer, log: log.scope('docker') })
+  if (want === 'docker') {
+    if (!(await dockerAvailable())) throw new Error('Allocator.Runtime is docker but no Docker engine answers (is dockerd running, and may this user use its socket?)')
+    return docker
+  }
+  if (await dockerAvailable()) { log.info('runtime: docker (a Docker engine answers)'); return docker }
+  log.info('runtime: process (no Docker engine answers)')
+  return proc()
+}
+
+export class AllocatorDaemon {
+  private stopping?: Promise<void>
+
+  private constructor (
+    readonly agent: Agent,
+    readonly manager: InstanceManager,
+    readonly allocation: AllocationServer,
+    readonly forward: ForwardServer,
+    private readonly opts: AllocatorOptions
+  ) {}
+
+  static async start (opts: AllocatorOptions): Promise<AllocatorDaemon> {
+    const { config, log } = opts
+    const catalog = new Catalog(config)
+    let manager: InstanceManager | undefined
+    const agent = await Agent.start({
+      role: 'allocator',
+      config,
+      log,
+      ephemeral: opts.ephemeral,
+      admin: opts.admin,
+      configFile: opts.configFile,
+      processMetrics: opts.processMetrics,
+      localState: () => manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
+    })
+    try {
+      const reg = agent.metrics.registry
+      const allocations = new Counter({ name: 'physarum_allocations_total', help: 'Allocation requests answered, by app and result (ok or an error code).', labelNames: ['app', 'result'], registers: [reg] })
+      const allocSeconds = new Histogram({ name: 'physarum_allocation_seconds', help: 'Time from an allocation request to its answer.', labelNames: ['app', 'result'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [reg] })
+      const forwarded = new Counter({ name: 'physarum_forwarded_requests_total', help: 'Requests served for hosted instances, by app and status.', labelNames: ['app', 'status'], registers: [reg] })
+      const culls = new Counter({ name: 'physarum_culls_total', help: 'Instances removed by the allocator, by app and reason (idle, unhealthy).', labelNames: ['app', 'reason'], registers: [reg] })
+      const stateDir = config.KeyFile !== undefined ? join(expandHome(config.KeyFile), '..') : expandHome('~/.physarum')
+      const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts.cwd)
+      manager = new InstanceManager({ runtime, catalog, log: log.scope('instances'), onCull: (app, reason) => { culls.inc({ app, reason }) } }, {
+        maxInstances: config.Allocator.MaxInstances,
+        memoryMB: config.Allocator.MemoryMB
+      })
+      const m = manager
+      const gauge = new Gauge({
+        name: 'physarum_instances',
+        help: 'Instances on this allocator, by app and state.',
+        labelNames: ['app', 'state'],
+        registers: [reg],
+        collect () {
+          this.reset()
+          for (const i of m.instances.values()) this.inc({ app: i.app, state: i.state })
+        }
+      })
+      void gauge
+      // Announce at once when an instance becomes ready or goes away.
+      manager.on('change', () => { agent.membership.announceSoon(0) })
+      const allocation = new AllocationServer({ node: agent.node, manager, log: log.scope('alloc'), stats: { onResult: (app, result, s) => { allocations.inc({ app, result }); allocSeconds.observe({ app, result }, s) } } }, {
+        ratePerSecond: config.Allocator.RateLimit.PerSecond,
+        burst: config.Allocator.RateLimit.Burst
+      })
+      const forward = new ForwardServer({ node: agent.node, log: log.scope('forward'), onResponse: (app, status) => { forwarded.inc({ app, status: String(status) }) } }, {
+        resolve: (frame) => {
+          if (m.draining && m.inFlight() === 0) return { status: 503, code: 'DRAINING', message: 'this allocator is shutting down' }
+          const spec = catalog.get(frame.app)
+          if (spec === undefined) return { status: 404, code: 'UNKNOWN_APP', message: `app ${frame.app} is not hosted here` }
+          const ready = m.readyOf(frame.app)
+          const inst = frame.instance !== undefined ? ready.find(i => i.id === frame.instance) : ready.sort((a, b) => a.inFlight - b.inFlight)[0]
+          if (inst === undefined || inst.rt === undefined) {
+            return { status: 503, code: 'NO_INSTANCE', message: frame.instance !== undefined ? `instance ${frame.instance} of ${frame.app} is not running here` : `no ready instance of ${frame.app} here` }
+          }
+          const rt = inst.rt
+          return { app: inst.app, instanceId: inst.id, host: rt.host, port: rt.port, begin: () => m.begin(inst) }
+        }
+      })
+      manager.on('removed', (inst) => { if (inst.rt !== undefined) forward.forget(inst.rt.host, inst.rt.port) })
+      await manager.start()
+      await allocation.start()
+      await forward.start()
+      agent.admin.route('/v1/instances', () => m.list())
+      agent.membership.announceSoon(0)
+      log.info(`catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`)
+      return new AllocatorDaemon(agent, manager, allocation, forward, opts)
+    } catch (err) {
+      manager?.close()
+      await agent.stop({ leave: false })
+      throw err
+    }
+  }
+
+  /** Graceful shutdown: DRAINING, leave, let in-flight requests finish, stop instances. */
+  async stop (): Promise<void> {
+    this.stopping ??= this.doStop()
+    await this.stopping
+  }
+
+  private async doStop (): Promise<void> {
+    const { agent, manager, log } = { ...this, log: this.opts.log }
+    manager.draining = true
+    await this.allocation.stop()
+    await agent.membership.stop({ leave: true })
+    const timeoutMs = this.opts.config.Allocator.DrainTimeoutS * 1000
+    const inFlight = manager.inFlight()
+    if (inFlight > 0) log.info(`draining ${inFlight} request(s) in flight (up to ${this.opts.config.Allocator.DrainTimeoutS} s)`)
+    const left = await manager.drain(timeoutMs)
+    if (left > 0) log.warn(`${left} request(s) still in flight after ${this.opts.config.Allocator.DrainTimeoutS} s; stopping anyway`)
+    await this.forward.close()
+    manager.close()
+    if (this.opts.keepInstances === true) log.info(`leaving ${manager.instances.size} instance(s) running (--keep-instances); the next start adopts them`)
+    else await manager.stopAll()
+    await manager.runtime.close()
+    await agent.stop({ leave: false })
+  }
+}

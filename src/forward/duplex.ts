@@ -1,0 +1,53 @@
+// A libp2p stream as a Node.js Duplex, with backpressure both ways, so that Node's HTTP
+// server (serving side) and undici (client side) can speak HTTP/1.1 over it.
+import { Duplex } from 'node:stream'
+import type { Stream } from '@libp2p/interface'
+
+export interface StreamSocket extends Duplex {
+  remoteAddress?: string
+  setTimeout: (ms: number, cb?: () => void) => StreamSocket
+  setNoDelay: (noDelay?: boolean) => StreamSocket
+  setKeepAlive: (enable?: boolean, delay?: number) => StreamSocket
+}
+
+export function streamToDuplex (stream: Stream, remoteAddress?: string): StreamSocket {
+  let paused = false
+  const d = new Duplex({
+    allowHalfOpen: true,
+    read () {
+      if (paused) { paused = false; stream.resume() }
+    },
+    write (chunk: Buffer, _enc, cb) {
+      try {
+        if (stream.send(chunk)) cb()
+        else stream.onDrain().then(() => { cb() }, cb)
+      } catch (err) {
+        cb(err as Error)
+      }
+    },
+    final (cb) {
+      stream.close().then(() => { cb() }, () => { cb() })
+    },
+    destroy (err, cb) {
+      if (stream.status === 'open' || stream.status === 'closing') stream.abort(err ?? new Error('socket destroyed'))
+      cb(err)
+    }
+  }) as StreamSocket
+  stream.addEventListener('message', (evt) => {
+    const data = evt.data
+    const buf = data instanceof Uint8Array ? data : data.subarray()
+    if (!d.push(buf) && !paused) { paused = true; stream.pause() }
+  })
+  stream.addEventListener('remoteCloseWrite', () => { d.push(null) })
+  stream.addEventListener('close', (evt) => {
+    if (evt.error !== undefined && !d.destroyed) d.destroy(evt.error)
+    else d.push(null)
+  })
+  // Node's HTTP server and undici call these on a socket; a libp2p stream has its own
+  // inactivity timeout and needs neither Nagle nor TCP keep-alive settings.
+  d.remoteAddress = remoteAddress
+  d.setTimeout = (_ms: number, _cb?: () => void) => d
+  d.setNoDelay = () => d
+  d.setKeepAlive = () => d
+  return d
+}

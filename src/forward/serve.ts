@@ -1,0 +1,160 @@
+// Serving side of forwarding: HTTP/1.1 read from /physarum/http/1.0.0 streams (Node's
+// own HTTP parser, over the stream) and sent on to the local instance through a
+// keep-alive undici pool; bodies stream both ways, never buffered whole.
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import { lpStream } from '@libp2p/utils'
+import { Pool } from 'undici'
+import type { Stream, Connection } from '@libp2p/interface'
+import type { PhysarumNode } from '../node/node.js'
+import type { Logger } from '../log.js'
+import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
+import { streamToDuplex, type StreamSocket } from './duplex.js'
+import { addForwarded, endToEnd } from './headers.js'
+
+export interface ForwardTarget {
+  app: string
+  instanceId: string
+  host: string
+  port: number
+  /** Marks a request in flight; call the returned function when it is over. */
+  begin: () => () => void
+}
+
+export type Resolve = (frame: HeaderFrame) => ForwardTarget | { status: number, code: string, message: string }
+
+interface SocketInfo { frame: HeaderFrame, remotePeer: string, remoteIp?: string }
+const INFO = Symbol('physarum')
+
+export const VIA = '1.1 physarum'
+
+export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent) { res.destroy(new Error(message)); return }
+  const body = JSON.stringify({ error: { code, message } }) + '\n'
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), via: VIA, ...extra })
+  res.end(body)
+}
+
+export class ForwardServer {
+  private readonly server: Server
+  private readonly pools = new Map<string, Pool>()
+  private readonly sockets = new Set<StreamSocket>()
+  private started = false
+
+  constructor (
+    private readonly components: { node: PhysarumNode, log: Logger, onResponse?: (app: string, status: number) => void },
+    private readonly init: { resolve: Resolve }
+  ) {
+    this.server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 120000, maxHeaderSize: 64 * 1024 }, (req, res) => { this.onRequest(req, res) })
+    this.server.on('clientError', (err, socket) => {
+      // Malformed HTTP on a stream: answer 400 when possible, then drop that stream only.
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      else socket.destroy(err)
+    })
+  }
+
+  async start (): Promise<void> {
+    await this.components.node.handle(HTTP_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: 4096, maxOutboundStreams: 16 })
+    this.started = true
+  }
+
+  private async onStream (stream: Stream, connection: Connection): Promise<void> {
+    let frame: HeaderFrame
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_HEADER_FRAME })
+      const raw = await lp.read({ signal: AbortSignal.timeout(10000) })
+      const decoded = decodeHeaderFrame(raw.subarray())
+      if ('error' in decoded) throw new Error(decoded.error)
+      frame = decoded
+      lp.unwrap()
+    } catch (err) {
+      this.components.log.debug('forwarding stream refused', { peer: connection.remotePeer.toString(), error: (err as Error).message })
+      stream.abort(err as Error)
+      return
+    }
+    const ip = connection.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
+    const socket = streamToDuplex(stream, ip)
+    ;(socket as unknown as Record<symbol, SocketInfo>)[INFO] = { frame, remotePeer: connection.remotePeer.toString(), remoteIp: ip }
+    this.sockets.add(socket)
+    socket.once('close', () => { this.sockets.delete(socket) })
+    this.server.emit('connection', socket)
+  }
+
+  private pool (t: ForwardTarget): Pool {
+    const key = `${t.host}:${t.port}`
+    let p = this.pools.get(key)
+    if (p === undefined) {
+      p = new Pool(`http://${key}`, { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
+      this.pools.set(key, p)
+    }
+    return p
+  }
+
+  /** Closes the keep-alive pool of an instance that stopped. */
+  forget (host: string, port: number): void {
+    const key = `${host}:${port}`
+    const p = this.pools.get(key)
+    this.pools.delete(key)
+    void p?.close().catch(() => {})
+  }
+
+  private onRequest (req: IncomingMessage, res: ServerResponse): void {
+    const info = (req.socket as unknown as Record<symbol, SocketInfo | undefined>)[INFO]
+    if (info === undefined) { sendJsonError(res, 500, 'INTERNAL', 'no stream info'); return }
+    const target = this.init.resolve(info.frame)
+    if (!('port' in target)) {
+      this.components.onResponse?.(info.frame.app, target.status)
+      sendJsonError(res, target.status, target.code, target.message)
+      return
+    }
+    const done = target.begin()
+    let finished = false
+    const finish = (status: number): void => {
+      if (finished) return
+      finished = true
+      done()
+      this.components.onResponse?.(target.app, status)
+    }
+    const ac = new AbortController()
+    // The client went away (stream reset): abort the request to the instance too.
+    res.on('close', () => { if (!res.writableFinished) ac.abort(new Error('client disconnected')); finish(res.statusCode) })
+    const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
+    this.pool(target).stream({
+      path: req.url ?? '/',
+      method: req.method as 'GET',
+      headers,
+      body: hasBody ? req : null,
+      signal: ac.signal,
+      opaque: res
+    }, ({ statusCode, headers: upstream }) => {
+      const h = endToEnd(upstream as Record<string, string | string[]>)
+      const via = h.via
+      h.via = via !== undefined ? `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}` : VIA
+      res.writeHead(statusCode, h)
+      return res
+    }).catch((err: Error) => {
+      if (ac.signal.aborted) return
+      this.components.log.debug('upstream request failed', { app: target.app, instance: target.instanceId, error: err.message })
+      sendJsonError(res, 502, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
+      finish(502)
+    })
+  }
+
+  /** Stops taking new streams; open ones keep serving until they close. */
+  async stopAccepting (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.components.node.unhandle(HTTP_PROTOCOL).catch(() => {})
+  }
+
+  /** Closes every stream: ended first, so that the last bytes of a response still go out, then destroyed after `graceMs`. */
+  async close (graceMs = 2000): Promise<void> {
+    await this.stopAccepting()
+    for (const s of this.sockets) s.end()
+    const deadline = Date.now() + graceMs
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    for (const s of this.sockets) s.destroy()
+    await Promise.all([...this.pools.values()].map(async p => { await p.close().catch(() => {}) }))
+    this.pools.clear()
+  }
+}

@@ -1,0 +1,320 @@
+// The allocator's instances: start → ready → (serving) → idle → stopped. Capacity
+// (slots, per-app limits, memory budget), single-flight starts, readiness before any
+// answer, liveness checks, idle culling, restart recovery and drain all live here.
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { cpus, loadavg } from 'node:os'
+import type { AppSpec, Catalog } from '../catalog/catalog.js'
+import type { Runtime, RuntimeInstance } from '../runtime/runtime.js'
+import { StartError } from '../runtime/runtime.js'
+import type { Logger } from '../log.js'
+import type { AllocErrorCode } from '../allocation/protocol.js'
+import type { LocalState } from '../membership/membership.js'
+import { checkOnce } from './health.js'
+
+export type InstanceState = 'starting' | 'ready' | 'stopping'
+
+export interface Instance {
+  id: string
+  app: string
+  spec: AppSpec
+  state: InstanceState
+  rt?: RuntimeInstance
+  inFlight: number
+  lastUsed: number
+  startedAt: number
+  readyAt?: number
+  healthFailures: number
+  nextHealthAt: number
+  adopted: boolean
+}
+
+export class AllocFailure extends Error {
+  override name = 'AllocFailure'
+  constructor (readonly code: AllocErrorCode, message: string) { super(message) }
+}
+
+export interface ManagerInit {
+  maxInstances: number
+  memoryMB: number
+  /** How often readiness is polled while an instance starts (ms). */
+  readyPollMs?: number
+  cullIntervalMs?: number
+  /** Grace between SIGTERM and kill when stopping an instance (ms). */
+  stopGraceMs?: number
+}
+
+export interface ManagerEvents {
+  /** Something announced changed (an instance became ready, left, or its load moved). */
+  change: []
+  removed: [inst: Instance, reason: string]
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+export class InstanceManager extends EventEmitter<ManagerEvents> {
+  readonly instances = new Map<string, Instance>()
+  private readonly starting = new Map<string, Promise<Instance>>()
+  private timers: NodeJS.Timeout[] = []
+  draining = false
+
+  constructor (
+    private readonly components: { runtime: Runtime, catalog: Catalog, log: Logger, onCull?: (app: string, reason: string) => void },
+    private readonly init: ManagerInit
+  ) {
+    super()
+    components.runtime.onEvent(e => {
+      const inst = this.instances.get(e.id)
+      if (inst === undefined || inst.state === 'stopping') return
+      // A dead instance is withdrawn at once, not at the next health check.
+      void this.remove(inst, e.reason)
+    })
+  }
+
+  get runtime (): Runtime { return this.components.runtime }
+
+  async start (): Promise<void> {
+    await this.reconcile()
+    this.timers.push(setInterval(() => { this.cull() }, this.init.cullIntervalMs ?? 1000))
+    this.timers.push(setInterval(() => { void this.checkHealth() }, 250))
+    for (const t of this.timers) t.unref()
+    void this.ensureMinimum()
+  }
+
+  /** Restart recovery: adopt our healthy leftovers, remove the rest. No orphans. */
+  private async reconcile (): Promise<void> {
+    let own: RuntimeInstance[]
+    try {
+      own = await this.components.runtime.listOwn()
+    } catch (err) {
+      this.components.log.warn(`cannot list leftover instances: ${(err as Error).message}`)
+      return
+    }
+    await Promise.all(own.map(async rt => {
+      const spec = this.components.catalog.get(rt.app)
+      const healthy = spec !== undefined && rt.port > 0 && await this.components.runtime.isRunning(rt) && await checkOnce(spec, rt.host, rt.port, 2000)
+      if (spec !== undefined && healthy) {
+        const now = Date.now()
+        this.instances.set(rt.id, { id: rt.id, app: rt.app, spec, state: 'ready', rt, inFlight: 0, lastUsed: now, startedAt: rt.startedAt, readyAt: now, healthFailures: 0, nextHealthAt: now + spec.health.intervalMs, adopted: true })
+        this.components.log.info(`adopted instance ${rt.id} of ${rt.app} left by a previous run`, { port: rt.port })
+      } else {
+        this.components.log.info(`removing leftover instance ${rt.id} of ${rt.app || '?'} (${spec === undefined ? 'not in the catalog' : 'not healthy'})`)
+        await this.components.runtime.stop(rt, { graceMs: this.init.stopGraceMs ?? 2000 }).catch(() => {})
+      }
+    }))
+    if (own.length > 0) this.emit('change')
+  }
+
+  /** Keeps MinInstances of every app warm. */
+  private async ensureMinimum (): Promise<void> {
+    for (const spec of this.components.catalog.list()) {
+      while (!this.draining && this.count(spec.name) < spec.minInstances) {
+        try {
+          await this.allocate(spec.name, { fresh: true })
+        } catch (err) {
+          this.components.log.warn(`cannot keep ${spec.minInstances} instance(s) of ${spec.name} warm: ${(err as Error).message}`)
+          break
+        }
+      }
+    }
+  }
+
+  private count (app?: string, states: InstanceState[] = ['starting', 'ready']): number {
+    let n = 0
+    for (const i of this.instances.values()) if ((app === undefined || i.app === app) && states.includes(i.state)) n++
+    return n
+  }
+
+  private memoryUsed (): number {
+    let m = 0
+    for (const i of this.instances.values()) if (i.state !== 'stopping' || i.rt !== undefined) m += i.spec.resources.memoryMB
+    return m
+  }
+
+  readyOf (app: string): Instance[] {
+    return [...this.instances.values()].filter(i => i.app === app && i.state === 'ready')
+  }
+
+  /**
+   * A ready instance of `app`: an existing one unless `fresh`, else a new one. Resolves
+   * only once the instance passed its readiness check; concurrent calls for an app that
+   * is starting share that start.
+   */
+  async allocate (app: string, opts: { fresh?: boolean } = {}): Promise<{ instance: Instance, started: boolean }> {
+    if (this.draining) throw new AllocFailure('DRAINING', 'this allocator is shutting down')
+    const spec = this.components.catalog.get(app)
+    if (spec === undefined) throw new AllocFailure('UNKNOWN_APP', `app ${app} is not in this allocator's catalog`)
+    const pending = this.starting.get(app)
+    if (pending !== undefined) return { instance: await pending, started: true }
+    if (opts.fresh !== true) {
+      const ready = this.readyOf(app).sort((a, b) => a.inFlight - b.inFlight)[0]
+      if (ready !== undefined) return { instance: ready, started: false }
+    }
+    if (this.count() >= this.init.maxInstances) throw new AllocFailure('NO_CAPACITY', `all ${this.init.maxInstances} instance slots of this allocator are in use`)
+    if (this.count(app) >= spec.maxInstances) throw new AllocFailure('NO_CAPACITY', `${app} already has its maximum of ${spec.maxInstances} instance(s) here`)
+    if (this.memoryUsed() + spec.resources.memoryMB > this.init.memoryMB) throw new AllocFailure('NO_CAPACITY', `not enough memory budget left for ${app} (${spec.resources.memoryMB} MB needed, ${this.init.memoryMB - this.memoryUsed()} MB free)`)
+    const p = this.launch(spec)
+    this.starting.set(app, p)
+    try {
+      return { instance: await p, started: true }
+    } finally {
+      this.starting.delete(app)
+    }
+  }
+
+  private async launch (spec: AppSpec): Promise<Instance> {
+    const id = randomBytes(6).toString('hex')
+    const now = Date.now()
+    const inst: Instance = { id, app: spec.name, spec, state: 'starting', inFlight: 0, lastUsed: now, startedAt: now, healthFailures: 0, nextHealthAt: 0, adopted: false }
+    this.instances.set(id, inst)
+    this.emit('change')
+    const deadline = now + spec.startTimeoutS * 1000
+    try {
+      inst.rt = await this.components.runtime.start(spec, id)
+    } catch (err) {
+      this.instances.delete(id)
+      this.emit('change')
+      throw new AllocFailure('START_FAILED', err instanceof StartError ? err.message : `cannot start ${spec.name}: ${(err as Error).message}`)
+    }
+    const poll = this.init.readyPollMs ?? 30
+    while (true) {
+      if (inst.state === 'stopping' || !this.instances.has(id)) throw new AllocFailure('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
+      const left = deadline - Date.now()
+      if (left <= 0) break
+      if (await checkOnce(spec, inst.rt.host, inst.rt.port, Math.min(spec.health.timeoutMs, Math.max(left, 10)))) {
+        inst.state = 'ready'
+        inst.readyAt = Date.now()
+        inst.lastUsed = inst.readyAt
+        inst.nextHealthAt = inst.readyAt + spec.health.intervalMs
+        this.components.log.info(`instance ${id} of ${spec.name} ready in ${inst.readyAt - now} ms`, { port: inst.rt.port, runtime: this.components.runtime.kind })
+        this.emit('change')
+        return inst
+      }
+      if (!(await this.components.runtime.isRunning(inst.rt))) {
+        await this.remove(inst, 'exited before it was ready')
+        throw new AllocFailure('START_FAILED', `instance of ${spec.name} exited before it was ready`)
+      }
+      await sleep(poll)
+    }
+    await this.remove(inst, `not ready within ${spec.startTimeoutS} s`)
+    throw new AllocFailure('NOT_READY', `${spec.name} did not pass its readiness check within ${spec.startTimeoutS} s; the instance was removed`)
+  }
+
+  /** Marks a request in flight on an instance; returns the function that ends it. */
+  begin (inst: Instance): () => void {
+    inst.inFlight++
+    inst.lastUsed = Date.now()
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      inst.inFlight--
+      inst.lastUsed = Date.now()
+    }
+  }
+
+  /** Withdraws (announce first), then stops. */
+  async remove (inst: Instance, reason: string): Promise<void> {
+    if (inst.state === 'stopping') return
+    inst.state = 'stopping'
+    this.emit('change')
+    this.components.log.info(`stopping instance ${inst.id} of ${inst.app}: ${reason}`)
+    if (inst.rt !== undefined) await this.components.runtime.stop(inst.rt, { graceMs: this.init.stopGraceMs ?? 2000 }).catch(err => { this.components.log.warn(`stop of ${inst.id} failed: ${(err as Error).message}`) })
+    this.instances.delete(inst.id)
+    this.emit('removed', inst, reason)
+    this.emit('change')
+  }
+
+  /** Idle culling: nothing in flight for IdleTimeoutS, never below MinInstances. */
+  private cull (): void {
+    if (this.draining) return
+    const now = Date.now()
+    for (const inst of this.instances.values()) {
+      if (inst.state !== 'ready' || inst.inFlight > 0) continue
+      if (now - inst.lastUsed < inst.spec.idleTimeoutS * 1000) continue
+      if (this.count(inst.app, ['ready']) <= inst.spec.minInstances) continue
+      this.components.onCull?.(inst.app, 'idle')
+      void this.remove(inst, `idle for ${Math.round((now - inst.lastUsed) / 1000)} s`)
+    }
+  }
+
+  private async checkHealth (): Promise<void> {
+    const now = Date.now()
+    await Promise.all([...this.instances.values()].map(async inst => {
+      if (inst.state !== 'ready' || inst.rt === undefined || now < inst.nextHealthAt) return
+      inst.nextHealthAt = now + inst.spec.health.intervalMs
+      const ok = await checkOnce(inst.spec, inst.rt.host, inst.rt.port, inst.spec.health.timeoutMs)
+      if (ok) { inst.healthFailures = 0; return }
+      inst.healthFailures++
+      if (inst.healthFailures >= inst.spec.health.failureThreshold && inst.state === 'ready') {
+        this.components.onCull?.(inst.app, 'unhealthy')
+        await this.remove(inst, `failed ${inst.healthFailures} health checks in a row`)
+      }
+    }))
+  }
+
+  /** Waits until nothing is in flight, or the timeout. Returns what was still in flight. */
+  async drain (timeoutMs: number): Promise<number> {
+    this.draining = true
+    const deadline = Date.now() + timeoutMs
+    let inFlight = this.inFlight()
+    while (inFlight > 0 && Date.now() < deadline) {
+      await sleep(50)
+      inFlight = this.inFlight()
+    }
+    return inFlight
+  }
+
+  inFlight (): number {
+    let n = 0
+    for (const i of this.instances.values()) n += i.inFlight
+    return n
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all([...this.instances.values()].map(async i => { await this.remove(i, 'shutdown') }))
+  }
+
+  close (): void {
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+  }
+
+  /** What the allocator announces about itself. */
+  localState (): LocalState {
+    const instances: LocalState['instances'] = {}
+    for (const i of this.instances.values()) {
+      if (i.state === 'stopping') continue
+      const e = instances[i.app] ?? (instances[i.app] = { ready: 0, inFlight: 0, starting: 0, ids: [] as string[] })
+      if (i.state === 'ready') { e.ready++; e.inFlight += i.inFlight; (e.ids as string[]).push(i.id) } else (e.starting as number)++
+    }
+    const used = this.count()
+    return {
+      catalog: this.components.catalog.names(),
+      instances,
+      capacity: {
+        slots: this.init.maxInstances,
+        slotsFree: Math.max(0, this.init.maxInstances - used),
+        memoryMB: this.init.memoryMB,
+        memoryFreeMB: Math.max(0, this.init.memoryMB - this.memoryUsed()),
+        cpuLoad: Number((loadavg()[0] / Math.max(1, cpus().length)).toFixed(2))
+      }
+    }
+  }
+
+  /** For the admin API. */
+  list (): Array<Record<string, unknown>> {
+    return [...this.instances.values()].map(i => ({
+      id: i.id,
+      app: i.app,
+      state: i.state,
+      runtime: this.components.runtime.kind,
+      address: i.rt !== undefined ? `${i.rt.host}:${i.rt.port}` : null,
+      inFlight: i.inFlight,
+      startedAt: new Date(i.startedAt).toISOString(),
+      readyAt: i.readyAt !== undefined ? new Date(i.readyAt).toISOString() : null,
+      lastUsed: new Date(i.lastUsed).toISOString(),
+      adopted: i.adopted
+    }))
+  }
+}

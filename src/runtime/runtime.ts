@@ -1,0 +1,36 @@
+// The runtime interface: where instances run. Two implementations, Docker (dockerode)
+// and local processes; the instance manager knows only this interface.
+import type { AppSpec } from '../catalog/catalog.js'
+
+export interface RuntimeInstance {
+  /** physarum's instance id (also in the container label / state file). */
+  id: string
+  app: string
+  /** Where the allocator reaches the instance: always 127.0.0.1. */
+  host: string
+  port: number
+  /** Container id or process group id. */
+  handle: string
+  startedAt: number
+}
+
+export type RuntimeEvent = { type: 'exited', id: string, reason: string }
+
+export class StartError extends Error {
+  override name = 'StartError'
+}
+
+export interface Runtime {
+  readonly kind: 'docker' | 'process'
+  /** Creates and starts an instance; resolves once it runs (not yet ready). */
+  start: (spec: AppSpec, id: string, opts?: { signal?: AbortSignal }) => Promise<RuntimeInstance>
+  /** Stops with SIGTERM, a short grace, then kill; removes what it created. Idempotent. */
+  stop: (inst: RuntimeInstance, opts?: { graceMs?: number }) => Promise<void>
+  /** Instances this allocator created earlier (restart recovery). */
+  listOwn: () => Promise<RuntimeInstance[]>
+  /** Whether the instance still runs. */
+  isRunning: (inst: RuntimeInstance) => Promise<boolean>
+  /** Exits and deaths, as they happen. */
+  onEvent: (fn: (e: RuntimeEvent) => void) => void
+  close: () => Promise<void>
+}
