@@ -6,6 +6,8 @@
 //   GET /bytes?n=N        N bytes, streamed in 64 KiB chunks
 //   GET /slow?ms=M        answers after M milliseconds
 //   GET /sse?n=N&ms=M     N server-sent events, M ms apart
+//   ANY /status?code=N    an empty response with status N (e.g. 204, 304, 418)
+//   GET /redirect         302 to /hello
 import { createServer } from 'node:http'
 import { createHash } from 'node:crypto'
 
@@ -62,6 +64,14 @@ const server = createServer((req, res) => {
       req.on('close', () => { clearInterval(t) })
       return
     }
+    case '/status':
+      res.statusCode = q('code', 200)
+      res.end()
+      return
+    case '/redirect':
+      res.writeHead(302, { location: '/hello' })
+      res.end()
+      return
     default:
       res.statusCode = 404
       res.end('not found\n')

@@ -27,7 +27,7 @@ export default class Proxy extends BaseCommand {
 
   async run (): Promise<void> {
     const { args, flags } = await this.parse(Proxy)
-    const [{ setup }, { runDaemon }, { Agent }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../agent.js')])
+    const [{ setup }, { runDaemon }, { ProxyDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../proxy/daemon.js')])
     const { loaded, log } = setup(flags)
     const cfg = loaded.config
     if (args.port !== undefined && flags.port !== undefined && args.port !== flags.port) throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
@@ -35,10 +35,20 @@ export default class Proxy extends BaseCommand {
     const app = flags.app ?? args.app
     const address = flags.address ?? args.address
     if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')
-    await runDaemon(async () => {
-      const agent = await Agent.start({ role: 'proxy', config: cfg, log, ephemeral: flags.ephemeral, proxyPort: port, processMetrics: true, configFile: loaded.file })
-      log.info(`proxy port ${port} (the HTTP entrypoint arrives with the proxy feature)`, app !== undefined ? { app, address } : {})
-      return { stop: async () => { await agent.stop({ leave: true }) } }
-    }, log)
+    let target: { host: string, port: number } | undefined
+    if (app !== undefined) {
+      if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(app)) throw new UsageError(`--app ${JSON.stringify(app)} is not a valid app name (lowercase letters, digits, '.', '_', '-')`)
+      if (address !== undefined) {
+        const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(address)
+        if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`--address ${JSON.stringify(address)} is not HOST:PORT`)
+        target = { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+      } else {
+        const catalogPort = cfg.Apps[app]?.Port
+        if (catalogPort === undefined) throw new UsageError(`--app ${app} needs --address HOST:PORT: the app has no Port in the catalog (Apps.${app}.Port)`)
+        target = { host: '127.0.0.1', port: catalogPort }
+      }
+    }
+    const bind = flags.bind ?? cfg.Proxy.Bind
+    await runDaemon(async () => await ProxyDaemon.start({ config: cfg, log, port, bind, app, address: target, ephemeral: flags.ephemeral, configFile: loaded.file, processMetrics: true }), log)
   }
 }

@@ -9,6 +9,13 @@ import type { PhysarumNode } from '../node/node.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, type HeaderFrame } from './protocol.js'
 import { streamToDuplex } from './duplex.js'
 
+/** The instance host could not be reached: nothing of the request was sent. */
+export class ConnectError extends Error {
+  override name = 'ConnectError'
+  readonly code = 'PHYSARUM_CONNECT'
+  constructor (peer: string, cause: Error) { super(`cannot open a stream to ${peer}: ${cause.message}`) }
+}
+
 export class ForwardClient {
   private readonly pools = new Map<string, Pool>()
 
@@ -32,7 +39,7 @@ export class ForwardClient {
         headersTimeout: 0,
         bodyTimeout: 0,
         connect: (_opts, cb) => {
-          this.open(peer, frame).then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(err, null) })
+          this.open(peer, frame).then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(new ConnectError(peer.toString(), err), null) })
         }
       })
       this.pools.set(key, p)
@@ -42,6 +49,14 @@ export class ForwardClient {
 
   async request (peer: PeerId, frame: HeaderFrame, opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
     return await this.pool(peer, frame).request(opts)
+  }
+
+  /** Drops the pool of an endpoint that is gone. */
+  forget (peer: string, frame: HeaderFrame): void {
+    const key = `${peer}/${frame.app}/${frame.instance ?? ''}`
+    const p = this.pools.get(key)
+    this.pools.delete(key)
+    void p?.destroy().catch(() => {})
   }
 
   async close (): Promise<void> {

@@ -1,0 +1,180 @@
+// The proxy daemon: an agent, the HTTP entrypoint with placement and forwarding, and in
+// server mode a user-run instance that it health-checks, announces and serves.
+import { Counter, Histogram } from 'prom-client'
+import { Pool } from 'undici'
+import { Agent } from '../agent.js'
+import type { Config } from '../config/schema.js'
+import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
+import { ForwardClient } from '../forward/client.js'
+import { ForwardServer } from '../forward/serve.js'
+import { checkOnce } from '../instances/health.js'
+import type { Logger } from '../log.js'
+import { Balancer } from './balancer.js'
+import { Placement, type Endpoint } from './placement.js'
+import { Entrypoint } from './entrypoint.js'
+
+export interface ProxyOptions {
+  config: Config
+  log: Logger
+  port: number
+  bind: string
+  /** Server mode: an instance of `app` run by the user at `address`. */
+  app?: string
+  address?: { host: string, port: number }
+  ephemeral?: boolean
+  admin?: string | false
+  configFile?: string
+  processMetrics?: boolean
+}
+
+/** A user-run instance announced by a proxy in server mode. */
+class LocalInstance {
+  healthy = false
+  inFlight = 0
+  private timer?: NodeJS.Timeout
+  readonly id: string
+  readonly pool: Pool
+
+  constructor (readonly spec: AppSpec, readonly host: string, readonly port: number, peer: string, private readonly log: Logger, private readonly onChange: () => void) {
+    this.id = `local-${peer.slice(-6)}-${port}`
+    this.pool = new Pool(`http://${host.includes(':') ? `[${host}]` : host}:${port}`, { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
+  }
+
+  async start (): Promise<void> {
+    await this.check()
+    this.timer = setInterval(() => { void this.check() }, this.spec.health.intervalMs)
+    this.timer.unref()
+  }
+
+  private async check (): Promise<void> {
+    const ok = await checkOnce(this.spec, this.host, this.port, this.spec.health.timeoutMs)
+    if (ok !== this.healthy) {
+      this.healthy = ok
+      this.log[ok ? 'info' : 'warn'](`local instance of ${this.spec.name} at ${this.host}:${this.port} is ${ok ? 'healthy' : 'not answering its health check'}`)
+      this.onChange()
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    await this.pool.close().catch(() => {})
+  }
+}
+
+export class ProxyDaemon {
+  private stopping?: Promise<void>
+
+  private constructor (
+    readonly agent: Agent,
+    readonly entrypoint: Entrypoint,
+    readonly placement: Placement,
+    readonly address: string,
+    private readonly forward: ForwardClient,
+    private readonly serving: ForwardServer | undefined,
+    private readonly local: LocalInstance | undefined
+  ) {}
+
+  static async start (opts: ProxyOptions): Promise<ProxyDaemon> {
+    const { config, log } = opts
+    const catalog = new Catalog(config)
+    let local: LocalInstance | undefined
+    const agent = await Agent.start({
+      role: 'proxy',
+      config,
+      log,
+      ephemeral: opts.ephemeral,
+      admin: opts.admin,
+      proxyPort: opts.port,
+      configFile: opts.configFile,
+      processMetrics: opts.processMetrics,
+      localState: () => ({
+        catalog: [],
+        instances: local?.healthy === true ? { [local.spec.name]: { ready: 1, inFlight: local.inFlight, ids: [local.id] } } : {},
+        capacity: {}
+      })
+    })
+    try {
+      const reg = agent.metrics.registry
+      const requests = new Counter({ name: 'physarum_proxy_requests_total', help: 'Requests through this proxy, by app and status.', labelNames: ['app', 'status'], registers: [reg] })
+      const latency = new Histogram({ name: 'physarum_proxy_request_seconds', help: 'Time to serve a request through this proxy, by app.', labelNames: ['app'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [reg] })
+      const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Requests that found no instance within HardReq and waited for one.', labelNames: ['app'], registers: [reg] })
+      const allocations = new Counter({ name: 'physarum_proxy_allocations_total', help: 'Allocation requests sent, by app and result.', labelNames: ['app', 'result'], registers: [reg] })
+      const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests retried on another instance.', labelNames: ['app'], registers: [reg] })
+      const ejections = new Counter({ name: 'physarum_proxy_ejections_total', help: 'Instances ejected after repeated failures.', labelNames: ['app'], registers: [reg] })
+
+      if (opts.app !== undefined) {
+        const spec = catalog.get(opts.app) ?? appSpec(opts.app, {}, config.Perf)
+        const host = opts.address?.host ?? '127.0.0.1'
+        const port = opts.address?.port ?? spec.port
+        local = new LocalInstance(spec, host, port, agent.peer, log, () => { agent.membership.announceSoon(0) })
+        await local.start()
+      }
+      const l = local
+      const serving = l === undefined
+        ? undefined
+        : new ForwardServer({ node: agent.node, log: log.scope('forward') }, {
+          resolve: (frame) => {
+            if (frame.app !== l.spec.name) return { status: 404, code: 'UNKNOWN_APP', message: `app ${frame.app} is not served here` }
+            if (!l.healthy) return { status: 503, code: 'NO_INSTANCE', message: `the local instance of ${frame.app} is not healthy` }
+            return { app: l.spec.name, instanceId: l.id, host: l.host, port: l.port, begin: () => { l.inFlight++; return () => { l.inFlight-- } } }
+          }
+        })
+      await serving?.start()
+
+      const balancer = new Balancer()
+      const placement = new Placement({
+        agent,
+        balancer,
+        log: log.scope('placement'),
+        stats: { onAllocation: (app, result) => { allocations.inc({ app, result }) }, onColdStart: app => { coldStarts.inc({ app }) } }
+      }, {
+        policy: (app) => {
+          const spec = catalog.get(app) ?? appSpec(app, {}, config.Perf)
+          return { softMs: spec.perf.softRttMs, hardMs: spec.perf.hardRttMs, targetConcurrency: spec.targetConcurrency, maxInstances: catalog.get(app) !== undefined ? spec.maxInstances : 1000 }
+        },
+        inLocalCatalog: app => catalog.get(app) !== undefined,
+        coldStartTimeoutMs: config.Proxy.ColdStartTimeoutS * 1000,
+        local: (app): Endpoint | undefined => l !== undefined && l.healthy && l.spec.name === app
+          ? { key: `${agent.peer}/${app}/${l.id}`, peer: agent.peer, app, instance: l.id, rttMs: 0, local: true, announcedLoad: l.inFlight }
+          : undefined
+      })
+      const forward = new ForwardClient(agent.node)
+      const entrypoint = new Entrypoint({
+        agent,
+        placement,
+        balancer,
+        forward,
+        log: log.scope('proxy'),
+        stats: {
+          onResponse: (app, status, s) => { requests.inc({ app, status: String(status) }); latency.observe({ app }, s) },
+          onRetry: app => { retries.inc({ app }) },
+          onEjection: app => { ejections.inc({ app }) }
+        }
+      }, { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000, localPool: app => l !== undefined && l.spec.name === app ? l.pool : undefined })
+      let address: string
+      try {
+        address = await entrypoint.listen(opts.bind, opts.port)
+      } catch (err) {
+        throw new Error(`the proxy cannot listen on ${opts.bind}:${opts.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (choose another with --port)`)
+      }
+      log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
+      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local)
+    } catch (err) {
+      await local?.close()
+      await agent.stop({ leave: false })
+      throw err
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.agent.membership.stop({ leave: true })
+      await this.entrypoint.close(10000)
+      await this.serving?.close()
+      await this.forward.close()
+      await this.local?.close()
+      await this.agent.stop({ leave: false })
+    })()
+    await this.stopping
+  }
+}

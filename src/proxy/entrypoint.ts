@@ -1,0 +1,204 @@
+// The proxy's HTTP entrypoint: /<app>/<rest>?<query> goes to an instance of <app> as
+// /<rest>?<query>, streamed both ways; / and /_physarum/… belong to the proxy itself.
+// Retries: an unreachable host before anything was sent → the next candidate; after →
+// only GET/HEAD/OPTIONS, once, within a 20 % retry budget.
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { Pool } from 'undici'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Agent } from '../agent.js'
+import type { Logger } from '../log.js'
+import { ForwardClient, ConnectError } from '../forward/client.js'
+import { addForwarded, endToEnd } from '../forward/headers.js'
+import { sendJsonError, VIA } from '../forward/serve.js'
+import { APP_NAME_PATTERN } from '../config/schema.js'
+import { Balancer, RetryBudget } from './balancer.js'
+import { Placement, PlacementError, type Endpoint } from './placement.js'
+import { statusJson, statusHtml } from './status.js'
+
+const APP_RE = new RegExp(APP_NAME_PATTERN)
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+export interface EntrypointStats {
+  onResponse?: (app: string, status: number, seconds: number) => void
+  onRetry?: (app: string) => void
+  onEjection?: (app: string) => void
+}
+
+export interface RecentError { at: string, app: string, status: number, message: string }
+
+export class Entrypoint {
+  private server?: Server
+  private readonly sockets = new Set<Socket>()
+  private readonly budget = new RetryBudget(0.2)
+  readonly recentErrors: RecentError[] = []
+  private inFlight = 0
+
+  constructor (
+    private readonly components: { agent: Agent, placement: Placement, balancer: Balancer, forward: ForwardClient, log: Logger, stats?: EntrypointStats },
+    private readonly init: { requestTimeoutMs: number, localPool?: (app: string) => Pool | undefined }
+  ) {}
+
+  async listen (host: string, port: number): Promise<string> {
+    const server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 }, (req, res) => { void this.handle(req, res) })
+    server.on('connection', s => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)) })
+    server.on('clientError', (err, socket) => {
+      // Malformed HTTP: a 400 with the reason, never a crash.
+      if (socket.writable && (err as NodeJS.ErrnoException).code !== 'ECONNRESET') {
+        const body = `bad request: ${(err as NodeJS.ErrnoException).code ?? err.message}\n`
+        socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+      } else socket.destroy()
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+    const a = server.address() as AddressInfo
+    return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+  }
+
+  private error (res: ServerResponse, app: string, status: number, code: string, message: string): void {
+    this.recentErrors.unshift({ at: new Date().toISOString(), app, status, message })
+    this.recentErrors.length = Math.min(this.recentErrors.length, 20)
+    sendJsonError(res, status, code, message)
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/'
+    if (!url.startsWith('/')) { this.error(res, '-', 400, 'BAD_REQUEST', 'request target must be a path'); return }
+    const path = url.split('?')[0]
+    if (path === '/') { this.status(req, res); return }
+    if (path.startsWith('/_physarum/') || path === '/_physarum') { await this.internal(path, res); return }
+    const seg = url.slice(1).split(/[/?]/)[0]
+    if (!APP_RE.test(seg)) {
+      this.error(res, '-', 400, 'BAD_APP_NAME', `malformed app name ${JSON.stringify(seg.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`)
+      return
+    }
+    let rest = url.slice(1 + seg.length)
+    if (rest === '' || rest.startsWith('?')) rest = '/' + rest
+    await this.forward(seg, rest, req, res)
+  }
+
+  private status (req: IncomingMessage, res: ServerResponse): void {
+    const s = statusJson(this.components.agent, this.components.placement, this.recentErrors)
+    if ((req.headers.accept ?? '').includes('application/json')) {
+      const body = JSON.stringify(s, null, 2) + '\n'
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
+      return
+    }
+    const body = statusHtml(s)
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  }
+
+  private async internal (path: string, res: ServerResponse): Promise<void> {
+    const { agent } = this.components
+    let body: string
+    let type = 'application/json'
+    switch (path) {
+      case '/_physarum/metrics': body = await agent.metrics.registry.metrics(); type = agent.metrics.registry.contentType; break
+      case '/_physarum/members': body = JSON.stringify(agent.view(), null, 2) + '\n'; break
+      case '/_physarum/status': body = JSON.stringify(statusJson(agent, this.components.placement, this.recentErrors), null, 2) + '\n'; break
+      case '/_physarum/health': body = JSON.stringify({ status: 'ok', peer: agent.peer }) + '\n'; break
+      default: this.error(res, '-', 404, 'NOT_FOUND', `no such proxy endpoint ${path}; see /_physarum/status, /_physarum/members, /_physarum/metrics`); return
+    }
+    res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  }
+
+  private async forward (app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { placement, balancer, forward, stats } = this.components
+    const t0 = process.hrtime.bigint()
+    const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
+    this.budget.deposit()
+    this.inFlight++
+    const clientGone = new AbortController()
+    res.on('close', () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
+    const method = req.method ?? 'GET'
+    const exclude = new Set<string>()
+    let retried = false
+    let coldMs = 0
+    try {
+      for (let attempt = 0; attempt < 4; attempt++) {
+        let ep: Endpoint
+        try {
+          const choice = await placement.choose(app, { exclude, signal: clientGone.signal })
+          ep = choice.endpoint
+          coldMs += choice.coldMs
+        } catch (err) {
+          if (clientGone.signal.aborted) return
+          if (err instanceof PlacementError) { this.error(res, app, err.status, err.status === 404 ? 'UNKNOWN_APP' : err.status === 504 ? 'COLD_START_TIMEOUT' : 'NO_INSTANCE', err.message); stats?.onResponse?.(app, err.status, ms(t0, process.hrtime.bigint())); return }
+          throw err
+        }
+        const tPlaced = process.hrtime.bigint()
+        const headers = addForwarded(endToEnd(req.headers), { clientIp: req.socket.remoteAddress, proto: 'http', host: req.headers.host, via: VIA })
+        const pool = ep.local ? this.init.localPool?.(app) : forward.pool(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
+        if (pool === undefined) { exclude.add(ep.key); continue }
+        balancer.start(ep.key)
+        let sent = false
+        try {
+          await pool.stream({
+            path,
+            method: method as 'GET',
+            headers,
+            body: hasBody ? req : null,
+            signal: clientGone.signal,
+            headersTimeout: this.init.requestTimeoutMs,
+            bodyTimeout: this.init.requestTimeoutMs,
+            opaque: res
+          }, ({ statusCode, headers: upstream }) => {
+            sent = true
+            const tHead = process.hrtime.bigint()
+            const h = endToEnd(upstream as Record<string, string | string[]>)
+            h['x-physarum-instance'] = `${ep.instance}@${ep.peer}`
+            h['server-timing'] = `placement;dur=${(ms(t0, tPlaced) - coldMs).toFixed(2)}, cold;dur=${coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
+            res.writeHead(statusCode, h)
+            return res
+          })
+          const ok = res.statusCode < 500
+          if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), ok)) stats?.onEjection?.(app)
+          stats?.onResponse?.(app, res.statusCode, ms(t0, process.hrtime.bigint()) / 1000)
+          return
+        } catch (err) {
+          if (balancer.finish(ep.key, 0, false)) stats?.onEjection?.(app)
+          if (clientGone.signal.aborted) return
+          if (res.headersSent || sent) { res.destroy(err as Error); stats?.onResponse?.(app, 502, ms(t0, process.hrtime.bigint()) / 1000); return }
+          exclude.add(ep.key)
+          if (err instanceof ConnectError) {
+            placement.forgetRecent(ep.key)
+            forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+            continue
+          }
+          if (!retried && IDEMPOTENT.has(method) && !hasBody && this.budget.withdraw()) {
+            retried = true
+            stats?.onRetry?.(app)
+            continue
+          }
+          const message = (err as Error).message
+          this.error(res, app, (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ? 504 : 502, 'UPSTREAM_FAILED', `instance ${ep.instance} of ${app} on ${ep.peer}: ${message}`)
+          stats?.onResponse?.(app, 502, ms(t0, process.hrtime.bigint()) / 1000)
+          return
+        }
+      }
+      this.error(res, app, 502, 'UPSTREAM_FAILED', `no instance of ${app} could be reached`)
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to `timeoutMs`), closes idle keep-alive connections. */
+  async close (timeoutMs = 10000): Promise<void> {
+    const s = this.server
+    if (s === undefined) return
+    this.server = undefined
+    const closed = new Promise<void>(resolve => s.close(() => { resolve() }))
+    s.closeIdleConnections()
+    const deadline = Date.now() + timeoutMs
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    s.closeAllConnections()
+    await closed
+  }
+}

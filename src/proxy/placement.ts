@@ -1,0 +1,197 @@
+// Placement, the proxy's latency-aware manager: which instance serves a request, and
+// when to ask an allocator for a new one. Candidates come from the member table (plus a
+// local server-mode instance); RTTs from the rtt module. Beyond HardReq: never used.
+// Within SoftReq: balanced (p2c over peak-EWMA). Only within HardReq: used now while a
+// nearer instance is allocated in the background. None: a cold start, nearest
+// allocator first, shared by every request that waits for it.
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Agent } from '../agent.js'
+import type { Logger } from '../log.js'
+import { requestAllocation, AllocationError } from '../allocation/protocol.js'
+import type { Balancer } from './balancer.js'
+
+export interface Endpoint {
+  key: string
+  /** Peer hosting the instance; the proxy's own peer for a local server-mode instance. */
+  peer: string
+  app: string
+  instance: string
+  rttMs: number
+  local: boolean
+  /** Requests in flight per instance on that host, as announced. */
+  announcedLoad: number
+}
+
+export class PlacementError extends Error {
+  override name = 'PlacementError'
+  constructor (readonly status: 404 | 502 | 503 | 504, message: string) { super(message) }
+}
+
+export interface AppPolicy { softMs: number, hardMs: number, targetConcurrency: number, maxInstances: number }
+
+export interface PlacementInit {
+  policy: (app: string) => AppPolicy
+  /** Whether this proxy's own config lists the app. */
+  inLocalCatalog: (app: string) => boolean
+  coldStartTimeoutMs: number
+  local?: (app: string) => Endpoint | undefined
+}
+
+export interface PlacementStats {
+  onAllocation?: (app: string, result: string) => void
+  onColdStart?: (app: string) => void
+}
+
+export interface Choice { endpoint: Endpoint, coldMs: number }
+
+const RECENT_MS = 15000
+
+export class Placement {
+  private readonly cold = new Map<string, Promise<Endpoint>>()
+  private readonly background = new Map<string, Promise<void>>()
+  /** Instances we just allocated, usable before their announcement arrives. */
+  private readonly recent = new Map<string, { ep: Omit<Endpoint, 'rttMs'>, at: number }>()
+  readonly inFlightAllocations = new Set<string>()
+
+  constructor (
+    private readonly components: { agent: Agent, balancer: Balancer, log: Logger, stats?: PlacementStats },
+    private readonly init: PlacementInit
+  ) {}
+
+  private rttOf (peer: string): number | undefined {
+    if (peer === this.components.agent.peer) return 0
+    return this.components.agent.rtt.get(peer)?.ms
+  }
+
+  /** Measures the peers whose RTT is unknown, in parallel, bounded by `timeoutMs`. */
+  private async measureUnknown (peers: string[], timeoutMs: number): Promise<void> {
+    const unknown = [...new Set(peers)].filter(p => this.rttOf(p) === undefined)
+    if (unknown.length === 0) return
+    await this.components.agent.rtt.measureMany(unknown.map(p => peerIdFromString(p)), { samples: 1, timeoutMs: Math.max(50, Math.min(timeoutMs, 2000)) })
+  }
+
+  /** Every known ready instance of `app` with its host's RTT (unknown RTT: Infinity). */
+  endpoints (app: string): Endpoint[] {
+    const out = new Map<string, Endpoint>()
+    const local = this.init.local?.(app)
+    if (local !== undefined) out.set(local.key, local)
+    for (const m of this.components.agent.membership.members()) {
+      if (m.status !== 'alive') continue
+      const a = m.announcement
+      const inst = a.instances[app]
+      const ids = Array.isArray(inst?.ids) ? (inst.ids as unknown[]).filter((x): x is string => typeof x === 'string') : []
+      for (const id of ids) {
+        const key = `${a.peer}/${app}/${id}`
+        out.set(key, { key, peer: a.peer, app, instance: id, rttMs: this.rttOf(a.peer) ?? Infinity, local: false, announcedLoad: (inst?.inFlight ?? 0) / Math.max(1, inst?.ready ?? 1) })
+      }
+    }
+    const now = Date.now()
+    for (const [key, r] of this.recent) {
+      if (now - r.at > RECENT_MS) { this.recent.delete(key); continue }
+      if (r.ep.app !== app || out.has(key)) continue
+      const host = this.components.agent.membership.table.get(r.ep.peer)
+      if (host !== undefined && host.status !== 'alive') continue
+      out.set(key, { ...r.ep, rttMs: this.rttOf(r.ep.peer) ?? Infinity })
+    }
+    return [...out.values()]
+  }
+
+  /** Whether any member or our own config knows the app. */
+  known (app: string): boolean {
+    if (this.init.inLocalCatalog(app)) return true
+    return this.components.agent.membership.members().some(m => m.status === 'alive' && (m.announcement.catalog.includes(app) || m.announcement.instances[app] !== undefined))
+  }
+
+  forgetRecent (key: string): void { this.recent.delete(key) }
+
+  async choose (app: string, opts: { exclude?: Set<string>, signal?: AbortSignal } = {}): Promise<Choice> {
+    const policy = this.init.policy(app)
+    const { balancer } = this.components
+    let eps = this.endpoints(app).filter(e => opts.exclude?.has(e.key) !== true && !balancer.ejected(e.key))
+    if (eps.some(e => e.rttMs === Infinity)) {
+      await this.measureUnknown(eps.filter(e => e.rttMs === Infinity).map(e => e.peer), policy.hardMs)
+      eps = eps.map(e => ({ ...e, rttMs: this.rttOf(e.peer) ?? Infinity }))
+    }
+    const withinHard = eps.filter(e => e.rttMs <= policy.hardMs)
+    if (withinHard.length === 0) {
+      const t = Date.now()
+      const endpoint = await this.coldStart(app, policy, opts.signal)
+      return { endpoint, coldMs: Date.now() - t }
+    }
+    const withinSoft = withinHard.filter(e => e.rttMs <= policy.softMs)
+    if (withinSoft.length === 0) {
+      const best = withinHard.reduce((a, b) => a.rttMs <= b.rttMs ? a : b)
+      this.inBackground(`near:${app}`, async () => { await this.allocateNear(app, policy, best.rttMs) })
+      return { endpoint: best, coldMs: 0 }
+    }
+    const endpoint = balancer.pick(withinSoft, e => e.key, e => Math.max(0.05, e.rttMs)) as Endpoint
+    // Scale out when every instance within SoftReq carries its target concurrency.
+    const saturated = withinSoft.every(e => e.announcedLoad + balancer.inFlight(e.key) >= policy.targetConcurrency)
+    if (saturated && eps.length < policy.maxInstances) this.inBackground(`scale:${app}`, async () => { await this.allocate(app, policy, { fresh: true, maxRttMs: policy.softMs }) })
+    return { endpoint, coldMs: 0 }
+  }
+
+  private inBackground (key: string, fn: () => Promise<void>): void {
+    if (this.background.has(key)) return
+    const p = fn().catch(err => { this.components.log.debug(`background allocation ${key} failed: ${(err as Error).message}`) }).finally(() => { this.background.delete(key) })
+    this.background.set(key, p)
+  }
+
+  private async allocateNear (app: string, policy: AppPolicy, bestRtt: number): Promise<void> {
+    await this.allocate(app, policy, { fresh: true, maxRttMs: Math.min(policy.softMs, bestRtt), strictlyNearer: true })
+  }
+
+  /** No instance within HardReq: allocate now; concurrent requests share one allocation. */
+  private async coldStart (app: string, policy: AppPolicy, signal?: AbortSignal): Promise<Endpoint> {
+    let p = this.cold.get(app)
+    if (p === undefined) {
+      this.components.stats?.onColdStart?.(app)
+      p = this.allocate(app, policy, { fresh: false, maxRttMs: policy.hardMs }).finally(() => { this.cold.delete(app) })
+      this.cold.set(app, p)
+    }
+    const timeout = new Promise<never>((_resolve, reject) => {
+      const t = setTimeout(() => { reject(new PlacementError(504, `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
+      t.unref()
+      signal?.addEventListener('abort', () => { clearTimeout(t); reject(new PlacementError(504, 'client went away')) }, { once: true })
+    })
+    return await Promise.race([p, timeout])
+  }
+
+  /** Asks allocators, nearest first, that list the app and announce capacity. */
+  private async allocate (app: string, policy: AppPolicy, opts: { fresh: boolean, maxRttMs: number, strictlyNearer?: boolean }): Promise<Endpoint> {
+    const { agent } = this.components
+    const hosts = agent.membership.members().filter(m => m.status === 'alive' && m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app) && (m.announcement.capacity.slotsFree ?? 1) > 0)
+    if (hosts.length === 0) {
+      if (!this.known(app)) throw new PlacementError(404, `unknown app ${app}: no instance and no allocator's catalog lists it`)
+      throw new PlacementError(503, `no allocator can host ${app}: none that lists it is alive with free capacity`)
+    }
+    await this.measureUnknown(hosts.map(h => h.announcement.peer), policy.hardMs)
+    const ranked = hosts
+      .map(h => ({ peer: h.announcement.peer, rtt: this.rttOf(h.announcement.peer) ?? Infinity }))
+      .filter(h => opts.strictlyNearer === true ? h.rtt < opts.maxRttMs : h.rtt <= opts.maxRttMs)
+      .sort((a, b) => a.rtt - b.rtt)
+    if (ranked.length === 0) throw new PlacementError(503, `no allocator that lists ${app} is within ${opts.maxRttMs} ms`)
+    const reasons: string[] = []
+    const deadline = Date.now() + this.init.coldStartTimeoutMs
+    for (const h of ranked) {
+      const left = deadline - Date.now()
+      if (left <= 0) break
+      this.inFlightAllocations.add(`${app}@${h.peer}`)
+      try {
+        const inst = await requestAllocation(agent.node, peerIdFromString(h.peer), app, { fresh: opts.fresh, timeoutMs: left })
+        this.components.stats?.onAllocation?.(app, 'ok')
+        const key = `${inst.peer}/${app}/${inst.id}`
+        const ep = { key, peer: inst.peer, app, instance: inst.id, local: false, announcedLoad: 0 }
+        this.recent.set(key, { ep, at: Date.now() })
+        return { ...ep, rttMs: h.rtt }
+      } catch (err) {
+        const code = err instanceof AllocationError ? err.code : 'ERROR'
+        this.components.stats?.onAllocation?.(app, code)
+        reasons.push(`${h.peer.slice(-6)}: ${code} ${(err as Error).message}`)
+      } finally {
+        this.inFlightAllocations.delete(`${app}@${h.peer}`)
+      }
+    }
+    throw new PlacementError(503, `no allocator could start ${app}: ${reasons.join('; ')}`)
+  }
+}
