@@ -103,7 +103,8 @@ export class ForwardServer {
     const target = this.init.resolve(info.frame)
     if (!('port' in target)) {
       this.components.onResponse?.(info.frame.app, target.status)
-      sendJsonError(res, target.status, target.code, target.message)
+      // The header tells the proxy that the app never saw the request: safe to retry elsewhere.
+      sendJsonError(res, target.status, target.code, target.message, { 'x-physarum-error': target.code })
       return
     }
     const done = target.begin()

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { Pool } from 'undici'
+import { Writable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Agent } from '../agent.js'
 import type { Logger } from '../log.js'
@@ -139,6 +140,7 @@ export class Entrypoint {
         if (pool === undefined) { exclude.add(ep.key); continue }
         balancer.start(ep.key)
         let sent = false
+        let gone: string | undefined
         try {
           await pool.stream({
             path,
@@ -150,6 +152,12 @@ export class Entrypoint {
             bodyTimeout: this.init.requestTimeoutMs,
             opaque: res
           }, ({ statusCode, headers: upstream }) => {
+            const hostError = upstream['x-physarum-error']
+            if (typeof hostError === 'string' && !hasBody) {
+              // The host no longer has that instance (or app): the app never saw this request.
+              gone = hostError
+              return new Writable({ write (_c, _e, cb) { cb() } })
+            }
             sent = true
             const tHead = process.hrtime.bigint()
             const h = endToEnd(upstream as Record<string, string | string[]>)
@@ -158,6 +166,12 @@ export class Entrypoint {
             res.writeHead(statusCode, h)
             return res
           })
+          if (gone !== undefined) {
+            balancer.finish(ep.key, 0, true)
+            exclude.add(ep.key)
+            placement.forgetRecent(ep.key)
+            continue
+          }
           const ok = res.statusCode < 500
           if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), ok)) stats?.onEjection?.(app)
           stats?.onResponse?.(app, res.statusCode, ms(t0, process.hrtime.bigint()) / 1000)

@@ -91,6 +91,8 @@ export class Placement {
       if (r.ep.app !== app || out.has(key)) continue
       const host = this.components.agent.membership.table.get(r.ep.peer)
       if (host !== undefined && host.status !== 'alive') continue
+      // An announcement newer than the allocation that does not list the instance: it is gone.
+      if (host !== undefined && host.announcement.ts > r.at) { this.recent.delete(key); continue }
       out.set(key, { ...r.ep, rttMs: this.rttOf(r.ep.peer) ?? Infinity })
     }
     return [...out.values()]

@@ -60,3 +60,10 @@ export async function startAllocator (config: Partial<Config> = {}, opts: { stat
     admin: false
   })
 }
+
+// --- proxies in-process ----------------------------------------------------------------
+import { ProxyDaemon } from '../../src/proxy/daemon.js'
+
+export async function startProxy (config: Partial<Config> = {}, opts: { app?: string, address?: { host: string, port: number } } = {}): Promise<ProxyDaemon> {
+  return await ProxyDaemon.start({ config: testConfig(config), log, port: 0, bind: '127.0.0.1', ephemeral: true, admin: false, ...opts })
+}
