@@ -27,6 +27,8 @@ export interface AgentOptions {
   localState?: () => LocalState
   /** The config file that was read, for the start-up log. */
   configFile?: string
+  /** Accept connections but never dial out (for tests behind a delay relay). */
+  inboundOnly?: boolean
   /** Collect Node process metrics (off when several agents share a process). */
   processMetrics?: boolean
 }
@@ -76,7 +78,7 @@ export class Agent {
       if (loaded.created) log.info(`created identity key ${file}`)
       privateKey = loaded.key
     }
-    const node = await createNode({ privateKey, listen: config.Listen ?? defaults.Listen, bootstraps: config.Bootstraps, psk: psk?.key })
+    const node = await createNode({ privateKey, listen: config.Listen ?? defaults.Listen, announce: config.Announce, inboundOnly: opts.inboundOnly, bootstraps: config.Bootstraps, psk: psk?.key })
     const metrics = new Metrics({ defaultMetrics: opts.processMetrics })
     const rtt = new RttService({ node, log: log.scope('rtt') }, { probeTimeoutMs: config.Membership.ProbeTimeoutMs, onSample: ms => { metrics.rtt.observe(ms / 1000) } })
     const membership = new Membership({

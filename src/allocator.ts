@@ -25,6 +25,8 @@ export interface AllocatorOptions {
   processMetrics?: boolean
   /** Working directory of process-runtime instances (relative Commands resolve here). */
   cwd?: string
+  /** Accept connections but never dial out (for tests behind a delay relay). */
+  inboundOnly?: boolean
 }
 
 async function chooseRuntime (cfg: Config, peer: string, log: Logger, stateDir: string, cwd?: string): Promise<Runtime> {
@@ -64,6 +66,7 @@ export class AllocatorDaemon {
       admin: opts.admin,
       configFile: opts.configFile,
       processMetrics: opts.processMetrics,
+      inboundOnly: opts.inboundOnly,
       localState: () => manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
     })
     try {

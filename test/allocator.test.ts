@@ -186,10 +186,15 @@ describe('allocator (process runtime)', () => {
 
   test('a 200 MB response streams through the serving side with flat memory', { timeout: 120000 }, async () => {
     const inst = await requestAllocation(client.node, alloc.agent.node.peerId, 'hello')
-    global.gc?.()
-    const base = process.memoryUsage().rss
+    // Live memory (heap + buffers after a GC) must stay flat; RSS alone also counts garbage
+    // that the allocator has not collected yet, so it is reported, not asserted on.
+    const gc = (globalThis as { gc?: () => void }).gc
+    const live = (): number => { gc?.(); const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
+    const base = live()
+    const baseRss = process.memoryUsage().rss
     let peak = base
-    const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 50)
+    let peakRss = baseRss
+    const timer = setInterval(() => { peak = Math.max(peak, live()); peakRss = Math.max(peakRss, process.memoryUsage().rss) }, 100)
     const total = 200 * 1024 * 1024
     const r = await fwd.request(alloc.agent.node.peerId, { v: 1, app: 'hello', instance: inst.id }, { method: 'GET', path: `/bytes?n=${total}` })
     let got = 0
@@ -198,7 +203,8 @@ describe('allocator (process runtime)', () => {
     assert.equal(r.statusCode, 200)
     assert.equal(got, total)
     const growth = (peak - base) / 1048576
-    assert.ok(growth < 100, `RSS grew by ${growth.toFixed(0)} MB while 200 MB streamed through`)
+    console.log(`# 200 MB streamed: live memory grew ${growth.toFixed(1)} MB, RSS ${((peakRss - baseRss) / 1048576).toFixed(0)} MB${gc === undefined ? ' (no --expose-gc: live memory includes garbage)' : ''}`)
+    assert.ok(growth < (gc === undefined ? 150 : 48), `live memory grew by ${growth.toFixed(0)} MB while 200 MB streamed through`)
   })
 })
 

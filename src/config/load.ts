@@ -35,7 +35,7 @@ export const SYSTEM_CONFIG = '/etc/physarum/conf.json'
 export const LOCAL_CONFIG = './conf/conf.json'
 
 // Values replaced as a whole by a higher layer rather than merged key by key.
-const ATOMIC = new Set(['Apps', 'Bootstraps', 'Listen'])
+const ATOMIC = new Set(['Apps', 'Bootstraps', 'Listen', 'Announce'])
 
 function isObject (v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -140,9 +140,11 @@ function semanticErrors (cfg: Config, sources: Map<string, Source>): string[] {
     const e = multiaddrError(b, true)
     if (e !== undefined) errs.push(`Bootstraps[${i}] (${sources.get('Bootstraps') ?? 'default'}): ${e}`)
   })
-  for (const [i, l] of (cfg.Listen ?? []).entries()) {
-    const e = multiaddrError(l, false)
-    if (e !== undefined) errs.push(`Listen[${i}] (${sources.get('Listen') ?? 'default'}): ${e}`)
+  for (const key of ['Listen', 'Announce'] as const) {
+    for (const [i, l] of (cfg[key] ?? []).entries()) {
+      const e = multiaddrError(l, false)
+      if (e !== undefined) errs.push(`${key}[${i}] (${sources.get(key) ?? 'default'}): ${e}`)
+    }
   }
   if (cfg.Perf.SoftReq.RTT > cfg.Perf.HardReq.RTT) errs.push(`Perf: SoftReq.RTT (${cfg.Perf.SoftReq.RTT}) must not exceed HardReq.RTT (${cfg.Perf.HardReq.RTT})`)
   for (const [name, app] of Object.entries(cfg.Apps)) {

@@ -71,6 +71,7 @@ export const configSchema = {
     Perf: perfSchema,
     Bootstraps: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 1024, description: 'Multiaddrs, with /p2p/<peer id>, of nodes to join through.' },
     Listen: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to listen on (default: /ip4/0.0.0.0/tcp/4001 for an allocator, an ephemeral port for a proxy).' },
+    Announce: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to announce instead of the listen addresses (behind NAT or a port forward).' },
     Psk: { type: 'string', minLength: 1, maxLength: 4096, description: 'Cluster pre-shared key: 64 hex digits, or a passphrase hashed to a key.' },
     PskFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'File holding the PSK (64 hex digits, a passphrase, or a libp2p swarm.key); must not be group- or world-readable.' },
     KeyFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'Identity key file, created 0600 when missing (default ~/.physarum/<role>.key).' },
@@ -161,6 +162,7 @@ export interface Config {
   Perf: { SoftReq: RttReq, HardReq: RttReq }
   Bootstraps: string[]
   Listen?: string[]
+  Announce?: string[]
   Psk?: string
   PskFile?: string
   KeyFile?: string

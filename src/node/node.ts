@@ -20,6 +20,10 @@ export type PhysarumNode = Libp2p<{ identify: Identify, ping: Ping, pubsub: Goss
 export interface NodeInit {
   privateKey: PrivateKey
   listen: string[]
+  /** Addresses to announce instead of the listen addresses. */
+  announce?: string[]
+  /** Accept connections but never dial out (tests put a node behind a delay relay this way). */
+  inboundOnly?: boolean
   bootstraps?: string[]
   /** Swarm-key bytes; undefined runs an open network. */
   psk?: Uint8Array
@@ -29,7 +33,8 @@ export async function createNode (init: NodeInit): Promise<PhysarumNode> {
   const bootstraps = init.bootstraps ?? []
   return await createLibp2p({
     privateKey: init.privateKey,
-    addresses: { listen: init.listen },
+    addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {}) },
+    ...(init.inboundOnly === true ? { connectionGater: { denyDialMultiaddr: () => true } } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

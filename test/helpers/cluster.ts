@@ -51,13 +51,14 @@ export function helloApp (over: AppConfig = {}): AppConfig {
   return { Command: HELLO_COMMAND, Health: { Path: '/healthz' }, IdleTimeoutS: 300, MaxInstances: 4, Resources: { MemoryMB: 64 }, ...over }
 }
 
-export async function startAllocator (config: Partial<Config> = {}, opts: { stateDir?: string } = {}): Promise<AllocatorDaemon> {
+export async function startAllocator (config: Partial<Config> = {}, opts: { stateDir?: string, inboundOnly?: boolean } = {}): Promise<AllocatorDaemon> {
   const base = testConfig(config)
   return await AllocatorDaemon.start({
     config: { ...base, Allocator: { ...base.Allocator, Runtime: 'process', ...config.Allocator }, ...(opts.stateDir !== undefined ? { KeyFile: resolvePath(opts.stateDir, 'allocator.key') } : {}) },
     log,
     ephemeral: opts.stateDir === undefined,
-    admin: false
+    admin: false,
+    inboundOnly: opts.inboundOnly
   })
 }
 
