@@ -1,8 +1,9 @@
 // `npm run bench [-- suite…]`: runs the benchmark suites and rewrites docs/BENCHMARKS.md.
 import { run as membership } from './membership.js'
 import { run as allocation } from './allocation.js'
+import { run as forwarding } from './forwarding.js'
 
-const suites: Record<string, () => Promise<void>> = { membership, allocation }
+const suites: Record<string, () => Promise<void>> = { membership, allocation, forwarding }
 const wanted = process.argv.slice(2)
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
   const suite = suites[name]

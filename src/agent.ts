@@ -53,6 +53,7 @@ export interface MemberView {
 
 export class Agent {
   adminAddress?: string
+  readonly startedAt = Date.now()
   private stopped = false
 
   private constructor (

@@ -12,18 +12,24 @@ export interface StreamSocket extends Duplex {
 
 export function streamToDuplex (stream: Stream, remoteAddress?: string): StreamSocket {
   let paused = false
+  const send = (buf: Uint8Array, cb: (err?: Error | null) => void): void => {
+    try {
+      if (stream.send(buf)) cb()
+      else stream.onDrain().then(() => { cb() }, cb)
+    } catch (err) {
+      cb(err as Error)
+    }
+  }
   const d = new Duplex({
     allowHalfOpen: true,
     read () {
       if (paused) { paused = false; stream.resume() }
     },
-    write (chunk: Buffer, _enc, cb) {
-      try {
-        if (stream.send(chunk)) cb()
-        else stream.onDrain().then(() => { cb() }, cb)
-      } catch (err) {
-        cb(err as Error)
-      }
+    write (chunk: Buffer, _enc, cb) { send(chunk, cb) },
+    // HTTP writes headers and body as separate chunks: one libp2p message for all of
+    // them means one yamux frame, one noise frame and one socket write instead of several.
+    writev (chunks: Array<{ chunk: Buffer }>, cb) {
+      send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map(c => c.chunk)), cb)
     },
     final (cb) {
       stream.close().then(() => { cb() }, () => { cb() })

@@ -132,6 +132,9 @@ export class ForwardServer {
       const via = h.via
       h.via = via !== undefined ? `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}` : VIA
       res.writeHead(statusCode, h)
+      // One libp2p frame for headers, a small body and its end, not three.
+      res.cork()
+      setImmediate(() => { res.uncork() })
       return res
     }).catch((err: Error) => {
       if (ac.signal.aborted) return

@@ -164,6 +164,9 @@ export class Entrypoint {
             h['x-physarum-instance'] = `${ep.instance}@${ep.peer}`
             h['server-timing'] = `placement;dur=${(ms(t0, tPlaced) - coldMs).toFixed(2)}, cold;dur=${coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
             res.writeHead(statusCode, h)
+            // Headers, a small body and its end then leave in one write: syscalls are dear.
+            res.cork()
+            setImmediate(() => { res.uncork() })
             return res
           })
           if (gone !== undefined) {

@@ -162,7 +162,14 @@ export class Placement {
   /** Asks allocators, nearest first, that list the app and announce capacity. */
   private async allocate (app: string, policy: AppPolicy, opts: { fresh: boolean, maxRttMs: number, strictlyNearer?: boolean }): Promise<Endpoint> {
     const { agent } = this.components
-    const hosts = agent.membership.members().filter(m => m.status === 'alive' && m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app) && (m.announcement.capacity.slotsFree ?? 1) > 0)
+    const candidates = (): ReturnType<typeof agent.membership.members> => agent.membership.members().filter(m => m.status === 'alive' && m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app) && (m.announcement.capacity.slotsFree ?? 1) > 0)
+    let hosts = candidates()
+    // A proxy that has just started may not know the cluster yet: give the view a moment.
+    const settle = agent.startedAt + 3000
+    while (hosts.length === 0 && Date.now() < settle) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+      hosts = candidates()
+    }
     if (hosts.length === 0) {
       if (!this.known(app)) throw new PlacementError(404, `unknown app ${app}: no instance and no allocator's catalog lists it`)
       throw new PlacementError(503, `no allocator can host ${app}: none that lists it is alive with free capacity`)
