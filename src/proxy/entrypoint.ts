@@ -180,8 +180,9 @@ export class Entrypoint {
           stats?.onResponse?.(app, res.statusCode, ms(t0, process.hrtime.bigint()) / 1000)
           return
         } catch (err) {
+          // A client that went away says nothing about the instance.
+          if (clientGone.signal.aborted) { balancer.finish(ep.key, 0, true); return }
           if (balancer.finish(ep.key, 0, false)) stats?.onEjection?.(app)
-          if (clientGone.signal.aborted) return
           if (res.headersSent || sent) { res.destroy(err as Error); stats?.onResponse?.(app, 502, ms(t0, process.hrtime.bigint()) / 1000); return }
           exclude.add(ep.key)
           if (err instanceof ConnectError) {

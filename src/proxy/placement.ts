@@ -109,7 +109,10 @@ export class Placement {
   async choose (app: string, opts: { exclude?: Set<string>, signal?: AbortSignal } = {}): Promise<Choice> {
     const policy = this.init.policy(app)
     const { balancer } = this.components
-    let eps = this.endpoints(app).filter(e => opts.exclude?.has(e.key) !== true && !balancer.ejected(e.key))
+    const all = this.endpoints(app).filter(e => opts.exclude?.has(e.key) !== true)
+    // Ejected instances sit out, unless that leaves none: then a suspect instance beats a cold start.
+    const healthy = all.filter(e => !balancer.ejected(e.key))
+    let eps = healthy.length > 0 ? healthy : all
     if (eps.some(e => e.rttMs === Infinity)) {
       await this.measureUnknown(eps.filter(e => e.rttMs === Infinity).map(e => e.peer), policy.hardMs)
       eps = eps.map(e => ({ ...e, rttMs: this.rttOf(e.peer) ?? Infinity }))
