@@ -222,3 +222,29 @@ test('the per-peer rate limit refuses a flood with RATE_LIMITED', async () => {
     await alloc.stop()
   }
 })
+
+test('MinInstances are kept warm; an instance failing its health checks is replaced', { timeout: 60000 }, async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'physarum-min-'))
+  const flag = join(dir, 'healthy')
+  writeFileSync(flag, '1')
+  // Healthy while the flag file exists: a liveness check that can be made to fail.
+  const script = `const fs=require('fs');require('http').createServer((q,s)=>{s.statusCode=q.url==='/healthz'&&!fs.existsSync(${JSON.stringify(flag)})?500:200;s.end('ok')}).listen(process.env.PORT,'127.0.0.1')`
+  const alloc = await startAllocator({ Psk: PSK, Apps: { warm: { Command: [process.execPath, '-e', script], Health: { Path: '/healthz', IntervalMs: 100, FailureThreshold: 2 }, MinInstances: 1, IdleTimeoutS: 0.5 } }, Allocator: { Runtime: 'process', MaxInstances: 4, MemoryMB: 1024, DrainTimeoutS: 1, RateLimit: { PerSecond: 10, Burst: 10 } } })
+  try {
+    await waitFor('one warm instance at start', () => alloc.manager.readyOf('warm').length === 1, 10000)
+    const first = alloc.manager.readyOf('warm')[0].id
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    assert.deepEqual(alloc.manager.readyOf('warm').map(i => i.id), [first], 'idle but kept: MinInstances')
+    rmSync(flag)
+    await waitFor('the unhealthy instance removed', () => !alloc.manager.instances.has(first), 5000)
+    writeFileSync(flag, '1')
+    await waitFor('a replacement keeps MinInstances', () => alloc.manager.readyOf('warm').some(i => i.id !== first), 10000)
+    assert.match(await alloc.agent.metrics.registry.metrics(), /physarum_culls_total\{app="warm",reason="unhealthy"\} 1/)
+  } finally {
+    await alloc.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -76,6 +76,27 @@ describe('daemons as child processes', () => {
     assert.ok(detailed.stdout.includes(a.addr), 'every multiaddr in --detailed')
   })
 
+  test('the admin API: /v1/self, /v1/health, /metrics, and a clear 404', async () => {
+    const self = await (await fetch(`http://${a.admin}/v1/self`)).json() as MemberView
+    assert.equal(self.peer, a.peer)
+    assert.equal(self.self, true)
+    const health = await (await fetch(`http://${a.admin}/v1/health`)).json() as { status: string, role: string }
+    assert.deepEqual([health.status, health.role], ['ok', 'allocator'])
+    const metrics = await (await fetch(`http://${a.admin}/metrics`)).text()
+    assert.match(metrics, /physarum_members\{state="alive"\} 3/)
+    assert.match(metrics, /physarum_announcements_total\{result="accepted"\}/)
+    assert.match(metrics, /physarum_rtt_seconds_bucket/)
+    assert.match(metrics, /physarum_process_resident_memory_bytes/)
+    const nf = await fetch(`http://${a.admin}/v1/nope`)
+    assert.equal(nf.status, 404)
+  })
+
+  test('members --app filters by catalog', async () => {
+    const withApp = await members(a.admin, ['--app', 'hello-world-server'])
+    assert.deepEqual(withApp.map(r => r.peer).sort(), [a.peer, c.peer].sort())
+    assert.equal((await members(a.admin, ['--app', 'no-such-app'])).length, 0)
+  })
+
   test('members joins through the bootstraps when no agent answers', async () => {
     const r = await runCli(['members', '--agent', '127.0.0.1:1', '--bootstrap', a.addr, '--json', '--wait', '3'], { cwd: dir, env: { PHYSARUM_PSK: PSK } })
     assert.equal(r.code, 0, r.stderr)
@@ -112,6 +133,32 @@ describe('daemons as child processes', () => {
     await waitFor('left', async () => statusIn(await members(a.admin), b.peer) === 'left', 5000, 100)
     await waitFor('left on the other', async () => statusIn(await members(c.admin), b.peer) === 'left', 5000, 100)
   })
+})
+
+test('--log-format json writes one JSON object per line', async () => {
+  const d = spawnCli(['proxy', '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', '--port', '0', '--log-format', 'json'], { cwd: dir })
+  await d.waitFor(/proxy listening/)
+  d.child.kill('SIGTERM')
+  assert.equal((await d.exited).code, 0)
+  const lines = d.stderr().trim().split('\n')
+  assert.ok(lines.length >= 3)
+  for (const l of lines) {
+    const j = JSON.parse(l) as { level: string, message: string, timestamp: string }
+    assert.ok(typeof j.level === 'string' && typeof j.message === 'string' && typeof j.timestamp === 'string', l)
+  }
+})
+
+test('proxy arguments: the positional form, and --app without an address or catalog Port', async () => {
+  const d = spawnCli(['proxy', '0', '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0'], { cwd: dir })
+  await d.waitFor(/proxy listening on http:\/\/127\.0\.0\.1:\d+/)
+  d.child.kill('SIGTERM')
+  assert.equal((await d.exited).code, 0)
+  const r = await runCli(['proxy', '--port', '0', '--app', 'mystery', '--configfile', conf, '--ephemeral'], { cwd: dir })
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /--app mystery needs --address HOST:PORT/)
+  const bad = await runCli(['proxy', '--port', '0', '--app', 'x', '--address', 'nowhere', '--configfile', conf, '--ephemeral'], { cwd: dir })
+  assert.equal(bad.code, 2)
+  assert.match(bad.stderr, /is not HOST:PORT/)
 })
 
 test('the identity key file is created 0600 and gives the same peer ID after a restart', async () => {

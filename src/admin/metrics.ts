@@ -9,7 +9,7 @@ export class Metrics {
   readonly rtt: Histogram
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
-    if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'physarum_process_' })
+    if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'physarum_' })
     this.announcements = new Counter({
       name: 'physarum_announcements_total',
       help: 'Membership announcements received, by result (accepted, stale, malformed, oversized, spoofed).',

@@ -1,7 +1,7 @@
 // The local admin API of a daemon (127.0.0.1 by default): JSON under /v1/ and
 // Prometheus text on /metrics. Concerns register their own GET routes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { listenOn } from '../http.js'
 import type { Registry } from 'prom-client'
 
 export type Route = (req: IncomingMessage, url: URL) => Promise<unknown> | unknown
@@ -22,13 +22,9 @@ export class AdminServer {
     const port = Number(hostPort.slice(i + 1))
     const server = createServer((req, res) => { void this.handle(req, res) })
     server.keepAliveTimeout = 5000
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
-    })
+    const bound = await listenOn(server, host, port)
     this.server = server
-    const addr = server.address() as AddressInfo
-    return `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+    return bound
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -223,6 +223,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     this.instances.delete(inst.id)
     this.emit('removed', inst, reason)
     this.emit('change')
+    // Keep MinInstances warm after a death, a failed health check or a cull.
+    if (!this.draining && this.timers.length > 0) void this.ensureMinimum()
   }
 
   /** Idle culling: nothing in flight for IdleTimeoutS, never below MinInstances. */

@@ -3,7 +3,8 @@
 // Retries: an unreachable host before anything was sent → the next candidate; after →
 // only GET/HEAD/OPTIONS, once, within a 20 % retry budget.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
+import { listenOn } from '../http.js'
 import { Pool } from 'undici'
 import { Writable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -50,13 +51,9 @@ export class Entrypoint {
         socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
       } else socket.destroy()
     })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
-    })
+    const bound = await listenOn(server, host, port)
     this.server = server
-    const a = server.address() as AddressInfo
-    return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+    return bound
   }
 
   private error (res: ServerResponse, app: string, status: number, code: string, message: string): void {
