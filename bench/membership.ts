@@ -240,13 +240,14 @@ async function inner (netns: boolean): Promise<void> {
   const p = await physarum()
   process.stderr.write(`physarum: ${JSON.stringify(p)}\n`)
   let s: Record<string, number> | undefined
+  const withSerf = process.env.BENCH_SERF !== '0'
   try {
-    s = await serf()
+    if (withSerf) s = await serf()
   } catch (err) {
     process.stderr.write(`serf comparison failed: ${(err as Error).message}\n`)
   }
   const row = (name: string, r: Record<string, number> | undefined): string => r === undefined
-    ? `| ${name} | not installed | | | | | |`
+    ? `| ${name} | ${withSerf ? 'not installed' : 'not run (BENCH_SERF=0)'} | | | | | |`
     : `| ${name} | ${fmt(r.joinMedianMs)} (max ${fmt(r.joinMaxMs)}) | ${fmt(r.killFailedMs)} | ${fmt(r.stopFailedMs)} | ${fmt(r.resumeAliveMs)} | ${fmt(r.bytesPerNodePerS)} | ${r.falseAlarms}${r.suspects !== undefined ? ` (${r.suspects})` : ''} in ${r.soakS} s |`
   const markdown = `${N} nodes, each a real process on 127.0.0.1${netns ? ', in a network namespace of the benchmark\'s own (so the loopback byte counter is the cluster\'s alone)' : ''}. Times in milliseconds, measured from the joining node's start (physarum: its "started" log line; serf: its spawn) or from the signal, to the moment the **last** of the other nodes logged the change.
 
@@ -258,7 +259,7 @@ ${row('serf', s)}
 Targets: join ≤ 300 ms, failed ≤ 3000 ms, no false failure in a 10-minute soak (\`BENCH_SOAK_S=600 npm run bench -- membership\`).${s !== undefined ? ` Ratios (serf / physarum): join ${fmt(s.joinMedianMs / p.joinMedianMs, 1)}×, SIGKILL ${fmt(s.killFailedMs / p.killFailedMs, 1)}×, SIGSTOP ${fmt(s.stopFailedMs / p.stopFailedMs, 1)}×; bytes at rest ${fmt(p.bytesPerNodePerS / s.bytesPerNodePerS, 1)}× serf's.` : ''}
 
 Why the bytes differ: physarum probes every member directly (every 500 ms, or every N × 100 ms in a cluster of N) over a kept-open stream, RTT and liveness in one, and re-announces every 10 s, so its traffic at rest grows with the cluster size squared; serf probes one random member per second and gossips in UDP packets.`
-  saveResult('membership', { title: 'Membership: 20 nodes, physarum vs serf', ranAt: new Date().toISOString(), machine: machine(), markdown, data: { physarum: p, serf: s ?? null, nodes: N } })
+  saveResult(SOAK_S >= 600 ? 'membership-soak' : 'membership', { title: SOAK_S >= 600 ? `Membership: 20 nodes, ${SOAK_S / 60}-minute soak` : 'Membership: 20 nodes, physarum vs serf', ranAt: new Date().toISOString(), machine: machine(), markdown, data: { physarum: p, serf: s ?? null, nodes: N } })
   process.stdout.write(markdown + '\n')
 }
 

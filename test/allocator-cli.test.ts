@@ -3,7 +3,7 @@
 // slow request finish, exits 0 and leaves no instance behind.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnCli, killAll } from './helpers/cli.js'
@@ -63,7 +63,7 @@ test('kill -9 with process instances running, start again → healthy ones adopt
   const drop = await requestAllocation(c.node, peer, 'other')
   const list = await instances(first.admin)
   assert.equal(list.length, 2)
-  const state = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'proc', `instances-${first.peer}.json`), 'utf8')) as Array<{ id: string, pid: number }>
+  const state = JSON.parse(readFileSync(join(dir, 'proc', `instances-${first.peer}.json`), 'utf8')) as Array<{ id: string, pid: number }>
   const pidOf = (id: string): number => state.find(e => e.id === id)?.pid ?? -1
   pids.push(pidOf(keep.id), pidOf(drop.id))
   first.d.child.kill('SIGKILL')
@@ -86,7 +86,8 @@ test('SIGTERM while a slow request is in flight: it completes, exit 0, instances
   const c = await client(a.addr)
   const peer = peerIdFromString(a.peer)
   const inst = await requestAllocation(c.node, peer, 'hello')
-  const pid = Number((await instances(a.admin)).length > 0 ? JSON.parse((await import('node:fs')).readFileSync(join(dir, 'drain', `instances-${a.peer}.json`), 'utf8'))[0].pid : -1)
+  const saved = JSON.parse(readFileSync(join(dir, 'drain', `instances-${a.peer}.json`), 'utf8')) as Array<{ pid: number }>
+  const pid = saved[0]?.pid ?? -1
   pids.push(pid)
   const fwd = new ForwardClient(c.node)
   const slow = fwd.request(peer, { v: 1, app: 'hello', instance: inst.id }, { method: 'GET', path: '/slow?ms=1500' })

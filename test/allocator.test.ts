@@ -3,6 +3,9 @@
 // malformed requests; readiness timeout; dead instances; streaming with flat memory.
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
 import { startAgent, startAllocator, addrOf, waitFor, helloApp } from './helpers/cluster.js'
 import { requestAllocation, ALLOC_PROTOCOL, AllocationError } from '../src/allocation/protocol.js'
@@ -224,9 +227,6 @@ test('the per-peer rate limit refuses a flood with RATE_LIMITED', async () => {
 })
 
 test('MinInstances are kept warm; an instance failing its health checks is replaced', { timeout: 60000 }, async () => {
-  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
   const dir = mkdtempSync(join(tmpdir(), 'physarum-min-'))
   const flag = join(dir, 'healthy')
   writeFileSync(flag, '1')

@@ -1,6 +1,7 @@
 // The allocator with the Docker runtime against a real engine (skipped, visibly, when
 // none answers; CI starts one). Images are built locally from busybox: no registry.
 import { test, describe, before, after } from 'node:test'
+import { execFileSync } from 'node:child_process'
 import assert from 'node:assert/strict'
 import { startAgent, startAllocator, addrOf, waitFor } from './helpers/cluster.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, inspect, TEST_IMAGE } from './helpers/docker.js'
@@ -84,7 +85,6 @@ describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engin
     const inst = await requestAllocation(client.node, alloc.agent.node.peerId, 'web', { fresh: true })
     const rt = alloc.manager.instances.get(inst.id)?.rt
     assert.ok(rt !== undefined)
-    const { execFileSync } = await import('node:child_process')
     execFileSync('docker', ['kill', rt.handle])
     await waitFor('withdrawn', () => !alloc.manager.instances.has(inst.id), 3000)
     await waitFor('removed', () => labelled(alloc.agent.peer).length === 0, 10000)
