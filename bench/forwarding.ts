@@ -152,7 +152,9 @@ ${rows.join('\n')}
 
 Throughput ratio physarum / two nginx hops: ${fmt(ratio, 2)}×. One 100 MB response: ${fmt(mbDirect)} MB/s direct, ${fmt(mbPhysarum)} MB/s through physarum, ${fmt(mbNginx)} MB/s through nginx.
 
-Targets on this 2-core machine: added latency ≤ 1 ms at p50 and ≤ 3 ms at p99 at 1,000 req/s; ≥ 5,000 req/s through one proxy pair; ≥ 80 MB/s for a large body. (The load generator, the proxies and the app share the same two cores.)`
+Targets on this 2-core machine: added latency ≤ 1 ms at p50 and ≤ 3 ms at p99 at 1,000 req/s; ≥ 5,000 req/s through one proxy pair; ≥ 80 MB/s for a large body. (The load generator, the proxies and the app share the same two cores.)
+
+Where the time goes: a profile of the proxy under load shows most of its CPU in socket writes (\`writeBuffer\`, \`writev\`), which cost 40–90 µs each on this VM, and several of them per request on each side of the libp2p hop (the TCP connection writes every queued chunk separately). Batching them (one write per event-loop turn) is the next step; nginx makes about as many system calls per request but spends no JavaScript around them.`
     saveResult('forwarding', { title: 'Forwarding: direct vs physarum vs two nginx hops', ranAt: new Date().toISOString(), machine: machine(), markdown, data })
     process.stdout.write(markdown + '\n')
   } finally {
