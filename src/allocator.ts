@@ -2,6 +2,7 @@
 // the instance manager, the allocation server and the forwarding server, with the
 // shutdown order that loses nothing: refuse, announce leaving, drain, stop instances.
 import { join } from 'node:path'
+import { tmpdir } from 'node:os'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { Agent } from './agent.js'
 import type { Config } from './config/schema.js'
@@ -75,7 +76,9 @@ export class AllocatorDaemon {
       const allocSeconds = new Histogram({ name: 'physarum_allocation_seconds', help: 'Time from an allocation request to its answer.', labelNames: ['app', 'result'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [reg] })
       const forwarded = new Counter({ name: 'physarum_forwarded_requests_total', help: 'Requests served for hosted instances, by app and status.', labelNames: ['app', 'status'], registers: [reg] })
       const culls = new Counter({ name: 'physarum_culls_total', help: 'Instances removed by the allocator, by app and reason (idle, unhealthy).', labelNames: ['app', 'reason'], registers: [reg] })
-      const stateDir = config.KeyFile !== undefined ? join(expandHome(config.KeyFile), '..') : expandHome('~/.physarum')
+      // Beside the key file: an allocator with a persistent identity finds its processes
+      // after a restart. An ephemeral one never could, so its state stays in /tmp.
+      const stateDir = opts.ephemeral === true ? tmpdir() : config.KeyFile !== undefined ? join(expandHome(config.KeyFile), '..') : expandHome('~/.physarum')
       const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts.cwd)
       manager = new InstanceManager({ runtime, catalog, log: log.scope('instances'), onCull: (app, reason) => { culls.inc({ app, reason }) } }, {
         maxInstances: config.Allocator.MaxInstances,

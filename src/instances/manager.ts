@@ -148,7 +148,11 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     if (pending !== undefined) return { instance: await pending, started: true }
     if (opts.fresh !== true) {
       const ready = this.readyOf(app).sort((a, b) => a.inFlight - b.inFlight)[0]
-      if (ready !== undefined) return { instance: ready, started: false }
+      if (ready !== undefined) {
+        // Handed out: it must not be culled before the requester's first request arrives.
+        ready.lastUsed = Date.now()
+        return { instance: ready, started: false }
+      }
     }
     if (this.count() >= this.init.maxInstances) throw new AllocFailure('NO_CAPACITY', `all ${this.init.maxInstances} instance slots of this allocator are in use`)
     if (this.count(app) >= spec.maxInstances) throw new AllocFailure('NO_CAPACITY', `${app} already has its maximum of ${spec.maxInstances} instance(s) here`)

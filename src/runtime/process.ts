@@ -4,7 +4,7 @@
 // that was killed find, adopt or stop its processes when it starts again.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs'
+import { readFileSync, writeFileSync, mkdirSync, renameSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { AppSpec } from '../catalog/catalog.js'
@@ -130,5 +130,8 @@ export class ProcessRuntime implements Runtime {
 
   onEvent (fn: (e: RuntimeEvent) => void): void { this.listeners.push(fn) }
 
-  async close (): Promise<void> {}
+  /** Nothing left to recover: the state file goes too. */
+  async close (): Promise<void> {
+    if (this.entries.size === 0) rmSync(this.opts.stateFile, { force: true })
+  }
 }
