@@ -104,7 +104,8 @@ export class AllocatorDaemon {
       })
       const forward = new ForwardServer({ node: agent.node, log: log.scope('forward'), onResponse: (app, status) => { forwarded.inc({ app, status: String(status) }) } }, {
         resolve: (frame) => {
-          if (m.draining && m.inFlight() === 0) return { status: 503, code: 'DRAINING', message: 'this allocator is shutting down' }
+          // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on this error).
+          if (m.draining) return { status: 503, code: 'DRAINING', message: 'this allocator is shutting down' }
           const spec = catalog.get(frame.app)
           if (spec === undefined) return { status: 404, code: 'UNKNOWN_APP', message: `app ${frame.app} is not hosted here` }
           const ready = m.readyOf(frame.app)

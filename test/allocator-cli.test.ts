@@ -93,6 +93,12 @@ test('SIGTERM while a slow request is in flight: it completes, exit 0, instances
   const slow = fwd.request(peer, { v: 1, app: 'hello', instance: inst.id }, { method: 'GET', path: '/slow?ms=1500' })
   await new Promise(resolve => setTimeout(resolve, 300))
   a.d.child.kill('SIGTERM')
+  // While it drains, a new request is refused with a code the proxy reroutes on.
+  await a.d.waitFor(/draining 1 request/)
+  const late = await fwd.request(peer, { v: 1, app: 'hello', instance: inst.id }, { method: 'GET', path: '/hello' })
+  assert.equal(late.statusCode, 503)
+  assert.equal(late.headers['x-physarum-error'], 'DRAINING')
+  await late.body.dump()
   const r = await slow.catch(async (err: Error) => { await a.d.exited; throw new Error(`${err.message}; allocator log:\n${a.d.stderr()}`) })
   assert.equal(r.statusCode, 200)
   assert.equal(await r.body.text(), 'slept 1500 ms\n')

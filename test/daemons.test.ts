@@ -122,7 +122,8 @@ describe('daemons as child processes', () => {
     await waitFor('seen failed by the proxy too', async () => statusIn(await members(b.admin), c.peer) === 'failed', 5000, 100)
     c.d.child.kill('SIGCONT')
     await waitFor('resumed daemon alive', async () => statusIn(await members(a.admin), c.peer) === 'alive', 15000, 200)
-    assert.ok(took < 10000)
+    // Detection takes ~1.5–3 s; each poll through the CLI adds about a second.
+    assert.ok(took < 8000, `frozen daemon seen failed after ${took} ms`)
   })
 
   test('SIGTERM → exit 0 and left on the others', async () => {

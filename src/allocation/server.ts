@@ -1,7 +1,7 @@
 // Server side of /physarum/alloc/1.0.0: validates each request, rate-limits each
 // requesting peer (token bucket), asks the instance manager, and answers only when the
 // instance is ready. Malformed input gets BAD_REQUEST; the allocator keeps serving.
-import { lpStream } from '@libp2p/utils'
+import { lpStream, InvalidDataLengthError, InvalidDataLengthLengthError } from '@libp2p/utils'
 import type { Stream, Connection } from '@libp2p/interface'
 import type { PhysarumNode } from '../node/node.js'
 import type { Logger } from '../log.js'
@@ -70,9 +70,8 @@ export class AllocationServer {
     try {
       raw = await lp.read({ signal: AbortSignal.timeout(10000) })
     } catch (err) {
-      const msg = (err as Error).message
-      // Too long for the length prefix, or cut short: say so if the stream still takes it.
-      if (/too long|length/i.test(msg)) { await refuse('BAD_REQUEST', `request larger than ${MAX_ALLOC_MESSAGE} bytes`); return }
+      // Too long: say so while the stream still takes an answer; cut short or garbage: reset.
+      if (err instanceof InvalidDataLengthError || err instanceof InvalidDataLengthLengthError) { await refuse('BAD_REQUEST', `request larger than ${MAX_ALLOC_MESSAGE} bytes`); return }
       stream.abort(err as Error)
       return
     }

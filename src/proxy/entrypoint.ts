@@ -42,7 +42,13 @@ export class Entrypoint {
   ) {}
 
   async listen (host: string, port: number): Promise<string> {
-    const server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 }, (req, res) => { void this.handle(req, res) })
+    const server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 }, (req, res) => {
+      // A bug on one request must not take the proxy down: a 500 for it, and a log line.
+      this.handle(req, res).catch((err: Error) => {
+        this.components.log.error(`request ${req.method ?? '?'} ${(req.url ?? '').slice(0, 200)} failed: ${err.message}`)
+        this.error(res, '-', 500, 'INTERNAL', err.message)
+      })
+    })
     server.on('connection', s => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)) })
     server.on('clientError', (err, socket) => {
       // Malformed HTTP: a 400 with the reason, never a crash.
