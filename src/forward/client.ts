@@ -2,6 +2,7 @@
 // connections are libp2p streams that begin with the header frame. Streams are kept
 // alive and reused, so a warm request pays no stream negotiation.
 import { Pool, type Dispatcher } from 'undici'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { PeerId } from '@libp2p/interface'
 import type { Socket } from 'node:net'
@@ -29,17 +30,23 @@ export class ForwardClient {
     return streamToDuplex(lp.unwrap())
   }
 
-  pool (peer: PeerId, frame: HeaderFrame): Pool {
-    const key = `${peer.toString()}/${frame.app}/${frame.instance ?? ''}`
+  private key (peer: PeerId | string, frame: HeaderFrame): string {
+    return `${peer.toString()}/${frame.app}/${frame.instance ?? ''}`
+  }
+
+  /** The pool of a target; a peer given as a string is parsed only when its pool is made. */
+  pool (peer: PeerId | string, frame: HeaderFrame): Pool {
+    const key = this.key(peer, frame)
     let p = this.pools.get(key)
     if (p === undefined) {
+      const id = typeof peer === 'string' ? peerIdFromString(peer) : peer
       p = new Pool(`http://${frame.app}.physarum`, {
         connections: this.opts.connections ?? 128,
         keepAliveTimeout: 60000,
         headersTimeout: 0,
         bodyTimeout: 0,
         connect: (_opts, cb) => {
-          this.open(peer, frame).then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(new ConnectError(peer.toString(), err), null) })
+          this.open(id, frame).then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(new ConnectError(id.toString(), err), null) })
         }
       })
       this.pools.set(key, p)
@@ -47,13 +54,13 @@ export class ForwardClient {
     return p
   }
 
-  async request (peer: PeerId, frame: HeaderFrame, opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  async request (peer: PeerId | string, frame: HeaderFrame, opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
     return await this.pool(peer, frame).request(opts)
   }
 
   /** Drops the pool of an endpoint that is gone. */
-  forget (peer: string, frame: HeaderFrame): void {
-    const key = `${peer}/${frame.app}/${frame.instance ?? ''}`
+  forget (peer: PeerId | string, frame: HeaderFrame): void {
+    const key = this.key(peer, frame)
     const p = this.pools.get(key)
     this.pools.delete(key)
     void p?.destroy().catch(() => {})

@@ -104,6 +104,10 @@ const suspectValidate = ajv.compile({
   }
 })
 
+export function encodeSuspect (n: SuspectNotice): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(n))
+}
+
 export function decodeSuspect (data: Uint8Array): SuspectNotice | undefined {
   if (data.byteLength > 1024) return undefined
   try {

@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances } from './announcement.js'
+import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect, encodeSuspect, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances, type SuspectNotice } from './announcement.js'
 import { MemberTable, type Member, type TableTiming } from './table.js'
 import type { PhysarumNode } from '../node/node.js'
 import type { RttService } from '../rtt/rtt.js'
@@ -34,7 +34,6 @@ export interface MembershipInit {
 
 export interface MembershipStats {
   onAnnouncement?: (result: 'accepted' | 'stale' | 'malformed' | 'oversized' | 'spoofed') => void
-  onProbe?: (ms: number) => void
 }
 
 export class Membership {
@@ -48,17 +47,17 @@ export class Membership {
   private readonly lastProbe = new Map<string, number>()
   private dialing = new Set<string>()
   private readonly selfPeer: string
-  private readonly timing: TableTiming
+  private readonly timing: Omit<TableTiming, 'silenceMs'>
   private readonly log: Logger
+  /** What the validator decoded, handed to the message handler (same message object). */
+  private readonly decoded = new WeakMap<Message, Announcement | SuspectNotice>()
+  /** Parsed peer IDs of members: the probe loop needs them ten times a second. */
+  private readonly peerIds = new Map<string, PeerId>()
 
   constructor (private readonly components: { node: PhysarumNode, rtt: RttService, log: Logger, stats?: MembershipStats }, private readonly init: MembershipInit) {
     this.selfPeer = components.node.peerId.toString()
     this.log = components.log
-    this.timing = {
-      suspectTimeoutMs: init.suspectTimeoutMs,
-      silenceMs: 2 * init.probeIntervalMs + init.probeTimeoutMs,
-      forgetAfterMs: init.forgetAfterMs
-    }
+    this.timing = { suspectTimeoutMs: init.suspectTimeoutMs, forgetAfterMs: init.forgetAfterMs }
     this.table.on('change', (m, prev) => {
       if (prev !== m.status) {
         const level = m.status === 'failed' ? 'warn' : 'info'
@@ -69,10 +68,16 @@ export class Membership {
     })
     // A member that probes us is alive: evidence in the other direction, at no cost.
     components.rtt.onInbound = peer => { if (this.started) this.table.heard(peer, Date.now()) }
-    this.table.on('forget', peer => { components.rtt.forget(peer); this.lastProbe.delete(peer) })
+    this.table.on('forget', peer => { components.rtt.forget(peer); this.lastProbe.delete(peer); this.peerIds.delete(peer) })
   }
 
   get peer (): string { return this.selfPeer }
+
+  private peerId (peer: string): PeerId {
+    let id = this.peerIds.get(peer)
+    if (id === undefined) { id = peerIdFromString(peer); this.peerIds.set(peer, id) }
+    return id
+  }
 
   async start (): Promise<void> {
     const { node } = this.components
@@ -169,6 +174,7 @@ export class Membership {
       this.components.stats?.onAnnouncement?.('spoofed')
       return TopicValidatorResult.Reject
     }
+    this.decoded.set(msg, res.announcement)
     return TopicValidatorResult.Accept
   }
 
@@ -178,6 +184,7 @@ export class Membership {
       this.components.stats?.onAnnouncement?.(n === undefined ? 'malformed' : 'spoofed')
       return TopicValidatorResult.Reject
     }
+    this.decoded.set(msg, n)
     return TopicValidatorResult.Accept
   }
 
@@ -185,7 +192,7 @@ export class Membership {
     const msg = evt.detail
     if (msg.topic === SUSPECT_TOPIC) {
       // Another member missed a probe: check for ourselves now rather than at our next turn.
-      const n = decodeSuspect(msg.data)
+      const n = (this.decoded.get(msg) as SuspectNotice | undefined) ?? decodeSuspect(msg.data)
       if (n === undefined) return
       this.table.confirm(n.suspect, n.peer, Date.now())
       const m = this.table.get(n.suspect)
@@ -193,9 +200,13 @@ export class Membership {
       return
     }
     if (msg.topic !== MEMBERS_TOPIC) return
-    const res = decodeAnnouncement(msg.data)
-    if (!res.ok || res.announcement.peer === this.selfPeer) return
-    const a = res.announcement
+    let a = this.decoded.get(msg) as Announcement | undefined
+    if (a === undefined) {
+      const res = decodeAnnouncement(msg.data)
+      if (!res.ok) return
+      a = res.announcement
+    }
+    if (a.peer === this.selfPeer) return
     const result = this.table.apply(a, Date.now())
     this.components.stats?.onAnnouncement?.(result === 'stale' ? 'stale' : 'accepted')
     if (result === 'new' && a.leaving !== true) {
@@ -233,7 +244,7 @@ export class Membership {
   }
 
   private connect (a: Announcement): void {
-    if (this.components.node.getConnections(peerIdFromString(a.peer)).length > 0) return
+    if (this.components.node.getConnections(this.peerId(a.peer)).length > 0) return
     void this.dial(a)
   }
 
@@ -279,19 +290,17 @@ export class Membership {
     const peer = m.announcement.peer
     this.probing.add(peer)
     this.lastProbe.set(peer, Date.now())
-    const pid = peerIdFromString(peer)
+    const pid = this.peerId(peer)
     try {
       if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement))) throw new Error('unreachable')
-      const ms = await this.components.rtt.probe(pid, this.init.probeTimeoutMs)
-      this.components.stats?.onProbe?.(ms)
+      await this.components.rtt.probe(pid, this.init.probeTimeoutMs)
       this.table.heard(peer, Date.now())
       this.probing.delete(peer)
     } catch {
       this.probing.delete(peer)
       if (retry && this.started) { await this.probe(m, false); return }
       if (this.table.missed(peer, Date.now()) && this.started) {
-        const notice = { v: 1, peer: this.selfPeer, suspect: peer, ts: Date.now() }
-        void this.components.node.services.pubsub.publish(SUSPECT_TOPIC, new TextEncoder().encode(JSON.stringify(notice))).catch(() => {})
+        void this.components.node.services.pubsub.publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: this.selfPeer, suspect: peer, ts: Date.now() })).catch(() => {})
       }
     }
   }

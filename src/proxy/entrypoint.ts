@@ -7,7 +7,6 @@ import type { Socket } from 'node:net'
 import { listenOn } from '../http.js'
 import { Pool } from 'undici'
 import { Writable } from 'node:stream'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { Agent } from '../agent.js'
 import type { Logger } from '../log.js'
 import { ForwardClient, ConnectError } from '../forward/client.js'
@@ -139,7 +138,7 @@ export class Entrypoint {
         }
         const tPlaced = process.hrtime.bigint()
         const headers = addForwarded(endToEnd(req.headers), { clientIp: req.socket.remoteAddress, proto: 'http', host: req.headers.host, via: VIA })
-        const pool = ep.local ? this.init.localPool?.(app) : forward.pool(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
+        const pool = ep.local ? this.init.localPool?.(app) : forward.pool(ep.peer, { v: 1, app, instance: ep.instance })
         if (pool === undefined) { exclude.add(ep.key); continue }
         balancer.start(ep.key)
         let sent = false

@@ -87,10 +87,10 @@ class Channel {
 
 export class RttService {
   private readonly channels = new Map<string, Promise<Channel>>()
-  private readonly samples = new Map<string, { values: number[], measuredAt: number }>()
+  /** Recent samples per peer, with their median kept up to date: lookups are on the request path. */
+  private readonly samples = new Map<string, { values: number[], measuredAt: number, median: number }>()
   private readonly window: number
   private readonly probeTimeoutMs: number
-  private started = false
   /** Called when a peer's probe arrives. */
   onInbound?: (peer: string) => void
 
@@ -114,17 +114,13 @@ export class RttService {
         stream.abort(err as Error)
       }
     }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
-    this.started = true
   }
 
   async stop (): Promise<void> {
-    this.started = false
     await this.components.node.unhandle(RTT_PROTOCOL).catch(() => {})
     for (const ch of this.channels.values()) void ch.then(c => { c.fail(new Error('stopped')); c.stream.abort(new Error('stopped')) }, () => {})
     this.channels.clear()
   }
-
-  isStarted (): boolean { return this.started }
 
   private channel (peer: PeerId, signal: AbortSignal): Promise<Channel> {
     const key = peer.toString()
@@ -186,18 +182,19 @@ export class RttService {
 
   private record (key: string, ms: number): void {
     let s = this.samples.get(key)
-    if (s === undefined) { s = { values: [], measuredAt: 0 }; this.samples.set(key, s) }
+    if (s === undefined) { s = { values: [], measuredAt: 0, median: ms }; this.samples.set(key, s) }
     s.values.push(ms)
     if (s.values.length > this.window) s.values.shift()
     s.measuredAt = Date.now()
+    s.median = median(s.values)
     this.init.onSample?.(ms)
   }
 
   /** The cached estimate for a peer, or undefined when never measured. */
   get (peer: string): RttEstimate | undefined {
     const s = this.samples.get(peer)
-    if (s === undefined || s.values.length === 0) return undefined
-    return { ms: median(s.values), samples: s.values.length, measuredAt: s.measuredAt }
+    if (s === undefined) return undefined
+    return { ms: s.median, samples: s.values.length, measuredAt: s.measuredAt }
   }
 
   /** Peers ordered nearest first; unmeasured peers last, in their given order. */
@@ -215,7 +212,7 @@ export class RttService {
   }
 
   /** Drops the probe channel of a peer whose connection closed. */
-  onDisconnect (peer: string, _conn?: Connection): void {
+  onDisconnect (peer: string): void {
     const ch = this.channels.get(peer)
     this.channels.delete(peer)
     void ch?.then(c => c.fail(new Error('disconnected')), () => {})
