@@ -33,6 +33,9 @@ export interface AgentOptions {
   processMetrics?: boolean
 }
 
+/** What every daemon (allocator, proxy) passes through to its agent. */
+export type DaemonOptions = Pick<AgentOptions, 'config' | 'log' | 'ephemeral' | 'admin' | 'configFile' | 'processMetrics' | 'inboundOnly'>
+
 /** One row of the member table as the admin API and `physarum members` show it. */
 export interface MemberView {
   peer: string

@@ -4,7 +4,7 @@
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { Agent } from './agent.js'
+import { Agent, type DaemonOptions } from './agent.js'
 import type { Config } from './config/schema.js'
 import { expandHome } from './config/files.js'
 import { Catalog } from './catalog/catalog.js'
@@ -16,18 +16,10 @@ import { ProcessRuntime } from './runtime/process.js'
 import type { Runtime } from './runtime/runtime.js'
 import type { Logger } from './log.js'
 
-export interface AllocatorOptions {
-  config: Config
-  log: Logger
-  ephemeral?: boolean
-  admin?: string | false
+export interface AllocatorOptions extends DaemonOptions {
   keepInstances?: boolean
-  configFile?: string
-  processMetrics?: boolean
   /** Working directory of process-runtime instances (relative Commands resolve here). */
   cwd?: string
-  /** Accept connections but never dial out (for tests behind a delay relay). */
-  inboundOnly?: boolean
 }
 
 async function chooseRuntime (cfg: Config, peer: string, log: Logger, stateDir: string, cwd?: string): Promise<Runtime> {
@@ -60,14 +52,8 @@ export class AllocatorDaemon {
     const catalog = new Catalog(config)
     let manager: InstanceManager | undefined
     const agent = await Agent.start({
+      ...opts,
       role: 'allocator',
-      config,
-      log,
-      ephemeral: opts.ephemeral,
-      admin: opts.admin,
-      configFile: opts.configFile,
-      processMetrics: opts.processMetrics,
-      inboundOnly: opts.inboundOnly,
       localState: () => manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
     })
     try {

@@ -1,7 +1,7 @@
 // The local admin API of a daemon (127.0.0.1 by default): JSON under /v1/ and
 // Prometheus text on /metrics. Concerns register their own GET routes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { listenOn } from '../http.js'
+import { listenOn, parseHostPort } from '../http.js'
 import type { Registry } from 'prom-client'
 
 export type Route = (req: IncomingMessage, url: URL) => Promise<unknown> | unknown
@@ -17,17 +17,17 @@ export class AdminServer {
   }
 
   async listen (hostPort: string): Promise<string> {
-    const i = hostPort.lastIndexOf(':')
-    const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '')
-    const port = Number(hostPort.slice(i + 1))
-    const server = createServer((req, res) => { void this.handle(req, res) })
+    const target = parseHostPort(hostPort)
+    if (target === undefined) throw new Error(`${JSON.stringify(hostPort)} is not HOST:PORT`)
+    const server = createServer((req, res) => { void this.serve(req, res) })
     server.keepAliveTimeout = 5000
-    const bound = await listenOn(server, host, port)
+    const bound = await listenOn(server, target.host, target.port)
     this.server = server
     return bound
   }
 
-  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Answers one request; `pathname` overrides the request's path (the proxy maps /_physarum/… here). */
+  async serve (req: IncomingMessage, res: ServerResponse, pathname?: string): Promise<void> {
     const send = (status: number, body: unknown, type = 'application/json'): void => {
       const text = type === 'application/json' ? JSON.stringify(body, null, 2) + '\n' : String(body)
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) })
@@ -40,6 +40,7 @@ export class AdminServer {
       send(400, { error: 'bad request target' }); return
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') { send(405, { error: 'only GET is supported' }); return }
+    if (pathname !== undefined) url.pathname = pathname
     try {
       if (url.pathname === '/metrics') {
         send(200, await this.registry.metrics(), this.registry.contentType)

@@ -37,11 +37,11 @@ export default class Proxy extends BaseCommand {
     if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')
     let target: { host: string, port: number } | undefined
     if (app !== undefined) {
-      if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(app)) throw new UsageError(`--app ${JSON.stringify(app)} is not a valid app name (lowercase letters, digits, '.', '_', '-')`)
+      const [{ APP_NAME_PATTERN }, { parseHostPort }] = await Promise.all([import('../config/schema.js'), import('../http.js')])
+      if (!new RegExp(APP_NAME_PATTERN).test(app)) throw new UsageError(`--app ${JSON.stringify(app)} is not a valid app name (lowercase letters, digits, '.', '_', '-')`)
       if (address !== undefined) {
-        const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(address)
-        if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`--address ${JSON.stringify(address)} is not HOST:PORT`)
-        target = { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+        target = parseHostPort(address)
+        if (target === undefined || target.port < 1) throw new UsageError(`--address ${JSON.stringify(address)} is not HOST:PORT`)
       } else {
         const catalogPort = cfg.Apps[app]?.Port
         if (catalogPort === undefined) throw new UsageError(`--app ${app} needs --address HOST:PORT: the app has no Port in the catalog (Apps.${app}.Port)`)

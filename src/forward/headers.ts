@@ -1,6 +1,6 @@
 // HTTP header rules of a proxy hop: drop hop-by-hop headers (RFC 9110 §7.6.1), and add
 // the X-Forwarded-* and Via headers.
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
 
@@ -18,14 +18,27 @@ export function endToEnd (headers: IncomingHttpHeaders | Record<string, string |
   return out
 }
 
+/** A list-valued header with one more element. */
+export function appendList (v: string | string[] | undefined, item: string): string {
+  return v === undefined ? item : `${Array.isArray(v) ? v.join(', ') : v}, ${item}`
+}
+
+/**
+ * Sends an upstream response's head (its end-to-end headers plus `extra`), corked so
+ * that the head, a small body and its end leave in one write: one socket write, or one
+ * libp2p frame, instead of three.
+ */
+export function relayHead (res: ServerResponse, statusCode: number, upstream: Record<string, string | string[] | undefined>, extra: Record<string, string>): void {
+  res.writeHead(statusCode, { ...endToEnd(upstream), ...extra })
+  res.cork()
+  setImmediate(() => { res.uncork() })
+}
+
 /** Adds X-Forwarded-For/Proto/Host (keeping what an earlier hop set) and Via. */
 export function addForwarded (h: Record<string, string | string[]>, hop: { clientIp?: string, proto?: string, host?: string, via: string }): Record<string, string | string[]> {
-  const join = (v: string | string[] | undefined): string | undefined => Array.isArray(v) ? v.join(', ') : v
-  const xff = join(h['x-forwarded-for'])
-  if (hop.clientIp !== undefined) h['x-forwarded-for'] = xff !== undefined ? `${xff}, ${hop.clientIp}` : hop.clientIp
+  if (hop.clientIp !== undefined) h['x-forwarded-for'] = appendList(h['x-forwarded-for'], hop.clientIp)
   h['x-forwarded-proto'] ??= hop.proto ?? 'http'
   if (hop.host !== undefined) h['x-forwarded-host'] ??= hop.host
-  const via = join(h.via)
-  h.via = via !== undefined ? `${via}, ${hop.via}` : hop.via
+  h.via = appendList(h.via, hop.via)
   return h
 }

@@ -9,7 +9,7 @@ import type { PhysarumNode } from '../node/node.js'
 import type { Logger } from '../log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
-import { addForwarded, endToEnd } from './headers.js'
+import { addForwarded, appendList, endToEnd, relayHead } from './headers.js'
 
 export interface ForwardTarget {
   app: string
@@ -128,13 +128,7 @@ export class ForwardServer {
       signal: ac.signal,
       opaque: res
     }, ({ statusCode, headers: upstream }) => {
-      const h = endToEnd(upstream as Record<string, string | string[]>)
-      const via = h.via
-      h.via = via !== undefined ? `${Array.isArray(via) ? via.join(', ') : via}, ${VIA}` : VIA
-      res.writeHead(statusCode, h)
-      // One libp2p frame for headers, a small body and its end, not three.
-      res.cork()
-      setImmediate(() => { res.uncork() })
+      relayHead(res, statusCode, upstream, { via: appendList(upstream.via, VIA) })
       return res
     }).catch((err: Error) => {
       if (ac.signal.aborted) return

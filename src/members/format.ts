@@ -1,5 +1,6 @@
 // Renders member rows for people (a table in the manner of `serf members`) and filters them.
 import type { MemberView } from '../agent.js'
+import { shortPeer } from '../membership/membership.js'
 
 export interface MemberFilter { status?: string, role?: string, app?: string }
 
@@ -11,9 +12,6 @@ export function filterMembers (rows: MemberView[], f: MemberFilter): MemberView[
     (f.app === undefined || r.catalog.includes(f.app) || r.instances[f.app] !== undefined))
 }
 
-export function shortPeer (peer: string): string {
-  return peer.length > 16 ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : peer
-}
 
 /** host:port of the most useful address: a routable one before loopback. */
 export function mainAddress (addrs: string[]): string {

@@ -61,7 +61,7 @@ export class Membership {
     this.table.on('change', (m, prev) => {
       if (prev !== m.status) {
         const level = m.status === 'failed' ? 'warn' : 'info'
-        this.log[level](`member ${short(m.announcement.peer)} is ${m.status}`, { peer: m.announcement.peer, roles: m.announcement.roles.join(','), was: prev })
+        this.log[level](`member ${shortPeer(m.announcement.peer)} is ${m.status}`, { peer: m.announcement.peer, roles: m.announcement.roles.join(','), was: prev })
       }
       // An observer (a one-off `physarum members`) that left is of no further interest.
       if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer')) this.table.forget(m.announcement.peer)
@@ -318,6 +318,7 @@ export class Membership {
   members (): Member[] { return this.table.list() }
 }
 
-export function short (peer: string): string {
-  return peer.length > 16 ? `${peer.slice(0, 6)}…${peer.slice(-6)}` : peer
+/** 12D3KooW…5qGjud: enough to tell members apart in a log or a table. */
+export function shortPeer (peer: string): string {
+  return peer.length > 16 ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : peer
 }

@@ -2,8 +2,8 @@
 // server mode a user-run instance that it health-checks, announces and serves.
 import { Counter, Histogram } from 'prom-client'
 import { Pool } from 'undici'
-import { Agent } from '../agent.js'
-import type { Config } from '../config/schema.js'
+import { Agent, type DaemonOptions } from '../agent.js'
+import { statusJson } from './status.js'
 import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
 import { ForwardClient } from '../forward/client.js'
 import { ForwardServer } from '../forward/serve.js'
@@ -13,18 +13,12 @@ import { Balancer } from './balancer.js'
 import { Placement, type Endpoint } from './placement.js'
 import { Entrypoint } from './entrypoint.js'
 
-export interface ProxyOptions {
-  config: Config
-  log: Logger
+export interface ProxyOptions extends DaemonOptions {
   port: number
   bind: string
   /** Server mode: an instance of `app` run by the user at `address`. */
   app?: string
   address?: { host: string, port: number }
-  ephemeral?: boolean
-  admin?: string | false
-  configFile?: string
-  processMetrics?: boolean
 }
 
 /** A user-run instance announced by a proxy in server mode. */
@@ -79,14 +73,9 @@ export class ProxyDaemon {
     const catalog = new Catalog(config)
     let local: LocalInstance | undefined
     const agent = await Agent.start({
+      ...opts,
       role: 'proxy',
-      config,
-      log,
-      ephemeral: opts.ephemeral,
-      admin: opts.admin,
       proxyPort: opts.port,
-      configFile: opts.configFile,
-      processMetrics: opts.processMetrics,
       localState: () => ({
         catalog: [],
         instances: local?.healthy === true ? { [local.spec.name]: { ready: 1, inFlight: local.inFlight, ids: [local.id] } } : {},
@@ -157,6 +146,7 @@ export class ProxyDaemon {
       } catch (err) {
         throw new Error(`the proxy cannot listen on ${opts.bind}:${opts.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (choose another with --port)`)
       }
+      agent.admin.route('/v1/status', () => statusJson(agent, placement, entrypoint.recentErrors))
       log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
       return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local)
     } catch (err) {

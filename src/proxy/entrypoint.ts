@@ -3,14 +3,13 @@
 // Retries: an unreachable host before anything was sent → the next candidate; after →
 // only GET/HEAD/OPTIONS, once, within a 20 % retry budget.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
-import type { Socket } from 'node:net'
 import { listenOn } from '../http.js'
 import { Pool } from 'undici'
 import { Writable } from 'node:stream'
 import type { Agent } from '../agent.js'
 import type { Logger } from '../log.js'
 import { ForwardClient, ConnectError } from '../forward/client.js'
-import { addForwarded, endToEnd } from '../forward/headers.js'
+import { addForwarded, endToEnd, relayHead } from '../forward/headers.js'
 import { sendJsonError, VIA } from '../forward/serve.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 import { Balancer, RetryBudget } from './balancer.js'
@@ -30,7 +29,6 @@ export interface RecentError { at: string, app: string, status: number, message:
 
 export class Entrypoint {
   private server?: Server
-  private readonly sockets = new Set<Socket>()
   private readonly budget = new RetryBudget(0.2)
   readonly recentErrors: RecentError[] = []
   private inFlight = 0
@@ -48,7 +46,6 @@ export class Entrypoint {
         this.error(res, '-', 500, 'INTERNAL', err.message)
       })
     })
-    server.on('connection', s => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)) })
     server.on('clientError', (err, socket) => {
       // Malformed HTTP: a 400 with the reason, never a crash.
       if (socket.writable && (err as NodeJS.ErrnoException).code !== 'ECONNRESET') {
@@ -72,7 +69,12 @@ export class Entrypoint {
     if (!url.startsWith('/')) { this.error(res, '-', 400, 'BAD_REQUEST', 'request target must be a path'); return }
     const path = url.split('?')[0]
     if (path === '/') { this.status(req, res); return }
-    if (path.startsWith('/_physarum/') || path === '/_physarum') { await this.internal(path, res); return }
+    if (path.startsWith('/_physarum/') || path === '/_physarum') {
+      // The agent's admin API answers them: /_physarum/metrics → /metrics, /_physarum/x → /v1/x.
+      const name = path.slice('/_physarum/'.length)
+      await this.components.agent.admin.serve(req, res, name === 'metrics' ? '/metrics' : `/v1/${name}`)
+      return
+    }
     const seg = url.slice(1).split(/[/?]/)[0]
     if (!APP_RE.test(seg)) {
       this.error(res, '-', 400, 'BAD_APP_NAME', `malformed app name ${JSON.stringify(seg.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`)
@@ -93,21 +95,6 @@ export class Entrypoint {
     }
     const body = statusHtml(s)
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
-  }
-
-  private async internal (path: string, res: ServerResponse): Promise<void> {
-    const { agent } = this.components
-    let body: string
-    let type = 'application/json'
-    switch (path) {
-      case '/_physarum/metrics': body = await agent.metrics.registry.metrics(); type = agent.metrics.registry.contentType; break
-      case '/_physarum/members': body = JSON.stringify(agent.view(), null, 2) + '\n'; break
-      case '/_physarum/status': body = JSON.stringify(statusJson(agent, this.components.placement, this.recentErrors), null, 2) + '\n'; break
-      case '/_physarum/health': body = JSON.stringify({ status: 'ok', peer: agent.peer }) + '\n'; break
-      default: this.error(res, '-', 404, 'NOT_FOUND', `no such proxy endpoint ${path}; see /_physarum/status, /_physarum/members, /_physarum/metrics`); return
-    }
-    res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
     res.end(body)
   }
 
@@ -162,13 +149,10 @@ export class Entrypoint {
             }
             sent = true
             const tHead = process.hrtime.bigint()
-            const h = endToEnd(upstream as Record<string, string | string[]>)
-            h['x-physarum-instance'] = `${ep.instance}@${ep.peer}`
-            h['server-timing'] = `placement;dur=${(ms(t0, tPlaced) - coldMs).toFixed(2)}, cold;dur=${coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
-            res.writeHead(statusCode, h)
-            // Headers, a small body and its end then leave in one write: syscalls are dear.
-            res.cork()
-            setImmediate(() => { res.uncork() })
+            relayHead(res, statusCode, upstream, {
+              'x-physarum-instance': `${ep.instance}@${ep.peer}`,
+              'server-timing': `placement;dur=${(ms(t0, tPlaced) - coldMs).toFixed(2)}, cold;dur=${coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
+            })
             return res
           })
           if (gone !== undefined) {

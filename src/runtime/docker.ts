@@ -103,10 +103,15 @@ export class DockerRuntime implements Runtime {
 
   async listOwn (): Promise<RuntimeInstance[]> {
     const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_ALLOCATOR}=${this.opts.peer}`] } })
-    return list.map(c => {
-      const port = c.Ports.find(p => p.IP === '127.0.0.1' && p.PublicPort !== undefined)?.PublicPort ?? 0
-      return { id: c.Labels[LABEL_INSTANCE] ?? c.Id.slice(0, 12), app: c.Labels[LABEL_APP] ?? '', host: '127.0.0.1', port, handle: c.Id, startedAt: c.Created * 1000, running: c.State === 'running' }
-    }).map(({ running, ...r }) => ({ ...r, port: running ? r.port : 0 }))
+    // A stopped container has no published port: port 0 marks it for removal.
+    return list.map(c => ({
+      id: c.Labels[LABEL_INSTANCE] ?? c.Id.slice(0, 12),
+      app: c.Labels[LABEL_APP] ?? '',
+      host: '127.0.0.1',
+      port: c.State === 'running' ? c.Ports.find(p => p.IP === '127.0.0.1' && p.PublicPort !== undefined)?.PublicPort ?? 0 : 0,
+      handle: c.Id,
+      startedAt: c.Created * 1000
+    }))
   }
 
   async isRunning (inst: RuntimeInstance): Promise<boolean> {

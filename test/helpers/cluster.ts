@@ -1,9 +1,12 @@
-// Test helpers: agents on 127.0.0.1 inside the test process, and polling.
-import { builtinDefaults } from '../../src/config/defaults.js'
-import type { Config } from '../../src/config/schema.js'
+// Test helpers: agents, allocators and proxies on 127.0.0.1 inside the test process, and polling.
+import { resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { builtinDefaults, type Role } from '../../src/config/defaults.js'
+import type { AppConfig, Config } from '../../src/config/schema.js'
 import { Agent } from '../../src/agent.js'
+import { AllocatorDaemon } from '../../src/allocator.js'
+import { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { createLogger, silentLogger } from '../../src/log.js'
-import type { Role } from '../../src/config/defaults.js'
 
 export function testConfig (over: Partial<Config> = {}): Config {
   const c = builtinDefaults()
@@ -38,13 +41,8 @@ export function statusOf (observer: Agent, target: Agent): string | undefined {
 }
 
 // --- allocators in-process -------------------------------------------------------------
-import { AllocatorDaemon } from '../../src/allocator.js'
-import { resolve as resolvePath, dirname as dirnameOf } from 'node:path'
-import { fileURLToPath as toPath } from 'node:url'
-import type { AppConfig } from '../../src/config/schema.js'
-
-export const REPO = resolvePath(dirnameOf(toPath(import.meta.url)), '../../..')
-export const HELLO_COMMAND = [process.execPath, resolvePath(REPO, 'apps/hello-world-server/server.mjs')]
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+export const HELLO_COMMAND = [process.execPath, resolve(REPO, 'apps/hello-world-server/server.mjs')]
 
 /** The hello-world-server as a process-runtime app, with overrides. */
 export function helloApp (over: AppConfig = {}): AppConfig {
@@ -54,7 +52,7 @@ export function helloApp (over: AppConfig = {}): AppConfig {
 export async function startAllocator (config: Partial<Config> = {}, opts: { stateDir?: string, inboundOnly?: boolean } = {}): Promise<AllocatorDaemon> {
   const base = testConfig(config)
   return await AllocatorDaemon.start({
-    config: { ...base, Allocator: { ...base.Allocator, Runtime: 'process', ...config.Allocator }, ...(opts.stateDir !== undefined ? { KeyFile: resolvePath(opts.stateDir, 'allocator.key') } : {}) },
+    config: { ...base, Allocator: { ...base.Allocator, Runtime: 'process', ...config.Allocator }, ...(opts.stateDir !== undefined ? { KeyFile: resolve(opts.stateDir, 'allocator.key') } : {}) },
     log,
     ephemeral: opts.stateDir === undefined,
     admin: false,
@@ -63,7 +61,6 @@ export async function startAllocator (config: Partial<Config> = {}, opts: { stat
 }
 
 // --- proxies in-process ----------------------------------------------------------------
-import { ProxyDaemon } from '../../src/proxy/daemon.js'
 
 export async function startProxy (config: Partial<Config> = {}, opts: { app?: string, address?: { host: string, port: number } } = {}): Promise<ProxyDaemon> {
   return await ProxyDaemon.start({ config: testConfig(config), log, port: 0, bind: '127.0.0.1', ephemeral: true, admin: false, ...opts })
