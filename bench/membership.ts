@@ -20,134 +20,95 @@ function loTxBytes (): number | undefined {
   try { return Number(readFileSync('/sys/class/net/lo/statistics/tx_bytes', 'utf8')) } catch { return undefined }
 }
 
-interface Ev { t: number, node: number, event: string, peer: string }
+type Change = 'join' | 'leave' | 'fail' | 'suspect'
 
-class Cluster {
-  events: Ev[] = []
-  procs: ChildProcess[] = []
-  peers: string[] = []
-  addrs: string[] = []
-  startedAt: number[] = []
-  private readonly dir = mkdtempSync(join(tmpdir(), 'physarum-bench-'))
-  private readonly conf = join(this.dir, 'conf.json')
+/** One cluster under test, as the scenario sees it: nodes by index, changes as each node logged them. */
+interface ClusterAdapter {
+  /** Starts node i (joining through an earlier node); resolves with the time its join is measured from. */
+  start: (i: number) => Promise<number>
+  /** The latest time at which every observer logged `change` for node i at or after `after`. */
+  seenByAll: (observers: number[], i: number, change: Change, after: number) => number | undefined
+  /** Changes logged since `since`, by kind (for false alarms during the soak); undefined when the tool does not log that kind. */
+  count: (change: Change, since: number) => number | undefined
+  signal: (i: number, sig: NodeJS.Signals) => void
+  /** The signal on which a node leaves gracefully. */
+  leaveSignal: NodeJS.Signals
+  close: () => Promise<void>
+}
 
-  constructor () { writeFileSync(this.conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Log: { Format: 'json' } })) }
-
-  async start (i: number, bootstrap?: string): Promise<void> {
-    const args = [join(ROOT, 'bin/physarum'), 'allocator', '--configfile', this.conf, '--ephemeral', '--admin', '127.0.0.1:0', ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])]
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PHYSARUM_PSK: 'physarum benchmark cluster' } })
-    this.procs[i] = p
-    let ready: () => void
-    const started = new Promise<void>(resolve => { ready = resolve })
-    createInterface({ input: p.stderr as NodeJS.ReadableStream }).on('line', line => {
-      let j: { message?: string, timestamp?: string, peer?: string }
-      try { j = JSON.parse(line) } catch { return }
-      const t = Date.parse(j.timestamp ?? '')
-      const m = /^member \S+ is (\w+)$/.exec(j.message ?? '')
-      if (m !== null && j.peer !== undefined) this.events.push({ t, node: i, event: m[1], peer: j.peer })
-      const s = /^allocator (\w+) started$/.exec(j.message ?? '')
-      if (s !== null) { this.peers[i] = s[1]; this.startedAt[i] = t }
-      const l = /^listening on (\/ip4\/127\.0\.0\.1\/\S+)$/.exec(j.message ?? '')
-      if (l !== null) { this.addrs[i] = l[1]; ready() }
-    })
-    await started
+async function waitAll (c: ClusterAdapter, observers: number[], i: number, change: Change, after: number, timeoutMs = 60000): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const t = c.seenByAll(observers, i, change, after)
+    if (t !== undefined) return t
+    await sleep(20)
   }
+  throw new Error(`not every node saw node ${i} ${change} within ${timeoutMs} ms`)
+}
 
-  /** Latest time at which every node in `observers` logged `event` for `peer`; undefined until all did. */
-  seenByAll (observers: number[], peer: string, event: string, after: number): number | undefined {
-    let latest = 0
-    for (const o of observers) {
-      const e = this.events.find(x => x.node === o && x.peer === peer && x.event === event && x.t >= after - 5)
-      if (e === undefined) return undefined
-      latest = Math.max(latest, e.t)
+interface Ev { t: number, node: number, change: Change, subject: string }
+
+function latest (events: Ev[], observers: number[], subject: string, change: Change, after: number): number | undefined {
+  let t = 0
+  for (const o of observers) {
+    const e = events.find(x => x.node === o && x.subject === subject && x.change === change && x.t >= after - 5)
+    if (e === undefined) return undefined
+    t = Math.max(t, e.t)
+  }
+  return t
+}
+
+/** N physarum allocators, real processes, read through their JSON logs. */
+function physarumCluster (): ClusterAdapter {
+  const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-'))
+  const conf = join(dir, 'conf.json')
+  writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Log: { Format: 'json' } }))
+  const events: Ev[] = []
+  const procs: ChildProcess[] = []
+  const peers: string[] = []
+  const addrs: string[] = []
+  const kinds: Record<string, Change> = { alive: 'join', left: 'leave', failed: 'fail', suspect: 'suspect' }
+  return {
+    leaveSignal: 'SIGTERM',
+    start: async (i) => {
+      // The first N-1 join through node 0 (as serf's agents do); the measured joiners through others in turn.
+      const boot = i === 0 ? [] : ['--bootstrap', i < N - 1 ? addrs[0] : addrs[(i - (N - 1)) % (N - 1)]]
+      const p = spawn(process.execPath, [join(ROOT, 'bin/physarum'), 'allocator', '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', ...boot], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PHYSARUM_PSK: 'physarum benchmark cluster' } })
+      procs[i] = p
+      return await new Promise<number>(resolve => {
+        let startedAt = 0
+        createInterface({ input: p.stderr as NodeJS.ReadableStream }).on('line', line => {
+          let j: { message?: string, timestamp?: string, peer?: string }
+          try { j = JSON.parse(line) } catch { return }
+          const t = Date.parse(j.timestamp ?? '')
+          const m = /^member \S+ is (\w+)$/.exec(j.message ?? '')
+          if (m !== null && j.peer !== undefined && kinds[m[1]] !== undefined) events.push({ t, node: i, change: kinds[m[1]], subject: j.peer })
+          const s = /^allocator (\w+) started$/.exec(j.message ?? '')
+          if (s !== null) { peers[i] = s[1]; startedAt = t }
+          const l = /^listening on (\/ip4\/127\.0\.0\.1\/\S+)$/.exec(j.message ?? '')
+          if (l !== null) { addrs[i] = l[1]; resolve(startedAt) }
+        })
+      })
+    },
+    seenByAll: (observers, i, change, after) => latest(events, observers, peers[i], change, after),
+    count: (change, since) => events.filter(e => e.t >= since && e.change === change).length,
+    signal: (i, sig) => { procs[i].kill(sig) },
+    close: async () => {
+      await Promise.all(procs.map(async p => {
+        if (p.exitCode !== null || p.signalCode !== null) return
+        const exited = new Promise(resolve => p.once('exit', resolve))
+        p.kill('SIGCONT'); p.kill('SIGTERM')
+        const t = setTimeout(() => p.kill('SIGKILL'), 5000)
+        await exited
+        clearTimeout(t)
+      }))
+      rmSync(dir, { recursive: true, force: true })
     }
-    return latest
-  }
-
-  async waitAll (observers: number[], peer: string, event: string, after: number, timeoutMs = 30000): Promise<number> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const t = this.seenByAll(observers, peer, event, after)
-      if (t !== undefined) return t
-      await sleep(20)
-    }
-    throw new Error(`not every node saw ${peer} ${event} within ${timeoutMs} ms`)
-  }
-
-  async stopAll (): Promise<void> {
-    await Promise.all(this.procs.map(async p => {
-      if (p.exitCode !== null || p.signalCode !== null) return
-      const exited = new Promise(resolve => p.once('exit', resolve))
-      p.kill('SIGCONT'); p.kill('SIGTERM')
-      const t = setTimeout(() => p.kill('SIGKILL'), 5000)
-      await exited
-      clearTimeout(t)
-    }))
-    rmSync(this.dir, { recursive: true, force: true })
   }
 }
 
-async function physarum (): Promise<Record<string, number>> {
-  const c = new Cluster()
-  try {
-    await c.start(0)
-    for (let i = 1; i < N - 1; i++) await c.start(i, c.addrs[0])
-    const base = Array.from({ length: N - 1 }, (_, i) => i)
-    for (const i of base) for (const o of base) if (o !== i) await c.waitAll([o], c.peers[i], 'alive', 0, 60000)
-    // Joins: a fresh node each time, seen alive by all; it then leaves (except the last).
-    const joins: number[] = []
-    for (let k = 0; k < JOINS; k++) {
-      const idx = N - 1 + k
-      await c.start(idx, c.addrs[k % (N - 1)])
-      const seen = await c.waitAll(base, c.peers[idx], 'alive', c.startedAt[idx])
-      joins.push(seen - c.startedAt[idx])
-      if (k < JOINS - 1) {
-        const left = Date.now()
-        c.procs[idx].kill('SIGTERM')
-        await c.waitAll(base, c.peers[idx], 'left', left)
-      }
-    }
-    const all = [...base, N - 1 + JOINS - 1]
-    // Soak: nothing happens; any suspect/failed now is a false alarm. Bytes at rest within it.
-    const soakStart = Date.now()
-    await sleep(5000)
-    const tx0 = loTxBytes()
-    await sleep(REST_S * 1000)
-    const tx1 = loTxBytes()
-    await sleep(Math.max(0, SOAK_S * 1000 - (Date.now() - soakStart)))
-    const falseAlarms = c.events.filter(e => e.t >= soakStart && e.event === 'failed').length
-    const suspects = c.events.filter(e => e.t >= soakStart && e.event === 'suspect').length
-    // SIGKILL one, SIGSTOP another.
-    const killed = all[3]
-    const stopped = all[5]
-    const survivors = all.filter(i => i !== killed && i !== stopped)
-    const tk = Date.now()
-    c.procs[killed].kill('SIGKILL')
-    const killSeen = await c.waitAll(survivors, c.peers[killed], 'failed', tk)
-    const ts = Date.now()
-    c.procs[stopped].kill('SIGSTOP')
-    const stopSeen = await c.waitAll(survivors, c.peers[stopped], 'failed', ts)
-    c.procs[stopped].kill('SIGCONT')
-    const tc = Date.now()
-    const back = await c.waitAll(survivors, c.peers[stopped], 'alive', tc)
-    return {
-      joinMedianMs: median(joins),
-      joinMaxMs: Math.max(...joins),
-      killFailedMs: killSeen - tk,
-      stopFailedMs: stopSeen - ts,
-      resumeAliveMs: back - tc,
-      bytesPerNodePerS: tx0 !== undefined && tx1 !== undefined ? (tx1 - tx0) / N / REST_S : NaN,
-      falseAlarms,
-      suspects,
-      soakS: SOAK_S
-    }
-  } finally {
-    await c.stopAll()
-  }
-}
-
-async function serf (): Promise<Record<string, number> | undefined> {
-  if (spawnSync('sh', ['-c', 'command -v serf']).status !== 0) return undefined
+/** N HashiCorp serf agents; an event handler logs each change with a nanosecond clock. */
+function serfCluster (): ClusterAdapter {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-serf-'))
   const log = join(dir, 'events.log')
   const handler = join(dir, 'handler.sh')
@@ -155,70 +116,72 @@ async function serf (): Promise<Record<string, number> | undefined> {
   chmodSync(handler, 0o755)
   writeFileSync(log, '')
   const procs: ChildProcess[] = []
-  const startedAt: number[] = []
-  const start = (i: number): void => {
-    startedAt[i] = Date.now()
-    procs[i] = spawn('serf', ['agent', `-node=n${i}`, `-bind=127.0.0.1:${17946 + i}`, `-rpc-addr=127.0.0.1:${27373 + i}`, '-log-level=err',
-      `-event-handler=member-join,member-leave,member-failed=${handler}`, ...(i > 0 ? [`-join=127.0.0.1:${17946 + (i % Math.max(1, Math.min(i, N - 1))) }`] : [])], { stdio: 'ignore' })
-  }
-  const events = (): Array<{ t: number, self: string, event: string, name: string }> => readFileSync(log, 'utf8').split('\n').filter(Boolean).map(l => {
+  const kinds: Record<string, Change> = { 'member-join': 'join', 'member-leave': 'leave', 'member-failed': 'fail' }
+  const events = (): Ev[] => readFileSync(log, 'utf8').split('\n').filter(Boolean).map(l => {
     const [ns, self, event, name] = l.split(' ')
-    return { t: Number(BigInt(ns) / 1000000n), self, event, name }
+    return { t: Number(BigInt(ns) / 1000000n), node: Number(self.slice(1)), change: kinds[event], subject: name }
   })
-  const waitAll = async (observers: number[], name: string, event: string, after: number, timeoutMs = 60000): Promise<number> => {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const ev = events()
-      let latest = 0
-      let all = true
-      for (const o of observers) {
-        const e = ev.find(x => x.self === `n${o}` && x.name === name && x.event === event && x.t >= after - 5)
-        if (e === undefined) { all = false; break }
-        latest = Math.max(latest, e.t)
-      }
-      if (all) return latest
-      await sleep(50)
+  return {
+    leaveSignal: 'SIGINT', // serf leaves gracefully on SIGINT; SIGTERM does not leave by default
+    start: async (i) => {
+      const t = Date.now()
+      procs[i] = spawn('serf', ['agent', `-node=n${i}`, `-bind=127.0.0.1:${17946 + i}`, `-rpc-addr=127.0.0.1:${27373 + i}`, '-log-level=err',
+        `-event-handler=member-join,member-leave,member-failed=${handler}`, ...(i > 0 ? ['-join=127.0.0.1:17946'] : [])], { stdio: 'ignore' })
+      await sleep(i === 0 ? 300 : 30)
+      return t
+    },
+    seenByAll: (observers, i, change, after) => latest(events(), observers, `n${i}`, change, after),
+    count: (change, since) => change === 'suspect' ? undefined : events().filter(e => e.t >= since && e.change === change).length,
+    signal: (i, sig) => { procs[i].kill(sig) },
+    close: async () => {
+      for (const p of procs) { try { p.kill('SIGCONT'); p.kill('SIGKILL') } catch {} }
+      await sleep(200)
+      rmSync(dir, { recursive: true, force: true })
     }
-    throw new Error(`serf: not every agent saw ${name} ${event}`)
   }
+}
+
+/** The same scenario for any cluster: form, joins, a soak at rest, SIGKILL, SIGSTOP, SIGCONT. */
+async function scenario (c: ClusterAdapter): Promise<Record<string, number>> {
   try {
-    start(0)
-    await sleep(300)
-    for (let i = 1; i < N - 1; i++) { start(i); await sleep(30) }
     const base = Array.from({ length: N - 1 }, (_, i) => i)
-    for (const i of base) await waitAll(base.filter(o => o !== i), `n${i}`, 'member-join', 0)
+    for (const i of base) await c.start(i)
+    for (const i of base) await waitAll(c, base.filter(o => o !== i), i, 'join', 0)
+    // Joins: a fresh node each time, seen joined by all; it then leaves (except the last).
     const joins: number[] = []
     for (let k = 0; k < JOINS; k++) {
       const idx = N - 1 + k
-      start(idx)
-      const seen = await waitAll(base, `n${idx}`, 'member-join', startedAt[idx])
-      joins.push(seen - startedAt[idx])
+      const from = await c.start(idx)
+      joins.push(await waitAll(c, base, idx, 'join', from) - from)
       if (k < JOINS - 1) {
         const left = Date.now()
-        procs[idx].kill('SIGINT') // serf leaves gracefully on SIGINT (SIGTERM does not leave by default)
-        await waitAll(base, `n${idx}`, 'member-leave', left)
+        c.signal(idx, c.leaveSignal)
+        await waitAll(c, base, idx, 'leave', left)
       }
     }
     const all = [...base, N - 1 + JOINS - 1]
+    // Soak: nothing happens; any failure now is a false alarm. Bytes at rest within it.
     const soakStart = Date.now()
     await sleep(5000)
     const tx0 = loTxBytes()
     await sleep(REST_S * 1000)
     const tx1 = loTxBytes()
     await sleep(Math.max(0, SOAK_S * 1000 - (Date.now() - soakStart)))
-    const falseAlarms = events().filter(e => e.t >= soakStart && e.event === 'member-failed').length
+    const falseAlarms = c.count('fail', soakStart) ?? NaN
+    const suspects = c.count('suspect', soakStart)
+    // SIGKILL one, SIGSTOP another, then let the stopped one resume.
     const killed = all[3]
     const stopped = all[5]
     const survivors = all.filter(i => i !== killed && i !== stopped)
     const tk = Date.now()
-    procs[killed].kill('SIGKILL')
-    const killSeen = await waitAll(survivors, `n${killed}`, 'member-failed', tk)
+    c.signal(killed, 'SIGKILL')
+    const killSeen = await waitAll(c, survivors, killed, 'fail', tk)
     const ts = Date.now()
-    procs[stopped].kill('SIGSTOP')
-    const stopSeen = await waitAll(survivors, `n${stopped}`, 'member-failed', ts)
-    procs[stopped].kill('SIGCONT')
+    c.signal(stopped, 'SIGSTOP')
+    const stopSeen = await waitAll(c, survivors, stopped, 'fail', ts)
+    c.signal(stopped, 'SIGCONT')
     const tc = Date.now()
-    const back = await waitAll(survivors, `n${stopped}`, 'member-join', tc)
+    const back = await waitAll(c, survivors, stopped, 'join', tc)
     return {
       joinMedianMs: median(joins),
       joinMaxMs: Math.max(...joins),
@@ -227,22 +190,21 @@ async function serf (): Promise<Record<string, number> | undefined> {
       resumeAliveMs: back - tc,
       bytesPerNodePerS: tx0 !== undefined && tx1 !== undefined ? (tx1 - tx0) / N / REST_S : NaN,
       falseAlarms,
+      ...(suspects !== undefined ? { suspects } : {}),
       soakS: SOAK_S
     }
   } finally {
-    for (const p of procs) { try { p.kill('SIGCONT'); p.kill('SIGKILL') } catch {} }
-    await sleep(200)
-    rmSync(dir, { recursive: true, force: true })
+    await c.close()
   }
 }
 
 async function inner (netns: boolean): Promise<void> {
-  const p = await physarum()
+  const p = await scenario(physarumCluster())
   process.stderr.write(`physarum: ${JSON.stringify(p)}\n`)
   let s: Record<string, number> | undefined
   const withSerf = process.env.BENCH_SERF !== '0'
   try {
-    if (withSerf) s = await serf()
+    if (withSerf && spawnSync('sh', ['-c', 'command -v serf']).status === 0) s = await scenario(serfCluster())
   } catch (err) {
     process.stderr.write(`serf comparison failed: ${(err as Error).message}\n`)
   }
