@@ -154,12 +154,17 @@ export class Placement {
       p = this.allocate(app, policy, { fresh: false, maxRttMs: policy.hardMs }).finally(() => { this.cold.delete(app) })
       this.cold.set(app, p)
     }
+    // Each waiting request has its own bound; the shared allocation goes on for the others.
+    let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      const t = setTimeout(() => { reject(new PlacementError(504, `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
-      t.unref()
-      signal?.addEventListener('abort', () => { clearTimeout(t); reject(new PlacementError(504, 'client went away')) }, { once: true })
+      timer = setTimeout(() => { reject(new PlacementError(504, `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
+      signal?.addEventListener('abort', () => { clearTimeout(timer); reject(new PlacementError(504, 'client went away')) }, { once: true })
     })
-    return await Promise.race([p, timeout])
+    try {
+      return await Promise.race([p, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** Asks allocators, nearest first, that list the app and announce capacity. */
