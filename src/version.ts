@@ -1,5 +1,5 @@
-// The physarum version, read from package.json (two levels up from build/src; a bundle inlines it).
-import { createRequire } from 'node:module'
+// The physarum package description and version (a bundle inlines package.json).
+import pkg from '../package.json' with { type: 'json' }
 
-const require = createRequire(import.meta.url)
-export const VERSION: string = (require('../../package.json') as { version: string }).version
+export const PACKAGE = pkg
+export const VERSION: string = pkg.version

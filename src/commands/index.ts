@@ -5,6 +5,7 @@ import Members from './members.js'
 import ConfigShow from './config/show.js'
 import ConfigValidate from './config/validate.js'
 import ConfigInit from './config/init.js'
+import HelloWorldServer from './hello-world-server.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -12,5 +13,6 @@ export const COMMANDS = {
   members: Members,
   'config:show': ConfigShow,
   'config:validate': ConfigValidate,
-  'config:init': ConfigInit
+  'config:init': ConfigInit,
+  'hello-world-server': HelloWorldServer
 }

@@ -9,7 +9,7 @@ export function builtinDefaults (): Config {
     Apps: {
       'hello-world-server': {
         Image: 'physarum/hello-world-server:latest',
-        Command: ['node', 'apps/hello-world-server/server.mjs'],
+        Command: ['physarum', 'hello-world-server'],
         Port: 8080,
         Health: { Path: '/healthz' },
         Resources: { MemoryMB: 128, Cpus: 0.5 },

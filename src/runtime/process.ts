@@ -7,6 +7,7 @@ import { createServer } from 'node:net'
 import { readFileSync, writeFileSync, mkdirSync, renameSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
+import { resolveCommand } from '../self.js'
 import type { AppSpec } from '../catalog/catalog.js'
 import type { Logger } from '../log.js'
 import { StartError, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
@@ -63,12 +64,14 @@ export class ProcessRuntime implements Runtime {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       HOME: process.env.HOME,
       LANG: process.env.LANG ?? 'C.UTF-8',
+      // Instances are reached only by the allocator (apps that honour HOST bind to loopback).
+      HOST: '127.0.0.1',
       ...spec.env,
       PORT: String(port),
       PHYSARUM_APP: spec.name,
       PHYSARUM_INSTANCE: id
     }
-    const [cmd, ...args] = spec.command
+    const [cmd, ...args] = resolveCommand(spec.command)
     const child = spawn(cmd, args, { detached: true, env, cwd: this.opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     const spawned = await new Promise<Error | undefined>(resolve => {
       child.once('spawn', () => { resolve(undefined) })

@@ -1,0 +1,57 @@
+// npm run package: dist/physarum, one executable for Linux x86-64 that needs neither
+// Node nor node_modules. The compiled CLI (build/, so run `npm run build` first) is
+// bundled by esbuild into one CommonJS file and injected as a Node single executable
+// application (SEA) blob into a copy of this node binary.
+//
+// Why a Node SEA and not `bun build --compile`: measured here (docs/BENCHMARKS.md and
+// ../shared/STACK.md) Bun's crypto lacks chacha20-poly1305, so noise falls back to
+// pure JS and a libp2p stream moves ~3x less; the SEA runs the very Node the tests use.
+import { build } from 'esbuild'
+import { inject } from 'postject'
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+const dist = 'dist'
+const bundle = join(dist, 'physarum.cjs')
+const blob = join(dist, 'physarum.blob')
+const exe = join(dist, 'physarum')
+const started = Date.now()
+
+mkdirSync(dist, { recursive: true })
+await build({
+  stdin: { contents: "import { main } from './build/src/main.js'\nvoid main()\n", resolveDir: process.cwd(), loader: 'js' },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  legalComments: 'none',
+  outfile: bundle,
+  logLevel: 'warning',
+  // Optional native add-ons of dockerode's SSH transport (unused: we talk to the local
+  // socket), and the TypeScript compiler that oclif looks for only in development.
+  external: ['cpu-features', 'ssh2', 'typescript'],
+  // A CommonJS bundle has no import.meta: give it the bundle's own URL.
+  define: { 'import.meta.url': '__physarum_url' },
+  // oclif checks the Node version against its own package.json on disk; the version
+  // inside the executable is fixed, and the file is not there.
+  banner: { js: 'const __physarum_url = require("node:url").pathToFileURL(__filename).href; process.env.OCLIF_DISABLE_ENGINE_WARNING = "1";' }
+})
+
+writeFileSync(join(dist, 'sea-config.json'), JSON.stringify({
+  main: bundle,
+  output: blob,
+  disableExperimentalSEAWarning: true,
+  useCodeCache: true
+}))
+execFileSync(process.execPath, ['--experimental-sea-config', join(dist, 'sea-config.json')], { stdio: 'inherit' })
+
+rmSync(exe, { force: true })
+copyFileSync(process.execPath, exe)
+chmodSync(exe, 0o755)
+await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' })
+for (const f of [blob, join(dist, 'sea-config.json')]) rmSync(f, { force: true })
+
+const mb = (statSync(exe).size / 1048576).toFixed(0)
+console.log(`${exe}: ${mb} MB, node ${process.version}, built in ${((Date.now() - started) / 1000).toFixed(1)} s`)

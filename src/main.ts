@@ -1,0 +1,25 @@
+// The CLI's entry, for bin/physarum and for the single executable alike: oclif gets
+// package.json and the command map inline, so nothing is looked up on disk.
+import './polyfill.js'
+import { PACKAGE, VERSION } from './version.js'
+
+export async function main (argv = process.argv.slice(2)): Promise<void> {
+  // `--version` is what scripts call most: answer it (in oclif's format) before loading oclif.
+  if (argv.length === 1 && argv[0] === '--version') {
+    process.stdout.write(`${PACKAGE.name}/${VERSION} ${process.platform}-${process.arch} node-${process.version}\n`)
+    return
+  }
+  const [{ Config, Plugin, flush, handle, run }, { COMMANDS }] = await Promise.all([import('@oclif/core'), import('./commands/index.js')])
+  const root = process.cwd()
+  const plugin = new Plugin({ root, isRoot: true, pjson: structuredClone(PACKAGE) as never })
+  // The explicit command map is otherwise imported from the `target` file on disk.
+  ;(plugin as unknown as { commandCache: unknown }).commandCache = COMMANDS
+  await plugin.load()
+  const config = await Config.load({ root, pjson: plugin.pjson, plugins: new Map([[plugin.name, plugin]]) })
+  try {
+    await run(argv, config)
+    await flush()
+  } catch (err) {
+    await handle(err as Error)
+  }
+}
