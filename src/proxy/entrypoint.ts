@@ -18,6 +18,8 @@ import { statusJson, statusHtml } from './status.js'
 
 const APP_RE = new RegExp(APP_NAME_PATTERN)
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** undici's codes for a connection that closed or reset under a request. */
+const LOST_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 
 export interface EntrypointStats {
   onResponse?: (app: string, status: number, seconds: number) => void
@@ -176,7 +178,13 @@ export class Entrypoint {
             forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
             continue
           }
-          if (!retried && IDEMPOTENT.has(method) && !hasBody && this.budget.withdraw()) {
+          // A connection to the host that broke (it died, or was declared failed) says nothing of the
+          // app: retrying elsewhere only moves load the host no longer carries, so it is not charged to
+          // the retry budget (which guards a struggling app against retry storms), and that host's
+          // other instances sit out the retry.
+          const hostLost = LOST_CONNECTION.has((err as { code?: string }).code ?? '')
+          if (hostLost) for (const e of placement.endpoints(app)) if (e.peer === ep.peer) exclude.add(e.key)
+          if (!retried && IDEMPOTENT.has(method) && !hasBody && (hostLost || this.budget.withdraw())) {
             retried = true
             stats?.onRetry?.(app)
             continue

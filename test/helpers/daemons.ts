@@ -1,0 +1,116 @@
+// A cluster of real CLI daemons (bin/physarum allocator / proxy as child processes) in
+// a scratch directory, for the fault and load suites: each with its own config file,
+// key file (so that a restarted allocator keeps its identity and finds its leftovers)
+// and admin API on 127.0.0.1, plus what the tests ask of them.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { spawnCli, type Daemon } from './cli.js'
+import { waitFor } from './cluster.js'
+import type { MemberView } from '../../src/agent.js'
+
+export interface Started {
+  d: Daemon
+  /** Full multiaddr on 127.0.0.1. */
+  addr: string
+  peer: string
+  admin: string
+  /** http://127.0.0.1:PORT of a proxy's entrypoint. */
+  http?: string
+}
+
+export interface InstanceView { id: string, app: string, state: string, adopted: boolean, address: string | null }
+
+export interface AllocatorSpec {
+  name: string
+  apps: Record<string, unknown>
+  runtime?: 'process' | 'docker'
+  bootstraps?: string[]
+  env?: NodeJS.ProcessEnv
+  allocator?: Record<string, unknown>
+  /** TCP port to listen on (a restart keeps its address, as a server's allocator would). */
+  port?: number
+}
+
+export class CliCluster {
+  constructor (readonly dir: string, readonly psk: string) {}
+
+  private conf (name: string, body: Record<string, unknown>, port = 0): string {
+    const file = join(this.dir, `${name}.json`)
+    writeFileSync(file, JSON.stringify({ Listen: [`/ip4/127.0.0.1/tcp/${port}`], ...body }))
+    return file
+  }
+
+  private async started (d: Daemon): Promise<Started> {
+    const m = await d.waitFor(/listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/, 30000)
+    const admin = (await d.waitFor(/admin=(127\.0\.0\.1:\d+)/))[1]
+    return { d, addr: m[1], peer: m[2], admin }
+  }
+
+  /** An allocator; the same `name` again is the same identity and state directory (a restart). */
+  async allocator (s: AllocatorSpec): Promise<Started> {
+    const home = join(this.dir, s.name)
+    mkdirSync(home, { recursive: true })
+    const conf = this.conf(s.name, {
+      Apps: s.apps,
+      Bootstraps: s.bootstraps ?? [],
+      Allocator: { Runtime: s.runtime ?? 'process', DrainTimeoutS: 10, RateLimit: { PerSecond: 100, Burst: 200 }, ...s.allocator }
+    }, s.port)
+    const d = spawnCli(['allocator', '--configfile', conf, '--keyfile', join(home, 'allocator.key'), '--admin', '127.0.0.1:0'], { env: { PHYSARUM_PSK: this.psk, ...s.env }, cwd: home })
+    const st = await this.started(d)
+    await d.waitFor(/catalog: /, 30000)
+    return st
+  }
+
+  /** A proxy in client mode; `port` 0 picks one (pass the old one to restart in place). */
+  async proxy (s: { name: string, bootstraps: string[], port?: number, apps?: Record<string, unknown>, proxy?: Record<string, unknown> }): Promise<Started> {
+    const conf = this.conf(s.name, { Bootstraps: s.bootstraps, ...(s.apps !== undefined ? { Apps: s.apps } : {}), ...(s.proxy !== undefined ? { Proxy: s.proxy } : {}) })
+    const d = spawnCli(['proxy', '--configfile', conf, '--ephemeral', '--port', String(s.port ?? 0), '--admin', '127.0.0.1:0'], { env: { PHYSARUM_PSK: this.psk }, cwd: this.dir })
+    const st = await this.started(d)
+    st.http = `http://${(await d.waitFor(/proxy listening on http:\/\/(127\.0\.0\.1:\d+)\//, 30000))[1]}`
+    return st
+  }
+}
+
+/** The TCP port of a started daemon's libp2p address. */
+export function portOf (s: Started): number {
+  return Number(/\/tcp\/(\d+)\//.exec(s.addr)?.[1])
+}
+
+export async function members (admin: string): Promise<MemberView[]> {
+  const r = await fetch(`http://${admin}/v1/members`, { signal: AbortSignal.timeout(5000) })
+  return await r.json() as MemberView[]
+}
+
+export async function instances (admin: string): Promise<InstanceView[]> {
+  const r = await fetch(`http://${admin}/v1/instances`, { signal: AbortSignal.timeout(5000) })
+  return await r.json() as InstanceView[]
+}
+
+/** The status of `peer` as the member behind `admin` sees it. */
+export async function statusAt (admin: string, peer: string): Promise<string | undefined> {
+  return (await members(admin)).find(m => m.peer === peer)?.status
+}
+
+/** Waits until every observer (admin address) sees `peer` in one of `statuses`. */
+export async function seenByAll (observers: string[], peer: string, statuses: string[], timeoutMs = 15000): Promise<void> {
+  await waitFor(`${peer.slice(-6)} ${statuses.join('/')} on ${observers.length} member(s)`, async () => {
+    const s = await Promise.all(observers.map(async a => await statusAt(a, peer)))
+    return s.every(x => x !== undefined && statuses.includes(x))
+  }, timeoutMs, 100)
+}
+
+/** Ready instances of `app` that the proxy behind `admin` knows, from its member table. */
+export async function readyAt (admin: string, app: string): Promise<number> {
+  return (await members(admin)).filter(m => m.status === 'alive').reduce((n, m) => n + (m.instances[app]?.ready ?? 0), 0)
+}
+
+/** The proxy's recent errors from its status page, for a failure message. */
+export async function recentErrors (proxy: Started): Promise<string> {
+  try {
+    const r = await fetch(`${proxy.http as string}/`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000) })
+    const s = await r.json() as { recentErrors?: Array<{ status: number, message: string }> }
+    return JSON.stringify((s.recentErrors ?? []).slice(0, 5).map(e => `${e.status} ${e.message}`))
+  } catch (err) {
+    return `(status page: ${(err as Error).message})`
+  }
+}
