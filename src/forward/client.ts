@@ -17,6 +17,13 @@ export class ConnectError extends Error {
   constructor (peer: string, cause: Error) { super(`cannot open a stream to ${peer}: ${cause.message}`) }
 }
 
+/** The host was declared failed by membership while a request waited on it. */
+export class HostFailedError extends Error {
+  override name = 'HostFailedError'
+  readonly code = 'PHYSARUM_HOST_FAILED'
+  constructor (peer: string) { super(`host ${peer} was declared failed`) }
+}
+
 export class ForwardClient {
   private readonly pools = new Map<string, Pool>()
 
@@ -64,6 +71,15 @@ export class ForwardClient {
     const p = this.pools.get(key)
     this.pools.delete(key)
     void p?.destroy().catch(() => {})
+  }
+
+  /** Drops every pool of a host declared failed: requests waiting on it fail now (and may be retried elsewhere) instead of hanging. */
+  forgetPeer (peer: string): void {
+    for (const [key, p] of this.pools) {
+      if (!key.startsWith(`${peer}/`)) continue
+      this.pools.delete(key)
+      void p.destroy(new HostFailedError(peer)).catch(() => {})
+    }
   }
 
   async close (): Promise<void> {

@@ -128,6 +128,8 @@ export class ProxyDaemon {
           : undefined
       })
       const forward = new ForwardClient(agent.node)
+      // A frozen host keeps its connection open: without this, requests on it would wait for RequestTimeoutS.
+      agent.membership.table.on('change', (m, prev) => { if (m.status === 'failed' && prev !== 'failed') forward.forgetPeer(m.announcement.peer) })
       const entrypoint = new Entrypoint({
         agent,
         placement,
