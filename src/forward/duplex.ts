@@ -23,7 +23,7 @@ export function streamToDuplex (stream: Stream, remoteAddress?: string): StreamS
   const d = new Duplex({
     allowHalfOpen: true,
     read () {
-      if (paused) { paused = false; stream.resume() }
+      if (paused) { paused = false; if (stream.readStatus === 'paused') stream.resume() }
     },
     write (chunk: Buffer, _enc, cb) { send(chunk, cb) },
     // HTTP writes headers and body as separate chunks: one libp2p message for all of
@@ -42,7 +42,10 @@ export function streamToDuplex (stream: Stream, remoteAddress?: string): StreamS
   stream.addEventListener('message', (evt) => {
     const data = evt.data
     const buf = data instanceof Uint8Array ? data : data.subarray()
-    if (!d.push(buf) && !paused) { paused = true; stream.pause() }
+    // push() may destroy the socket at once (Node's HTTP parser refusing the bytes aborts
+    // the stream): a stream whose readable end is closing or closed cannot be paused, and
+    // an exception here would be thrown from an event listener and end the process.
+    if (!d.push(buf) && !paused && stream.readStatus === 'readable') { paused = true; stream.pause() }
   })
   stream.addEventListener('remoteCloseWrite', () => { d.push(null) })
   stream.addEventListener('close', (evt) => {
