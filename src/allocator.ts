@@ -84,11 +84,14 @@ export class AllocatorDaemon {
       void gauge
       // Announce at once when an instance becomes ready or goes away.
       manager.on('change', () => { agent.membership.announceSoon(0) })
-      const allocation = new AllocationServer({ node: agent.node, manager, log: log.scope('alloc'), stats: { onResult: (app, result, s) => { allocations.inc({ app, result }); allocSeconds.observe({ app, result }, s) } } }, {
+      // Label values come from the catalog only: a peer naming made-up apps must not add a
+      // series per name (memory that grew with every request).
+      const appLabel = (app: string): string => catalog.get(app) !== undefined ? app : '?'
+      const allocation = new AllocationServer({ node: agent.node, manager, log: log.scope('alloc'), stats: { onResult: (app, result, s) => { allocations.inc({ app: appLabel(app), result }); allocSeconds.observe({ app: appLabel(app), result }, s) } } }, {
         ratePerSecond: config.Allocator.RateLimit.PerSecond,
         burst: config.Allocator.RateLimit.Burst
       })
-      const forward = new ForwardServer({ node: agent.node, log: log.scope('forward'), onResponse: (app, status) => { forwarded.inc({ app, status: String(status) }) } }, {
+      const forward = new ForwardServer({ node: agent.node, log: log.scope('forward'), onResponse: (app, status) => { forwarded.inc({ app: appLabel(app), status: String(status) }) } }, {
         resolve: (frame) => {
           // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on this error).
           if (m.draining) return { status: 503, code: 'DRAINING', message: 'this allocator is shutting down' }

@@ -115,7 +115,7 @@ export class ProxyDaemon {
         agent,
         balancer,
         log: log.scope('placement'),
-        stats: { onAllocation: (app, result) => { allocations.inc({ app, result }) }, onColdStart: app => { coldStarts.inc({ app }) } }
+        stats: { onAllocation: (app, result) => { allocations.inc({ app, result }) }, onColdStart: app => { coldStarts.inc({ app: placement.known(app) ? app : '?' }) } }
       }, {
         policy: (app) => {
           const spec = catalog.get(app) ?? appSpec(app, {}, config.Perf)

@@ -122,7 +122,8 @@ export class Entrypoint {
           coldMs += choice.coldMs
         } catch (err) {
           if (clientGone.signal.aborted) return
-          if (err instanceof PlacementError) { this.error(res, app, err.status, err.status === 404 ? 'UNKNOWN_APP' : err.status === 504 ? 'COLD_START_TIMEOUT' : 'NO_INSTANCE', err.message); stats?.onResponse?.(app, err.status, ms(t0, process.hrtime.bigint()) / 1000); return }
+          // An app nobody knows is counted as '?': made-up names must not each add a metric series.
+          if (err instanceof PlacementError) { this.error(res, app, err.status, err.status === 404 ? 'UNKNOWN_APP' : err.status === 504 ? 'COLD_START_TIMEOUT' : 'NO_INSTANCE', err.message); stats?.onResponse?.(placement.known(app) ? app : '?', err.status, ms(t0, process.hrtime.bigint()) / 1000); return }
           throw err
         }
         const tPlaced = process.hrtime.bigint()
