@@ -29,9 +29,16 @@ await build({
   legalComments: 'none',
   outfile: bundle,
   logLevel: 'warning',
-  // Optional native add-ons of dockerode's SSH transport (unused: we talk to the local
-  // socket), and the TypeScript compiler that oclif looks for only in development.
-  external: ['cpu-features', 'ssh2', 'typescript'],
+  // Left out, as modules that throw when loaded (their users load them in try/catch):
+  // the optional native add-ons of dockerode's SSH transport (we talk to the local
+  // socket) and the TypeScript compiler that oclif looks for only in development.
+  plugins: [{
+    name: 'left-out',
+    setup (b) {
+      b.onResolve({ filter: /^(cpu-features|typescript)$|\.node$/ }, a => ({ path: a.path, namespace: 'left-out' }))
+      b.onLoad({ filter: /.*/, namespace: 'left-out' }, a => ({ contents: `throw new Error(${JSON.stringify(`${a.path} is not part of the physarum executable`)})`, loader: 'js' }))
+    }
+  }],
   // A CommonJS bundle has no import.meta: give it the bundle's own URL.
   define: { 'import.meta.url': '__physarum_url' },
   // oclif checks the Node version against its own package.json on disk; the version

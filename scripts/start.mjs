@@ -40,6 +40,7 @@ function run (name, args) {
     check()
     exited.then(({ code, signal }) => rej(new Error(`${name} exited (${signal ?? code}) before it was ready`)))
   })
+  say(`${name} pid ${child.pid}`)
   const c = { name, child, exited, waitFor }
   children.push(c)
   return c

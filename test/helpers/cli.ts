@@ -18,12 +18,14 @@ export interface Daemon {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
-function command (args: string[]): [string, string[]] {
-  return BIN.endsWith('.js') || BIN.endsWith('/bin/physarum') ? [process.execPath, [BIN, ...args]] : [BIN, args]
+function command (args: string[], bin = BIN): [string, string[]] {
+  return bin.endsWith('.js') || bin.endsWith('.mjs') || bin.endsWith('/bin/physarum') ? [process.execPath, [bin, ...args]] : [bin, args]
 }
 
-export function spawnCli (args: string[], opts: { env?: NodeJS.ProcessEnv, cwd?: string } = {}): Daemon {
-  const [cmd, argv] = command(args)
+export interface SpawnOptions { env?: NodeJS.ProcessEnv, cwd?: string, /** another executable (default BIN) */ bin?: string }
+
+export function spawnCli (args: string[], opts: SpawnOptions = {}): Daemon {
+  const [cmd, argv] = command(args, opts.bin)
   const child = spawn(cmd, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   let out = ''
@@ -46,12 +48,19 @@ export function spawnCli (args: string[], opts: { env?: NodeJS.ProcessEnv, cwd?:
   return { child, stdout: () => out, stderr: () => err, waitFor, exited }
 }
 
-export async function runCli (args: string[], opts: { env?: NodeJS.ProcessEnv, cwd?: string, timeoutMs?: number } = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+export async function runCli (args: string[], opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const d = spawnCli(args, opts)
   const timer = setTimeout(() => { d.child.kill('SIGKILL') }, opts.timeoutMs ?? 30000)
   const { code } = await d.exited
   clearTimeout(timer)
   return { code, stdout: d.stdout(), stderr: d.stderr() }
+}
+
+/** How a process ended, or 'timeout' if it is still running after `ms`. */
+export async function exitWithin (d: Daemon, ms: number): Promise<{ code: number | null, signal: NodeJS.Signals | null } | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'timeout'>(resolve => { timer = setTimeout(() => { resolve('timeout') }, ms) })
+  try { return await Promise.race([d.exited, late]) } finally { clearTimeout(timer) }
 }
 
 /** Kills every child still running (SIGCONT first, for stopped ones). */
