@@ -2,7 +2,8 @@
 // default < file < env < flag; the original PhysarumSM conf.json; config init/validate.
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync, rmSync, statSync, chmodSync, readFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, statSync, chmodSync, readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../src/config/load.js'
@@ -133,6 +134,27 @@ describe('layering', () => {
 
   test('the shipped conf/conf.json is valid', () => {
     assert.doesNotThrow(() => loadConfig({ flags: { configfile: new URL('../../conf/conf.json', import.meta.url).pathname }, env: {} }))
+  })
+
+  test('the example multi-host config conf/cluster.example.json is valid (with its PSK file in place)', () => {
+    const example = readFileSync(join(ROOT, 'conf/cluster.example.json'), 'utf8')
+    const psk = file('example.psk', 'ab'.repeat(32), 0o600)
+    const conf = file('example.json', example.replace('/etc/physarum/psk', psk))
+    const c = loadConfig({ flags: { configfile: conf }, env: {} }).config
+    assert.equal(c.Bootstraps.length, 3)
+    assert.deepEqual(Object.keys(c.Apps), ['hello-world-server', 'thumbnails'])
+  })
+
+  test('the systemd units pass systemd-analyze verify', { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? false : 'no systemd-analyze on this machine' }, () => {
+    // The units name /usr/local/bin/physarum; verify them against a copy that points at this executable.
+    const units = join(dir, 'units')
+    mkdirSync(units)
+    for (const [from, to] of [['physarum-allocator.service', 'physarum-allocator.service'], ['physarum-proxy@.service', 'physarum-proxy@1234.service']]) {
+      writeFileSync(join(units, to), readFileSync(join(ROOT, 'conf', from), 'utf8').replaceAll('/usr/local/bin/physarum', process.execPath))
+    }
+    const r = spawnSync('systemd-analyze', ['verify', join(units, 'physarum-allocator.service'), join(units, 'physarum-proxy@1234.service')], { encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stderr.trim(), '')
   })
 
   test('SoftReq above HardReq is refused', () => {

@@ -61,6 +61,20 @@ before(() => {
 })
 after(async () => { await killAll(); rmSync(dir, { recursive: true, force: true }) })
 
+test('every subcommand answers --help, and a bad flag is one line and exit 2', async () => {
+  const version = await runCli(['--version'], { bin: EXE, cwd: dir })
+  assert.match(version.stdout, /^physarum\/\d+\.\d+\.\d+ linux-x64 node-v20/)
+  for (const cmd of [['allocator'], ['proxy'], ['members'], ['config', 'show'], ['config', 'validate'], ['config', 'init']]) {
+    const r = await runCli([...cmd, '--help'], { bin: EXE, cwd: dir })
+    assert.equal(r.code, 0, `${cmd.join(' ')} --help: ${r.stderr}`)
+    assert.match(r.stdout, new RegExp(`USAGE\\s+\\$ physarum ${cmd.join(' ')}`))
+    assert.equal(r.stderr, '')
+  }
+  const bad = await runCli(['proxy', '--port', 'x'], { bin: EXE, cwd: dir })
+  assert.equal(bad.code, 2)
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr)
+})
+
 describe('the packaged executable: 3 allocators, 2 proxies, process runtime', () => {
   const nodes: Node[] = []
   let conf: string
