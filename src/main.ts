@@ -1,6 +1,7 @@
 // The CLI's entry, for bin/physarum and for the single executable alike: oclif gets
 // package.json and the command map inline, so nothing is looked up on disk.
 import './polyfill.js'
+import { userInfo } from 'node:os'
 import { PACKAGE, VERSION } from './version.js'
 
 export async function main (argv = process.argv.slice(2)): Promise<void> {
@@ -8,6 +9,11 @@ export async function main (argv = process.argv.slice(2)): Promise<void> {
   if (argv.length === 1 && argv[0] === '--version') {
     process.stdout.write(`${PACKAGE.name}/${VERSION} ${process.platform}-${process.arch} node-${process.version}\n`)
     return
+  }
+  // oclif asks the OS for the user's shell when SHELL is unset, which throws for a user
+  // without a passwd entry (common in containers: `docker run --user 12345`).
+  if (process.env.SHELL === undefined) {
+    try { userInfo() } catch { process.env.SHELL = 'sh' }
   }
   const [{ Config, Plugin, flush, handle, run }, { COMMANDS }] = await Promise.all([import('@oclif/core'), import('./commands/index.js')])
   const root = process.cwd()
