@@ -28,6 +28,7 @@ export class DockerRuntime implements Runtime {
   private readonly listeners: Array<(e: RuntimeEvent) => void> = []
   private events?: NodeJS.ReadableStream
   private closed = false
+  private readonly unremoved = new Set<string>()
 
   constructor (private readonly opts: { peer: string, log: Logger, docker?: Docker, pullTimeoutMs?: number }) {}
 
@@ -96,8 +97,26 @@ export class DockerRuntime implements Runtime {
     // Docker's stop sends SIGTERM, waits t seconds, then SIGKILL: a PID 1 that ignores
     // SIGTERM (busybox) would otherwise hold us for Docker's default 10 s.
     try { await c.stop({ t: Math.max(0, Math.ceil((opts.graceMs ?? 2000) / 1000)) }) } catch {}
-    try { await c.remove({ force: true }) } catch (err) {
-      if ((err as DockerErr).statusCode !== 404) this.opts.log.warn(`cannot remove container ${inst.handle.slice(0, 12)}: ${reason(err)}`)
+    try {
+      await c.remove({ force: true })
+      this.unremoved.delete(inst.handle)
+    } catch (err) {
+      if ((err as DockerErr).statusCode === 404) { this.unremoved.delete(inst.handle); return }
+      this.unremoved.add(inst.handle)
+      this.opts.log.warn(`cannot remove container ${inst.handle.slice(0, 12)}: ${reason(err)}; trying again when the engine answers`)
+    }
+  }
+
+  /** Removes the containers whose removal failed while the engine was unreachable (it keeps them, stopped, across its restart). */
+  private async removeUnremoved (): Promise<void> {
+    for (const handle of [...this.unremoved]) {
+      try {
+        await this.docker.getContainer(handle).remove({ force: true })
+        this.unremoved.delete(handle)
+        this.opts.log.info(`removed container ${handle.slice(0, 12)}, left behind while the engine was unreachable`)
+      } catch (err) {
+        if ((err as DockerErr).statusCode === 404) this.unremoved.delete(handle)
+      }
     }
   }
 
@@ -134,6 +153,8 @@ export class DockerRuntime implements Runtime {
       try {
         const stream = await this.docker.getEvents({ filters: { type: ['container'], event: ['die'], label: [`${LABEL_ALLOCATOR}=${this.opts.peer}`] } }) as NodeJS.ReadableStream
         this.events = stream
+        // (Re)connected: the engine answers again.
+        void this.removeUnremoved()
         let buf = ''
         await new Promise<void>((resolve) => {
           stream.on('data', (d: Buffer) => {

@@ -37,15 +37,15 @@ export function buildTestImage (): void {
   }
 }
 
-/** Containers labelled as created by the allocator `peer` (all states). */
-export function labelled (peer: string): string[] {
-  const out = execFileSync('docker', ['ps', '-a', '-q', '--filter', `label=physarum.allocator=${peer}`]).toString().trim()
+/** Containers labelled as created by the allocator `peer` (all states); `host` names another engine (a DOCKER_HOST value). */
+export function labelled (peer: string, host?: string): string[] {
+  const out = execFileSync('docker', [...(host !== undefined ? ['-H', host] : []), 'ps', '-a', '-q', '--filter', `label=physarum.allocator=${peer}`]).toString().trim()
   return out === '' ? [] : out.split('\n')
 }
 
-export function removeLabelled (peer: string): void {
-  const ids = labelled(peer)
-  if (ids.length > 0) spawnSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' })
+export function removeLabelled (peer: string, host?: string): void {
+  const ids = labelled(peer, host)
+  if (ids.length > 0) spawnSync('docker', [...(host !== undefined ? ['-H', host] : []), 'rm', '-f', ...ids], { stdio: 'ignore' })
 }
 
 export function inspect (id: string): { HostConfig: { Memory: number, NanoCpus: number, PidsLimit: number, Privileged: boolean, SecurityOpt: string[] | null }, NetworkSettings: { Ports: Record<string, Array<{ HostIp: string, HostPort: string }> | null> }, Mounts: unknown[] } {
