@@ -9,8 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { killAll } from './helpers/cli.js'
-import { waitFor, HELLO_COMMAND } from './helpers/cluster.js'
-import { CliCluster, instances, portOf, recentErrors, seenByAll, type Started } from './helpers/daemons.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { waitFor, startAgent, HELLO_COMMAND } from './helpers/cluster.js'
+import { CliCluster, instances, members, portOf, recentErrors, seenByAll, type Started } from './helpers/daemons.js'
+import { PrivateDocker, privateDockerUnavailable } from './helpers/private-docker.js'
+import { requestAllocation } from '../src/allocation/protocol.js'
 import { Load, summarize, describe as describeLoad } from './helpers/load.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from './helpers/docker.js'
 
@@ -103,3 +106,122 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     assert.equal(waited.length, 0, `${waited.length} request(s) sent while A was ${signal === 'SIGKILL' ? 'dead' : 'frozen'} waited for it to come back`)
   })
 }
+
+const noPrivateEngine = !engine ? 'no Docker engine answers' : privateDockerUnavailable()
+test('restart of the Docker engine under load: the allocator withdraws its dead instances, the proxy fails over, the allocator recovers and leaves no container behind', { timeout: 150000, skip: noPrivateEngine ?? false }, async (t) => {
+  buildTestImage()
+  const engineOfA = new PrivateDocker()
+  t.after(async () => { await engineOfA.destroy() })
+  await engineOfA.start()
+  engineOfA.loadImage(TEST_IMAGE)
+  const c = cluster()
+  const a = await c.allocator({ name: 'a', apps: { web: dockerWeb }, runtime: 'docker', env: { DOCKER_HOST: engineOfA.host } })
+  t.after(() => { try { removeLabelled(a.peer, engineOfA.host) } catch {} })
+  const p = await c.proxy({ name: 'p', bootstraps: [a.addr] })
+  const first = await fetch(`${p.http}/web/healthz`)
+  assert.equal(hostOf(first.headers.get('x-physarum-instance') ?? undefined), a.peer)
+  await first.text()
+  assert.equal(labelled(a.peer, engineOfA.host).length, 1)
+  const b = await c.allocator({ name: 'b', apps: { web: processWeb }, bootstraps: [a.addr] })
+  await seenByAll([p.admin, a.admin], b.peer, ['alive'])
+
+  const load = new Load({ origin: p.http as string, path: '/web/healthz', concurrency: 32, durationMs: 120000, timeoutMs: 30000 })
+  await sleep(FULL ? 5000 : 2000)
+  const tStop = load.now()
+  const stopping = engineOfA.stop()
+  // The containers died with the engine: withdrawn from A's announcement, served by B meanwhile.
+  await waitFor('A announces no ready instance', async () => ((await members(p.admin)).find(m => m.peer === a.peer)?.instances.web?.ready ?? 0) === 0, 15000, 100)
+    .catch(err => { throw new Error(`${(err as Error).message}; A's log:\n${a.d.stderr().split('\n').slice(-20).join('\n')}`) })
+  const tWithdrawn = load.now()
+  await stopping
+  const tStopped = load.now()
+  await waitFor('requests served by B', () => load.outcomes.some(o => o.at > tStop && o.status === 200 && hostOf(o.instance) === b.peer), 15000, 50)
+  await sleep(FULL ? 10000 : 1000)
+  const tStart = load.now()
+  await engineOfA.start()
+  // Recovered: A starts containers again on the restarted engine.
+  const client = await startAgent({ role: 'proxy', config: { Psk: PSK, Bootstraps: [a.addr] } })
+  t.after(async () => { await client.stop({ leave: false }) })
+  const inst = await waitFor('A allocates again', async () => await requestAllocation(client.node, peerIdFromString(a.peer), 'web', { fresh: true }), 30000, 500)
+  const tRecovered = load.now()
+  await sleep(FULL ? 5000 : 1000)
+  const outcomes = await load.stop()
+  const recent = await recentErrors(p)
+
+  // No orphans: every container of A on its engine is an instance A knows, and runs.
+  await waitFor('only the containers A knows are left', async () => {
+    const known = (await instances(a.admin)).map(i => i.id).sort()
+    const ids = labelled(a.peer, engineOfA.host)
+    return known.includes(inst.id) && ids.length === known.length ? true : undefined
+  }, 15000, 250).catch(async err => { throw new Error(`${(err as Error).message}: containers ${JSON.stringify(labelled(a.peer, engineOfA.host))}, instances ${JSON.stringify(await instances(a.admin))}`) })
+  const all = summarize(outcomes)
+  t.diagnostic(`dockerd restart: ${describeLoad(all)}`)
+  t.diagnostic(`dockerd restart: instance withdrawn ${Math.round(tWithdrawn - tStop)} ms after the engine began to stop (it took ${Math.round(tStopped - tStop)} ms to stop); allocating again ${Math.round(tRecovered - tStart)} ms after it was started again`)
+  if (all.failed > 0) t.diagnostic(`dockerd restart: the proxy's recent errors: ${recent}`)
+  assert.ok(all.okRate >= 0.99, `≥ 99 % served: ${describeLoad(all)}; ${recent}`)
+})
+
+test('kill -9 of a proxy under load, started again on its port: it rebuilds its view and serves within seconds', { timeout: 90000 }, async (t) => {
+  const c = cluster()
+  const a = await c.allocator({ name: 'a', apps: { web: processWeb } })
+  const p = await c.proxy({ name: 'p', bootstraps: [a.addr] })
+  const port = Number(new URL(p.http as string).port)
+  const warm = await fetch(`${p.http}/web/healthz`)
+  assert.equal(warm.status, 200)
+  await warm.text()
+  const load = new Load({ origin: p.http as string, path: '/web/healthz', concurrency: 32, durationMs: 60000, timeoutMs: 30000, backoffMs: 50 })
+  await sleep(FULL ? 5000 : 2000)
+  p.d.child.kill('SIGKILL')
+  await p.d.exited
+  const tKilled = load.now()
+  await sleep(1000)
+  const tSpawn = load.now()
+  const again = await c.proxy({ name: 'p', bootstraps: [a.addr], port })
+  const tListening = load.now()
+  await waitFor('served again', () => load.outcomes.some(o => o.at > tSpawn && o.status === 200), 20000, 50)
+  const tServed = Math.min(...load.outcomes.filter(o => o.at > tSpawn && o.status === 200).map(o => o.at + o.ms))
+  await sleep(FULL ? 10000 : 2000)
+  const outcomes = await load.stop()
+  assert.equal((await members(again.admin)).find(m => m.peer === a.peer)?.status, 'alive', 'the new proxy knows the allocator')
+  const before = summarize(outcomes, 0, tKilled - 500)
+  const afterRestart = summarize(outcomes, tServed)
+  t.diagnostic(`proxy restart: before the kill ${describeLoad(before)}`)
+  t.diagnostic(`proxy restart: serving ${Math.round(tServed - tSpawn)} ms after the new process was spawned (${Math.round(tServed - tListening)} ms after it listened); from then on ${describeLoad(afterRestart)}`)
+  assert.ok(tServed - tSpawn < 10000, `served again within 10 s of the restart (${Math.round(tServed - tSpawn)} ms)`)
+  assert.equal(before.failed, 0, describeLoad(before))
+  assert.ok(afterRestart.okRate >= 0.99, `≥ 99 % served once it is back: ${describeLoad(afterRestart)}`)
+})
+
+test('the bootstrap node dies: the cluster keeps serving, and new nodes join through another address in Bootstraps', { timeout: 90000 }, async (t) => {
+  const c = cluster()
+  // The bootstrap hosts nothing, so that its death tests membership alone.
+  const boot = await c.allocator({ name: 'boot', apps: {} })
+  const [b, cc] = await Promise.all([
+    c.allocator({ name: 'b', apps: { web: processWeb }, bootstraps: [boot.addr] }),
+    c.allocator({ name: 'c', apps: { web: processWeb }, bootstraps: [boot.addr] })
+  ])
+  const p = await c.proxy({ name: 'p', bootstraps: [boot.addr, b.addr] })
+  await seenByAll([p.admin, b.admin], cc.peer, ['alive'])
+  const load = new Load({ origin: p.http as string, path: '/web/healthz', concurrency: 32, durationMs: 60000, timeoutMs: 30000 })
+  await sleep(FULL ? 5000 : 2000)
+  const tKill = load.now()
+  boot.d.child.kill('SIGKILL')
+  await seenByAll([p.admin, b.admin, cc.admin], boot.peer, ['failed'])
+  // Newcomers list the dead bootstrap first.
+  const tJoin = Date.now()
+  const [d, q] = await Promise.all([
+    c.allocator({ name: 'd', apps: { web: processWeb }, bootstraps: [boot.addr, cc.addr] }),
+    c.proxy({ name: 'q', bootstraps: [boot.addr, b.addr] })
+  ])
+  await seenByAll([p.admin, b.admin, cc.admin], d.peer, ['alive'])
+  for (const peer of [b.peer, cc.peer, d.peer, p.peer]) await seenByAll([q.admin], peer, ['alive'])
+  const joinedMs = Date.now() - tJoin
+  const viaQ = await fetch(`${q.http}/web/healthz`)
+  assert.equal(viaQ.status, 200, 'the new proxy serves')
+  await viaQ.text()
+  await sleep(FULL ? 10000 : 1000)
+  const outcomes = await load.stop()
+  const during = summarize(outcomes, tKill)
+  t.diagnostic(`bootstrap death: after the kill ${describeLoad(during)}; two newcomers joined through the second address in ${joinedMs} ms`)
+  assert.ok(during.okRate >= 0.99, `≥ 99 % served: ${describeLoad(during)}; ${await recentErrors(p)}`)
+})
