@@ -2,8 +2,9 @@
 import { run as membership } from './membership.js'
 import { run as allocation } from './allocation.js'
 import { run as forwarding } from './forwarding.js'
+import { run as startup } from './startup.js'
 
-const suites: Record<string, () => Promise<void>> = { membership, allocation, forwarding }
+const suites: Record<string, () => Promise<void>> = { membership, allocation, forwarding, startup }
 const wanted = process.argv.slice(2)
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
   const suite = suites[name]
