@@ -29,7 +29,7 @@ export const appSchema = {
   description: 'An app that allocators may start. Only catalog apps can ever run.',
   properties: {
     Image: { type: 'string', minLength: 1, maxLength: 512, description: 'Docker image (Docker runtime).' },
-    Command: { type: 'array', minItems: 1, items: { type: 'string', maxLength: 4096 }, description: 'Command and arguments (process runtime); PORT is set in its environment.' },
+    Command: { type: 'array', minItems: 1, items: { type: 'string', maxLength: 4096 }, description: 'Command and arguments (process runtime), with PORT and HOST=127.0.0.1 in its environment; a first word `physarum` means this physarum executable.' },
     Port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Port the app listens on inside its container, or its fixed port for a user-run instance.' },
     Env: { type: 'object', additionalProperties: { type: 'string', maxLength: 65536 }, propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'Environment variables for the app.' },
     Health: {
