@@ -1,5 +1,6 @@
 // Small HTTP server helpers shared by the admin API and the proxy entrypoint.
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 
 /** "host:port" or "[v6]:port" → parts; undefined when it is not that. */
@@ -17,4 +18,29 @@ export async function listenOn (server: Server, host: string, port: number): Pro
   })
   const a = server.address() as AddressInfo
   return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+}
+
+const pending = new WeakMap<Duplex, Set<() => void>>()
+
+/**
+ * Calls `fn` once when a response is over, however: its own 'close', or the close of its
+ * connection. A pipelined request whose response still waits behind an earlier one gets
+ * no 'close' of its own when the client drops the connection; without this, what it
+ * holds (an upstream request, a pool connection, an in-flight count) was never released.
+ */
+export function onResponseOver (req: IncomingMessage, res: ServerResponse, fn: () => void): void {
+  let called = false
+  const socket = req.socket as Duplex | null
+  let set: Set<() => void> | undefined
+  const once = (): void => { if (called) return; called = true; set?.delete(once); fn() }
+  res.once('close', once)
+  if (socket === null || socket.destroyed) { queueMicrotask(once); return }
+  set = pending.get(socket)
+  if (set === undefined) {
+    const s = new Set<() => void>()
+    pending.set(socket, s)
+    socket.once('close', () => { pending.delete(socket); for (const f of [...s]) f() })
+    set = s
+  }
+  set.add(once)
 }

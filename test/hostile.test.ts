@@ -14,9 +14,9 @@ import { connect, type Socket } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { killAll } from './helpers/cli.js'
-import { waitFor } from './helpers/cluster.js'
+import { waitFor, startProxy } from './helpers/cluster.js'
 import { caseRng, fuzz, fuzzSeed, describeReport, hostileJson, mutateBytes, procMemory, utf8, generatedRequest, hostileRequest, rawHttp, responseComplete, statusOf, ENTRY_CORPUS, STREAM_CORPUS, type Rng, type FuzzReport } from './helpers/fuzz.js'
-import { startCliCluster, rawPeer, readAll, varint, metrics, counter, labelValues, type CliCluster } from './helpers/target.js'
+import { startCliCluster, rawPeer, readAll, varint, metrics, counter, labelValues, HELLO, type CliCluster } from './helpers/target.js'
 import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, requestAllocation, validateResponse } from '../src/allocation/protocol.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME } from '../src/forward/protocol.js'
 import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect } from '../src/membership/announcement.js'
@@ -65,6 +65,12 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
     assert.equal(await p.text(), 'hello world\n')
   }
 
+  /** Nothing stays in flight on the allocator once its clients are gone (pipelined requests included). */
+  async function noneInFlight (): Promise<void> {
+    const inFlight = async (): Promise<number> => ((await (await fetch(`http://${cl.alloc.admin}/v1/instances`)).json()) as Array<{ inFlight: number }>).reduce((n, i) => n + i.inFlight, 0)
+    await waitFor('no request left in flight on the allocator', async () => (await inFlight()) === 0, 5000, 100)
+  }
+
   /** Peak RSS of both targets within the budget over their RSS after start-up. */
   function memoryBounded (phase: string): string {
     const a = procMemory(pids().alloc)
@@ -83,6 +89,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
       if (d !== undefined && d.child.exitCode !== null) console.log(`# the ${who} exited (${d.child.exitCode}); its last words:\n${d.stderr().slice(-3000)}`)
     }
     assert.deepEqual(r.failures.slice(0, 3), [], line)
+    await noneInFlight()
     await stillServing()
     const mem = memoryBounded(name)
     console.log(`#   after it: ${mem}`)
@@ -334,6 +341,30 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
     const big = await rawHttp(host, Number(port), utf8(`GET /hello/hello HTTP/1.1\r\nHost: p\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`), 15000)
     assert.match(statusOf(big) ?? 'closed', /^(http 431|http 400|closed)$/, 'a 64 KB header is refused')
     await stillServing()
+  })
+
+  test('HTTP entrypoint: pipelined requests of a client that went away are released (found by this fuzzer)', async () => {
+    // A response queued behind another one gets no 'close' of its own when the connection
+    // drops: its request to the instance, and the proxy's count of it, were never released.
+    const proxy = await startProxy({ Psk: PSK, Bootstraps: [cl.alloc.addr], Apps: { hello: HELLO } })
+    try {
+      const inFlight = (): number => (proxy.entrypoint as unknown as { inFlight: number }).inFlight
+      const warm = await fetch(`http://${proxy.address}/hello/hello`, { signal: AbortSignal.timeout(20000) })
+      assert.equal(warm.status, 200)
+      await warm.text()
+      const [host, port] = proxy.address.split(':')
+      for (let round = 0; round < 3; round++) {
+        const s = connect(Number(port), host)
+        s.on('error', () => {})
+        s.write('GET /hello/slow?ms=300 HTTP/1.1\r\nHost: p\r\n\r\n' + 'GET /hello/hello HTTP/1.1\r\nHost: p\r\n\r\n'.repeat(20))
+        await waitFor('the pipelined requests taken up', () => inFlight() > 1, 5000, 5)
+        s.destroy()
+        await waitFor('every pipelined request released', () => inFlight() === 0, 5000, 20)
+      }
+      await noneInFlight()
+    } finally {
+      await proxy.stop()
+    }
   })
 
   test('HTTP entrypoint: slowloris connections do not stop the proxy serving, and are cut after the header timeout', { timeout: FULL ? 180000 : 60000 }, async () => {

@@ -10,6 +10,7 @@ import type { Logger } from '../log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { addForwarded, appendList, endToEnd, relayHead } from './headers.js'
+import { onResponseOver } from '../http.js'
 
 export interface ForwardTarget {
   app: string
@@ -117,7 +118,7 @@ export class ForwardServer {
     }
     const ac = new AbortController()
     // The client went away (stream reset): abort the request to the instance too.
-    res.on('close', () => { if (!res.writableFinished) ac.abort(new Error('client disconnected')); finish(res.statusCode) })
+    onResponseOver(req, res, () => { if (!res.writableFinished) ac.abort(new Error('client disconnected')); finish(res.statusCode) })
     const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
     this.pool(target).stream({

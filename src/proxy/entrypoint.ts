@@ -3,7 +3,7 @@
 // Retries: an unreachable host before anything was sent → the next candidate; after →
 // only GET/HEAD/OPTIONS, once, within a 20 % retry budget.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
-import { listenOn } from '../http.js'
+import { listenOn, onResponseOver } from '../http.js'
 import { Pool } from 'undici'
 import { Writable } from 'node:stream'
 import type { Agent } from '../agent.js'
@@ -107,7 +107,7 @@ export class Entrypoint {
     this.budget.deposit()
     this.inFlight++
     const clientGone = new AbortController()
-    res.on('close', () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
+    onResponseOver(req, res, () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
     const method = req.method ?? 'GET'
     const exclude = new Set<string>()

@@ -9,7 +9,6 @@ import type { Stream } from '@libp2p/interface'
 import { createNode, type PhysarumNode } from '../../src/node/node.js'
 import { ephemeralKey } from '../../src/node/identity.js'
 import { pskHex, swarmKey } from '../../src/node/psk.js'
-import type { Config } from '../../src/config/schema.js'
 import { spawnCli, type Daemon } from './cli.js'
 import { HELLO_COMMAND } from './cluster.js'
 
@@ -43,7 +42,7 @@ export function childrenOf (pid: number): number[] {
 }
 
 /** An allocator (and optionally a proxy joined to it) as child processes of bin/physarum. */
-export async function startCliCluster (opts: { psk: string, config?: Partial<Config>, proxy?: boolean }): Promise<CliCluster> {
+export async function startCliCluster (opts: { psk: string, config?: Record<string, unknown>, proxy?: boolean }): Promise<CliCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-target-'))
   const conf = join(dir, 'conf.json')
   writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Apps: { hello: HELLO }, Allocator: { Runtime: 'process' }, ...opts.config }))
