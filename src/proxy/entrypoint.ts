@@ -109,6 +109,8 @@ export class Entrypoint {
     const clientGone = new AbortController()
     onResponseOver(req, res, () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
+    // Read now: once the client has gone, req.socket is null.
+    const clientIp = req.socket?.remoteAddress
     const method = req.method ?? 'GET'
     const exclude = new Set<string>()
     let retried = false
@@ -127,7 +129,7 @@ export class Entrypoint {
           throw err
         }
         const tPlaced = process.hrtime.bigint()
-        const headers = addForwarded(endToEnd(req.headers), { clientIp: req.socket.remoteAddress, proto: 'http', host: req.headers.host, via: VIA })
+        const headers = addForwarded(endToEnd(req.headers), { clientIp, proto: 'http', host: req.headers.host, via: VIA })
         const pool = ep.local ? this.init.localPool?.(app) : forward.pool(ep.peer, { v: 1, app, instance: ep.instance })
         if (pool === undefined) { exclude.add(ep.key); continue }
         balancer.start(ep.key)
