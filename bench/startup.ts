@@ -2,7 +2,7 @@
 // the same CLI from source and Node's own floor, `node -e 0`), and the resident memory
 // of an idle allocator and an idle proxy joined in a two-node cluster.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ROOT, fmt, machine, median, percentile, saveResult } from './lib.js'
@@ -10,6 +10,7 @@ import { ROOT, fmt, machine, median, percentile, saveResult } from './lib.js'
 const EXE = resolve(ROOT, 'dist/physarum')
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 30)
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 20)
+const BUN_VERSION = process.env.BENCH_BUN_VERSION ?? '1.4.5'
 
 function wallMs (cmd: string, args: string[]): number[] {
   const xs: number[] = []
@@ -30,36 +31,103 @@ function rssMb (pid: number): Rss {
   return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024, peak: kb('VmHWM') / 1024 }
 }
 
-async function idleRss (): Promise<{ allocator: Rss, proxy: Rss }> {
+interface Pair { allocator: number, proxy: number, http: string, stop: () => Promise<void> }
+
+/** An allocator and a proxy of `exe`, joined through a PSK on 127.0.0.1 (process runtime). */
+async function startPair (exe: string, apps: Record<string, unknown> = {}): Promise<Pair> {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-startup-'))
   const conf = join(dir, 'conf.json')
-  writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Psk: 'physarum startup benchmark', Allocator: { Runtime: 'process' } }), { mode: 0o600 })
+  writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Psk: 'physarum startup benchmark', Allocator: { Runtime: 'process' }, Apps: apps }), { mode: 0o600 })
   const children: ReturnType<typeof spawn>[] = []
-  const start = async (args: string[]): Promise<{ pid: number, addr: string }> => {
-    const c = spawn(EXE, [...args, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
-    children.push(c)
-    let err = ''
-    c.stderr?.on('data', (d: Buffer) => { err += d.toString() })
-    for (let i = 0; i < 300; i++) {
-      const m = /listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+)/.exec(err)
-      if (m !== null) return { pid: c.pid as number, addr: m[1] }
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-    throw new Error(`${args[0]} did not start: ${err}`)
-  }
-  try {
-    const a = await start(['allocator'])
-    const p = await start(['proxy', '--port', '0', '--bootstrap', a.addr])
-    await new Promise(resolve => setTimeout(resolve, IDLE_S * 1000))
-    return { allocator: rssMb(a.pid), proxy: rssMb(p.pid) }
-  } finally {
+  const stop = async (): Promise<void> => {
     await Promise.all(children.map(async c => {
-      if (c.exitCode !== null) return
+      if (c.exitCode !== null || c.signalCode !== null) return
       const exited = new Promise(resolve => c.once('exit', resolve))
       c.kill('SIGTERM')
       await exited
     }))
     rmSync(dir, { recursive: true, force: true })
+  }
+  const start = async (args: string[], re: RegExp): Promise<{ pid: number, m: RegExpExecArray }> => {
+    const c = spawn(exe, [...args, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.push(c)
+    let out = ''
+    c.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+    c.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+    for (let i = 0; i < 400; i++) {
+      const m = re.exec(out)
+      if (m !== null) return { pid: c.pid as number, m }
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    throw new Error(`${exe} ${args[0]} did not start: ${out}`)
+  }
+  try {
+    const a = await start(['allocator'], /listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+)/)
+    const p = await start(['proxy', '--port', '0', '--bootstrap', a.m[1]], /proxy listening on (http:\/\/127\.0\.0\.1:\d+)\//)
+    return { allocator: a.pid, proxy: p.pid, http: p.m[1], stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+async function idleRss (): Promise<{ allocator: Rss, proxy: Rss }> {
+  const pair = await startPair(EXE)
+  try {
+    await new Promise(resolve => setTimeout(resolve, IDLE_S * 1000))
+    return { allocator: rssMb(pair.allocator), proxy: rssMb(pair.proxy) }
+  } finally {
+    await pair.stop()
+  }
+}
+
+/** bun's own executable, from the npm registry (cached in .bench-tmp/). */
+function bunBinary (): string | undefined {
+  const dir = resolve(ROOT, '.bench-tmp/bun')
+  const bin = join(dir, 'package/bin/bun')
+  if (existsSync(bin)) return bin
+  mkdirSync(dir, { recursive: true })
+  const pack = spawnSync('npm', ['pack', `@oven/bun-linux-x64@${BUN_VERSION}`, '--silent'], { cwd: dir, encoding: 'utf8' })
+  if (pack.status !== 0) return undefined
+  spawnSync('tar', ['xzf', pack.stdout.trim().split('\n').pop() ?? ''], { cwd: dir })
+  return existsSync(bin) ? bin : undefined
+}
+
+interface Moves { mbPerS: number[], rps: number | undefined, failures: string[] }
+
+/** 100 MB downloads and a wrk run through an allocator + proxy pair of `exe`. */
+async function moves (exe: string): Promise<Moves> {
+  const pair = await startPair(exe, { hello: { Command: [process.execPath, resolve(ROOT, 'apps/hello-world-server/server.mjs')], Health: { Path: '/healthz' }, IdleTimeoutS: 3600 } })
+  const mbPerS: number[] = []
+  const failures: string[] = []
+  try {
+    for (let i = 0; i < 30; i++) {
+      const r = await fetch(`${pair.http}/hello/hello`).catch(() => undefined)
+      if (r?.status === 200) break
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now()
+      let n = 0
+      let why = ''
+      try {
+        const r = await fetch(`${pair.http}/hello/bytes?n=${100 * 1048576}`, { signal: AbortSignal.timeout(60000) })
+        if (r.status !== 200) why = `HTTP ${r.status}`
+        for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) n += c.length
+      } catch (err) { why = (err as Error).name === 'TimeoutError' ? 'not done in 60 s' : (err as Error).message }
+      if (n === 100 * 1048576) mbPerS.push(100 / ((performance.now() - t0) / 1000))
+      else failures.push(`${why || 'short body'} after ${(n / 1048576).toFixed(0)} MB`)
+    }
+    let rps: number | undefined
+    if (spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0) {
+      const w = spawnSync('wrk', ['-t2', '-c32', '-d5s', `${pair.http}/hello/hello`], { encoding: 'utf8' })
+      const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(w.stdout)
+      const total = /(\d+) requests in/.exec(w.stdout)
+      rps = non2xx !== null && total !== null && Number(non2xx[1]) === Number(total[1]) ? 0 : Number(/Requests\/sec:\s+([\d.]+)/.exec(w.stdout)?.[1] ?? NaN)
+    }
+    return { mbPerS, rps, failures }
+  } finally {
+    await pair.stop()
   }
 }
 
@@ -70,6 +138,16 @@ export async function run (): Promise<void> {
   const help = wallMs(EXE, ['--help'])
   const mem = await idleRss()
   const sizeMb = statSync(EXE).size / 1048576
+  // The other way to one executable: bun build --compile of the same bundle.
+  const bun = bunBinary()
+  const bunExe = resolve(ROOT, '.bench-tmp/physarum-bun')
+  const bunBuilt = bun !== undefined && spawnSync(bun, ['build', '--compile', resolve(ROOT, 'dist/physarum.cjs'), '--outfile', bunExe], { stdio: 'ignore' }).status === 0
+  const sea = await moves(EXE)
+  const viaBun = bunBuilt ? await moves(bunExe) : undefined
+  const bunVersion = bunBuilt ? wallMs(bunExe, ['--version']) : []
+  const movesRow = (name: string, m: Moves | undefined, size: number, version: number[]): string => m === undefined
+    ? `| ${name} | (bun could not be fetched or could not compile the bundle) | | | |`
+    : `| ${name} | ${fmt(size)} | ${fmt(median(version))} | ${m.mbPerS.length > 0 ? fmt(median(m.mbPerS), 1) : 'failed'}${m.failures.length > 0 ? ` (${m.failures.length} of 3 failed: ${m.failures[0]})` : ''} | ${m.rps === undefined ? 'n/a (no wrk)' : fmt(m.rps)} |`
   const row = (name: string, xs: number[]): string => `| ${name} | ${fmt(median(xs))} | ${fmt(percentile(xs, 95))} |`
   const markdown = [
     `Wall time of a whole process, ${RUNS} runs each after two warm-up runs, spawned one after another. \`dist/physarum\` is the single executable (${fmt(sizeMb)} MB, a Node ${process.version} SEA with a V8 code cache).`,
@@ -89,14 +167,23 @@ export async function run (): Promise<void> {
     '|---|---|---|---|---|',
     ...(['allocator', 'proxy'] as const).map(k => `| ${k} | ${fmt(mem[k].rss)} | ${fmt(mem[k].anon)} | ${fmt(mem[k].file)} | ${fmt(mem[k].peak)} |`),
     '',
-    'Target: ≤ 60 MB each. The file pages are the executable\'s code and read-only data (Node itself, V8, ICU, the bundle): clean, shared by every physarum process on a host (the allocator, its proxies, and its process-runtime instances of the demo app), and reclaimable under memory pressure; a bare `node` HTTP server maps ~36 MB of them. The private part is the JavaScript heap (V8 reserves young-generation space generously: `NODE_OPTIONS=--max-semi-space-size=1` takes ~10 MB off) and libp2p\'s buffers.'
+    `Target: ≤ 60 MB each. The file pages are the executable's code and read-only data (Node itself, V8, ICU, the bundle): clean, shared by every physarum process on a host (the allocator, its proxies, and its process-runtime instances of the demo app), and reclaimable under memory pressure; a bare \`node\` HTTP server maps ~36 MB of them. The private part is the JavaScript heap (V8 reserves young-generation space generously: \`NODE_OPTIONS=--max-semi-space-size=1\` takes ~10 MB off) and libp2p's buffers.`,
+    '',
+    `Node SEA against \`bun build --compile\` (bun ${BUN_VERSION}, from the npm registry) of the same bundle, side by side: an allocator and a proxy of each executable, a PSK, the demo app as a process; three 100 MB downloads through the proxy (median) and \`wrk -t2 -c32 -d5s\` of \`GET /hello\`.`,
+    '',
+    '| executable | size MB | `--version` ms | 100 MB through the hop, MB/s | req/s |',
+    '|---|---|---|---|---|',
+    movesRow('Node SEA (`dist/physarum`)', sea, sizeMb, exe),
+    movesRow('bun --compile', viaBun, bunBuilt ? statSync(bunExe).size / 1048576 : 0, bunVersion),
+    '',
+    'Why the Node SEA: it runs the Node the tests run on, and libp2p\'s noise uses Node\'s native chacha20-poly1305 there; bun\'s crypto lacks that cipher, so noise falls back to pure JavaScript (and bun is a second runtime to trust for every Node API the daemons use).'
   ].join('\n')
   saveResult('startup', {
-    title: 'Start-up and idle memory of the executable',
+    title: 'The executable: start-up, idle memory, Node SEA vs bun',
     ranAt: new Date().toISOString(),
     machine: machine(),
     markdown,
-    data: { runs: RUNS, versionMs: median(exe), versionP95Ms: percentile(exe, 95), sourceVersionMs: median(source), helpMs: median(help), nodeFloorMs: median(floor), idleS: IDLE_S, allocator: mem.allocator, proxy: mem.proxy, sizeMb }
+    data: { sea, bun: viaBun, runs: RUNS, versionMs: median(exe), versionP95Ms: percentile(exe, 95), sourceVersionMs: median(source), helpMs: median(help), nodeFloorMs: median(floor), idleS: IDLE_S, allocator: mem.allocator, proxy: mem.proxy, sizeMb }
   })
   process.stderr.write(markdown + '\n')
 }
