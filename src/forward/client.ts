@@ -8,6 +8,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import type { PhysarumNode } from '../node/node.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, type HeaderFrame } from './protocol.js'
+import { MAX_STREAMS } from './serve.js'
 import { streamToDuplex } from './duplex.js'
 
 /** The instance host could not be reached: nothing of the request was sent. */
@@ -31,7 +32,9 @@ export class ForwardClient {
 
   /** Opens a forwarding stream and sends the header frame. */
   async open (peer: PeerId, frame: HeaderFrame, signal?: AbortSignal): Promise<ReturnType<typeof streamToDuplex>> {
-    const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, { signal: signal ?? AbortSignal.timeout(this.opts.connectTimeoutMs ?? 10000) })
+    // libp2p allows 64 outbound streams of a protocol per connection unless told otherwise: one
+    // stream per request in flight, so that would cap a proxy at 64 concurrent requests per host.
+    const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, { signal: signal ?? AbortSignal.timeout(this.opts.connectTimeoutMs ?? 10000), maxOutboundStreams: MAX_STREAMS })
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER_FRAME })
     await lp.write(new TextEncoder().encode(JSON.stringify(frame)))
     return streamToDuplex(lp.unwrap())

@@ -27,6 +27,12 @@ interface SocketInfo { frame: HeaderFrame, remotePeer: string, remoteIp?: string
 const INFO = Symbol('physarum')
 
 export const VIA = '1.1 physarum'
+/**
+ * Forwarding streams per connection and direction (one per request in flight). Both sides
+ * need it: the handler's limits also bind the dialer when it serves the protocol itself (a
+ * proxy in server mode), and the dialer's own default is 64.
+ */
+export const MAX_STREAMS = 4096
 
 export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
   if (res.headersSent) { res.destroy(new Error(message)); return }
@@ -54,7 +60,7 @@ export class ForwardServer {
   }
 
   async start (): Promise<void> {
-    await this.components.node.handle(HTTP_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: 4096, maxOutboundStreams: 16 })
+    await this.components.node.handle(HTTP_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS })
     this.started = true
   }
 

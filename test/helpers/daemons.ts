@@ -2,7 +2,7 @@
 // a scratch directory, for the fault and load suites: each with its own config file,
 // key file (so that a restarted allocator keeps its identity and finds its leftovers)
 // and admin API on 127.0.0.1, plus what the tests ask of them.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnCli, type Daemon } from './cli.js'
 import { waitFor } from './cluster.js'
@@ -32,7 +32,29 @@ export interface AllocatorSpec {
 }
 
 export class CliCluster {
+  private readonly daemons: Daemon[] = []
+
   constructor (readonly dir: string, readonly psk: string) {}
+
+  /**
+   * Stops every daemon of the cluster (SIGTERM, so that allocators stop their instances;
+   * SIGKILL after `graceMs`), then kills, by PID, any process still working in the
+   * cluster's directory: the instances of an allocator that was killed.
+   */
+  async stop (graceMs = 5000): Promise<void> {
+    await Promise.all(this.daemons.map(async d => {
+      if (d.child.exitCode !== null || d.child.signalCode !== null) return
+      try { d.child.kill('SIGCONT'); d.child.kill('SIGTERM') } catch {}
+      const t = setTimeout(() => { try { d.child.kill('SIGKILL') } catch {} }, graceMs)
+      await d.exited
+      clearTimeout(t)
+    }))
+    for (const pid of readdirSync('/proc').filter(x => /^\d+$/.test(x))) {
+      let cwd = ''
+      try { cwd = readlinkSync(`/proc/${pid}/cwd`) } catch { continue }
+      if (cwd === this.dir || cwd.startsWith(`${this.dir}/`)) { try { process.kill(Number(pid), 'SIGKILL') } catch {} }
+    }
+  }
 
   private conf (name: string, body: Record<string, unknown>, port = 0): string {
     const file = join(this.dir, `${name}.json`)
@@ -56,6 +78,7 @@ export class CliCluster {
       Allocator: { Runtime: s.runtime ?? 'process', DrainTimeoutS: 10, RateLimit: { PerSecond: 100, Burst: 200 }, ...s.allocator }
     }, s.port)
     const d = spawnCli(['allocator', '--configfile', conf, '--keyfile', join(home, 'allocator.key'), '--admin', '127.0.0.1:0'], { env: { PHYSARUM_PSK: this.psk, ...s.env }, cwd: home })
+    this.daemons.push(d)
     const st = await this.started(d)
     await d.waitFor(/catalog: /, 30000)
     return st
@@ -65,6 +88,7 @@ export class CliCluster {
   async proxy (s: { name: string, bootstraps: string[], port?: number, apps?: Record<string, unknown>, proxy?: Record<string, unknown> }): Promise<Started> {
     const conf = this.conf(s.name, { Bootstraps: s.bootstraps, ...(s.apps !== undefined ? { Apps: s.apps } : {}), ...(s.proxy !== undefined ? { Proxy: s.proxy } : {}) })
     const d = spawnCli(['proxy', '--configfile', conf, '--ephemeral', '--port', String(s.port ?? 0), '--admin', '127.0.0.1:0'], { env: { PHYSARUM_PSK: this.psk }, cwd: this.dir })
+    this.daemons.push(d)
     const st = await this.started(d)
     st.http = `http://${(await d.waitFor(/proxy listening on http:\/\/(127\.0\.0\.1:\d+)\//, 30000))[1]}`
     return st

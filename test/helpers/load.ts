@@ -16,6 +16,8 @@ export interface Outcome {
   reused: boolean
   /** x-physarum-instance of the answer: instance@host peer. */
   instance?: string
+  /** The error message of a failed answer. */
+  detail?: string
 }
 
 export interface LoadOptions {
@@ -70,6 +72,13 @@ export function summarize (outcomes: Outcome[], from = 0, to = Infinity): Summar
   }
 }
 
+/** The distinct error messages of failed answers, most frequent first (for a failure message). */
+export function details (outcomes: Outcome[], max = 3): string {
+  const n = new Map<string, number>()
+  for (const o of outcomes) if (o.detail !== undefined) n.set(o.detail, (n.get(o.detail) ?? 0) + 1)
+  return [...n].sort((a, b) => b[1] - a[1]).slice(0, max).map(([d, k]) => `${k}× ${d}`).join(' | ')
+}
+
 export function describe (s: Summary): string {
   const errs = Object.entries(s.errors).map(([k, v]) => `${k}×${v}`).join(', ')
   return `${s.ok}/${s.total} ok (${(100 * s.okRate).toFixed(3)} %), ${s.rps} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms${errs !== '' ? `; failures: ${errs}` : ''}`
@@ -108,7 +117,11 @@ export class Load {
         o.status = r.statusCode
         if (typeof r.headers['x-physarum-instance'] === 'string') o.instance = r.headers['x-physarum-instance']
         if (r.statusCode === 200) await r.body.dump()
-        else o.error = `${r.statusCode} ${String(r.headers['x-physarum-error'] ?? ((await r.body.json().catch(() => undefined)) as { error?: { code?: string } } | undefined)?.error?.code ?? '')}`.trim()
+        else {
+          const body = (await r.body.json().catch(() => undefined)) as { error?: { code?: string, message?: string } } | undefined
+          o.error = `${r.statusCode} ${String(r.headers['x-physarum-error'] ?? body?.error?.code ?? '')}`.trim()
+          o.detail = body?.error?.message
+        }
         used = true
       } catch (err) {
         o.status = 0
