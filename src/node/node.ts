@@ -40,6 +40,10 @@ export async function createNode (init: NodeInit): Promise<PhysarumNode> {
     streamMuxers: [yamux()],
     ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
+    // libp2p's monitor pings every connection each 10 s and aborts it when one ping takes
+    // over 5 s: on a saturated host that killed every request on the connection at once.
+    // Membership probes each member every ProbeIntervalMs already and owns the verdict.
+    connectionMonitor: { enabled: false },
     connectionManager: {
       maxConnections: 1000,
       // Every member keeps a connection to every other one, and on one host they all
