@@ -194,6 +194,9 @@ export class Membership {
       // Another member missed a probe: check for ourselves now rather than at our next turn.
       const n = (this.decoded.get(msg) as SuspectNotice | undefined) ?? decodeSuspect(msg.data)
       if (n === undefined) return
+      // Suspected ourselves (slow, not dead): refute at once with a fresh announcement, which
+      // turns every member's view of us back to alive before the suspicion ripens into failed.
+      if (n.suspect === this.selfPeer) { this.announceSoon(0); return }
       this.table.confirm(n.suspect, n.peer, Date.now())
       const m = this.table.get(n.suspect)
       if (m !== undefined && m.status === 'alive' && !this.probing.has(n.suspect)) void this.probe(m, true)

@@ -146,6 +146,9 @@ export class Entrypoint {
             bodyTimeout: this.init.requestTimeoutMs,
             opaque: res
           }, ({ statusCode, headers: upstream }) => {
+            // An answer is proof of life, as good as a probe: a host too busy to answer probes in
+            // time, but serving, is not taken for failed while it serves.
+            if (!ep.local) this.components.agent.membership.table.heard(ep.peer, Date.now())
             const hostError = upstream['x-physarum-error']
             if (typeof hostError === 'string' && !hasBody) {
               // The host no longer has that instance (or app): the app never saw this request.

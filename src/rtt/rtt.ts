@@ -8,6 +8,8 @@ import type { Logger } from '../log.js'
 
 export const RTT_PROTOCOL = '/physarum/rtt/1.0.0'
 const PROBE_BYTES = 16
+/** A timer this late (ms) means this node's event loop was blocked. */
+const LATE_MS = 50
 
 export interface RttInit {
   /** Samples kept per peer; the median of these is the peer's RTT. */
@@ -75,11 +77,28 @@ class Channel {
     const frame = new Uint8Array(PROBE_BYTES)
     new DataView(frame.buffer).setBigUint64(0, seq)
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(seq)
-        reject(new RttTimeoutError(`no answer within ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.pending.set(seq, { resolve, reject, sent: process.hrtime.bigint(), timer })
+      const due = performance.now() + timeoutMs
+      let extended = false
+      const expire = (): void => {
+        const p = this.pending.get(seq)
+        if (p === undefined) return
+        // This node's own event loop was late (a busy process): that lag is no evidence against
+        // the peer, so the wait is extended by it, once (Lifeguard's local health awareness).
+        const late = performance.now() - due
+        if (!extended && late > LATE_MS) {
+          extended = true
+          p.timer = setTimeout(expire, Math.min(late, timeoutMs))
+          return
+        }
+        // Timers run before I/O in an event-loop turn: an answer already waiting in the socket is
+        // read first, and only then is the probe given up.
+        setImmediate(() => {
+          if (!this.pending.has(seq)) return
+          this.pending.delete(seq)
+          reject(new RttTimeoutError(`no answer within ${timeoutMs} ms`))
+        })
+      }
+      this.pending.set(seq, { resolve, reject, sent: process.hrtime.bigint(), timer: setTimeout(expire, timeoutMs) })
       this.stream.send(frame)
     })
   }
