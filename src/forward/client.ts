@@ -18,15 +18,10 @@ export class ConnectError extends Error {
   constructor (peer: string, cause: Error) { super(`cannot open a stream to ${peer}: ${cause.message}`) }
 }
 
-/** The host was declared failed by membership while a request waited on it. */
-export class HostFailedError extends Error {
-  override name = 'HostFailedError'
-  readonly code = 'PHYSARUM_HOST_FAILED'
-  constructor (peer: string) { super(`host ${peer} was declared failed`) }
-}
-
 export class ForwardClient {
   private readonly pools = new Map<string, Pool>()
+  /** Stream opens in progress, per host peer. */
+  private readonly opening = new Map<string, Set<AbortController>>()
 
   constructor (private readonly node: PhysarumNode, private readonly opts: { connections?: number, connectTimeoutMs?: number } = {}) {}
 
@@ -56,7 +51,14 @@ export class ForwardClient {
         headersTimeout: 0,
         bodyTimeout: 0,
         connect: (_opts, cb) => {
-          this.open(id, frame).then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(new ConnectError(id.toString(), err), null) })
+          const host = id.toString()
+          const ac = new AbortController()
+          const opening = this.opening.get(host) ?? new Set()
+          this.opening.set(host, opening)
+          opening.add(ac)
+          this.open(id, frame, AbortSignal.any([ac.signal, AbortSignal.timeout(this.opts.connectTimeoutMs ?? 10000)]))
+            .finally(() => { opening.delete(ac); if (opening.size === 0 && this.opening.get(host) === opening) this.opening.delete(host) })
+            .then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(new ConnectError(host, err), null) })
         }
       })
       this.pools.set(key, p)
@@ -68,21 +70,26 @@ export class ForwardClient {
     return await this.pool(peer, frame).request(opts)
   }
 
-  /** Drops the pool of an endpoint that is gone. */
+  /**
+   * Drops the pool of an endpoint that could not be reached. Closed, not destroyed: a stream
+   * open that failed (timed out on a busy host, or aborted) says nothing of the requests in
+   * flight on the pool's other streams, which finish.
+   */
   forget (peer: PeerId | string, frame: HeaderFrame): void {
     const key = this.key(peer, frame)
     const p = this.pools.get(key)
     this.pools.delete(key)
-    void p?.destroy().catch(() => {})
+    void p?.close().catch(() => {})
   }
 
-  /** Drops every pool of a host declared failed: requests waiting on it fail now (and may be retried elsewhere) instead of hanging. */
-  forgetPeer (peer: string): void {
-    for (const [key, p] of this.pools) {
-      if (!key.startsWith(`${peer}/`)) continue
-      this.pools.delete(key)
-      void p.destroy(new HostFailedError(peer)).catch(() => {})
-    }
+  /**
+   * The host was declared failed: the stream opens waiting on it give up now (a frozen host
+   * never answers them), and their requests, of which nothing was sent, go elsewhere.
+   * Requests already sent keep waiting for their answers: the verdict may be wrong (a host
+   * too busy to answer probes), and for a host that is really gone the request timeout ends them.
+   */
+  abortOpens (peer: string): void {
+    for (const ac of this.opening.get(peer) ?? []) ac.abort(new Error(`host ${peer} was declared failed`))
   }
 
   async close (): Promise<void> {

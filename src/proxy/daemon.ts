@@ -128,8 +128,9 @@ export class ProxyDaemon {
           : undefined
       })
       const forward = new ForwardClient(agent.node)
-      // A frozen host keeps its connection open: without this, requests on it would wait for RequestTimeoutS.
-      agent.membership.table.on('change', (m, prev) => { if (m.status === 'failed' && prev !== 'failed') forward.forgetPeer(m.announcement.peer) })
+      // A frozen host keeps its connection open but never answers a stream open: without this, a
+      // request waiting for a stream to it would wait the full connect timeout.
+      agent.membership.table.on('change', (m, prev) => { if (m.status === 'failed' && prev !== 'failed') forward.abortOpens(m.announcement.peer) })
       const entrypoint = new Entrypoint({
         agent,
         placement,

@@ -8,7 +8,7 @@ import { Pool } from 'undici'
 import { Writable } from 'node:stream'
 import type { Agent } from '../agent.js'
 import type { Logger } from '../log.js'
-import { ForwardClient, ConnectError, HostFailedError } from '../forward/client.js'
+import { ForwardClient, ConnectError } from '../forward/client.js'
 import { addForwarded, endToEnd, relayHead } from '../forward/headers.js'
 import { sendJsonError, VIA } from '../forward/serve.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
@@ -184,11 +184,11 @@ export class Entrypoint {
             forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
             continue
           }
-          // A connection to the host that broke (it died, or was declared failed) says nothing of the
-          // app: retrying elsewhere only moves load the host no longer carries, so it is not charged to
-          // the retry budget (which guards a struggling app against retry storms), and that host's
+          // A connection to the host that broke (it died) says nothing of the app: retrying
+          // elsewhere only moves load the host no longer carries, so it is not charged to the
+          // retry budget (which guards a struggling app against retry storms), and that host's
           // other instances sit out the retry.
-          const hostLost = err instanceof HostFailedError || LOST_CONNECTION.has((err as { code?: string }).code ?? '')
+          const hostLost = LOST_CONNECTION.has((err as { code?: string }).code ?? '')
           if (hostLost) for (const e of placement.endpoints(app)) if (e.peer === ep.peer) exclude.add(e.key)
           if (!retried && IDEMPOTENT.has(method) && !hasBody && (hostLost || this.budget.withdraw())) {
             retried = true
