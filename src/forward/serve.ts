@@ -33,6 +33,9 @@ export const VIA = '1.1 physarum'
  * proxy in server mode), and the dialer's own default is 64.
  */
 export const MAX_STREAMS = 4096
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** undici's codes for a connection closed or reset under a request. */
+const CLOSED_UNDER = new Set(['UND_ERR_SOCKET', 'ECONNRESET'])
 
 export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
   if (res.headersSent) { res.destroy(new Error(message)); return }
@@ -127,22 +130,29 @@ export class ForwardServer {
     onResponseOver(req, res, () => { if (!res.writableFinished) ac.abort(new Error('client disconnected')); finish(res.statusCode) })
     const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
-    this.pool(target).stream({
-      path: req.url ?? '/',
-      method: req.method as 'GET',
-      headers,
-      body: hasBody ? req : null,
-      signal: ac.signal,
-      opaque: res
-    }, ({ statusCode, headers: upstream }) => {
-      relayHead(res, statusCode, upstream, { via: appendList(upstream.via, VIA) })
-      return res
-    }).catch((err: Error) => {
-      if (ac.signal.aborted) return
-      this.components.log.debug('upstream request failed', { app: target.app, instance: target.instanceId, error: err.message })
-      sendJsonError(res, 502, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
-      finish(502)
-    })
+    const send = (retry: boolean): void => {
+      this.pool(target).stream({
+        path: req.url ?? '/',
+        method: req.method as 'GET',
+        headers,
+        body: hasBody ? req : null,
+        signal: ac.signal,
+        opaque: res
+      }, ({ statusCode, headers: upstream }) => {
+        relayHead(res, statusCode, upstream, { via: appendList(upstream.via, VIA) })
+        return res
+      }).catch((err: Error) => {
+        if (ac.signal.aborted) return
+        // A keep-alive connection the app closed just as it was reused (the app's idle timeout
+        // passed, e.g. while this process was stopped): an idempotent request without a body
+        // goes again, once, on a fresh connection (RFC 9112 §9.3.1).
+        if (retry && !res.headersSent && !hasBody && IDEMPOTENT.has(req.method ?? '') && CLOSED_UNDER.has((err as { code?: string }).code ?? '')) { send(false); return }
+        this.components.log.debug('upstream request failed', { app: target.app, instance: target.instanceId, error: err.message })
+        sendJsonError(res, 502, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
+        finish(502)
+      })
+    }
+    send(true)
   }
 
   /** Stops taking new streams; open ones keep serving until they close. */
