@@ -3,6 +3,7 @@
 // Retries: an unreachable host before anything was sent → the next candidate; after →
 // only GET/HEAD/OPTIONS, once, within a 20 % retry budget.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import { Server as NetServer } from 'node:net'
 import { listenOn, onResponseOver } from '../http.js'
 import { Pool } from 'undici'
 import { Writable } from 'node:stream'
@@ -20,6 +21,8 @@ const APP_RE = new RegExp(APP_NAME_PATTERN)
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
 /** undici's codes for a connection that closed or reset under a request. */
 const LOST_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+/** On shutdown, idle connections are closed after this long without a request coming or ending (ms). */
+const QUIET_MS = 200
 
 export interface EntrypointStats {
   onResponse?: (app: string, status: number, seconds: number) => void
@@ -34,6 +37,8 @@ export class Entrypoint {
   private readonly budget = new RetryBudget(0.2)
   readonly recentErrors: RecentError[] = []
   private inFlight = 0
+  private closing = false
+  private lastActivityAt = 0
 
   constructor (
     private readonly components: { agent: Agent, placement: Placement, balancer: Balancer, forward: ForwardClient, log: Logger, stats?: EntrypointStats },
@@ -42,6 +47,10 @@ export class Entrypoint {
 
   async listen (host: string, port: number): Promise<string> {
     const server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 }, (req, res) => {
+      this.lastActivityAt = Date.now()
+      res.once('close', () => { this.lastActivityAt = Date.now() })
+      // Shutting down: this is the last request on the connection, so that its client moves on.
+      if (this.closing) res.setHeader('connection', 'close')
       // A bug on one request must not take the proxy down: a 500 for it, and a log line.
       this.handle(req, res).catch((err: Error) => {
         this.components.log.error(`request ${req.method ?? '?'} ${(req.url ?? '').slice(0, 200)} failed: ${err.message}`)
@@ -207,15 +216,27 @@ export class Entrypoint {
     }
   }
 
-  /** Stops accepting, lets in-flight requests finish (up to `timeoutMs`), closes idle keep-alive connections. */
+  /**
+   * Stops accepting connections and lets in-flight requests finish (up to `timeoutMs`). A
+   * keep-alive client whose connection were closed under it could have its next request
+   * lost in flight, so connections in use are not cut: each gets one more answer, marked
+   * `connection: close`, and its client reconnects (and is refused). Idle connections are
+   * closed once no request has come or ended for a moment (a keep-alive client sends its
+   * next request right after an answer).
+   */
   async close (timeoutMs = 10000): Promise<void> {
     const s = this.server
     if (s === undefined) return
     this.server = undefined
-    const closed = new Promise<void>(resolve => s.close(() => { resolve() }))
-    s.closeIdleConnections()
+    this.closing = true
+    // net's close, not http's: since Node 19 the latter also closes idle keep-alive connections
+    // at once, racing the request a client may be sending on one right then.
+    const closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
     const deadline = Date.now() + timeoutMs
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+    while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(20)
+    s.closeIdleConnections()
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20)
     s.closeAllConnections()
     await closed
   }
