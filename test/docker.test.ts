@@ -4,7 +4,7 @@ import { test, describe, before, after } from 'node:test'
 import { execFileSync } from 'node:child_process'
 import assert from 'node:assert/strict'
 import { startAgent, startAllocator, addrOf, waitFor } from './helpers/cluster.js'
-import { dockerReady, buildTestImage, labelled, removeLabelled, inspect, TEST_IMAGE } from './helpers/docker.js'
+import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from './helpers/docker.js'
 import { requestAllocation, AllocationError } from '../src/allocation/protocol.js'
 import { ForwardClient } from '../src/forward/client.js'
 import type { Agent } from '../src/agent.js'
@@ -38,13 +38,7 @@ describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engin
   after(async () => {
     await fwd?.close()
     await client?.stop({ leave: false })
-    const peer = alloc?.agent.peer
-    await alloc?.stop()
-    if (peer !== undefined) {
-      const left = labelled(peer)
-      removeLabelled(peer)
-      assert.deepEqual(left, [], 'no container with our label survives the allocator')
-    }
+    await stopAndSweep(alloc)
   })
 
   test('allocate → ready → served → idle → culled; limits and a loopback-only port', async () => {

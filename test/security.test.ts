@@ -18,7 +18,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import { killAll, spawnCli, runCli, type Daemon } from './helpers/cli.js'
 import { startAgent, startAllocator, addrOf, waitFor, HELLO_COMMAND } from './helpers/cluster.js'
-import { dockerReady, buildTestImage, labelled, removeLabelled, inspect, TEST_IMAGE } from './helpers/docker.js'
+import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from './helpers/docker.js'
 import { fuzz, fuzzSeed, describeReport, hostileJson, utf8, type Rng } from './helpers/fuzz.js'
 import { startCliCluster, rawPeer, readAll, varint, childrenOf, listening, type CliCluster } from './helpers/target.js'
 import { ALLOC_PROTOCOL, AllocationError, requestAllocation, validateRequest, validateResponse, type AllocResponse } from '../src/allocation/protocol.js'
@@ -362,13 +362,7 @@ describe('Docker: containers get the catalog limits and nothing a request asks f
 
   after(async () => {
     await client?.stop({ leave: false })
-    const peer = alloc?.agent.peer
-    await alloc?.stop()
-    if (peer !== undefined) {
-      const left = labelled(peer)
-      removeLabelled(peer)
-      assert.deepEqual(left, [], 'no container with our label survives the allocator')
-    }
+    await stopAndSweep(alloc)
   })
 
   test('crafted requests create no container; the catalog container has its memory, CPU and pids limits, no privileges or mounts, a loopback port', async () => {

@@ -1,5 +1,6 @@
 // Docker test helpers: whether an engine answers, a small local test image built from
 // Debian's static busybox (no registry needed), and cleanup of labelled containers.
+import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync, copyFileSync, mkdirSync, rmSync, chmodSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -46,6 +47,16 @@ export function labelled (peer: string, host?: string): string[] {
 export function removeLabelled (peer: string, host?: string): void {
   const ids = labelled(peer, host)
   if (ids.length > 0) spawnSync('docker', [...(host !== undefined ? ['-H', host] : []), 'rm', '-f', ...ids], { stdio: 'ignore' })
+}
+
+/** Stops an allocator; then no container with its label may be left (any that is, is removed). */
+export async function stopAndSweep (alloc: { agent: { peer: string }, stop: () => Promise<void> } | undefined): Promise<void> {
+  const peer = alloc?.agent.peer
+  await alloc?.stop()
+  if (peer === undefined) return
+  const left = labelled(peer)
+  removeLabelled(peer)
+  assert.deepEqual(left, [], 'no container with our label survives the allocator')
 }
 
 export function inspect (id: string): { HostConfig: { Memory: number, NanoCpus: number, PidsLimit: number, Privileged: boolean, SecurityOpt: string[] | null }, NetworkSettings: { Ports: Record<string, Array<{ HostIp: string, HostPort: string }> | null> }, Mounts: unknown[] } {
