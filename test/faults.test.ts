@@ -76,7 +76,7 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     }, 15000, 50)
     const tFailover = load.now()
     // Frozen or dead for a while: long enough that a request waiting on it would show.
-    await sleep(Math.max(0, (FULL ? 20000 : 8000) - (load.now() - tFault)))
+    await sleep(Math.max(0, (FULL ? 20000 : 6000) - (load.now() - tFault)))
     const tResume = load.now()
     let back: Started = a
     if (signal === 'SIGKILL') {
@@ -88,7 +88,7 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     }
     await seenByAll([p.admin, b.admin], a.peer, ['alive'])
     const tBack = load.now()
-    await sleep(FULL ? 5000 : 2000)
+    await sleep(FULL ? 5000 : 1000)
     const outcomes = await load.stop()
 
     // Its leftover instance: adopted (after kill -9 and a restart) or still its own (after SIGCONT), never orphaned.

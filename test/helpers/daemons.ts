@@ -29,6 +29,8 @@ export interface AllocatorSpec {
   allocator?: Record<string, unknown>
   /** TCP port to listen on (a restart keeps its address, as a server's allocator would). */
   port?: number
+  /** Membership timing (the config's Membership section). */
+  membership?: Record<string, number>
 }
 
 export class CliCluster {
@@ -75,7 +77,8 @@ export class CliCluster {
     const conf = this.conf(s.name, {
       Apps: s.apps,
       Bootstraps: s.bootstraps ?? [],
-      Allocator: { Runtime: s.runtime ?? 'process', DrainTimeoutS: 10, RateLimit: { PerSecond: 100, Burst: 200 }, ...s.allocator }
+      Allocator: { Runtime: s.runtime ?? 'process', DrainTimeoutS: 10, RateLimit: { PerSecond: 100, Burst: 200 }, ...s.allocator },
+      ...(s.membership !== undefined ? { Membership: s.membership } : {})
     }, s.port)
     const d = spawnCli(['allocator', '--configfile', conf, '--keyfile', join(home, 'allocator.key'), '--admin', '127.0.0.1:0'], { env: { PHYSARUM_PSK: this.psk, ...s.env }, cwd: home })
     this.daemons.push(d)
@@ -85,8 +88,8 @@ export class CliCluster {
   }
 
   /** A proxy in client mode; `port` 0 picks one (pass the old one to restart in place). */
-  async proxy (s: { name: string, bootstraps: string[], port?: number, apps?: Record<string, unknown>, proxy?: Record<string, unknown> }): Promise<Started> {
-    const conf = this.conf(s.name, { Bootstraps: s.bootstraps, ...(s.apps !== undefined ? { Apps: s.apps } : {}), ...(s.proxy !== undefined ? { Proxy: s.proxy } : {}) })
+  async proxy (s: { name: string, bootstraps: string[], port?: number, apps?: Record<string, unknown>, membership?: Record<string, number> }): Promise<Started> {
+    const conf = this.conf(s.name, { Bootstraps: s.bootstraps, ...(s.apps !== undefined ? { Apps: s.apps } : {}), ...(s.membership !== undefined ? { Membership: s.membership } : {}) })
     const d = spawnCli(['proxy', '--configfile', conf, '--ephemeral', '--port', String(s.port ?? 0), '--admin', '127.0.0.1:0'], { env: { PHYSARUM_PSK: this.psk }, cwd: this.dir })
     this.daemons.push(d)
     const st = await this.started(d)
