@@ -57,6 +57,7 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     // The first request starts the instance on A, the only allocator so far.
     const first = await fetch(`${p.http}/web/healthz`)
     assert.equal(first.status, 200)
+    const leftover = first.headers.get('x-physarum-instance')?.split('@')[0]
     assert.equal(hostOf(first.headers.get('x-physarum-instance') ?? undefined), a.peer)
     await first.text()
     const b = await c.allocator({ name: 'b', apps: { web: processWeb }, bootstraps: [a.addr] })
@@ -92,9 +93,11 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     const outcomes = await load.stop()
 
     // Its leftover instance: adopted (after kill -9 and a restart) or still its own (after SIGCONT), never orphaned.
+    // (A proxy may have started another one on A since: nearer than B, when B's RTT grows beyond SoftReq under load.)
     const list = await instances(back.admin)
-    assert.equal(list.length, 1, `one instance on A: ${JSON.stringify(list)}`)
-    if (signal === 'SIGKILL') assert.equal(list[0].adopted, true, 'the leftover instance was adopted')
+    const kept = list.find(i => i.id === leftover)
+    assert.equal(kept?.state, 'ready', `the instance A had before is still A's: ${JSON.stringify(list)}`)
+    if (signal === 'SIGKILL') assert.equal(kept?.adopted, true, 'the leftover instance was adopted')
     if (runtime === 'docker') assert.equal(labelled(a.peer).length, list.length, 'every container of A is an instance A knows')
 
     const recent = await recentErrors(p)
