@@ -148,6 +148,13 @@ export class ForwardServer {
         // goes again, once, on a fresh connection (RFC 9112 §9.3.1).
         if (retry && !res.headersSent && !hasBody && IDEMPOTENT.has(req.method ?? '') && CLOSED_UNDER.has((err as { code?: string }).code ?? '')) { send(false); return }
         this.components.log.debug('upstream request failed', { app: target.app, instance: target.instanceId, error: err.message })
+        if ((err as { code?: string }).code === 'ECONNREFUSED') {
+          // The instance is gone (its death not yet noticed): the app never saw the request, so
+          // the proxy may send it to another instance, whatever its method.
+          sendJsonError(res, 503, 'INSTANCE_UNREACHABLE', `instance ${target.instanceId} of ${target.app} refused the connection`, { 'x-physarum-error': 'INSTANCE_UNREACHABLE' })
+          finish(503)
+          return
+        }
         sendJsonError(res, 502, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
         finish(502)
       })
