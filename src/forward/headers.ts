@@ -6,13 +6,18 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
 
 /** A copy without hop-by-hop headers, including those named in Connection. */
 export function endToEnd (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const named = new Set<string>()
+  // Runs twice per request on each hop: no Set unless Connection names headers, one pass.
+  let named: Set<string> | undefined
   const conn = headers.connection
-  for (const v of Array.isArray(conn) ? conn : conn !== undefined ? [conn] : []) for (const t of v.split(',')) named.add(t.trim().toLowerCase())
+  if (conn !== undefined) {
+    named = new Set<string>()
+    for (const v of Array.isArray(conn) ? conn : [conn]) for (const t of v.split(',')) named.add(t.trim().toLowerCase())
+  }
   const out: Record<string, string | string[]> = {}
-  for (const [k, v] of Object.entries(headers)) {
+  for (const k of Object.keys(headers)) {
+    const v = headers[k]
     const key = k.toLowerCase()
-    if (v === undefined || HOP_BY_HOP.has(key) || named.has(key)) continue
+    if (v === undefined || HOP_BY_HOP.has(key) || named?.has(key) === true) continue
     out[key] = v
   }
   return out
@@ -26,13 +31,18 @@ export function appendList (v: string | string[] | undefined, item: string): str
 /**
  * Sends an upstream response's head (its end-to-end headers plus `extra`), corked so
  * that the head, a small body and its end leave in one write: one socket write, or one
- * libp2p frame, instead of three.
+ * libp2p frame, instead of three. undici parses a whole read in one go (head, body and
+ * end of a small response alike), so uncorking once that is done (process.nextTick)
+ * merges them as well as waiting for the next loop phase did, without the wait; the
+ * libp2p connection itself batches across streams (patches/@libp2p+tcp+*.patch).
  */
 export function relayHead (res: ServerResponse, statusCode: number, upstream: Record<string, string | string[] | undefined>, extra: Record<string, string>): void {
-  res.writeHead(statusCode, { ...endToEnd(upstream), ...extra })
+  res.writeHead(statusCode, Object.assign(endToEnd(upstream), extra))
   res.cork()
-  setImmediate(() => { res.uncork() })
+  process.nextTick(uncork, res)
 }
+
+function uncork (res: ServerResponse): void { res.uncork() }
 
 /** Adds X-Forwarded-For/Proto/Host (keeping what an earlier hop set) and Via. */
 export function addForwarded (h: Record<string, string | string[]>, hop: { clientIp?: string, proto?: string, host?: string, via: string }): Record<string, string | string[]> {
