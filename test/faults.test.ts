@@ -5,13 +5,9 @@
 // Short form in `npm test`; PHYSARUM_FULL=1 (npm run reliability) runs longer.
 import { test, after, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { killAll } from './helpers/cli.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { waitFor, startAgent, HELLO_COMMAND } from './helpers/cluster.js'
-import { CliCluster, instances, members, portOf, recentErrors, seenByAll, type Started } from './helpers/daemons.js'
+import { CliCluster, testCluster, sweepClusters, instances, members, portOf, recentErrors, seenByAll, type Started } from './helpers/daemons.js'
 import { PrivateDocker, privateDockerUnavailable } from './helpers/private-docker.js'
 import { requestAllocation } from '../src/allocation/protocol.js'
 import { Load, summarize, details, describe as describeLoad } from './helpers/load.js'
@@ -20,23 +16,14 @@ import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } fro
 const FULL = process.env.PHYSARUM_FULL === '1'
 const PSK = 'f'.repeat(64)
 const engine = dockerReady()
-const clusters: CliCluster[] = []
 const dockerPeers: string[] = []
 
 after(async () => {
-  await Promise.all(clusters.map(async c => { await c.stop() }))
-  await killAll()
+  await sweepClusters()
   if (engine) for (const p of dockerPeers) removeLabelled(p)
-  for (const c of clusters) rmSync(c.dir, { recursive: true, force: true })
 })
 
-/** A cluster in a scratch directory, stopped when the test `t` ends (pass or fail). */
-function cluster (t: TestContext): CliCluster {
-  const c = new CliCluster(mkdtempSync(join(tmpdir(), 'physarum-faults-')), PSK)
-  clusters.push(c)
-  t.after(async () => { await c.stop() })
-  return c
-}
+const cluster = (t: TestContext): CliCluster => testCluster(t, 'faults', PSK)
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const hostOf = (instance: string | undefined): string | undefined => instance?.split('@')[1]
@@ -127,12 +114,12 @@ test('restart of the Docker engine under load: the allocator withdraws its dead 
   buildTestImage()
   const c = cluster(t)
   const engineOfA = new PrivateDocker()
-  // After the cluster (hooks run in order): A stops its containers while its engine still runs.
+  // After the cluster (hooks run in order): A stops its containers while its engine still runs;
+  // then the engine goes, with whatever containers are left on it.
   t.after(async () => { await engineOfA.destroy() })
   await engineOfA.start()
   engineOfA.loadImage(TEST_IMAGE)
   const a = await c.allocator({ name: 'a', apps: { web: dockerWeb }, runtime: 'docker', env: { DOCKER_HOST: engineOfA.host } })
-  t.after(() => { try { removeLabelled(a.peer, engineOfA.host) } catch {} })
   const p = await c.proxy({ name: 'p', bootstraps: [a.addr] })
   const first = await fetch(`${p.http}/web/healthz`)
   assert.equal(hostOf(first.headers.get('x-physarum-instance') ?? undefined), a.peer)

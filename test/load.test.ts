@@ -6,32 +6,17 @@
 // Short form in `npm test`; PHYSARUM_FULL=1 (npm run reliability) runs longer.
 import { test, after, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Pool } from 'undici'
-import { killAll } from './helpers/cli.js'
 import { waitFor, HELLO_COMMAND } from './helpers/cluster.js'
-import { CliCluster, instances, readyAt, recentErrors, seenByAll, type Started } from './helpers/daemons.js'
+import { CliCluster, testCluster, sweepClusters, instances, readyAt, recentErrors, seenByAll, type Started } from './helpers/daemons.js'
 import { Load, summarize, describe as describeLoad, type Outcome } from './helpers/load.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const PSK = 'e'.repeat(64)
-const clusters: CliCluster[] = []
 
-after(async () => {
-  await Promise.all(clusters.map(async c => { await c.stop() }))
-  await killAll()
-  for (const c of clusters) rmSync(c.dir, { recursive: true, force: true })
-})
+after(async () => { await sweepClusters() })
 
-/** A cluster in a scratch directory, stopped when the test `t` ends (pass or fail). */
-function cluster (t: TestContext): CliCluster {
-  const c = new CliCluster(mkdtempSync(join(tmpdir(), 'physarum-load-')), PSK)
-  clusters.push(c)
-  t.after(async () => { await c.stop() })
-  return c
-}
+const cluster = (t: TestContext): CliCluster => testCluster(t, 'load', PSK)
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const hello = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ Command: HELLO_COMMAND, Health: { Path: '/healthz' }, IdleTimeoutS: 300, Resources: { MemoryMB: 64 }, ...over })

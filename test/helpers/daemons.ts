@@ -2,9 +2,11 @@
 // a scratch directory, for the fault and load suites: each with its own config file,
 // key file (so that a restarted allocator keeps its identity and finds its leftovers)
 // and admin API on 127.0.0.1, plus what the tests ask of them.
-import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import type { TestContext } from 'node:test'
 import { join } from 'node:path'
-import { spawnCli, type Daemon } from './cli.js'
+import { spawnCli, killAll, type Daemon } from './cli.js'
 import { waitFor } from './cluster.js'
 import type { MemberView } from '../../src/agent.js'
 
@@ -101,6 +103,23 @@ export class CliCluster {
 /** The TCP port of a started daemon's libp2p address. */
 export function portOf (s: Started): number {
   return Number(/\/tcp\/(\d+)\//.exec(s.addr)?.[1])
+}
+
+const clusters: CliCluster[] = []
+
+/** A cluster in a scratch directory, stopped when the test `t` ends (pass or fail). */
+export function testCluster (t: TestContext, name: string, psk: string): CliCluster {
+  const c = new CliCluster(mkdtempSync(join(tmpdir(), `physarum-${name}-`)), psk)
+  clusters.push(c)
+  t.after(async () => { await c.stop() })
+  return c
+}
+
+/** For a file's `after` hook: stops what a failed test left running, and removes the directories. */
+export async function sweepClusters (): Promise<void> {
+  await Promise.all(clusters.map(async c => { await c.stop() }))
+  await killAll()
+  for (const c of clusters) rmSync(c.dir, { recursive: true, force: true })
 }
 
 export async function members (admin: string): Promise<MemberView[]> {
