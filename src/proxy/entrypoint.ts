@@ -218,8 +218,8 @@ export class Entrypoint {
 
   /**
    * Stops accepting connections and lets in-flight requests finish (up to `timeoutMs`). A
-   * keep-alive client whose connection were closed under it could have its next request
-   * lost in flight, so connections in use are not cut: each gets one more answer, marked
+   * keep-alive client whose connection is closed under it may lose the request it is
+   * sending, so connections in use are not cut: each gets one more answer, marked
    * `connection: close`, and its client reconnects (and is refused). Idle connections are
    * closed once no request has come or ended for a moment (a keep-alive client sends its
    * next request right after an answer).
