@@ -127,6 +127,9 @@ export class ForwardServer {
   private onRequest (req: IncomingMessage, res: ServerResponse): void {
     const info = (req.socket as unknown as Record<symbol, SocketInfo | undefined>)[INFO]
     if (info === undefined) { sendJsonError(res, 500, 'INTERNAL', 'no stream info'); return }
+    // Only a path goes on to the instance: undici refuses '*' (OPTIONS *) and, refusing it,
+    // left a connection of the instance's pool unusable; 256 of them and forwarding hung.
+    if (req.url === undefined || !req.url.startsWith('/')) { sendJsonError(res, 400, 'BAD_REQUEST', 'request target must be a path'); return }
     const target = this.init.resolve(info.frame)
     if (!('port' in target)) {
       this.components.onResponse?.(info.frame.app, target.status)
