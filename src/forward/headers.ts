@@ -2,7 +2,9 @@
 // the X-Forwarded-* and Via headers.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+// Expect is answered at this hop (Node's server sends the 100 Continue itself); undici
+// refuses it, and refusing it left a connection of the pool unusable for good.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect'])
 
 /** A copy without hop-by-hop headers, including those named in Connection. */
 export function endToEnd (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
