@@ -15,7 +15,14 @@ const port = Number(process.env.PORT ?? 8080)
 const instance = process.env.PHYSARUM_INSTANCE ?? 'local'
 
 const server = createServer((req, res) => {
-  const url = new URL(req.url ?? '/', 'http://app')
+  let url
+  try {
+    url = new URL(req.url ?? '/', 'http://app')
+  } catch {
+    res.statusCode = 400
+    res.end('bad request target\n')
+    return
+  }
   const q = (k, d) => Number(url.searchParams.get(k) ?? d)
   res.setHeader('x-instance', instance)
   switch (url.pathname) {
@@ -79,7 +86,7 @@ const server = createServer((req, res) => {
 })
 
 server.listen(port, process.env.HOST ?? '0.0.0.0', () => {
-  console.log(`hello-world-server listening on ${port}`)
+  console.log(`hello-world-server listening on ${server.address().port}`)
 })
 const stop = () => { server.close(() => process.exit(0)); server.closeAllConnections(); setTimeout(() => process.exit(0), 2000).unref() }
 process.on('SIGTERM', stop)
