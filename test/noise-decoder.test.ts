@@ -4,15 +4,11 @@
 // every chunk a connection received.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startAgent, addrOf, waitFor } from './helpers/cluster.js'
+import { quietPair } from './helpers/cluster.js'
 
 test('receiving a noise frame throws no RangeError', async () => {
-  const a = await startAgent({ config: { Psk: '3'.repeat(64) } })
-  const b = await startAgent({ config: { Psk: '3'.repeat(64), Bootstraps: [addrOf(a)] } })
+  const [a, b] = await quietPair('3'.repeat(64))
   try {
-    await waitFor('connected', () => a.membership.table.get(b.peer) !== undefined)
-    await a.membership.stop()
-    await b.membership.stop()
     for (let i = 0; i < 20; i++) await a.rtt.probe(b.node.peerId)
     // Count RangeErrors made while probes go back and forth; `instanceof RangeError` still holds.
     const Original = globalThis.RangeError

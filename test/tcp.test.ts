@@ -5,17 +5,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Socket } from 'node:net'
-import { startAgent, addrOf, waitFor } from './helpers/cluster.js'
+import { quietPair, waitFor } from './helpers/cluster.js'
 
 const PROTO = '/physarum-test/echo/1'
 
 test('frames of many streams sent in one turn leave in one system call', async () => {
-  const a = await startAgent({ config: { Psk: '5'.repeat(64) } })
-  const b = await startAgent({ config: { Psk: '5'.repeat(64), Bootstraps: [addrOf(a)] } })
+  const [a, b] = await quietPair('5'.repeat(64))
   try {
-    await waitFor('connected', () => a.membership.table.get(b.peer) !== undefined)
-    await a.membership.stop()
-    await b.membership.stop()
     const received: number[] = []
     await b.node.handle(PROTO, async (stream) => { for await (const c of stream) received.push(c.byteLength) }, { maxInboundStreams: 64 })
     const streams = await Promise.all(Array.from({ length: 32 }, async () => await a.node.dialProtocol(b.node.peerId, PROTO, { maxOutboundStreams: 64 })))

@@ -6,15 +6,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Socket } from 'node:net'
-import { startAgent, addrOf, waitFor } from './helpers/cluster.js'
+import { quietPair } from './helpers/cluster.js'
 
 test('a small request/response costs one socket write per side', async () => {
-  const a = await startAgent({ config: { Psk: '7'.repeat(64) } })
-  const b = await startAgent({ config: { Psk: '7'.repeat(64), Bootstraps: [addrOf(a)] } })
+  const [a, b] = await quietPair('7'.repeat(64))
   try {
-    await waitFor('connected', () => a.membership.table.get(b.peer) !== undefined)
-    await a.membership.stop()
-    await b.membership.stop()
     for (let i = 0; i < 20; i++) await a.rtt.probe(b.node.peerId)
     const original = Socket.prototype.write
     let writes = 0

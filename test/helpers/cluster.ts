@@ -32,6 +32,25 @@ export async function waitFor<T> (what: string, fn: () => T | undefined | false 
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}`)
 }
 
+/**
+ * Two agents joined through a PSK, with membership stopped: a quiet connection on which
+ * a test counts what one exchange costs. The caller stops both (`stop({ leave: false })`).
+ */
+export async function quietPair (psk: string): Promise<[Agent, Agent]> {
+  const a = await startAgent({ config: { Psk: psk } })
+  const b = await startAgent({ config: { Psk: psk, Bootstraps: [addrOf(a)] } })
+  try {
+    await waitFor('connected', () => a.membership.table.get(b.peer) !== undefined)
+    await a.membership.stop()
+    await b.membership.stop()
+    return [a, b]
+  } catch (err) {
+    await a.stop({ leave: false })
+    await b.stop({ leave: false })
+    throw err
+  }
+}
+
 export function addrOf (a: Agent): string {
   return a.node.getMultiaddrs().map(m => m.toString()).find(s => s.startsWith('/ip4/127.0.0.1/')) as string
 }
