@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { readFileSync, writeFileSync, mkdirSync, renameSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { createInterface } from 'node:readline'
 import { resolveCommand } from '../self.js'
 import type { AppSpec } from '../catalog/catalog.js'
 import type { Logger } from '../log.js'
@@ -38,6 +37,28 @@ function procStart (pid: number): string | undefined {
 
 function groupAlive (pgid: number): boolean {
   try { process.kill(-pgid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/** The longest line of an app's output logged as one; longer runs are logged in pieces. */
+export const MAX_LOG_LINE = 16 * 1024
+
+/**
+ * Calls `fn` for each line of `stream`. Unlike readline, an app that writes without
+ * newlines cannot grow the allocator's memory: a partial line is cut at MAX_LOG_LINE.
+ */
+export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+  let partial = ''
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n')
+    partial = lines.pop() ?? ''
+    for (const l of lines) fn(l.endsWith('\r') ? l.slice(0, -1) : l)
+    while (partial.length >= MAX_LOG_LINE) {
+      fn(partial.slice(0, MAX_LOG_LINE))
+      partial = partial.slice(MAX_LOG_LINE)
+    }
+  })
+  stream.on('end', () => { if (partial !== '') fn(partial) })
 }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -80,7 +101,7 @@ export class ProcessRuntime implements Runtime {
     if (spawned !== undefined || child.pid === undefined) throw new StartError(`cannot run ${cmd} for ${spec.name}: ${(spawned as NodeJS.ErrnoException | undefined)?.code ?? spawned?.message ?? 'no pid'}`)
     const log = this.opts.log.scope(`${spec.name}:${id}`)
     for (const [stream, level] of [[child.stdout, 'info'], [child.stderr, 'warn']] as const) {
-      if (stream !== null) createInterface({ input: stream }).on('line', line => { log[level](line) })
+      if (stream !== null) logLines(stream, line => { log[level](line) })
     }
     const entry: Entry = { id, app: spec.name, host: '127.0.0.1', port, handle: String(child.pid), startedAt: Date.now(), pid: child.pid, procStart: procStart(child.pid) ?? '' }
     this.entries.set(id, entry)

@@ -1,0 +1,20 @@
+// The process runtime's log relay: an app's output is logged line by line, and an app
+// that writes megabytes without a newline is logged in bounded pieces (readline would
+// have held it all in the allocator's memory).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { logLines, MAX_LOG_LINE } from '../src/runtime/process.js'
+
+test('app output is relayed by line, and a newline-less flood in pieces of at most MAX_LOG_LINE', async () => {
+  const child = spawn(process.execPath, ['-e', 'process.stdout.write("one\\r\\ntwo\\n" + "x".repeat(1 << 20) + "\\nlast")'])
+  const lines: string[] = []
+  logLines(child.stdout, l => { lines.push(l) })
+  await new Promise(resolve => child.stdout.on('end', resolve))
+  assert.deepEqual(lines.slice(0, 2), ['one', 'two'])
+  assert.equal(lines.at(-1), 'last')
+  const flood = lines.slice(2, -1)
+  assert.ok(flood.every(l => l.length <= MAX_LOG_LINE && /^x+$/.test(l)), 'no piece longer than MAX_LOG_LINE')
+  assert.equal(flood.join('').length, 1 << 20, 'nothing dropped')
+  assert.ok(flood.length >= (1 << 20) / MAX_LOG_LINE)
+})
