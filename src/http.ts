@@ -10,6 +10,11 @@ export function parseHostPort (s: string): { host: string, port: number } | unde
   return { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }
 }
 
+/** "host:port" for a URL or a log line, an IPv6 host in brackets (the inverse of parseHostPort). */
+export function hostPort (host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
 /** Listens and resolves with the bound "host:port" (IPv6 in brackets), or rejects with the listen error. */
 export async function listenOn (server: Server, host: string, port: number): Promise<string> {
   await new Promise<void>((resolve, reject) => {
@@ -17,7 +22,7 @@ export async function listenOn (server: Server, host: string, port: number): Pro
     server.listen(port, host, () => { server.off('error', reject); resolve() })
   })
   const a = server.address() as AddressInfo
-  return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+  return hostPort(a.address, a.port)
 }
 
 const pending = new WeakMap<Duplex, Set<() => void>>()

@@ -11,7 +11,7 @@ import type { Logger } from '../log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { addForwarded, appendList, endToEnd, relayHead } from './headers.js'
-import { onResponseOver } from '../http.js'
+import { hostPort, onResponseOver } from '../http.js'
 
 export interface ForwardTarget {
   app: string
@@ -61,6 +61,11 @@ export function sendJsonError (res: ServerResponse, status: number, code: string
   res.end(body)
 }
 
+/** The keep-alive pool to one local instance (an IPv6 host in brackets). */
+export function instancePool (host: string, port: number): Pool {
+  return new Pool(`http://${hostPort(host, port)}`, { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
+}
+
 export class ForwardServer {
   private readonly server: Server
   private readonly pools = new Map<string, Pool>()
@@ -107,10 +112,10 @@ export class ForwardServer {
   }
 
   private pool (t: ForwardTarget): Pool {
-    const key = `${t.host}:${t.port}`
+    const key = hostPort(t.host, t.port)
     let p = this.pools.get(key)
     if (p === undefined) {
-      p = new Pool(`http://${key}`, { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
+      p = instancePool(t.host, t.port)
       this.pools.set(key, p)
     }
     return p
@@ -118,7 +123,7 @@ export class ForwardServer {
 
   /** Closes the keep-alive pool of an instance that stopped. */
   forget (host: string, port: number): void {
-    const key = `${host}:${port}`
+    const key = hostPort(host, port)
     const p = this.pools.get(key)
     this.pools.delete(key)
     void p?.close().catch(() => {})

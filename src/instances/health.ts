@@ -3,6 +3,7 @@
 import { connect } from 'node:net'
 import { request } from 'undici'
 import type { AppSpec } from '../catalog/catalog.js'
+import { hostPort } from '../http.js'
 
 export async function checkOnce (spec: AppSpec, host: string, port: number, timeoutMs: number): Promise<boolean> {
   if (spec.health.tcp) {
@@ -14,7 +15,7 @@ export async function checkOnce (spec: AppSpec, host: string, port: number, time
     })
   }
   try {
-    const res = await request(`http://${host}:${port}${spec.health.path}`, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'physarum-health' } })
+    const res = await request(`http://${hostPort(host, port)}${spec.health.path}`, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'physarum-health' } })
     await res.body.dump()
     return res.statusCode < 500
   } catch {

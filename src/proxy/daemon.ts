@@ -6,7 +6,7 @@ import { Agent, type DaemonOptions } from '../agent.js'
 import { statusJson } from './status.js'
 import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
 import { ForwardClient } from '../forward/client.js'
-import { ForwardServer } from '../forward/serve.js'
+import { ForwardServer, instancePool } from '../forward/serve.js'
 import { checkOnce } from '../instances/health.js'
 import type { Logger } from '../log.js'
 import { Balancer } from './balancer.js'
@@ -31,7 +31,7 @@ class LocalInstance {
 
   constructor (readonly spec: AppSpec, readonly host: string, readonly port: number, peer: string, private readonly log: Logger, private readonly onChange: () => void) {
     this.id = `local-${peer.slice(-6)}-${port}`
-    this.pool = new Pool(`http://${host.includes(':') ? `[${host}]` : host}:${port}`, { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
+    this.pool = instancePool(host, port)
   }
 
   async start (): Promise<void> {
