@@ -32,7 +32,8 @@ export class Balancer {
   /** The cost of sending one more request there: latency × (in flight + 1). */
   cost (key: string, seedMs = 1, now = Date.now()): number {
     const s = this.get(key, seedMs)
-    const decayed = s.ewmaMs * Math.exp(-(now - s.lastAt) / DECAY_MS) + seedMs * (1 - Math.exp(-(now - s.lastAt) / DECAY_MS))
+    const w = Math.exp(-(now - s.lastAt) / DECAY_MS)
+    const decayed = s.ewmaMs * w + seedMs * (1 - w)
     return Math.max(decayed, 0.001) * (s.inFlight + 1)
   }
 
@@ -48,6 +49,12 @@ export class Balancer {
   }
 
   start (key: string): void { this.get(key).inFlight++ }
+
+  /** A request that ended without a verdict on the endpoint (the client left, the host no longer has it). */
+  cancel (key: string): void {
+    const s = this.get(key)
+    s.inFlight = Math.max(0, s.inFlight - 1)
+  }
 
   /** Records a finished request; returns true when this failure ejected the endpoint. */
   finish (key: string, latencyMs: number, ok: boolean, now = Date.now()): boolean {

@@ -173,7 +173,7 @@ export class Entrypoint {
             return res
           })
           if (gone !== undefined) {
-            balancer.finish(ep.key, 0, true)
+            balancer.cancel(ep.key)
             exclude.add(ep.key)
             placement.forgetRecent(ep.key)
             continue
@@ -184,7 +184,7 @@ export class Entrypoint {
           return
         } catch (err) {
           // A client that went away says nothing about the instance.
-          if (clientGone.signal.aborted) { balancer.finish(ep.key, 0, true); return }
+          if (clientGone.signal.aborted) { balancer.cancel(ep.key); return }
           if (balancer.finish(ep.key, 0, false)) stats?.onEjection?.(app)
           if (res.headersSent || sent) { res.destroy(err as Error); stats?.onResponse?.(app, 502, ms(t0, process.hrtime.bigint()) / 1000); return }
           exclude.add(ep.key)
