@@ -173,6 +173,9 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     this.instances.set(id, inst)
     this.emit('change')
     const deadline = now + spec.startTimeoutS * 1000
+    // remove() may run at any await below (shutdown, a death event): a closure, so that
+    // TypeScript does not narrow the state across those awaits.
+    const removed = (): boolean => inst.state === 'stopping' || !this.instances.has(id)
     try {
       inst.rt = await this.components.runtime.start(spec, id)
     } catch (err) {
@@ -180,12 +183,21 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
       this.emit('change')
       throw new AllocFailure('START_FAILED', err instanceof StartError ? err.message : `cannot start ${spec.name}: ${(err as Error).message}`)
     }
+    if (removed()) {
+      // Removed while the runtime was starting it (shutdown, or a death event): remove()
+      // had nothing to stop yet, so what the runtime just started is stopped here.
+      await this.components.runtime.stop(inst.rt, { graceMs: 0 }).catch(() => {})
+      throw new AllocFailure('START_FAILED', `instance ${id} of ${spec.name} was removed while it started`)
+    }
     const poll = this.init.readyPollMs ?? 30
     while (true) {
-      if (inst.state === 'stopping' || !this.instances.has(id)) throw new AllocFailure('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
+      if (removed()) throw new AllocFailure('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
       const left = deadline - Date.now()
       if (left <= 0) break
-      if (await checkOnce(spec, inst.rt.host, inst.rt.port, Math.min(spec.health.timeoutMs, Math.max(left, 10)))) {
+      const passed = await checkOnce(spec, inst.rt.host, inst.rt.port, Math.min(spec.health.timeoutMs, Math.max(left, 10)))
+      // Removed during the check: the loop's first line says so, never 'ready'.
+      if (removed()) continue
+      if (passed) {
         inst.state = 'ready'
         inst.readyAt = Date.now()
         inst.lastUsed = inst.readyAt
