@@ -92,9 +92,14 @@ export class MemberTable extends EventEmitter<TableEvents> {
     if (m !== undefined && (m.status === 'alive' || m.status === 'suspect')) this.setStatus(m, 'failed', now)
   }
 
-  /** Another member reports `peer` suspect. */
+  /**
+   * Another member reports `peer` suspect. Only an alive member other than the suspect
+   * counts: throwaway keys (anyone with the PSK can sign) must not hasten a verdict, nor
+   * grow the map of a member that is not suspect.
+   */
   confirm (peer: string, reporter: string, now: number): void {
     const m = this.members.get(peer)
+    if (reporter === peer || this.members.get(reporter)?.status !== 'alive') return
     if (m !== undefined && (m.status === 'alive' || m.status === 'suspect')) m.confirmations.set(reporter, now)
   }
 
