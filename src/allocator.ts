@@ -115,7 +115,13 @@ export class AllocatorDaemon {
       log.info(`catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`)
       return new AllocatorDaemon(agent, manager, allocation, forward, opts)
     } catch (err) {
-      manager?.close()
+      // Start-up failed after the runtime was up: stop what manager.start() launched
+      // (MinInstances) and the runtime's event watch, as stop() would.
+      if (manager !== undefined) {
+        manager.close()
+        await manager.stopAll()
+        await manager.runtime.close()
+      }
       await agent.stop({ leave: false })
       throw err
     }
