@@ -4,7 +4,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { logLines, MAX_LOG_LINE } from '../src/runtime/process.js'
+import { logLines, MAX_LOG_LINE, ProcessRuntime } from '../src/runtime/process.js'
+import { appSpec } from '../src/catalog/catalog.js'
+import { builtinDefaults } from '../src/config/defaults.js'
+import { silentLogger } from '../src/log.js'
 
 test('app output is relayed by line, and a newline-less flood in pieces of at most MAX_LOG_LINE', async () => {
   const child = spawn(process.execPath, ['-e', 'process.stdout.write("one\\r\\ntwo\\n" + "x".repeat(1 << 20) + "\\nlast")'])
@@ -17,4 +20,15 @@ test('app output is relayed by line, and a newline-less flood in pieces of at mo
   assert.ok(flood.every(l => l.length <= MAX_LOG_LINE && /^x+$/.test(l)), 'no piece longer than MAX_LOG_LINE')
   assert.equal(flood.join('').length, 1 << 20, 'nothing dropped')
   assert.ok(flood.length >= (1 << 20) / MAX_LOG_LINE)
+})
+
+test('a state file that cannot be written does not keep a process from starting or from being stopped', async () => {
+  const rt = new ProcessRuntime({ stateFile: '/dev/null/instances.json', log: silentLogger })
+  const spec = appSpec('sleeper', { Command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] }, builtinDefaults().Perf)
+  const inst = await rt.start(spec, 'state-file-test')
+  const pid = Number(inst.handle)
+  assert.equal(await rt.isRunning(inst), true)
+  await rt.stop(inst, { graceMs: 1000 })
+  assert.throws(() => process.kill(-pid, 0), 'the process group is gone')
+  await rt.close()
 })

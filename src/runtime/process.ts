@@ -71,11 +71,16 @@ export class ProcessRuntime implements Runtime {
 
   constructor (private readonly opts: { stateFile: string, log: Logger, cwd?: string }) {}
 
+  /** Writes the state file; a failure (disk full, permissions) is logged, never thrown, so that a start or stop still completes. */
   private save (): void {
-    mkdirSync(dirname(this.opts.stateFile), { recursive: true, mode: 0o700 })
-    const tmp = `${this.opts.stateFile}.tmp`
-    writeFileSync(tmp, JSON.stringify([...this.entries.values()], null, 2), { mode: 0o600 })
-    renameSync(tmp, this.opts.stateFile)
+    try {
+      mkdirSync(dirname(this.opts.stateFile), { recursive: true, mode: 0o700 })
+      const tmp = `${this.opts.stateFile}.tmp`
+      writeFileSync(tmp, JSON.stringify([...this.entries.values()], null, 2), { mode: 0o600 })
+      renameSync(tmp, this.opts.stateFile)
+    } catch (err) {
+      this.opts.log.warn(`cannot write ${this.opts.stateFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): after a crash these instances would not be found`)
+    }
   }
 
   async start (spec: AppSpec, id: string): Promise<RuntimeInstance> {
@@ -156,6 +161,8 @@ export class ProcessRuntime implements Runtime {
 
   /** Nothing left to recover: the state file goes too. */
   async close (): Promise<void> {
-    if (this.entries.size === 0) rmSync(this.opts.stateFile, { force: true })
+    if (this.entries.size === 0) {
+      try { rmSync(this.opts.stateFile, { force: true }) } catch {}
+    }
   }
 }
