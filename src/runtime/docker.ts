@@ -4,7 +4,7 @@
 import Docker from 'dockerode'
 import type { AppSpec } from '../catalog/catalog.js'
 import type { Logger } from '../log.js'
-import { StartError, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
+import { StartError, logLines, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
 
 export const LABEL_APP = 'physarum.app'
 export const LABEL_INSTANCE = 'physarum.instance'
@@ -155,20 +155,22 @@ export class DockerRuntime implements Runtime {
         this.events = stream
         // (Re)connected: the engine answers again.
         void this.removeUnremoved()
-        let buf = ''
         await new Promise<void>((resolve) => {
-          stream.on('data', (d: Buffer) => {
-            buf += d.toString()
-            let i: number
-            while ((i = buf.indexOf('\n')) >= 0) {
-              const line = buf.slice(0, i)
-              buf = buf.slice(i + 1)
-              try {
-                const ev = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } }
-                const id = ev.Actor?.Attributes?.[LABEL_INSTANCE]
-                const code = ev.Actor?.Attributes?.exitCode
-                if (id !== undefined) for (const l of this.listeners) l({ type: 'exited', id, reason: `container died (exit code ${code ?? '?'})` })
-              } catch {}
+          logLines(stream, line => {
+            if (line.trim() === '') return
+            let id: string | undefined
+            let code: string | undefined
+            try {
+              const ev = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } }
+              id = ev.Actor?.Attributes?.[LABEL_INSTANCE]
+              code = ev.Actor?.Attributes?.exitCode
+            } catch {
+              this.opts.log.warn(`unreadable Docker event: ${line.slice(0, 200)}`)
+              return
+            }
+            if (id === undefined) return
+            for (const l of this.listeners) {
+              try { l({ type: 'exited', id, reason: `container died (exit code ${code ?? '?'})` }) } catch (err) { this.opts.log.warn(`handling the death of ${id} failed: ${(err as Error).message}`) }
             }
           })
           stream.on('end', resolve)

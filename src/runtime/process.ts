@@ -9,7 +9,7 @@ import { dirname } from 'node:path'
 import { resolveCommand } from '../self.js'
 import type { AppSpec } from '../catalog/catalog.js'
 import type { Logger } from '../log.js'
-import { StartError, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
+import { StartError, logLines, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
 
 interface Entry extends RuntimeInstance { pid: number, procStart: string }
 
@@ -37,28 +37,6 @@ function procStart (pid: number): string | undefined {
 
 function groupAlive (pgid: number): boolean {
   try { process.kill(-pgid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
-}
-
-/** The longest line of an app's output logged as one; longer runs are logged in pieces. */
-export const MAX_LOG_LINE = 16 * 1024
-
-/**
- * Calls `fn` for each line of `stream`. Unlike readline, an app that writes without
- * newlines cannot grow the allocator's memory: a partial line is cut at MAX_LOG_LINE.
- */
-export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
-  let partial = ''
-  stream.setEncoding('utf8')
-  stream.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n')
-    partial = lines.pop() ?? ''
-    for (const l of lines) fn(l.endsWith('\r') ? l.slice(0, -1) : l)
-    while (partial.length >= MAX_LOG_LINE) {
-      fn(partial.slice(0, MAX_LOG_LINE))
-      partial = partial.slice(MAX_LOG_LINE)
-    }
-  })
-  stream.on('end', () => { if (partial !== '') fn(partial) })
 }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }

@@ -34,3 +34,25 @@ export interface Runtime {
   onEvent: (fn: (e: RuntimeEvent) => void) => void
   close: () => Promise<void>
 }
+
+/** The longest line handed on as one (app output, Docker events); longer runs come in pieces. */
+export const MAX_LOG_LINE = 16 * 1024
+
+/**
+ * Calls `fn` for each line of `stream`. Unlike readline, a stream without newlines
+ * cannot grow the allocator's memory: a partial line is cut at MAX_LOG_LINE.
+ */
+export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+  let partial = ''
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n')
+    partial = lines.pop() ?? ''
+    for (const l of lines) fn(l.endsWith('\r') ? l.slice(0, -1) : l)
+    while (partial.length >= MAX_LOG_LINE) {
+      fn(partial.slice(0, MAX_LOG_LINE))
+      partial = partial.slice(MAX_LOG_LINE)
+    }
+  })
+  stream.on('end', () => { if (partial !== '') fn(partial) })
+}
