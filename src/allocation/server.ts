@@ -12,6 +12,8 @@ export interface AllocationStats {
   onResult?: (app: string, result: string, seconds: number) => void
 }
 
+const MAX_BUCKETS = 10000
+
 /** A token bucket per peer: `burst` requests at once, refilled at `perSecond`. */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
@@ -21,8 +23,12 @@ export class RateLimiter {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now }
     b.tokens = Math.min(this.burst, b.tokens + (now - b.at) / 1000 * this.perSecond)
     b.at = now
+    // Bounded: past 10,000 peers the least recently seen goes (Map order is insertion order,
+    // so a seen bucket is moved to the end). Clearing them all would let a peer with many
+    // identities reset every other peer's limit.
+    this.buckets.delete(key)
     this.buckets.set(key, b)
-    if (this.buckets.size > 10000) this.buckets.clear()
+    if (this.buckets.size > MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value as string)
     if (b.tokens < 1) return false
     b.tokens -= 1
     return true
