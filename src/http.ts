@@ -30,16 +30,26 @@ const pending = new WeakMap<Duplex, Set<() => void>>()
 /**
  * Calls `fn` once when a response is over, however: its own 'close', or the close of its
  * connection. A pipelined request whose response still waits behind an earlier one gets
- * no 'close' of its own when the client drops the connection; without this, what it
- * holds (an upstream request, a pool connection, an in-flight count) was never released.
+ * no 'close' of its own when the client drops the connection (and destroying it emits
+ * nothing either): without this, what it holds (an upstream request, a pool connection,
+ * an in-flight count) was never released. Such a response is destroyed and made to emit
+ * 'close', so that whatever else waits on it (`stream.finished`, undici's `stream()`
+ * whose promise settles only then) hears that it is over too.
  */
 export function onResponseOver (req: IncomingMessage, res: ServerResponse, fn: () => void): void {
   let called = false
   const socket = req.socket as Duplex | null
   let set: Set<() => void> | undefined
-  const once = (): void => { if (called) return; called = true; set?.delete(once); fn() }
+  const once = (): void => { if (called) return; called = true; set?.delete(connectionGone); fn() }
+  const connectionGone = (): void => {
+    if (res.socket === null && !res.writableFinished) {
+      res.destroy()
+      res.emit('close')
+    }
+    once()
+  }
   res.once('close', once)
-  if (socket === null || socket.destroyed) { queueMicrotask(once); return }
+  if (socket === null || socket.destroyed) { queueMicrotask(connectionGone); return }
   set = pending.get(socket)
   if (set === undefined) {
     const s = new Set<() => void>()
@@ -47,5 +57,5 @@ export function onResponseOver (req: IncomingMessage, res: ServerResponse, fn: (
     socket.once('close', () => { pending.delete(socket); for (const f of [...s]) f() })
     set = s
   }
-  set.add(once)
+  set.add(connectionGone)
 }
