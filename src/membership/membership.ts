@@ -2,13 +2,15 @@
 // change, periodically, and as a leave on shutdown), keeps the member table from
 // everyone's announcements, keeps a connection to every member, and detects failures
 // by probing each member over the rtt module (a killed process refuses the redial at
-// once; a frozen one stops answering probes).
+// once; a frozen one stops answering probes). A node that is itself slow stretches its
+// own timeouts (local health, health.ts) rather than declare healthy members failed.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect, encodeSuspect, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances, type SuspectNotice } from './announcement.js'
 import { MemberTable, type Member, type TableTiming } from './table.js'
+import { LocalHealth } from './health.js'
 import type { PhysarumNode } from '../node/node.js'
 import type { RttService } from '../rtt/rtt.js'
 import type { Logger } from '../log.js'
@@ -53,11 +55,22 @@ export class Membership {
   private readonly decoded = new WeakMap<Message, Announcement | SuspectNotice>()
   /** Parsed peer IDs of members: the probe loop needs them ten times a second. */
   private readonly peerIds = new Map<string, PeerId>()
+  /** This node's own health: its failure-detector timeouts are multiplied by `health.multiplier`. */
+  readonly health: LocalHealth
+  private readonly tickMs: number
+  private lastTick = 0
+  private slowSince?: number
+  private slowLevel: 'info' | 'debug' = 'info'
+  private slowLoggedAt = -Infinity
 
   constructor (private readonly components: { node: PhysarumNode, rtt: RttService, log: Logger, stats?: MembershipStats }, private readonly init: MembershipInit) {
     this.selfPeer = components.node.peerId.toString()
     this.log = components.log
     this.timing = { suspectTimeoutMs: init.suspectTimeoutMs, forgetAfterMs: init.forgetAfterMs }
+    // A point of score per fifth of a probe timeout of lag (100 ms by default): a node whose
+    // loop is 300 ms late gives probes 4× the time, by when even its own answers get through.
+    this.tickMs = Math.min(100, init.probeIntervalMs)
+    this.health = new LocalHealth({ lagUnitMs: Math.max(20, init.probeTimeoutMs / 5) })
     this.table.on('change', (m, prev) => {
       if (prev !== m.status) {
         const level = m.status === 'failed' ? 'warn' : 'info'
@@ -92,7 +105,8 @@ export class Membership {
     this.started = true
     this.announce()
     this.timers.push(setInterval(() => { this.announce() }, this.init.announceIntervalMs))
-    this.timers.push(setInterval(() => { this.probeAll() }, Math.min(100, this.init.probeIntervalMs)))
+    this.lastTick = performance.now()
+    this.timers.push(setInterval(() => { this.probeAll() }, this.tickMs))
     this.timers.push(setInterval(() => { this.rejoin() }, 2000))
     for (const t of this.timers) t.unref()
   }
@@ -196,7 +210,7 @@ export class Membership {
       if (n === undefined) return
       // Suspected ourselves (slow, not dead): refute at once with a fresh announcement, which
       // turns every member's view of us back to alive before the suspicion ripens into failed.
-      if (n.suspect === this.selfPeer) { this.announceSoon(0); return }
+      if (n.suspect === this.selfPeer) { this.health.refuted(Date.now()); this.announceSoon(0); return }
       this.table.confirm(n.suspect, n.peer, Date.now())
       const m = this.table.get(n.suspect)
       if (m !== undefined && m.status === 'alive' && !this.probing.has(n.suspect)) void this.probe(m, true)
@@ -257,7 +271,7 @@ export class Membership {
     if (addrs.length === 0) return false
     this.dialing.add(a.peer)
     try {
-      await this.components.node.dial(addrs, { signal: AbortSignal.timeout(Math.max(1000, this.init.suspectTimeoutMs)) })
+      await this.components.node.dial(addrs, { signal: AbortSignal.timeout(Math.max(1000, this.init.suspectTimeoutMs * this.health.multiplier)) })
       return true
     } catch {
       return false
@@ -275,6 +289,11 @@ export class Membership {
    */
   private probeAll (): void {
     const now = Date.now()
+    const tick = performance.now()
+    this.health.sample(now, Math.max(0, tick - this.lastTick - this.tickMs))
+    this.lastTick = tick
+    this.reportHealth(now)
+    const slower = this.health.multiplier
     const members = this.table.list()
     const period = Math.max(this.init.probeIntervalMs, members.length * 100)
     for (const m of members) {
@@ -286,7 +305,24 @@ export class Membership {
       void this.probe(m, true)
     }
     // Silence long enough to have missed two probes makes a member suspect.
-    this.table.tick(now, { ...this.timing, silenceMs: 2 * period + this.init.probeTimeoutMs })
+    this.table.tick(now, { suspectTimeoutMs: this.timing.suspectTimeoutMs * slower, forgetAfterMs: this.timing.forgetAfterMs, silenceMs: (2 * period + this.init.probeTimeoutMs) * slower })
+  }
+
+  /**
+   * Says so when this node turns slow enough to stretch its timeouts, and when it recovers;
+   * at info at most once a minute (a loaded node may flap), else at debug.
+   */
+  private reportHealth (now: number): void {
+    const m = this.health.multiplier
+    if (m > 1 && this.slowSince === undefined) {
+      this.slowSince = now
+      this.slowLevel = now - this.slowLoggedAt > 60000 ? 'info' : 'debug'
+      if (this.slowLevel === 'info') this.slowLoggedAt = now
+      this.log[this.slowLevel](`this node is slow (event loop ${Math.round(this.health.lag)} ms late): failure-detector timeouts ×${m} until it recovers`)
+    } else if (m === 1 && this.slowSince !== undefined) {
+      this.log[this.slowLevel](`this node has recovered after ${((now - this.slowSince) / 1000).toFixed(1)} s: failure-detector timeouts back to normal`)
+      this.slowSince = undefined
+    }
   }
 
   private async probe (m: Member, retry: boolean): Promise<void> {
@@ -296,7 +332,7 @@ export class Membership {
     const pid = this.peerId(peer)
     try {
       if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement))) throw new Error('unreachable')
-      await this.components.rtt.probe(pid, this.init.probeTimeoutMs)
+      await this.components.rtt.probe(pid, this.init.probeTimeoutMs * this.health.multiplier)
       this.table.heard(peer, Date.now())
       this.probing.delete(peer)
     } catch {
