@@ -2,7 +2,6 @@
 // own HTTP parser, over the stream) and sent on to the local instance through a
 // keep-alive undici pool; bodies stream both ways, never buffered whole.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
-import { EventEmitter } from 'node:events'
 import { lpStream } from '@libp2p/utils'
 import { Pool } from 'undici'
 import type { Stream, Connection } from '@libp2p/interface'
@@ -11,7 +10,7 @@ import type { Logger } from '../log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { addForwarded, appendList, endToEnd, relayHead } from './headers.js'
-import { hostPort, onResponseOver } from '../http.js'
+import { hostPort, onResponseOver, RequestAbort } from '../http.js'
 
 export interface ForwardTarget {
   app: string
@@ -37,22 +36,6 @@ export const MAX_STREAMS = 4096
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
 /** undici's codes for a connection closed or reset under a request. */
 const CLOSED_UNDER = new Set(['UND_ERR_SOCKET', 'ECONNRESET'])
-
-/**
- * What undici needs of an abort signal ('abort' listeners, `aborted`, `reason`), one per
- * forwarded request: an AbortController is an EventTarget and was this hop's most
- * allocated object and a visible share of its CPU.
- */
-class RequestAbort extends EventEmitter {
-  aborted = false
-  reason?: Error
-  abort (reason: Error): void {
-    if (this.aborted) return
-    this.aborted = true
-    this.reason = reason
-    this.emit('abort')
-  }
-}
 
 export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
   if (res.headersSent) { res.destroy(new Error(message)); return }

@@ -4,7 +4,7 @@
 // only GET/HEAD/OPTIONS, once, within a 20 % retry budget.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import { Server as NetServer } from 'node:net'
-import { listenOn, onResponseOver } from '../http.js'
+import { listenOn, onResponseOver, RequestAbort } from '../http.js'
 import { Pool } from 'undici'
 import { Writable } from 'node:stream'
 import type { Agent } from '../agent.js'
@@ -115,7 +115,7 @@ export class Entrypoint {
     const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
     this.budget.deposit()
     this.inFlight++
-    const clientGone = new AbortController()
+    const clientGone = new RequestAbort()
     onResponseOver(req, res, () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
     // Read now: once the client has gone, req.socket is null.
@@ -128,11 +128,11 @@ export class Entrypoint {
       for (let attempt = 0; attempt < 4; attempt++) {
         let ep: Endpoint
         try {
-          const choice = await placement.choose(app, { exclude, signal: clientGone.signal })
+          const choice = await placement.choose(app, { exclude, signal: clientGone })
           ep = choice.endpoint
           coldMs += choice.coldMs
         } catch (err) {
-          if (clientGone.signal.aborted) return
+          if (clientGone.aborted) return
           // An app nobody knows is counted as '?': made-up names must not each add a metric series.
           if (err instanceof PlacementError) { this.error(res, app, err.status, err.status === 404 ? 'UNKNOWN_APP' : err.status === 504 ? 'COLD_START_TIMEOUT' : 'NO_INSTANCE', err.message); stats?.onResponse?.(placement.known(app) ? app : '?', err.status, ms(t0, process.hrtime.bigint()) / 1000); return }
           throw err
@@ -150,7 +150,7 @@ export class Entrypoint {
             method: method as 'GET',
             headers,
             body: hasBody ? req : null,
-            signal: clientGone.signal,
+            signal: clientGone,
             headersTimeout: this.init.requestTimeoutMs,
             bodyTimeout: this.init.requestTimeoutMs,
             opaque: res
@@ -184,7 +184,7 @@ export class Entrypoint {
           return
         } catch (err) {
           // A client that went away says nothing about the instance.
-          if (clientGone.signal.aborted) { balancer.cancel(ep.key); return }
+          if (clientGone.aborted) { balancer.cancel(ep.key); return }
           if (balancer.finish(ep.key, 0, false)) stats?.onEjection?.(app)
           if (res.headersSent || sent) { res.destroy(err as Error); stats?.onResponse?.(app, 502, ms(t0, process.hrtime.bigint()) / 1000); return }
           exclude.add(ep.key)

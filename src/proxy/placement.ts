@@ -9,6 +9,7 @@ import type { Agent } from '../agent.js'
 import type { Logger } from '../log.js'
 import { requestAllocation, AllocationError } from '../allocation/protocol.js'
 import type { Balancer } from './balancer.js'
+import type { RequestAbort } from '../http.js'
 
 export interface Endpoint {
   key: string
@@ -106,7 +107,7 @@ export class Placement {
 
   forgetRecent (key: string): void { this.recent.delete(key) }
 
-  async choose (app: string, opts: { exclude?: Set<string>, signal?: AbortSignal } = {}): Promise<Choice> {
+  async choose (app: string, opts: { exclude?: Set<string>, signal?: RequestAbort } = {}): Promise<Choice> {
     const policy = this.init.policy(app)
     const { balancer } = this.components
     const all = this.endpoints(app).filter(e => opts.exclude?.has(e.key) !== true)
@@ -147,7 +148,7 @@ export class Placement {
   }
 
   /** No instance within HardReq: allocate now; concurrent requests share one allocation. */
-  private async coldStart (app: string, policy: AppPolicy, signal?: AbortSignal): Promise<Endpoint> {
+  private async coldStart (app: string, policy: AppPolicy, signal?: RequestAbort): Promise<Endpoint> {
     let p = this.cold.get(app)
     if (p === undefined) {
       this.components.stats?.onColdStart?.(app)
@@ -158,7 +159,7 @@ export class Placement {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new PlacementError(504, `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
-      signal?.addEventListener('abort', () => { clearTimeout(timer); reject(new PlacementError(504, 'client went away')) }, { once: true })
+      signal?.once('abort', () => { clearTimeout(timer); reject(new PlacementError(504, 'client went away')) })
     })
     try {
       return await Promise.race([p, timeout])
