@@ -73,17 +73,18 @@ describe('proxy with real allocators', () => {
     }
   })
 
-  test('malformed HTTP gets a 400 and the proxy keeps serving', async () => {
+  test('malformed HTTP gets a 400 (headers too large a 431) and the proxy keeps serving', async () => {
     const [host, port] = proxy.address.split(':')
-    const reply = await new Promise<string>((resolve, reject) => {
+    const raw = async (bytes: string): Promise<string> => await new Promise<string>((resolve, reject) => {
       const s = connect(Number(port), host)
       let data = ''
       s.on('data', d => { data += d.toString() })
       s.on('end', () => { resolve(data) })
       s.on('error', reject)
-      s.write('GARBAGE / HTTP/9.9\r\nthis is not a header\r\n\r\n')
+      s.write(bytes)
     })
-    assert.match(reply, /^HTTP\/1\.1 400 Bad Request/)
+    assert.match(await raw('GARBAGE / HTTP/9.9\r\nthis is not a header\r\n\r\n'), /^HTTP\/1\.1 400 Bad Request/)
+    assert.match(await raw(`GET /hello/hello HTTP/1.1\r\nHost: p\r\nX-Big: ${'a'.repeat(33 * 1024)}\r\n\r\n`), /^HTTP\/1\.1 431 Request Header Fields Too Large/)
     const r = await request(`${base}/hello/hello`)
     assert.equal(r.statusCode, 200)
     await r.body.dump()

@@ -31,7 +31,13 @@ export class ForwardClient {
     // stream per request in flight, so that would cap a proxy at 64 concurrent requests per host.
     const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, { signal: signal ?? AbortSignal.timeout(this.opts.connectTimeoutMs ?? 10000), maxOutboundStreams: MAX_STREAMS })
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER_FRAME })
-    await lp.write(new TextEncoder().encode(JSON.stringify(frame)))
+    try {
+      await lp.write(new TextEncoder().encode(JSON.stringify(frame)), { signal })
+    } catch (err) {
+      // Nobody else holds the stream yet: without this it stayed open on both sides.
+      stream.abort(err as Error)
+      throw err
+    }
     return streamToDuplex(lp.unwrap())
   }
 

@@ -59,9 +59,12 @@ export class Entrypoint {
     })
     server.on('clientError', (err, socket) => {
       // Malformed HTTP: a 400 with the reason, never a crash.
-      if (socket.writable && (err as NodeJS.ErrnoException).code !== 'ECONNRESET') {
-        const body = `bad request: ${(err as NodeJS.ErrnoException).code ?? err.message}\n`
-        socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+      const code = (err as NodeJS.ErrnoException).code
+      if (socket.writable && code !== 'ECONNRESET') {
+        // As Node's own default answers: a client too slow to send its headers gets 408, headers too large 431.
+        const status = code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
+        const body = `${status.slice(4).toLowerCase()}: ${code ?? err.message}\n`
+        socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
       } else socket.destroy()
     })
     const bound = await listenOn(server, host, port)
