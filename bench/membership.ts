@@ -9,12 +9,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT, fmt, machine, median, saveResult } from './lib.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const N = Number(process.env.BENCH_NODES ?? 20)
 const JOINS = Number(process.env.BENCH_JOINS ?? 5)
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? 60)
 const REST_S = 20
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 function loTxBytes (): number | undefined {
   try { return Number(readFileSync('/sys/class/net/lo/statistics/tx_bytes', 'utf8')) } catch { return undefined }

@@ -12,6 +12,7 @@ import { PrivateDocker, privateDockerUnavailable } from './helpers/private-docke
 import { requestAllocation } from '../src/allocation/protocol.js'
 import { Load, summarize, details, describe as describeLoad } from './helpers/load.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from './helpers/docker.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const PSK = 'f'.repeat(64)
@@ -25,7 +26,6 @@ after(async () => {
 
 const cluster = (t: TestContext): CliCluster => testCluster(t, 'faults', PSK)
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const hostOf = (instance: string | undefined): string | undefined => instance?.split('@')[1]
 
 /** The hello-world-server as a process-runtime app (answers /healthz with "ok"). */

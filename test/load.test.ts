@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { waitFor, HELLO_COMMAND } from './helpers/cluster.js'
 import { CliCluster, testCluster, sweepClusters, instances, readyAt, recentErrors, seenByAll, type Started } from './helpers/daemons.js'
 import { Load, summarize, describe as describeLoad, type Outcome } from './helpers/load.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const PSK = 'e'.repeat(64)
@@ -19,7 +20,6 @@ after(async () => { await sweepClusters() })
 
 const cluster = (t: TestContext): CliCluster => testCluster(t, 'load', PSK)
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const hello = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ Command: HELLO_COMMAND, Health: { Path: '/healthz' }, IdleTimeoutS: 300, Resources: { MemoryMB: 64 }, ...over })
 
 test('200 concurrent clients against a warm app: zero errors', { timeout: 180000 }, async (t) => {

@@ -35,8 +35,7 @@ export function appendList (v: string | string[] | undefined, item: string): str
  * that the head, a small body and its end leave in one write: one socket write, or one
  * libp2p frame, instead of three. undici parses a whole read in one go (head, body and
  * end of a small response alike), so uncorking once that is done (process.nextTick)
- * merges them as well as waiting for the next loop phase did, without the wait; the
- * libp2p connection itself batches across streams (patches/@libp2p+tcp+*.patch).
+ * merges them as well as waiting for the next loop phase did, without the wait.
  */
 export function relayHead (res: ServerResponse, statusCode: number, upstream: Record<string, string | string[] | undefined>, extra: Record<string, string>): void {
   res.writeHead(statusCode, Object.assign(endToEnd(upstream), extra))

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js'
 import type { AllocErrorCode } from '../allocation/protocol.js'
 import type { LocalState } from '../membership/membership.js'
 import { checkOnce } from './health.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export type InstanceState = 'starting' | 'ready' | 'stopping'
 
@@ -50,7 +51,6 @@ export interface ManagerEvents {
   removed: [inst: Instance, reason: string]
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 export class InstanceManager extends EventEmitter<ManagerEvents> {
   readonly instances = new Map<string, Instance>()

@@ -16,6 +16,7 @@ import { APP_NAME_PATTERN } from '../config/schema.js'
 import { Balancer, RetryBudget } from './balancer.js'
 import { Placement, PlacementError, type Endpoint } from './placement.js'
 import { statusJson, statusHtml } from './status.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const APP_RE = new RegExp(APP_NAME_PATTERN)
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -236,7 +237,6 @@ export class Entrypoint {
     // at once, racing the request a client may be sending on one right then.
     const closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
     const deadline = Date.now() + timeoutMs
-    const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
     while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(20)
     s.closeIdleConnections()
     while (this.inFlight > 0 && Date.now() < deadline) await sleep(20)

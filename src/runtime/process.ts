@@ -10,6 +10,7 @@ import { resolveCommand } from '../self.js'
 import type { AppSpec } from '../catalog/catalog.js'
 import type { Logger } from '../log.js'
 import { StartError, logLines, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 interface Entry extends RuntimeInstance { pid: number, procStart: string }
 
@@ -39,7 +40,6 @@ function groupAlive (pgid: number): boolean {
   try { process.kill(-pgid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const

@@ -7,8 +7,8 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync } fr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /** Why a private engine cannot run here, or undefined when it can. */
 export function privateDockerUnavailable (): string | undefined {
