@@ -126,7 +126,7 @@ export const configSchema = {
         AnnounceIntervalMs: { type: 'integer', minimum: 100, maximum: 3600000, description: 'Periodic re-announcement (ms); changes are announced at once.' },
         ProbeIntervalMs: { type: 'integer', minimum: 50, maximum: 600000, description: 'How often each member is probed (RTT and liveness, ms).' },
         ProbeTimeoutMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'A probe without an answer in this time is a miss (ms).' },
-        SuspectTimeoutMs: { type: 'integer', minimum: 10, maximum: 3600000, description: 'A suspect member not heard from for this long is failed (ms).' },
+        SuspectTimeoutMs: { type: 'integer', minimum: 10, maximum: 3600000, description: 'Base wait before a silent suspect member is failed (ms): twice this when no other member confirms the suspicion, down to a third when three do; a node that is itself slow stretches it (local health).' },
         ForgetAfterS: { type: 'number', minimum: 0, maximum: 31536000, description: 'Failed and left members are forgotten after this long (s).' }
       }
     },

@@ -19,10 +19,11 @@ export interface Member {
 
 export interface TableTiming {
   /**
-   * A suspect is failed after this long without a sign of life when nobody else
-   * confirms the suspicion; each confirmation from another member shortens the wait
-   * (Lifeguard's rule), down to a third of it. A lone observer that is itself slow
-   * thus needs long evidence, while a member that everyone misses fails fast.
+   * The base of a suspect's wait before it is failed: twice this long without a sign of
+   * life when nobody else confirms the suspicion, each confirmation from another member
+   * shortening the wait (Lifeguard's rule) down to a third of it with three. A lone
+   * observer that is itself slow thus needs long evidence, while a member that everyone
+   * misses fails fast.
    */
   suspectTimeoutMs: number
   /** An alive member not heard from for this long becomes suspect. */
