@@ -47,6 +47,9 @@ describe('proxy with real allocators', () => {
     assert.equal(r2.headers['x-physarum-instance'], inst)
     assert.match(String(r2.headers['server-timing']), /cold;dur=0\.00/)
     assert.equal(alloc.manager.instances.size, 1)
+    // The instance counts as live for the sweep of per-instance pools and figures (same key format).
+    const [id, peer] = inst.split('@')
+    await waitFor('the instance announced', () => proxy.placement.liveKeys().has(`${peer}/hello/${id}`), 5000)
   })
 
   test('concurrent cold requests share one allocation', async () => {

@@ -88,6 +88,18 @@ export class ForwardClient {
     void p?.close().catch(() => {})
   }
 
+  /** Closes the pools of instances that are gone (`keep` says no); their requests in flight finish. */
+  sweep (keep: (key: string) => boolean): void {
+    for (const [key, p] of this.pools) {
+      if (keep(key)) continue
+      this.pools.delete(key)
+      void p.close().catch(() => {})
+    }
+  }
+
+  /** How many instances it holds a pool for. */
+  get size (): number { return this.pools.size }
+
   /**
    * The host was declared failed: the stream opens waiting on it give up now (a frozen host
    * never answers them), and their requests, of which nothing was sent, go elsewhere.

@@ -82,6 +82,11 @@ export class Balancer {
   }
 
   inFlight (key: string): number { return this.stats.get(key)?.inFlight ?? 0 }
+
+  /** Drops what it knows of instances that are gone (`keep` says no) and carry no request. */
+  sweep (keep: (key: string) => boolean): void {
+    for (const [key, s] of this.stats) if (s.inFlight === 0 && !keep(key)) this.stats.delete(key)
+  }
 }
 
 /** Retries may add at most `ratio` extra load: every request earns `ratio` of a token. */

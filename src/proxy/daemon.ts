@@ -55,6 +55,9 @@ class LocalInstance {
   }
 }
 
+/** How often the proxy drops what it keeps of instances that are gone (ms). */
+const SWEEP_MS = 60000
+
 export class ProxyDaemon {
   private stopping?: Promise<void>
 
@@ -65,7 +68,8 @@ export class ProxyDaemon {
     readonly address: string,
     private readonly forward: ForwardClient,
     private readonly serving: ForwardServer | undefined,
-    private readonly local: LocalInstance | undefined
+    private readonly local: LocalInstance | undefined,
+    private readonly sweeper: NodeJS.Timeout
   ) {}
 
   static async start (opts: ProxyOptions): Promise<ProxyDaemon> {
@@ -151,7 +155,16 @@ export class ProxyDaemon {
       }
       agent.admin.route('/v1/status', () => statusJson(agent, placement, entrypoint.recentErrors))
       log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
-      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local)
+      // Pools and balancing figures are kept per instance; instances come and go (idle culls,
+      // scale-outs), so what is kept of those no member announces any more is dropped.
+      const sweeper = setInterval(() => {
+        const live = placement.liveKeys()
+        const keep = (key: string): boolean => live.has(key) || key.startsWith(`${agent.peer}/`)
+        balancer.sweep(keep)
+        forward.sweep(keep)
+      }, SWEEP_MS)
+      sweeper.unref()
+      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local, sweeper)
     } catch (err) {
       await local?.close()
       await agent.stop({ leave: false })
@@ -161,6 +174,7 @@ export class ProxyDaemon {
 
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
+      clearInterval(this.sweeper)
       await this.agent.membership.stop({ leave: true })
       await this.entrypoint.close(10000)
       await this.serving?.close()

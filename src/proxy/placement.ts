@@ -72,6 +72,18 @@ export class Placement {
   }
 
   /** Every known ready instance of `app` with its host's RTT (unknown RTT: Infinity). */
+  /** The keys of every instance any member still announces (of any app), and of recent allocations. */
+  liveKeys (): Set<string> {
+    const out = new Set<string>()
+    for (const m of this.components.agent.membership.members()) {
+      for (const [app, inst] of Object.entries(m.announcement.instances)) {
+        if (Array.isArray(inst?.ids)) for (const id of inst.ids as unknown[]) out.add(`${m.announcement.peer}/${app}/${String(id)}`)
+      }
+    }
+    for (const key of this.recent.keys()) out.add(key)
+    return out
+  }
+
   endpoints (app: string): Endpoint[] {
     const out = new Map<string, Endpoint>()
     const local = this.init.local?.(app)
