@@ -100,8 +100,9 @@ export class AllocationServer {
       await answer({ v: 1, id, ok: true, instance: { id: instance.id, app: instance.app, peer: this.components.node.peerId.toString(), state: 'ready', started, readyMs: Date.now() - t } })
     } catch (err) {
       if (err instanceof AllocFailure) { await refuse(err.code, err.message); return }
+      // The details (paths, engine messages) go to this host's log, not to the peer.
       this.components.log.error(`allocation of ${req.app} failed: ${(err as Error).message}`)
-      await refuse('INTERNAL', (err as Error).message)
+      await refuse('INTERNAL', `internal error on the allocator while starting ${req.app}; its log has the details`)
     }
   }
 }
