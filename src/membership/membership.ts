@@ -67,9 +67,9 @@ export class Membership {
     this.selfPeer = components.node.peerId.toString()
     this.log = components.log
     this.timing = { suspectTimeoutMs: init.suspectTimeoutMs, forgetAfterMs: init.forgetAfterMs }
+    this.tickMs = Math.min(100, init.probeIntervalMs)
     // A point of score per fifth of a probe timeout of lag (100 ms by default): a node whose
     // loop is 300 ms late gives probes 4× the time, by when even its own answers get through.
-    this.tickMs = Math.min(100, init.probeIntervalMs)
     this.health = new LocalHealth({ lagUnitMs: Math.max(20, init.probeTimeoutMs / 5) })
     this.table.on('change', (m, prev) => {
       if (prev !== m.status) {
