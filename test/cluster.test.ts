@@ -7,7 +7,7 @@ import { startAgent, addrOf, waitFor, statusOf, testConfig } from './helpers/clu
 import { createNode, type PhysarumNode } from '../src/node/node.js'
 import { ephemeralKey } from '../src/node/identity.js'
 import { pskHex, swarmKey } from '../src/node/psk.js'
-import { MEMBERS_TOPIC } from '../src/membership/announcement.js'
+import { MEMBERS_TOPIC, SUSPECT_TOPIC, encodeSuspect } from '../src/membership/announcement.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Agent } from '../src/agent.js'
 
@@ -115,6 +115,26 @@ describe('five nodes on loopback', () => {
     }
     await other.stop({ leave: false })
     await open.stop({ leave: false })
+  })
+
+  test('a flood of suspect notices about a node gets a few refutations, not one announcement each', async () => {
+    const [a, b] = nodes
+    const seq = (): number => b.membership.selfAnnouncement().seq
+    await waitFor('quiet', () => statusOf(a, b) === 'alive')
+    const before = seq()
+    const t0 = Date.now()
+    // 100 valid notices (signed by a, a member), one every 10 ms.
+    for (let i = 0; i < 100; i++) {
+      await a.node.services.pubsub.publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: a.peer, suspect: b.peer, ts: Date.now() + i })).catch(() => {})
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const took = Date.now() - t0
+    const refutations = seq() - before
+    // At most one per 200 ms, plus the periodic announcements (every 2 s in tests).
+    assert.ok(refutations >= 1, 'the suspicion was refuted')
+    assert.ok(refutations <= Math.ceil(took / 200) + Math.ceil(took / 2000) + 1, `${refutations} announcements in ${took} ms for 100 notices`)
+    assert.equal(statusOf(a, b), 'alive')
   })
 
   test('a node stopped without leaving is failed on all others', async () => {

@@ -62,6 +62,7 @@ export class Membership {
   private slowSince?: number
   private slowLevel: 'info' | 'debug' = 'info'
   private slowLoggedAt = -Infinity
+  private nextRefuteAt = 0
 
   constructor (private readonly components: { node: PhysarumNode, rtt: RttService, log: Logger, stats?: MembershipStats }, private readonly init: MembershipInit) {
     this.selfPeer = components.node.peerId.toString()
@@ -210,7 +211,7 @@ export class Membership {
       if (n === undefined) return
       // Suspected ourselves (slow, not dead): refute at once with a fresh announcement, which
       // turns every member's view of us back to alive before the suspicion ripens into failed.
-      if (n.suspect === this.selfPeer) { this.health.refuted(Date.now()); this.announceSoon(0); return }
+      if (n.suspect === this.selfPeer) { this.refute(Date.now()); return }
       this.table.confirm(n.suspect, n.peer, Date.now())
       const m = this.table.get(n.suspect)
       if (m !== undefined && m.status === 'alive' && !this.probing.has(n.suspect)) void this.probe(m, true)
@@ -231,6 +232,20 @@ export class Membership {
       this.announceSoon()
       this.connect(a)
     }
+  }
+
+  /**
+   * Answers a suspicion of this node with a fresh announcement: at once, but at most once
+   * per REFUTE_MS, so that a member with the PSK sending notice after notice cannot make
+   * this node flood the cluster with announcements (one per notice).
+   */
+  private refute (now: number): void {
+    this.health.refuted(now)
+    // An announcement already on its way refutes this one too.
+    if (this.announceTimer !== undefined) return
+    const wait = Math.max(0, this.nextRefuteAt - now)
+    this.nextRefuteAt = now + wait + REFUTE_MS
+    this.announceSoon(wait)
   }
 
   private readonly onSubscription = (): void => {
@@ -356,6 +371,9 @@ export class Membership {
   /** Members other than this node. */
   members (): Member[] { return this.table.list() }
 }
+
+/** The least time between two refutations of a suspicion of this node (ms); well under a suspect's wait. */
+const REFUTE_MS = 200
 
 /** 12D3KooW…5qGjud: enough to tell members apart in a log or a table. */
 export function shortPeer (peer: string): string {
