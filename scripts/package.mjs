@@ -10,7 +10,7 @@ import { build } from 'esbuild'
 import { inject } from 'postject'
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join, resolve, sep } from 'node:path'
 
 const dist = 'dist'
 const bundle = join(dist, 'physarum.cjs')
@@ -29,14 +29,38 @@ await build({
   legalComments: 'none',
   outfile: bundle,
   logLevel: 'warning',
-  // Left out, as modules that throw when loaded (their users load them in try/catch):
-  // the optional native add-ons of dockerode's SSH transport (we talk to the local
-  // socket) and the TypeScript compiler that oclif looks for only in development.
   plugins: [{
+    // Left out, as modules that throw when loaded (their users load them in try/catch):
+    // the optional native add-ons of dockerode's SSH transport (we talk to the local
+    // socket) and the TypeScript compiler that oclif looks for only in development.
     name: 'left-out',
     setup (b) {
       b.onResolve({ filter: /^(cpu-features|typescript)$|\.node$/ }, a => ({ path: a.path, namespace: 'left-out' }))
       b.onLoad({ filter: /.*/, namespace: 'left-out' }, a => ({ contents: `throw new Error(${JSON.stringify(`${a.path} is not part of the physarum executable`)})`, loader: 'js' }))
+    }
+  }, {
+    // Less code held and run by every daemon (idle RSS, docs/BENCHMARKS.md). The whole
+    // bundle's source stays on the V8 heap (~1 byte per byte) and its blob pages are read
+    // in full at start, so even code that never runs costs memory twice.
+    name: 'lean',
+    setup (b) {
+      // Our `import { Pool, request } from 'undici'`: the two, not all of undici (see the file).
+      b.onResolve({ filter: /^undici$/ }, a => a.importer.startsWith(resolve('build') + sep) ? { path: resolve('scripts/undici-lean.mjs') } : undefined)
+      // dockerode's BuildKit support (buildImage with version '2') needs gRPC and protobufjs,
+      // which read .proto files from beside dockerode's sources, so it cannot work from the
+      // executable anyway; physarum builds no images. dockerode loads them when it loads, so
+      // they are left out as modules that throw when used, not when loaded (~380 kB of bundle).
+      b.onResolve({ filter: /^(@grpc\/grpc-js|@grpc\/proto-loader|protobufjs)$/ }, a => /[\\/]dockerode[\\/]lib[\\/]/.test(a.importer) ? { path: a.path, namespace: 'unusable' } : undefined)
+      b.onLoad({ filter: /.*/, namespace: 'unusable' }, a => ({ contents: `module.exports = new Proxy({}, { get () { throw new Error(${JSON.stringify(`${a.path} (Docker BuildKit) is not part of the physarum executable`)}) } })`, loader: 'js' }))
+      // docker-modem's SSH transport (DOCKER_HOST=ssh://…) loads ssh2, and with it a 16 MB
+      // WebAssembly heap for poly1305, whenever docker-modem loads: load it on first use.
+      b.onResolve({ filter: /^\.\/ssh$/ }, async a => {
+        if (!/[\\/]docker-modem[\\/]lib[\\/]modem\.js$/.test(a.importer) || a.pluginData === 'real') return undefined
+        const real = await b.resolve(a.path, { resolveDir: a.resolveDir, kind: a.kind, pluginData: 'real' })
+        if (real.errors.length > 0) return { errors: real.errors }
+        return { path: real.path, namespace: 'on-first-use' }
+      })
+      b.onLoad({ filter: /.*/, namespace: 'on-first-use' }, a => ({ contents: `let ssh\nmodule.exports = function (opt) { return (ssh ??= require(${JSON.stringify(a.path)}))(opt) }`, loader: 'js', resolveDir: dirname(a.path) }))
     }
   }],
   // A CommonJS bundle has no import.meta: give it the bundle's own URL.
