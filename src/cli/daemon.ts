@@ -2,6 +2,7 @@
 // announcement, drain), a second one forces the exit. Handlers are installed before
 // the daemon starts, so that a signal during start-up also stops it cleanly.
 import type { Logger } from '../log.js'
+import { leanStartEnd } from './lean-start.js'
 
 export interface Stoppable { stop: () => Promise<void> }
 
@@ -28,7 +29,11 @@ export async function runDaemon (start: () => Promise<Stoppable>, log: Logger): 
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  daemon = await start()
+  try {
+    daemon = await start()
+  } finally {
+    leanStartEnd()
+  }
   if (stopping !== undefined) shutdown(stopping, daemon)
   return await new Promise<never>(() => {})
 }

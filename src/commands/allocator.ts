@@ -17,6 +17,8 @@ export default class Allocator extends BaseCommand {
   }
 
   async run (): Promise<void> {
+    // Before the daemon's modules load: see lean-start.ts (ended by runDaemon once the daemon is up).
+    ;(await import('../cli/lean-start.js')).leanStartBegin()
     const { flags } = await this.parse(Allocator)
     // Heavy modules load only when a command runs, so that --help and --version stay fast.
     const [{ setup }, { runDaemon }, { AllocatorDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../allocator.js')])

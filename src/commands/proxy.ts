@@ -26,6 +26,8 @@ export default class Proxy extends BaseCommand {
   }
 
   async run (): Promise<void> {
+    // Before the daemon's modules load: see lean-start.ts (ended by runDaemon once the daemon is up).
+    ;(await import('../cli/lean-start.js')).leanStartBegin()
     const { args, flags } = await this.parse(Proxy)
     const [{ setup }, { runDaemon }, { ProxyDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../proxy/daemon.js')])
     const { loaded, log } = setup(flags)
