@@ -12,6 +12,7 @@ import { startAllocator, startProxy, addrOf, waitFor, helloApp, HELLO_COMMAND } 
 import { reservePort } from '../src/runtime/process.js'
 import type { AllocatorDaemon } from '../src/allocator.js'
 import type { ProxyDaemon } from '../src/proxy/daemon.js'
+import { RequestAbort } from '../src/http.js'
 
 const PSK = '4'.repeat(64)
 
@@ -21,7 +22,7 @@ describe('proxy with real allocators', () => {
   let base: string
 
   before(async () => {
-    alloc = await startAllocator({ Psk: PSK, Apps: { hello: helloApp({ IdleTimeoutS: 300 }) }, Allocator: { Runtime: 'process', MaxInstances: 8, MemoryMB: 2048, DrainTimeoutS: 5, RateLimit: { PerSecond: 100, Burst: 100 } } })
+    alloc = await startAllocator({ Psk: PSK, Apps: { hello: helloApp({ IdleTimeoutS: 300 }), sluggish: { Command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], StartTimeoutS: 20 } }, Allocator: { Runtime: 'process', MaxInstances: 8, MemoryMB: 2048, DrainTimeoutS: 5, RateLimit: { PerSecond: 100, Burst: 100 } } })
     proxy = await startProxy({ Psk: PSK, Bootstraps: [addrOf(alloc.agent)], Apps: { 'only-here': helloApp() } })
     base = `http://${proxy.address}`
     await waitFor('the proxy sees the allocator', () => proxy.agent.membership.table.get(alloc.agent.peer)?.status === 'alive')
@@ -50,6 +51,17 @@ describe('proxy with real allocators', () => {
     // The instance counts as live for the sweep of per-instance pools and figures (same key format).
     const [id, peer] = inst.split('@')
     await waitFor('the instance announced', () => proxy.placement.liveKeys().has(`${peer}/hello/${id}`), 5000)
+  })
+
+  test('a client that left before its cold start began is let go at once, not after the cold-start timeout', async () => {
+    const gone = new RequestAbort()
+    gone.abort(new Error('client disconnected'))
+    const t0 = Date.now()
+    await assert.rejects(proxy.placement.choose('sluggish', { signal: gone }), /client went away/)
+    assert.ok(Date.now() - t0 < 5000, `let go after ${Date.now() - t0} ms`)
+    // The shared allocation goes on for other requests; this suite's next tests count instances.
+    const starting = await waitFor('the allocation reaching the allocator', () => [...alloc.manager.instances.values()].find(i => i.app === 'sluggish'), 5000)
+    await alloc.manager.remove(starting, 'test')
   })
 
   test('concurrent cold requests share one allocation', async () => {

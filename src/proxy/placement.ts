@@ -171,7 +171,10 @@ export class Placement {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new PlacementError(504, `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
-      signal?.once('abort', () => { clearTimeout(timer); reject(new PlacementError(504, 'client went away')) })
+      const gone = (): void => { clearTimeout(timer); reject(new PlacementError(504, 'client went away')) }
+      // A client that left before this point (while RTTs were measured) gets no 'abort' event any more.
+      if (signal?.aborted === true) gone()
+      else signal?.once('abort', gone)
     })
     try {
       return await Promise.race([p, timeout])
