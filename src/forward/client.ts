@@ -7,7 +7,7 @@ import { lpStream } from '@libp2p/utils'
 import type { PeerId } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import type { PhysarumNode } from '../node/node.js'
-import { HTTP_PROTOCOL, MAX_HEADER_FRAME, type HeaderFrame } from './protocol.js'
+import { HTTP_PROTOCOL, MAX_HEADER_FRAME, instanceKey, type HeaderFrame } from './protocol.js'
 import { MAX_STREAMS } from './serve.js'
 import { streamToDuplex } from './duplex.js'
 
@@ -42,7 +42,7 @@ export class ForwardClient {
   }
 
   private key (peer: PeerId | string, frame: HeaderFrame): string {
-    return `${peer.toString()}/${frame.app}/${frame.instance ?? ''}`
+    return instanceKey(peer.toString(), frame.app, frame.instance)
   }
 
   /** The pool of a target; a peer given as a string is parsed only when its pool is made. */

@@ -9,6 +9,15 @@ export const MAX_HEADER_FRAME = 4096
 
 export interface HeaderFrame { v: 1, app: string, instance?: string }
 
+/**
+ * "peer/app/instance": one instance's key wherever the proxy keeps something per instance
+ * (placement's endpoints, the balancer's figures, the forwarding pools), so that the
+ * sweep of instances that are gone finds them all.
+ */
+export function instanceKey (peer: string, app: string, instance = ''): string {
+  return `${peer}/${app}/${instance}`
+}
+
 const ajv = new Ajv({ strict: false })
 const validate = ajv.compile<HeaderFrame>({
   type: 'object',

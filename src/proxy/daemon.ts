@@ -6,6 +6,7 @@ import { Agent, type DaemonOptions } from '../agent.js'
 import { statusJson } from './status.js'
 import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
 import { ForwardClient } from '../forward/client.js'
+import { instanceKey } from '../forward/protocol.js'
 import { ForwardServer, instancePool } from '../forward/serve.js'
 import { checkOnce } from '../instances/health.js'
 import type { Logger } from '../log.js'
@@ -128,7 +129,7 @@ export class ProxyDaemon {
         inLocalCatalog: app => catalog.get(app) !== undefined,
         coldStartTimeoutMs: config.Proxy.ColdStartTimeoutS * 1000,
         local: (app): Endpoint | undefined => l !== undefined && l.healthy && l.spec.name === app
-          ? { key: `${agent.peer}/${app}/${l.id}`, peer: agent.peer, app, instance: l.id, rttMs: 0, local: true, announcedLoad: l.inFlight }
+          ? { key: instanceKey(agent.peer, app, l.id), peer: agent.peer, app, instance: l.id, rttMs: 0, local: true, announcedLoad: l.inFlight }
           : undefined
       })
       const forward = new ForwardClient(agent.node)

@@ -10,6 +10,8 @@ import type { Logger } from '../log.js'
 import { requestAllocation, AllocationError } from '../allocation/protocol.js'
 import type { Balancer } from './balancer.js'
 import type { RequestAbort } from '../http.js'
+import { instanceKey } from '../forward/protocol.js'
+import type { AppInstances } from '../membership/announcement.js'
 
 export interface Endpoint {
   key: string
@@ -21,6 +23,11 @@ export interface Endpoint {
   local: boolean
   /** Requests in flight per instance on that host, as announced. */
   announcedLoad: number
+}
+
+/** The instance IDs an announcement lists for one app (strings only: announcements come from peers). */
+function announcedIds (inst: AppInstances | undefined): string[] {
+  return Array.isArray(inst?.ids) ? (inst.ids as unknown[]).filter((x): x is string => typeof x === 'string') : []
 }
 
 export class PlacementError extends Error {
@@ -71,19 +78,19 @@ export class Placement {
     await this.components.agent.rtt.measureMany(unknown.map(p => peerIdFromString(p)), { samples: 1, timeoutMs: Math.max(50, Math.min(timeoutMs, 2000)) })
   }
 
-  /** Every known ready instance of `app` with its host's RTT (unknown RTT: Infinity). */
   /** The keys of every instance any member still announces (of any app), and of recent allocations. */
   liveKeys (): Set<string> {
     const out = new Set<string>()
     for (const m of this.components.agent.membership.members()) {
       for (const [app, inst] of Object.entries(m.announcement.instances)) {
-        if (Array.isArray(inst?.ids)) for (const id of inst.ids as unknown[]) out.add(`${m.announcement.peer}/${app}/${String(id)}`)
+        for (const id of announcedIds(inst)) out.add(instanceKey(m.announcement.peer, app, id))
       }
     }
     for (const key of this.recent.keys()) out.add(key)
     return out
   }
 
+  /** Every known ready instance of `app` with its host's RTT (unknown RTT: Infinity). */
   endpoints (app: string): Endpoint[] {
     const out = new Map<string, Endpoint>()
     const local = this.init.local?.(app)
@@ -92,9 +99,8 @@ export class Placement {
       if (m.status !== 'alive') continue
       const a = m.announcement
       const inst = a.instances[app]
-      const ids = Array.isArray(inst?.ids) ? (inst.ids as unknown[]).filter((x): x is string => typeof x === 'string') : []
-      for (const id of ids) {
-        const key = `${a.peer}/${app}/${id}`
+      for (const id of announcedIds(inst)) {
+        const key = instanceKey(a.peer, app, id)
         out.set(key, { key, peer: a.peer, app, instance: id, rttMs: this.rttOf(a.peer) ?? Infinity, local: false, announcedLoad: (inst?.inFlight ?? 0) / Math.max(1, inst?.ready ?? 1) })
       }
     }
@@ -213,7 +219,7 @@ export class Placement {
       try {
         const inst = await requestAllocation(agent.node, peerIdFromString(h.peer), app, { fresh: opts.fresh, timeoutMs: left })
         this.components.stats?.onAllocation?.(app, 'ok')
-        const key = `${inst.peer}/${app}/${inst.id}`
+        const key = instanceKey(inst.peer, app, inst.id)
         const ep = { key, peer: inst.peer, app, instance: inst.id, local: false, announcedLoad: 0 }
         this.recent.set(key, { ep, at: Date.now() })
         return { ...ep, rttMs: h.rtt }
