@@ -44,11 +44,16 @@ export const MAX_LOG_LINE = 16 * 1024
  */
 export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
   let partial = ''
+  // A line that ends in this chunk may still be longer than MAX_LOG_LINE (what was held, plus the chunk).
+  const emit = (line: string): void => {
+    if (line.length <= MAX_LOG_LINE) { fn(line); return }
+    for (let i = 0; i < line.length; i += MAX_LOG_LINE) fn(line.slice(i, i + MAX_LOG_LINE))
+  }
   stream.setEncoding('utf8')
   stream.on('data', (chunk: string) => {
     const lines = (partial + chunk).split('\n')
     partial = lines.pop() ?? ''
-    for (const l of lines) fn(l.endsWith('\r') ? l.slice(0, -1) : l)
+    for (const l of lines) emit(l.endsWith('\r') ? l.slice(0, -1) : l)
     while (partial.length >= MAX_LOG_LINE) {
       fn(partial.slice(0, MAX_LOG_LINE))
       partial = partial.slice(MAX_LOG_LINE)
