@@ -117,11 +117,7 @@ export class AllocatorDaemon {
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.
-      if (manager !== undefined) {
-        manager.close()
-        await manager.stopAll()
-        await manager.runtime.close()
-      }
+      await manager?.shutdown()
       await agent.stop({ leave: false })
       throw err
     }
@@ -144,10 +140,8 @@ export class AllocatorDaemon {
     const left = await manager.drain(timeoutMs)
     if (left > 0) log.warn(`${left} request(s) still in flight after ${this.opts.config.Allocator.DrainTimeoutS} s; stopping anyway`)
     await this.forward.close()
-    manager.close()
     if (this.opts.keepInstances === true) log.info(`leaving ${manager.instances.size} instance(s) running (--keep-instances); the next start adopts them`)
-    else await manager.stopAll()
-    await manager.runtime.close()
+    await manager.shutdown({ keepInstances: this.opts.keepInstances })
     await agent.stop({ leave: false })
   }
 }

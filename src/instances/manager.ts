@@ -51,7 +51,6 @@ export interface ManagerEvents {
   removed: [inst: Instance, reason: string]
 }
 
-
 export class InstanceManager extends EventEmitter<ManagerEvents> {
   readonly instances = new Map<string, Instance>()
   private readonly starting = new Map<string, Promise<Instance>>()
@@ -296,6 +295,13 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
   close (): void {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+  }
+
+  /** Stops its timers and, unless `keepInstances`, every instance; then the runtime (its event watch). */
+  async shutdown (opts: { keepInstances?: boolean } = {}): Promise<void> {
+    this.close()
+    if (opts.keepInstances !== true) await this.stopAll()
+    await this.runtime.close()
   }
 
   /** What the allocator announces about itself. */

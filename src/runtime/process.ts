@@ -40,7 +40,6 @@ function groupAlive (pgid: number): boolean {
   try { process.kill(-pgid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
-
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const
   private readonly entries = new Map<string, Entry>()

@@ -9,7 +9,6 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-
 /** Why a private engine cannot run here, or undefined when it can. */
 export function privateDockerUnavailable (): string | undefined {
   if (process.getuid?.() !== 0) return 'a private Docker engine needs root'
