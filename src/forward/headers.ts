@@ -1,6 +1,22 @@
-// HTTP header rules of a proxy hop: drop hop-by-hop headers (RFC 9110 §7.6.1), and add
-// the X-Forwarded-* and Via headers.
+// HTTP rules of a proxy hop, shared by the proxy's entrypoint and the serving side: drop
+// hop-by-hop headers (RFC 9110 §7.6.1), add the X-Forwarded-* and Via headers, and what
+// may be sent again after a connection broke under it.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+
+/** Methods a hop may send again, once, when the connection broke under the request (RFC 9110 §9.2.2). */
+export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** undici's codes for a connection that closed or reset under a request. */
+const LOST_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+
+export function connectionLost (err: unknown): boolean {
+  return LOST_CONNECTION.has((err as { code?: string } | undefined)?.code ?? '')
+}
+
+/** Whether a request carries a body (a Content-Length other than 0, or a Transfer-Encoding). */
+export function hasBody (headers: IncomingHttpHeaders): boolean {
+  return headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined
+}
 
 // Expect is answered at this hop (Node's server sends the 100 Continue itself); undici
 // refuses it, and refusing it left a connection of the pool unusable for good.

@@ -9,7 +9,7 @@ import type { PhysarumNode } from '../node/node.js'
 import type { Logger } from '../log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
-import { addForwarded, appendList, endToEnd, relayHead } from './headers.js'
+import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../http.js'
 
 export interface ForwardTarget {
@@ -33,9 +33,6 @@ export const VIA = '1.1 physarum'
  * proxy in server mode), and the dialer's own default is 64.
  */
 export const MAX_STREAMS = 4096
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
-/** undici's codes for a connection closed or reset under a request. */
-const CLOSED_UNDER = new Set(['UND_ERR_SOCKET', 'ECONNRESET'])
 
 export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
   if (res.headersSent) { res.destroy(new Error(message)); return }
@@ -137,13 +134,13 @@ export class ForwardServer {
     // The client went away (stream reset): abort the request to the instance too.
     onResponseOver(req, res, () => { if (!res.writableFinished) ac.abort(new Error('client disconnected')); finish(res.statusCode) })
     const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
+    const withBody = hasBody(req.headers)
     const send = (retry: boolean): void => {
       this.pool(target).stream({
         path: req.url ?? '/',
         method: req.method as 'GET',
         headers,
-        body: hasBody ? req : null,
+        body: withBody ? req : null,
         signal: ac,
         opaque: res
       }, ({ statusCode, headers: upstream }) => {
@@ -154,7 +151,7 @@ export class ForwardServer {
         // A keep-alive connection the app closed just as it was reused (the app's idle timeout
         // passed, e.g. while this process was stopped): an idempotent request without a body
         // goes again, once, on a fresh connection (RFC 9112 §9.3.1).
-        if (retry && !res.headersSent && !hasBody && IDEMPOTENT.has(req.method ?? '') && CLOSED_UNDER.has((err as { code?: string }).code ?? '')) { send(false); return }
+        if (retry && !res.headersSent && !withBody && IDEMPOTENT.has(req.method ?? '') && connectionLost(err)) { send(false); return }
         this.components.log.debug('upstream request failed', { app: target.app, instance: target.instanceId, error: err.message })
         if ((err as { code?: string }).code === 'ECONNREFUSED') {
           // The instance is gone (its death not yet noticed): the app never saw the request, so

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream'
 import type { Agent } from '../agent.js'
 import type { Logger } from '../log.js'
 import { ForwardClient, ConnectError } from '../forward/client.js'
-import { addForwarded, endToEnd, relayHead } from '../forward/headers.js'
+import { IDEMPOTENT, addForwarded, connectionLost, endToEnd, hasBody, relayHead } from '../forward/headers.js'
 import { sendJsonError, VIA } from '../forward/serve.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 import { Balancer, RetryBudget } from './balancer.js'
@@ -19,9 +19,6 @@ import { statusJson, statusHtml } from './status.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const APP_RE = new RegExp(APP_NAME_PATTERN)
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
-/** undici's codes for a connection that closed or reset under a request. */
-const LOST_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 /** On shutdown, idle connections are closed after this long without a request coming or ending (ms). */
 const QUIET_MS = 200
 
@@ -121,7 +118,7 @@ export class Entrypoint {
     this.inFlight++
     const clientGone = new RequestAbort()
     onResponseOver(req, res, () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
+    const withBody = hasBody(req.headers)
     // Read now: once the client has gone, req.socket is null.
     const clientIp = req.socket?.remoteAddress
     const method = req.method ?? 'GET'
@@ -153,7 +150,7 @@ export class Entrypoint {
             path,
             method: method as 'GET',
             headers,
-            body: hasBody ? req : null,
+            body: withBody ? req : null,
             signal: clientGone,
             headersTimeout: this.init.requestTimeoutMs,
             bodyTimeout: this.init.requestTimeoutMs,
@@ -163,7 +160,7 @@ export class Entrypoint {
             // time, but serving, is not taken for failed while it serves.
             if (!ep.local) this.components.agent.membership.table.heard(ep.peer, Date.now())
             const hostError = upstream['x-physarum-error']
-            if (typeof hostError === 'string' && !hasBody) {
+            if (typeof hostError === 'string' && !withBody) {
               // The host no longer has that instance (or app): the app never saw this request.
               gone = hostError
               return new Writable({ write (_c, _e, cb) { cb() } })
@@ -201,9 +198,9 @@ export class Entrypoint {
           // elsewhere only moves load the host no longer carries, so it is not charged to the
           // retry budget (which guards a struggling app against retry storms), and that host's
           // other instances sit out the retry.
-          const hostLost = LOST_CONNECTION.has((err as { code?: string }).code ?? '')
+          const hostLost = connectionLost(err)
           if (hostLost) for (const e of placement.endpoints(app)) if (e.peer === ep.peer) exclude.add(e.key)
-          if (!retried && IDEMPOTENT.has(method) && !hasBody && (hostLost || this.budget.withdraw())) {
+          if (!retried && IDEMPOTENT.has(method) && !withBody && (hostLost || this.budget.withdraw())) {
             retried = true
             stats?.onRetry?.(app)
             continue
