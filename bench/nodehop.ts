@@ -3,13 +3,12 @@
 // libp2p. Usage: node build/bench/nodehop.js PORT UPSTREAM_ORIGIN
 import { createServer } from 'node:http'
 import { Pool } from 'undici'
-import { endToEnd, relayHead } from '../src/forward/headers.js'
+import { endToEnd, hasBody, relayHead } from '../src/forward/headers.js'
 
 const port = Number(process.argv[2])
 const pool = new Pool(process.argv[3], { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
 const server = createServer({ keepAliveTimeout: 65000 }, (req, res) => {
-  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
-  pool.stream({ path: req.url ?? '/', method: req.method as 'GET', headers: endToEnd(req.headers), body: hasBody ? req : null, opaque: res }, ({ statusCode, headers }) => {
+  pool.stream({ path: req.url ?? '/', method: req.method as 'GET', headers: endToEnd(req.headers), body: hasBody(req.headers) ? req : null, opaque: res }, ({ statusCode, headers }) => {
     relayHead(res, statusCode, headers, {})
     return res
   }).catch((err: Error) => { res.destroy(err) })
