@@ -44,7 +44,8 @@ export const MAX_LOG_LINE = 16 * 1024
  */
 export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
   let partial = ''
-  // A line that ends in this chunk may still be longer than MAX_LOG_LINE (what was held, plus the chunk).
+  // Any line longer than MAX_LOG_LINE goes out in pieces: a held partial line as soon as it
+  // has a whole piece, a line that ends in this chunk (what was held, plus the chunk) at once.
   const emit = (line: string): void => {
     if (line.length <= MAX_LOG_LINE) { fn(line); return }
     for (let i = 0; i < line.length; i += MAX_LOG_LINE) fn(line.slice(i, i + MAX_LOG_LINE))
@@ -54,9 +55,10 @@ export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => v
     const lines = (partial + chunk).split('\n')
     partial = lines.pop() ?? ''
     for (const l of lines) emit(l.endsWith('\r') ? l.slice(0, -1) : l)
-    while (partial.length >= MAX_LOG_LINE) {
-      fn(partial.slice(0, MAX_LOG_LINE))
-      partial = partial.slice(MAX_LOG_LINE)
+    const whole = partial.length - partial.length % MAX_LOG_LINE
+    if (whole > 0) {
+      emit(partial.slice(0, whole))
+      partial = partial.slice(whole)
     }
   })
   stream.on('end', () => { if (partial !== '') fn(partial) })
