@@ -12,6 +12,7 @@ import type { Balancer } from './balancer.js'
 import type { RequestAbort } from '../http.js'
 import { instanceKey } from '../forward/protocol.js'
 import type { AppInstances } from '../membership/announcement.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface Endpoint {
   key: string
@@ -175,9 +176,10 @@ export class Placement {
     }
     // Each waiting request has its own bound; the shared allocation goes on for the others.
     let timer: NodeJS.Timeout | undefined
+    let gone: (() => void) | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new PlacementError(504, `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
-      const gone = (): void => { clearTimeout(timer); reject(new PlacementError(504, 'client went away')) }
+      gone = () => { reject(new PlacementError(504, 'client went away')) }
       // A client that left before this point (while RTTs were measured) gets no 'abort' event any more.
       if (signal?.aborted === true) gone()
       else signal?.once('abort', gone)
@@ -186,6 +188,8 @@ export class Placement {
       return await Promise.race([p, timeout])
     } finally {
       clearTimeout(timer)
+      // The request goes on (forwarding, a retry's next wait): its signal must not collect listeners.
+      if (gone !== undefined) signal?.off('abort', gone)
     }
   }
 
@@ -197,7 +201,7 @@ export class Placement {
     // A proxy that has just started may not know the cluster yet: give the view a moment.
     const settle = agent.startedAt + 3000
     while (hosts.length === 0 && Date.now() < settle) {
-      await new Promise(resolve => setTimeout(resolve, 50))
+      await sleep(50)
       hosts = candidates()
     }
     if (hosts.length === 0) {
