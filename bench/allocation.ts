@@ -11,6 +11,7 @@ import type { Config } from '../src/config/schema.js'
 import { dockerReady, buildTestImage, TEST_IMAGE } from '../test/helpers/docker.js'
 import { HELLO_COMMAND } from '../test/helpers/cluster.js'
 import { fmt, machine, median, percentile, saveResult } from './lib.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const RUNS = Number(process.env.BENCH_ALLOC_RUNS ?? 20)
 
@@ -26,7 +27,7 @@ async function measure (runtime: 'process' | 'docker'): Promise<{ ready: number[
   const ready: number[] = []
   const firstResponse: number[] = []
   try {
-    while (client.membership.table.get(alloc.agent.peer) === undefined) await new Promise(resolve => setTimeout(resolve, 20))
+    while (client.membership.table.get(alloc.agent.peer) === undefined) await sleep(20)
     for (let i = 0; i < RUNS + 1; i++) {
       const t0 = process.hrtime.bigint()
       const inst = await requestAllocation(client.node, alloc.agent.node.peerId, 'app', { fresh: true })

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ROOT, fmt, machine, median, percentile, saveResult } from './lib.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const EXE = resolve(ROOT, 'dist/physarum')
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 30)
@@ -58,7 +59,7 @@ async function startPair (exe: string, apps: Record<string, unknown> = {}): Prom
     for (let i = 0; i < 400; i++) {
       const m = re.exec(out)
       if (m !== null) return { pid: c.pid as number, m }
-      await new Promise(resolve => setTimeout(resolve, 50))
+      await sleep(50)
     }
     throw new Error(`${exe} ${args[0]} did not start: ${out}`)
   }
@@ -99,7 +100,7 @@ async function idleRss (state: 'cold' | 'written'): Promise<{ allocator: Rss, pr
   for (let i = 0; i < IDLE_RUNS; i++) {
     const pair = await startPair(inState(state))
     try {
-      await new Promise(resolve => setTimeout(resolve, IDLE_S * 1000))
+      await sleep(IDLE_S * 1000)
       runs.push({ allocator: rssMb(pair.allocator), proxy: rssMb(pair.proxy) })
     } finally {
       await pair.stop()
@@ -132,7 +133,7 @@ async function moves (exe: string): Promise<Moves> {
     for (let i = 0; i < 30; i++) {
       const r = await fetch(`${pair.http}/hello/hello`).catch(() => undefined)
       if (r?.status === 200) break
-      await new Promise(resolve => setTimeout(resolve, 200))
+      await sleep(200)
     }
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now()

@@ -10,6 +10,7 @@ import { pskHex, swarmKey } from '../src/node/psk.js'
 import { MEMBERS_TOPIC, SUSPECT_TOPIC, encodeSuspect } from '../src/membership/announcement.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Agent } from '../src/agent.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const PSK = 'e'.repeat(64)
 const agents: Agent[] = []
@@ -106,7 +107,7 @@ describe('five nodes on loopback', () => {
     const open = await start({ config: { Bootstraps: [addrOf(nodes[0])] } })
     await assert.rejects(other.node.dial(multiaddr(addrOf(nodes[0])), { signal: AbortSignal.timeout(3000) }))
     await assert.rejects(open.node.dial(multiaddr(addrOf(nodes[0])), { signal: AbortSignal.timeout(3000) }))
-    await new Promise(resolve => setTimeout(resolve, 1500))
+    await sleep(1500)
     assert.equal(other.membership.members().length, 0)
     assert.equal(open.membership.members().length, 0)
     for (const n of nodes) {
@@ -126,9 +127,9 @@ describe('five nodes on loopback', () => {
     // 100 valid notices (signed by a, a member), one every 10 ms.
     for (let i = 0; i < 100; i++) {
       await a.node.services.pubsub.publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: a.peer, suspect: b.peer, ts: Date.now() + i })).catch(() => {})
-      await new Promise(resolve => setTimeout(resolve, 10))
+      await sleep(10)
     }
-    await new Promise(resolve => setTimeout(resolve, 500))
+    await sleep(500)
     const took = Date.now() - t0
     const refutations = seq() - before
     // At most one per 200 ms, plus the periodic announcements (every 2 s in tests).

@@ -10,6 +10,7 @@ import { instancePool } from '../src/forward/serve.js'
 import { checkOnce } from '../src/instances/health.js'
 import { appSpec } from '../src/catalog/catalog.js'
 import { builtinDefaults } from '../src/config/defaults.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 test('hostPort brackets IPv6 hosts', () => {
   assert.equal(hostPort('127.0.0.1', 8080), '127.0.0.1:8080')
@@ -54,10 +55,10 @@ test('onResponseOver: responses queued behind a pipelined request are over, for 
   s.on('error', () => {})
   try {
     s.write('GET /slow HTTP/1.1\r\nHost: t\r\n\r\n' + 'GET /fast HTTP/1.1\r\nHost: t\r\n\r\n'.repeat(5))
-    for (let i = 0; i < 200 && queued < 5; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    for (let i = 0; i < 200 && queued < 5; i++) await sleep(10)
     assert.equal(queued, 5, 'the pipelined requests reached the handler')
     s.destroy()
-    for (let i = 0; i < 200 && (over < 6 || finishedHeard < 5); i++) await new Promise(resolve => setTimeout(resolve, 10))
+    for (let i = 0; i < 200 && (over < 6 || finishedHeard < 5); i++) await sleep(10)
     assert.equal(over, 6, 'onResponseOver called once for each response')
     assert.equal(finishedHeard, 5, 'stream.finished settled for each queued response')
   } finally {

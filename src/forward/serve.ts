@@ -11,6 +11,7 @@ import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } 
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../http.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface ForwardTarget {
   app: string
@@ -179,7 +180,7 @@ export class ForwardServer {
     await this.stopAccepting()
     for (const s of this.sockets) s.end()
     const deadline = Date.now() + graceMs
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    while (this.sockets.size > 0 && Date.now() < deadline) await sleep(20)
     for (const s of this.sockets) s.destroy()
     await Promise.all([...this.pools.values()].map(async p => { await p.close().catch(() => {}) }))
     this.pools.clear()

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../log.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export class AgentUnreachableError extends Error {
   override name = 'AgentUnreachableError'
@@ -44,7 +45,7 @@ export async function byJoining (config: Config, log: Logger, waitMs: number): P
       const n = agent.membership.members().length
       if (n !== count) { count = n; stableSince = Date.now() }
       if (n > 0 && Date.now() - stableSince > 400) break
-      await new Promise(resolve => setTimeout(resolve, 50))
+      await sleep(50)
     }
     const peers = agent.membership.members().filter(m => m.status === 'alive').map(m => peerIdFromString(m.announcement.peer))
     await agent.rtt.measureMany(peers, { samples: 3, timeoutMs: Math.max(300, Math.min(1000, deadline - Date.now())) })

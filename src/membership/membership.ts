@@ -14,6 +14,7 @@ import { LocalHealth } from './health.js'
 import type { PhysarumNode } from '../node/node.js'
 import type { RttService } from '../rtt/rtt.js'
 import type { Logger } from '../log.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface LocalState {
   catalog: string[]
@@ -122,7 +123,7 @@ export class Membership {
       this.leaving = true
       await this.publish()
       // Give gossipsub a moment to flush the leave to every mesh peer before the streams close.
-      await new Promise(resolve => setTimeout(resolve, 150))
+      await sleep(150)
     }
     const { node } = this.components
     const pubsub = node.services.pubsub

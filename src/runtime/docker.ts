@@ -5,6 +5,7 @@ import Docker from 'dockerode'
 import type { AppSpec } from '../catalog/catalog.js'
 import type { Logger } from '../log.js'
 import { StartError, logLines, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export const LABEL_APP = 'physarum.app'
 export const LABEL_INSTANCE = 'physarum.instance'
@@ -178,7 +179,7 @@ export class DockerRuntime implements Runtime {
           stream.on('close', resolve)
         })
       } catch {}
-      if (!this.closed) await new Promise(resolve => setTimeout(resolve, 1000))
+      if (!this.closed) await sleep(1000)
     }
   }
 
