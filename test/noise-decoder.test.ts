@@ -4,11 +4,10 @@
 // every chunk a connection received.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { quietPair } from './helpers/cluster.js'
+import { withQuietPair } from './helpers/cluster.js'
 
 test('receiving a noise frame throws no RangeError', async () => {
-  const [a, b] = await quietPair('3'.repeat(64))
-  try {
+  await withQuietPair('3'.repeat(64), async (a, b) => {
     for (let i = 0; i < 20; i++) await a.rtt.probe(b.node.peerId)
     // Count RangeErrors made while probes go back and forth; `instanceof RangeError` still holds.
     const Original = globalThis.RangeError
@@ -23,8 +22,5 @@ test('receiving a noise frame throws no RangeError', async () => {
     }
     // Without the patch: one per received chunk, 400 for 200 round trips.
     assert.ok(made < 20, `${made} RangeErrors for 200 round trips`)
-  } finally {
-    await a.stop({ leave: false })
-    await b.stop({ leave: false })
-  }
+  })
 })

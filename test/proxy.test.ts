@@ -48,8 +48,10 @@ describe('proxy with real allocators', () => {
     assert.equal(r2.headers['x-physarum-instance'], inst)
     assert.match(String(r2.headers['server-timing']), /cold;dur=0\.00/)
     assert.equal(alloc.manager.instances.size, 1)
-    // The instance counts as live for the sweep of per-instance pools and figures (same key format).
+    // The instance counts as live for the sweep of per-instance pools and figures (same key
+    // format), through its host's announcement: not only as the proxy's recent allocation.
     const [id, peer] = inst.split('@')
+    proxy.placement.forgetRecent(`${peer}/hello/${id}`)
     await waitFor('the instance announced', () => proxy.placement.liveKeys().has(`${peer}/hello/${id}`), 5000)
   })
 

@@ -10,59 +10,52 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Socket } from 'node:net'
-import { quietPair, waitFor } from './helpers/cluster.js'
+import { withQuietPair, waitFor } from './helpers/cluster.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const PROTO = '/physarum-test/sink/1'
 
-test('a small request/response costs one socket write per side', async () => {
-  const [a, b] = await quietPair('7'.repeat(64))
+/** How many socket writes this process makes while `fn` runs. */
+async function socketWrites (fn: () => Promise<void>): Promise<number> {
+  const original = Socket.prototype.write
+  let writes = 0
+  Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>) { writes++; return original.apply(this, args) } as Socket['write']
   try {
+    await fn()
+  } finally {
+    Socket.prototype.write = original
+  }
+  return writes
+}
+
+test('a small request/response costs one socket write per side', async () => {
+  await withQuietPair('7'.repeat(64), async (a, b) => {
     for (let i = 0; i < 20; i++) await a.rtt.probe(b.node.peerId)
-    const original = Socket.prototype.write
-    let writes = 0
-    Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>) { writes++; return original.apply(this, args) } as Socket['write']
-    try {
-      for (let i = 0; i < 200; i++) await a.rtt.probe(b.node.peerId)
-    } finally {
-      Socket.prototype.write = original
-    }
+    const writes = await socketWrites(async () => { for (let i = 0; i < 200; i++) await a.rtt.probe(b.node.peerId) })
     // One write for the probe, one for the echo; a little slack for stray traffic.
     assert.ok(writes / 200 < 2.5, `${(writes / 200).toFixed(2)} socket writes per round trip`)
-  } finally {
-    await a.stop({ leave: false })
-    await b.stop({ leave: false })
-  }
+  })
 })
 
 test('frames of many streams sent in one turn leave in one socket write', async () => {
-  const [a, b] = await quietPair('5'.repeat(64))
-  try {
+  await withQuietPair('5'.repeat(64), async (a, b) => {
     const received: number[] = []
     await b.node.handle(PROTO, async (stream) => { for await (const c of stream) received.push(c.byteLength) }, { maxInboundStreams: 64 })
     const streams = await Promise.all(Array.from({ length: 32 }, async () => await a.node.dialProtocol(b.node.peerId, PROTO, { maxOutboundStreams: 64 })))
     // Let stream opening settle (its frames are not what is counted).
-    await new Promise(resolve => setTimeout(resolve, 200))
-    const original = Socket.prototype.write
-    let writes = 0
-    Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>) { writes++; return original.apply(this, args) } as Socket['write']
-    try {
+    await sleep(200)
+    const writes = await socketWrites(async () => {
       for (const s of streams) s.send(new Uint8Array(100))
       await waitFor('all frames received', () => received.length >= 32)
-    } finally {
-      Socket.prototype.write = original
-    }
+    })
     // 32 frames: 32 socket writes without the patch; one (plus stray traffic) with it.
     assert.ok(writes <= 3, `${writes} socket writes for 32 frames sent in one turn`)
     for (const s of streams) await s.close()
-  } finally {
-    await a.stop({ leave: false })
-    await b.stop({ leave: false })
-  }
+  })
 })
 
 test('what is held is sent, in order, before the connection closes', async () => {
-  const [a, b] = await quietPair('5'.repeat(64))
-  try {
+  await withQuietPair('5'.repeat(64), async (a, b) => {
     const got: Uint8Array[] = []
     // The receiver takes each message as it is decoded (no read buffer that a closing
     // connection would discard) and says when it is ready.
@@ -88,8 +81,5 @@ test('what is held is sent, in order, before the connection closes', async () =>
     const bytes = Buffer.concat(got)
     assert.equal(bytes.length, 200)
     for (let i = 0; i < 200; i++) assert.equal(bytes[i], i)
-  } finally {
-    await a.stop({ leave: false })
-    await b.stop({ leave: false })
-  }
+  })
 })

@@ -7,6 +7,7 @@ import { Agent } from '../../src/agent.js'
 import { AllocatorDaemon } from '../../src/allocator.js'
 import { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { createLogger, silentLogger } from '../../src/log.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export function testConfig (over: Partial<Config> = {}): Config {
   const c = builtinDefaults()
@@ -27,27 +28,27 @@ export async function waitFor<T> (what: string, fn: () => T | undefined | false 
       const v = await fn()
       if (v !== undefined && v !== false) return v
     } catch (err) { last = err }
-    await new Promise(resolve => setTimeout(resolve, everyMs))
+    await sleep(everyMs)
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}`)
 }
 
 /**
- * Two agents joined through a PSK, with membership stopped: a quiet connection on which
- * a test counts what one exchange costs. The caller stops both (`stop({ leave: false })`).
+ * Runs `fn` on two agents joined through a PSK, with membership stopped: a quiet
+ * connection on which a test counts what one exchange costs. Both are stopped after,
+ * however `fn` ends.
  */
-export async function quietPair (psk: string): Promise<[Agent, Agent]> {
+export async function withQuietPair (psk: string, fn: (a: Agent, b: Agent) => Promise<void>): Promise<void> {
   const a = await startAgent({ config: { Psk: psk } })
   const b = await startAgent({ config: { Psk: psk, Bootstraps: [addrOf(a)] } })
   try {
     await waitFor('connected', () => a.membership.table.get(b.peer) !== undefined)
     await a.membership.stop()
     await b.membership.stop()
-    return [a, b]
-  } catch (err) {
+    await fn(a, b)
+  } finally {
     await a.stop({ leave: false })
     await b.stop({ leave: false })
-    throw err
   }
 }
 
