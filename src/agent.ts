@@ -158,7 +158,9 @@ export class Agent {
       }
     }
     const rows = [row(undefined), ...this.membership.members().map(m => row(m))]
-    return rows.sort((x, y) => Number(y.self) - Number(x.self) || (x.rttMs ?? Infinity) - (y.rttMs ?? Infinity) || x.peer.localeCompare(y.peer))
+    // Peer IDs in code-unit order: a daemon's first localeCompare loads ICU's collation data
+    // (~2 MB of resident memory; the dependencies that sorted with it are patched too).
+    return rows.sort((x, y) => Number(y.self) - Number(x.self) || (x.rttMs ?? Infinity) - (y.rttMs ?? Infinity) || (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0))
   }
 
   /** Stops everything this agent started; with `leave`, announces the departure first. */

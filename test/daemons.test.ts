@@ -1,6 +1,7 @@
 // Real child processes of bin/physarum: three daemons joined through the multiaddr
 // printed by the first, `physarum members` against an agent and by joining, failure of
 // a frozen (SIGSTOP) process, leave on SIGTERM, and the persistent identity file.
+// The daemons of the main suite also carry a preload that reports every string collation.
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -13,18 +14,37 @@ import type { MemberView } from '../src/agent.js'
 const PSK = '0123456789abcdef'.repeat(4)
 let dir: string
 let conf: string
+let trap: string
+
+/**
+ * A preload for the daemons: it reports each String#localeCompare and Intl.Collator call on
+ * stderr. The first of them in a process loads ICU's collation data, ~2 MB of an idle
+ * daemon's resident memory, and nothing a daemon sorts needs a locale's order.
+ */
+const COLLATION_TRAP = `const { writeSync } = require('node:fs')
+const report = (what) => writeSync(2, '[collation] ' + what + ' ' + new Error().stack.split('\\n').slice(3, 5).join(' ') + '\\n')
+const localeCompare = String.prototype.localeCompare
+String.prototype.localeCompare = function (...args) { report('localeCompare'); return localeCompare.apply(this, args) }
+Intl.Collator = new Proxy(Intl.Collator, {
+  construct (target, args) { report('Intl.Collator'); return Reflect.construct(target, args) },
+  apply (target, self, args) { report('Intl.Collator'); return Reflect.apply(target, self, args) }
+})
+writeSync(2, 'collation trap set\\n')
+`
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'physarum-daemons-'))
   conf = join(dir, 'conf.json')
   writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'] }))
+  trap = join(dir, 'collation-trap.cjs')
+  writeFileSync(trap, COLLATION_TRAP)
 })
 after(async () => { await killAll(); rmSync(dir, { recursive: true, force: true }) })
 
 interface Started { d: Daemon, addr: string, admin: string, peer: string }
 
 async function daemon (role: 'allocator' | 'proxy', extra: string[] = []): Promise<Started> {
-  const d = spawnCli([role, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', ...extra], { env: { PHYSARUM_PSK: PSK }, cwd: dir })
+  const d = spawnCli([role, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', ...extra], { env: { PHYSARUM_PSK: PSK, NODE_OPTIONS: `--require ${trap}` }, cwd: dir })
   const addr = (await d.waitFor(/listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/))
   const admin = (await d.waitFor(/admin=(127\.0\.0\.1:\d+)/))[1]
   return { d, addr: addr[1], peer: addr[2], admin }
@@ -133,6 +153,14 @@ describe('daemons as child processes', () => {
     assert.match(b.d.stderr(), /SIGTERM: shutting down/)
     await waitFor('left', async () => statusIn(await members(a.admin), b.peer) === 'left', 5000, 100)
     await waitFor('left on the other', async () => statusIn(await members(c.admin), b.peer) === 'left', 5000, 100)
+  })
+
+  test('no daemon collates strings in its whole life (ICU\'s collation data stays out of memory)', () => {
+    // Start, join, probes, announcements, every members query above, a failure, a leave.
+    for (const [name, s] of [['a', a], ['b', b], ['c', c]] as const) {
+      assert.match(s.d.stderr(), /collation trap set/, `${name} ran with the preload`)
+      assert.doesNotMatch(s.d.stderr(), /\[collation\]/, `daemon ${name}`)
+    }
   })
 })
 
