@@ -39,7 +39,7 @@ export function ensureHelloImage (log = console.log) {
       mkdirSync(join(dir, 'root', dirname(to)), { recursive: true })
       copyFileSync(from, join(dir, 'root', to))
     }
-    lines.push('COPY root/ /', 'ENV PORT=8080', 'EXPOSE 8080', 'USER 1000:1000', 'CMD ["/usr/local/bin/node", "/app/server.mjs"]')
+    lines.push('COPY root/ /', 'ENV PORT=8080 HOST=0.0.0.0', 'EXPOSE 8080', 'USER 1000:1000', 'CMD ["/usr/local/bin/node", "/app/server.mjs"]')
     writeFileSync(join(dir, 'Dockerfile'), lines.join('\n') + '\n')
     const offline = docker(['build', '-q', '-t', HELLO_IMAGE, dir])
     if (offline.status !== 0) throw new Error(`docker build failed: ${(offline.stderr || offline.stdout).trim()}`)

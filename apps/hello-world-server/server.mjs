@@ -1,5 +1,6 @@
 // hello-world-server: the demo app that ships with physarum, and the test app of its
-// suites. Listens on $PORT (default 8080). Routes:
+// suites. Listens on $HOST:$PORT (default 127.0.0.1:8080; its images set HOST=0.0.0.0,
+// as a container's published port needs). Routes:
 //   GET /hello            "hello world"
 //   GET /healthz          "ok"
 //   ANY /echo             the request as JSON (method, url, headers, body length, sha256)
@@ -85,7 +86,7 @@ const server = createServer((req, res) => {
   }
 })
 
-server.listen(port, process.env.HOST ?? '0.0.0.0', () => {
+server.listen(port, process.env.HOST ?? '127.0.0.1', () => {
   console.log(`hello-world-server listening on ${server.address().port}`)
 })
 const stop = () => { server.close(() => process.exit(0)); server.closeAllConnections(); setTimeout(() => process.exit(0), 2000).unref() }
