@@ -3,8 +3,9 @@
 // plain Node.js hops (bench/nodehop.ts: the same HTTP work as physarum's two sides,
 // without libp2p); through two nginx reverse-proxy hops (the reference). Requests/s
 // with wrk, latency at a fixed 1,000 req/s with an open-loop undici client, and a
-// 100 MB transfer.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+// 100 MB transfer read by curl (and by undici in this process, for comparison).
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { promisify } from 'node:util'
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +13,8 @@ import { Pool, request } from 'undici'
 import { reservePort } from '../src/runtime/process.js'
 import { ROOT, fmt, machine, median, percentile, saveResult } from './lib.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+
+const execFileP = promisify(execFile)
 
 const HELLO = join(ROOT, 'apps/hello-world-server/server.mjs')
 const DURATION_S = Number(process.env.BENCH_FWD_SECONDS ?? 10)
@@ -92,6 +95,7 @@ async function fixedRate (url: string, rate: number, seconds: number): Promise<{
   return { p50: median(lat), p99: percentile(lat, 99), errors }
 }
 
+/** MB/s of one download read by an undici client in this process. */
 async function transfer (url: string): Promise<number> {
   const t = performance.now()
   const r = await request(url)
@@ -100,9 +104,17 @@ async function transfer (url: string): Promise<number> {
   return n / 1048576 / ((performance.now() - t) / 1000)
 }
 
+/** MB/s of one download read by curl, a native client that takes little of the two cores (as wrk for req/s). */
+async function transferCurl (url: string): Promise<number> {
+  const { stdout } = await execFileP('curl', ['-sS', '-o', '/dev/null', '-m', '120', '-w', '%{http_code} %{size_download} %{time_total}', url])
+  const [code, size, seconds] = stdout.trim().split(' ').map(Number)
+  if (code !== 200) throw new Error(`curl ${url}: HTTP ${code}`)
+  return size / 1048576 / seconds
+}
+
 export async function run (): Promise<void> {
-  if (spawnSync('sh', ['-c', 'command -v wrk && command -v nginx'], { stdio: 'ignore' }).status !== 0) {
-    throw new Error('the forwarding benchmark needs wrk and nginx (apt-get install wrk nginx)')
+  if (spawnSync('sh', ['-c', 'command -v wrk && command -v nginx && command -v curl'], { stdio: 'ignore' }).status !== 0) {
+    throw new Error('the forwarding benchmark needs wrk, nginx and curl (apt-get install wrk nginx curl)')
   }
   const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-fwd-'))
   try {
@@ -177,19 +189,24 @@ http { ${upstream('app', appPort)} ${upstream('hop2', n2)} ${server(n2, 'app')} 
       rows.push(`| ${name} | ${fmt(w.rps)} | ${fmt(w.p50, 2)} | ${fmt(w.p99, 2)} | ${hopUs.length === 0 ? '' : hopUs.map(u => fmt(u)).join(' + ')} | ${fmt(f.p50, 2)} / ${fmt(f.p99, 2)}${added} | ${f.errors} |`)
       process.stderr.write(rows[rows.length - 1] + '\n')
     }
-    // One transfer per path first (JIT and the WebAssembly of pnet warm up, buffers grow), then the measured ones.
+    // One transfer per path first (JIT and the WebAssembly of pnet warm up, buffers grow), then
+    // the measured ones, read by curl and, for comparison, by undici in this process.
     const size = 100 * 1024 * 1024
-    const mb = async (url: string): Promise<number> => {
-      await transfer(url)
+    const mb = async (url: string, read: (url: string) => Promise<number>): Promise<number> => {
+      await read(url)
       const runs: number[] = []
-      for (let k = 0; k < ROUNDS; k++) runs.push(await transfer(url))
+      for (let k = 0; k < ROUNDS; k++) runs.push(await read(url))
       return median(runs)
     }
-    const mbDirect = await mb(`${direct}/bytes?n=${size}`)
-    const mbPhysarum = await mb(`${viaPhysarum}/bytes?n=${size}`)
-    const mbNode2 = await mb(`${viaNode2}/bytes?n=${size}`)
-    const mbNginx = await mb(`${viaNginx}/bytes?n=${size}`)
-    data.transferMBps = { direct: mbDirect, physarum: mbPhysarum, node2: mbNode2, nginx: mbNginx }
+    const paths = { direct, physarum: viaPhysarum, node2: viaNode2, nginx: viaNginx }
+    const byClient = async (read: (url: string) => Promise<number>): Promise<Record<keyof typeof paths, number>> => {
+      const out: Partial<Record<keyof typeof paths, number>> = {}
+      for (const [k, base] of Object.entries(paths) as Array<[keyof typeof paths, string]>) out[k] = await mb(`${base}/bytes?n=${size}`, read)
+      return out as Record<keyof typeof paths, number>
+    }
+    const curlMBps = await byClient(transferCurl)
+    const undiciMBps = await byClient(transfer)
+    data.transferMBps = { curl: curlMBps, undici: undiciMBps }
     const rps = (i: number): number => (data[targets[i][0]] as { wrk: { rps: number } }).wrk.rps
     const ratio = rps(1) / rps(4)
     const hopCpu = (i: number): number[] => (data[targets[i][0]] as { hopCpuUsPerRequest: number[] }).hopCpuUsPerRequest
@@ -199,11 +216,11 @@ http { ${upstream('app', appPort)} ${upstream('hop2', n2)} ${server(n2, 'app')} 
 |---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Throughput ratio physarum / two nginx hops: ${fmt(ratio, 2)}×. Through physarum / through two Node.js hops: ${fmt(rps(1) / rps(3), 2)}×. One 100 MB response (median of ${ROUNDS} after one warm-up transfer per path): ${fmt(mbDirect)} MB/s direct, ${fmt(mbPhysarum)} MB/s through physarum, ${fmt(mbNode2)} MB/s through two Node.js hops, ${fmt(mbNginx)} MB/s through nginx.
+Throughput ratio physarum / two nginx hops: ${fmt(ratio, 2)}×. Through physarum / through two Node.js hops: ${fmt(rps(1) / rps(3), 2)}×. One 100 MB response (median of ${ROUNDS} after one warm-up transfer per path), read by curl: ${fmt(curlMBps.direct)} MB/s direct, ${fmt(curlMBps.physarum)} MB/s through physarum, ${fmt(curlMBps.node2)} MB/s through two Node.js hops, ${fmt(curlMBps.nginx)} MB/s through nginx. Read by an undici client in the benchmark's own Node.js process, which takes its own share of the two cores: ${fmt(undiciMBps.direct)}, ${fmt(undiciMBps.physarum)}, ${fmt(undiciMBps.node2)} and ${fmt(undiciMBps.nginx)} MB/s.
 
 Targets on this 2-core machine: added latency ≤ 1 ms at p50 and ≤ 3 ms at p99 at 1,000 req/s; ≥ 5,000 req/s through one proxy pair; ≥ 80 MB/s for a large body. (The load generator, the proxies and the app share the same two cores.)
 
-Where the time goes: each side of physarum's hop is a Node.js HTTP server and an undici client, as in a plain Node.js hop, plus the libp2p stream between them (tcp · pnet/xsalsa20 · noise/chacha20-poly1305 · yamux: four layers of event dispatch and a copy or two per message). In this run the proxy and the allocator used ${fmt(hopCpu(1)[0])} + ${fmt(hopCpu(1)[1])} µs of CPU per request under wrk, the two Node.js hops ${fmt(hopCpu(3)[0])} + ${fmt(hopCpu(3)[1])} µs: libp2p adds about ${fmt((hopCpu(1)[0] + hopCpu(1)[1] - hopCpu(3)[0] - hopCpu(3)[1]) / 2)} µs per request to each side. With the load generator and the app on the same two cores, CPU is the ceiling: even the two plain Node.js hops, at ${fmt(hopCpu(3)[0])} + ${fmt(hopCpu(3)[1])} µs, reach only ${fmt(rps(3))} req/s here, so ≥ 5,000 req/s through physarum would need its libp2p stack nearly free as well as a lighter HTTP path on each side. System calls are costly on this VM: at low load each side makes about two socket writes per request (the client's or the app's socket, and the libp2p connection). Under load, the frames that all streams of a connection send in one event-loop turn leave as one message (the yamux patch: one noise encryption, one xsalsa20 call and one socket write per turn, not per frame); in two A/B runs of 3 interleaved rounds each it cut each side's CPU per request under wrk by 20–40 % (medians: proxy 333 → 267 and 335 → 204 µs, allocator 331 → 267 and 356 → 197 µs), and in the second the p50 at 1,000 req/s was 1.5–1.8 ms with it against 1.9–7.3 ms without. The tail at 1,000 req/s is not a timer or Nagle delay (traced: a response leaves in the event-loop turn its last byte arrived in; the frames held by the yamux patch leave at the end of that turn); it is CPU and garbage collection. 1,000 req/s is ${fmt(100000 / rps(1))} % of what physarum served under wrk in this run, so requests queue behind each other whenever another process takes a core. Young-generation scavenges run every 0.25–3 s and each promotes ~2 MB of per-request objects (IncomingMessage, headers, undici handlers and abort signals: ~8 KB per request), pausing 5–40 ms on this VM, and the old generation they fill is marked and compacted every 10 s or so, in steps of up to 20 ms; a larger young generation (\`--max-semi-space-size=64\`) halved the scavenges (16 → 7 in 10 s at 500 req/s, GC time 415 → 129 ms) in a trial. For a large body each side spends 10–15 ms of CPU per MB in libp2p, most of it in pnet's xsalsa20 (WebAssembly, a copy in and out per chunk), in collecting the per-chunk buffers, and in chacha20-poly1305 (OpenSSL); the two Node.js hops move the same body at ${fmt(mbNode2)} MB/s.`
+Where the time goes: each side of physarum's hop is a Node.js HTTP server and an undici client, as in a plain Node.js hop, plus the libp2p stream between them (tcp · pnet/xsalsa20 · noise/chacha20-poly1305 · yamux: four layers of event dispatch and a copy or two per message). In this run the proxy and the allocator used ${fmt(hopCpu(1)[0])} + ${fmt(hopCpu(1)[1])} µs of CPU per request under wrk, the two Node.js hops ${fmt(hopCpu(3)[0])} + ${fmt(hopCpu(3)[1])} µs: libp2p adds about ${fmt((hopCpu(1)[0] + hopCpu(1)[1] - hopCpu(3)[0] - hopCpu(3)[1]) / 2)} µs per request to each side. With the load generator and the app on the same two cores, CPU is the ceiling: even the two plain Node.js hops, at ${fmt(hopCpu(3)[0])} + ${fmt(hopCpu(3)[1])} µs, reach only ${fmt(rps(3))} req/s here, so ≥ 5,000 req/s through physarum would need its libp2p stack nearly free as well as a lighter HTTP path on each side. System calls are costly on this VM: at low load each side makes about two socket writes per request (the client's or the app's socket, and the libp2p connection). Under load, the frames that all streams of a connection send in one event-loop turn leave as one message (the yamux patch: one noise encryption, one xsalsa20 call and one socket write per turn, not per frame); in two A/B runs of 3 interleaved rounds each it cut each side's CPU per request under wrk by 20–40 % (medians: proxy 333 → 267 and 335 → 204 µs, allocator 331 → 267 and 356 → 197 µs), and in the second the p50 at 1,000 req/s was 1.5–1.8 ms with it against 1.9–7.3 ms without. The tail at 1,000 req/s is not a timer or Nagle delay (traced: a response leaves in the event-loop turn its last byte arrived in; the frames held by the yamux patch leave at the end of that turn); it is CPU and garbage collection. 1,000 req/s is ${fmt(100000 / rps(1))} % of what physarum served under wrk in this run, so requests queue behind each other whenever another process takes a core. Young-generation scavenges run every 0.25–3 s and each promotes ~2 MB of per-request objects (IncomingMessage, headers, undici handlers and abort signals: ~8 KB per request), pausing 5–40 ms on this VM, and the old generation they fill is marked and compacted every 10 s or so, in steps of up to 20 ms; a larger young generation (\`--max-semi-space-size=64\`) halved the scavenges (16 → 7 in 10 s at 500 req/s, GC time 415 → 129 ms) in a trial. For a large body each side spends 10–15 ms of CPU per MB in libp2p, most of it in pnet's xsalsa20 (WebAssembly, a copy in and out per chunk), in collecting the per-chunk buffers, and in chacha20-poly1305 (OpenSSL); the two Node.js hops move the same body at ${fmt(curlMBps.node2)} MB/s. Data frames are cut at 64 KB (the yamux patch): before, a frame took all the send window allowed, up to megabytes, which the receiver could pass on only once whole, and the same transfer moved at ~55 MB/s in about half the runs (A/B, 4 interleaved rounds read by curl: median 56 MB/s without the cut, 81 with it).`
     saveResult('forwarding', { title: 'Forwarding: direct vs physarum vs plain Node.js and nginx hops', ranAt: new Date().toISOString(), machine: machine(), markdown, data })
     process.stdout.write(markdown + '\n')
   } finally {
