@@ -96,7 +96,7 @@ async function fixedRate (url: string, rate: number, seconds: number): Promise<{
 }
 
 /** MB/s of one download read by an undici client in this process. */
-async function transfer (url: string): Promise<number> {
+async function transferUndici (url: string): Promise<number> {
   const t = performance.now()
   const r = await request(url)
   let n = 0
@@ -205,7 +205,7 @@ http { ${upstream('app', appPort)} ${upstream('hop2', n2)} ${server(n2, 'app')} 
       return out as Record<keyof typeof paths, number>
     }
     const curlMBps = await byClient(transferCurl)
-    const undiciMBps = await byClient(transfer)
+    const undiciMBps = await byClient(transferUndici)
     data.transferMBps = { curl: curlMBps, undici: undiciMBps }
     const rps = (i: number): number => (data[targets[i][0]] as { wrk: { rps: number } }).wrk.rps
     const ratio = rps(1) / rps(4)

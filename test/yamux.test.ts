@@ -8,7 +8,7 @@
 //   What is held must still arrive, in order, also when the connection closes at once.
 // - data frames are cut at the muxer's maxMessageSize (64 KB), as that option says; without
 //   it one frame took all the send window allowed (up to 16 MB), and a 100 MB response
-//   through the forwarding hop moved at ~50 MB/s in about half the runs instead of ~80.
+//   through the forwarding hop moved at ~55 MB/s in about half the runs instead of ~80.
 // Large transfers (pnet.test, scale.test) show that flow control still works.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
