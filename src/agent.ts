@@ -89,7 +89,7 @@ export class Agent {
       node,
       rtt,
       log: log.scope('members'),
-      stats: { onAnnouncement: r => { metrics.announcements.inc({ result: r }) } }
+      stats: { onAnnouncement: r => { metrics.announcements.inc({ result: r }) }, onSuspectNotice: r => { metrics.suspectNotices.inc({ result: r }) } }
     }, {
       roles: [role],
       version: VERSION,

@@ -22,8 +22,9 @@ async function start (over: Parameters<typeof startAgent>[0] = {}): Promise<Agen
   return a
 }
 
-async function counter (a: Agent, result: string): Promise<number> {
-  const m = await a.metrics.announcements.get()
+/** A node's count of announcements (or of suspect notices) with this result. */
+async function counter (a: Agent, result: string, which: 'announcements' | 'suspectNotices' = 'announcements'): Promise<number> {
+  const m = await a.metrics[which].get()
   return m.values.find(v => v.labels.result === result)?.value ?? 0
 }
 
@@ -123,13 +124,17 @@ describe('five nodes on loopback', () => {
     const seq = (): number => b.membership.selfAnnouncement().seq
     await waitFor('quiet', () => statusOf(a, b) === 'alive')
     const before = seq()
+    const noticesBefore = await counter(b, 'accepted', 'suspectNotices')
+    let published = 0
     const t0 = Date.now()
     // 100 valid notices (signed by a, a member), one every 10 ms.
     for (let i = 0; i < 100; i++) {
-      await a.node.services.pubsub.publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: a.peer, suspect: b.peer, ts: Date.now() + i })).catch(() => {})
+      await a.node.services.pubsub.publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: a.peer, suspect: b.peer, ts: Date.now() + i })).then(() => { published++ }, () => {})
       await sleep(10)
     }
     await sleep(500)
+    assert.ok(published > 0, 'notices published')
+    await waitFor('every notice counted by b', async () => await counter(b, 'accepted', 'suspectNotices') - noticesBefore >= published, 5000)
     const took = Date.now() - t0
     const refutations = seq() - before
     // At most one per 200 ms, plus the periodic announcements (every 2 s in tests).

@@ -6,6 +6,7 @@ import type { MemberTable } from '../membership/table.js'
 export class Metrics {
   readonly registry = new Registry()
   readonly announcements: Counter<'result'>
+  readonly suspectNotices: Counter<'result'>
   readonly rtt: Histogram
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
@@ -15,6 +16,12 @@ export class Metrics {
     this.announcements = new Counter({
       name: 'physarum_announcements_total',
       help: 'Membership announcements received, by result (accepted, stale, malformed, oversized, spoofed).',
+      labelNames: ['result'],
+      registers: [this.registry]
+    })
+    this.suspectNotices = new Counter({
+      name: 'physarum_suspect_notices_total',
+      help: 'Suspect notices received (another member missed a probe), by result (accepted, malformed, spoofed).',
       labelNames: ['result'],
       registers: [this.registry]
     })

@@ -37,6 +37,7 @@ export interface MembershipInit {
 
 export interface MembershipStats {
   onAnnouncement?: (result: 'accepted' | 'stale' | 'malformed' | 'oversized' | 'spoofed') => void
+  onSuspectNotice?: (result: 'accepted' | 'malformed' | 'spoofed') => void
 }
 
 export class Membership {
@@ -197,7 +198,7 @@ export class Membership {
   private validateSuspect (msg: Message): TopicValidatorResult {
     const n = decodeSuspect(msg.data)
     if (n === undefined || msg.type !== 'signed' || msg.from.toString() !== n.peer) {
-      this.components.stats?.onAnnouncement?.(n === undefined ? 'malformed' : 'spoofed')
+      this.components.stats?.onSuspectNotice?.(n === undefined ? 'malformed' : 'spoofed')
       return TopicValidatorResult.Reject
     }
     this.decoded.set(msg, n)
@@ -210,6 +211,7 @@ export class Membership {
       // Another member missed a probe: check for ourselves now rather than at our next turn.
       const n = (this.decoded.get(msg) as SuspectNotice | undefined) ?? decodeSuspect(msg.data)
       if (n === undefined) return
+      this.components.stats?.onSuspectNotice?.('accepted')
       // Suspected ourselves (slow, not dead): refute at once with a fresh announcement, which
       // turns every member's view of us back to alive before the suspicion ripens into failed.
       if (n.suspect === this.selfPeer) { this.refute(Date.now()); return }
