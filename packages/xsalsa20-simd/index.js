@@ -11,12 +11,18 @@ const STATE = 0 // 16 words of the cipher being run
 const DATA = 256 // the data, in place
 const GROUP = 256 // bytes per step of the core: four 64-byte blocks
 
-let core
+let core // the WebAssembly instance's exports, made on first use
+let bytes // views of its memory, made again when the memory grows
+let words32
 
-function exports_ () {
-  if (core === undefined) {
-    const bytes = Buffer.from(require('./wasm.js'), 'base64')
-    core = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports
+/** The core, with memory for at least `size` bytes of data. */
+function coreFor (size) {
+  if (core === undefined) core = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(require('./wasm.js'), 'base64'))).exports
+  const need = DATA + size
+  if (core.memory.buffer.byteLength < need) core.memory.grow(Math.ceil((need - core.memory.buffer.byteLength) / 65536))
+  if (bytes === undefined || bytes.buffer !== core.memory.buffer) {
+    bytes = new Uint8Array(core.memory.buffer)
+    words32 = new Uint32Array(core.memory.buffer, STATE, 16)
   }
   return core
 }
@@ -65,29 +71,26 @@ class XSalsa20 {
     let i = 0
     while (i < len && this.leftAt < GROUP) { output[i] = input[i] ^ this.left[this.leftAt++]; i++ }
     if (i === len) return output
-    const c = exports_()
     const whole = (len - i) - ((len - i) % GROUP)
-    const need = DATA + Math.max(whole, GROUP)
-    if (c.memory.buffer.byteLength < need) c.memory.grow(Math.ceil((need - c.memory.buffer.byteLength) / 65536))
-    const mem = new Uint8Array(c.memory.buffer)
-    const st = new Uint32Array(c.memory.buffer, STATE, 16)
-    st.set(this.state)
+    const c = coreFor(Math.max(whole, GROUP))
+    words32.set(this.state)
     if (whole > 0) {
-      mem.set(input.subarray(i, i + whole), DATA)
+      bytes.set(input.subarray(i, i + whole), DATA)
       c.xor4(DATA, whole / GROUP, STATE)
-      output.set(mem.subarray(DATA, DATA + whole), i)
+      output.set(bytes.subarray(DATA, DATA + whole), i)
       i += whole
     }
     if (i < len) {
       // The tail: one more group of keystream, kept for the next call.
-      mem.fill(0, DATA, DATA + GROUP)
+      bytes.fill(0, DATA, DATA + GROUP)
       c.xor4(DATA, 1, STATE)
-      this.left.set(mem.subarray(DATA, DATA + GROUP))
+      this.left.set(bytes.subarray(DATA, DATA + GROUP))
       this.leftAt = 0
       while (i < len) { output[i] = input[i] ^ this.left[this.leftAt++]; i++ }
     }
-    this.state[8] = st[8]
-    this.state[9] = st[9]
+    // The core advanced the block counter (words 8 and 9).
+    this.state[8] = words32[8]
+    this.state[9] = words32[9]
     return output
   }
 
