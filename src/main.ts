@@ -3,6 +3,7 @@
 import './polyfill.js'
 import { userInfo } from 'node:os'
 import { PACKAGE, VERSION } from './version.js'
+import { lifelongV8Settings } from './cli/lean-start.js'
 
 export async function main (argv = process.argv.slice(2)): Promise<void> {
   // `--version` is what scripts call most: answer it (in oclif's format) before loading oclif.
@@ -10,6 +11,7 @@ export async function main (argv = process.argv.slice(2)): Promise<void> {
     process.stdout.write(`${PACKAGE.name}/${VERSION} ${process.platform}-${process.arch} node-${process.version}\n`)
     return
   }
+  lifelongV8Settings()
   // oclif asks the OS for the user's shell when SHELL is unset, which throws for a user
   // without a passwd entry (common in containers: `docker run --user 12345`).
   if (process.env.SHELL === undefined) {

@@ -11,17 +11,32 @@
 // proxy holds ~2.5 MB less private memory and ~1 MB less of the executable's code
 // pages. Under load both features are back: the young generation grows (fewer
 // scavenges, see the forwarding benchmark) and hot request paths are optimized.
+//
+// One setting stays for the process's whole life: no allocation-site pretenuring. V8
+// learned at start-up that the objects of some allocation sites live long (module and
+// component state) and then allocated the same sites' per-request objects (headers,
+// stream and request state) straight in the old generation: under 1,000 req/s a daemon's
+// heap grew ~2 MB per scavenge, each scavenge took longer (the old-to-young pointers of
+// those objects to visit) and a mark-compact ran every few seconds. Without it the heap
+// after a scavenge stays flat; measured A/B in docs/BENCHMARKS.md.
 import { setFlagsFromString } from 'node:v8'
 
 // V8's own defaults (Node 20, V8 11.3), restored by leanStartEnd.
 const DURING = ['--semi-space-growth-factor=1', '--no-turbofan']
 const AFTER = ['--semi-space-growth-factor=2', '--turbofan']
+const ALWAYS = ['--no-allocation-site-pretenuring']
 
 let active = false
 
 /** Leaves V8 alone when the user chose its young generation or its tiers (NODE_OPTIONS, node flags). */
 function userTunedV8 (): boolean {
-  return /semi-space|turbofan|(^|\s)--(no-)?opt\b|jitless|max-opt/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
+  return /semi-space|turbofan|pretenuring|(^|\s)--(no-)?opt\b|jitless|max-opt/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
+}
+
+/** Before anything else runs: V8 takes its pretenuring decisions from the first scavenges on. */
+export function lifelongV8Settings (): void {
+  if (userTunedV8()) return
+  for (const f of ALWAYS) setFlagsFromString(f)
 }
 
 export function leanStartBegin (): void {
