@@ -13,15 +13,28 @@ import { pathToFileURL } from 'node:url'
 /** V8 11's OptimizationStatus bit for code optimized by TurboFan. */
 const TURBOFANNED = 1 << 6
 
-/**
- * A child process whose allocation site first makes objects that live long, then many that
- * die at once; prints how much the old space grew during the second part (bytes).
- */
-function pretenuredBytes (settings: boolean): number {
+const LEAN_START = JSON.stringify(pathToFileURL(resolve('build/src/cli/lean-start.js')).href)
+
+/** Runs `source` (an ES module that may import LEAN_START) in a child node with `flags`; its stdout. */
+function probe (source: string, flags: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-lean-'))
   try {
-    const script = join(dir, 'site.mjs')
-    writeFileSync(script, `import { lifelongV8Settings } from ${JSON.stringify(pathToFileURL(resolve('build/src/cli/lean-start.js')).href)}
+    const script = join(dir, 'probe.mjs')
+    writeFileSync(script, source)
+    const r = spawnSync(process.execPath, [...flags, script], { encoding: 'utf8', timeout: 30000 })
+    assert.equal(r.status, 0, r.stderr)
+    return r.stdout
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A child process whose allocation site first makes objects that live long, then many that
+ * die at once; how much the old space grew during the second part (bytes).
+ */
+function pretenuredBytes (settings: boolean): number {
+  return Number(probe(`import { lifelongV8Settings } from ${LEAN_START}
 import { getHeapSpaceStatistics } from 'node:v8'
 if (${String(settings)}) lifelongV8Settings()
 const old = () => getHeapSpaceStatistics().find(s => s.space_name === 'old_space').space_used_size
@@ -33,13 +46,7 @@ const before = old()
 let n = 0
 for (let i = 0; i < 2000000; i++) n += make(i).a.length
 console.log(old() - before, kept.length + n > 0)
-`)
-    const r = spawnSync(process.execPath, ['--expose-gc', script], { encoding: 'utf8', timeout: 30000 })
-    assert.equal(r.status, 0, r.stderr)
-    return Number(r.stdout.split(' ')[0])
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+`, ['--expose-gc']).split(' ')[0])
 }
 
 test('short-lived objects stay young after their allocation site made long-lived ones (no pretenuring)', () => {
@@ -52,10 +59,7 @@ test('short-lived objects stay young after their allocation site made long-lived
 })
 
 test('TurboFan is off during the lean start-up and optimizes hot code again after it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'physarum-lean-'))
-  try {
-    const script = join(dir, 'probe.mjs')
-    writeFileSync(script, `import { leanStartBegin, leanStartEnd } from ${JSON.stringify(pathToFileURL(resolve('build/src/cli/lean-start.js')).href)}
+  const out = probe(`import { leanStartBegin, leanStartEnd } from ${LEAN_START}
 const status = (f) => %GetOptimizationStatus(f)
 const hot = (n) => { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s }
 const warm = (f) => { for (let i = 0; i < 50000; i++) f(100) }
@@ -67,14 +71,9 @@ leanStartEnd()
 warm(hot)
 warm(early)
 console.log(JSON.stringify({ during, after: status(hot), earlyAfter: status(early) }))
-`)
-    const r = spawnSync(process.execPath, ['--allow-natives-syntax', script], { encoding: 'utf8', timeout: 30000 })
-    assert.equal(r.status, 0, r.stderr)
-    const s = JSON.parse(r.stdout) as { during: number, after: number, earlyAfter: number }
-    assert.equal(s.during & TURBOFANNED, 0, `a hot function during start-up is not optimized (status ${s.during.toString(2)})`)
-    assert.notEqual(s.after & TURBOFANNED, 0, `a hot function after start-up is optimized (status ${s.after.toString(2)})`)
-    assert.notEqual(s.earlyAfter & TURBOFANNED, 0, `a function first run during start-up is optimized once it is hot after it (status ${s.earlyAfter.toString(2)})`)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+`, ['--allow-natives-syntax'])
+  const s = JSON.parse(out) as { during: number, after: number, earlyAfter: number }
+  assert.equal(s.during & TURBOFANNED, 0, `a hot function during start-up is not optimized (status ${s.during.toString(2)})`)
+  assert.notEqual(s.after & TURBOFANNED, 0, `a hot function after start-up is optimized (status ${s.after.toString(2)})`)
+  assert.notEqual(s.earlyAfter & TURBOFANNED, 0, `a function first run during start-up is optimized once it is hot after it (status ${s.earlyAfter.toString(2)})`)
 })

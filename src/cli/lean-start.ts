@@ -28,7 +28,7 @@ const ALWAYS = ['--no-allocation-site-pretenuring']
 
 let active = false
 
-/** Leaves V8 alone when the user chose its young generation or its tiers (NODE_OPTIONS, node flags). */
+/** Leaves V8 alone when the user chose its young generation, its tiers or its pretenuring (NODE_OPTIONS, node flags). */
 function userTunedV8 (): boolean {
   return /semi-space|turbofan|pretenuring|(^|\s)--(no-)?opt\b|jitless|max-opt/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
 }
