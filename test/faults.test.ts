@@ -182,7 +182,7 @@ test('kill -9 of a proxy under load, started again on its port: it rebuilds its 
   const again = await c.proxy({ name: 'p', bootstraps: [a.addr], port })
   const tListening = load.now()
   await waitFor('served again', () => load.outcomes.some(o => o.at > tSpawn && o.status === 200), 20000, 50)
-  const tServed = Math.min(...load.outcomes.filter(o => o.at > tSpawn && o.status === 200).map(o => o.at + o.ms))
+  const tServed = load.outcomes.filter(o => o.at > tSpawn && o.status === 200).reduce((t, o) => Math.min(t, o.at + o.ms), Infinity)
   await sleep(FULL ? 10000 : 2000)
   const outcomes = await load.stop()
   assert.equal((await members(again.admin)).find(m => m.peer === a.peer)?.status, 'alive', 'the new proxy knows the allocator')
