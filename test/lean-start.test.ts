@@ -33,7 +33,7 @@ function probe (source: string, flags: string[]): string {
  * A child process whose allocation site first makes objects that live long, then many that
  * die at once; how much the old space grew during the second part (bytes).
  */
-function pretenuredBytes (settings: boolean): number {
+function pretenuredBytes (settings: boolean, flags: string[] = []): number {
   return Number(probe(`import { lifelongV8Settings } from ${LEAN_START}
 import { getHeapSpaceStatistics } from 'node:v8'
 if (${String(settings)}) lifelongV8Settings()
@@ -46,7 +46,7 @@ const before = old()
 let n = 0
 for (let i = 0; i < 2000000; i++) n += make(i).a.length
 console.log(old() - before, kept.length + n > 0)
-`, ['--expose-gc']).split(' ')[0])
+`, ['--expose-gc', ...flags]).split(' ')[0])
 }
 
 test('short-lived objects stay young after their allocation site made long-lived ones (no pretenuring)', () => {
@@ -56,6 +56,9 @@ test('short-lived objects stay young after their allocation site made long-lived
   assert.ok(withDefault > MB, `V8's default pretenures them (old space grew ${withDefault} bytes)`)
   const withSettings = pretenuredBytes(true)
   assert.ok(withSettings < MB / 4, `with physarum's settings the old space does not grow (grew ${withSettings} bytes)`)
+  // A flag of another concern (here the young generation's growth, at V8's own value) leaves the setting on.
+  const withOtherFlag = pretenuredBytes(true, ['--semi-space-growth-factor=2'])
+  assert.ok(withOtherFlag < MB / 4, `with a young-generation flag given, still no pretenuring (grew ${withOtherFlag} bytes)`)
 })
 
 test('TurboFan is off during the lean start-up and optimizes hot code again after it', () => {

@@ -1,5 +1,6 @@
 // A daemon's start-up without two of V8's throughput features, which come back once the
-// daemon is up: growing the young generation, and optimizing with TurboFan.
+// daemon is up: growing the young generation, and optimizing with TurboFan; and one V8
+// setting for the process's whole life, no allocation-site pretenuring.
 //
 // Why (measured on dist/physarum, docs/BENCHMARKS.md): start-up allocates mostly
 // long-lived state (module code, libp2p's components), which a young generation only
@@ -28,19 +29,24 @@ const ALWAYS = ['--no-allocation-site-pretenuring']
 
 let active = false
 
-/** Leaves V8 alone when the user chose its young generation, its tiers or its pretenuring (NODE_OPTIONS, node flags). */
-function userTunedV8 (): boolean {
-  return /semi-space|turbofan|pretenuring|(^|\s)--(no-)?opt\b|jitless|max-opt/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
+/** Whether the user set V8 flags matching `concern` (NODE_OPTIONS, node flags): then those are left alone. */
+function userTuned (concern: RegExp): boolean {
+  return concern.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
 }
+
+// Each setting steps back only for flags of its own concern: a user's young-generation size
+// says nothing about pretenuring, and the other way round.
+const YOUNG_GENERATION_OR_TIERS = /semi-space|turbofan|(^|\s)--(no-)?opt\b|jitless|max-opt/
+const PRETENURING = /pretenuring/
 
 /** Before anything else runs: V8 takes its pretenuring decisions from the first scavenges on. */
 export function lifelongV8Settings (): void {
-  if (userTunedV8()) return
+  if (userTuned(PRETENURING)) return
   for (const f of ALWAYS) setFlagsFromString(f)
 }
 
 export function leanStartBegin (): void {
-  if (active || userTunedV8()) return
+  if (active || userTuned(YOUNG_GENERATION_OR_TIERS)) return
   for (const f of DURING) setFlagsFromString(f)
   active = true
 }
