@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnCli, runCli, killAll, type Daemon } from './helpers/cli.js'
 import { waitFor } from './helpers/cluster.js'
+import { statusAt } from './helpers/daemons.js'
 import type { MemberView } from '../src/agent.js'
 
 const PSK = '0123456789abcdef'.repeat(4)
@@ -57,11 +58,6 @@ async function members (admin: string, extra: string[] = []): Promise<MemberView
 }
 
 const statusIn = (rows: MemberView[], peer: string): string | undefined => rows.find(r => r.peer === peer)?.status
-
-/** An agent's member table straight from its admin API: for timing, without a CLI process per poll. */
-async function view (admin: string): Promise<MemberView[]> {
-  return await (await fetch(`http://${admin}/v1/members`, { signal: AbortSignal.timeout(5000) })).json() as MemberView[]
-}
 
 describe('daemons as child processes', () => {
   let a: Started, b: Started, c: Started
@@ -142,14 +138,14 @@ describe('daemons as child processes', () => {
   test('SIGSTOP → failed on the others; SIGCONT → alive again', async () => {
     c.d.child.kill('SIGSTOP')
     const t0 = Date.now()
-    await waitFor('frozen daemon failed', async () => statusIn(await view(a.admin), c.peer) === 'failed', 10000, 50)
+    await waitFor('frozen daemon failed', async () => await statusAt(a.admin, c.peer) === 'failed', 10000, 50)
     const took = Date.now() - t0
-    await waitFor('seen failed by the proxy too', async () => statusIn(await view(b.admin), c.peer) === 'failed', 5000, 50)
+    await waitFor('seen failed by the proxy too', async () => await statusAt(b.admin, c.peer) === 'failed', 5000, 50)
     // And so says the CLI.
     assert.equal(statusIn(await members(a.admin), c.peer), 'failed')
     c.d.child.kill('SIGCONT')
-    await waitFor('resumed daemon alive', async () => statusIn(await view(a.admin), c.peer) === 'alive', 15000, 100)
-    // Detection takes ~1.5–3 s (polled through the admin API: a CLI process per poll took
+    await waitFor('resumed daemon alive', async () => await statusAt(a.admin, c.peer) === 'alive', 15000, 100)
+    // Detection takes ~1.5–3 s (polled through the admin API, statusAt: a CLI process per poll took
     // 1–2 s each on a busy VM and once made this 9.5 s).
     assert.ok(took < 8000, `frozen daemon seen failed after ${took} ms`)
   })
