@@ -1,5 +1,5 @@
-// XSalsa20 with the API of the `xsalsa20` package that @libp2p/pnet uses: xsalsa20(nonce, key)
-// gives a cipher whose update(input[, output]) XORs the next bytes of the keystream into input.
+// XSalsa20 with the part of the `xsalsa20` package's API that @libp2p/pnet uses: xsalsa20(nonce,
+// key) gives a cipher whose update(input[, output]) XORs the next bytes of the keystream into input.
 // physarum's pnet runs it instead (patches/@libp2p+pnet+*.patch): its WebAssembly core
 // (scripts/xsalsa20-wasm.mjs) computes four blocks at a time in 128-bit SIMD lanes, ~1 GB/s
 // here against ~300 MB/s. HSalsa20, once per cipher, is plain JavaScript. All ciphers share
@@ -93,8 +93,6 @@ class XSalsa20 {
     this.state[9] = words32[9]
     return output
   }
-
-  finalize () {}
 }
 
 module.exports = function xsalsa20 (nonce, key) { return new XSalsa20(nonce, key) }
