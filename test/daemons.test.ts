@@ -7,6 +7,9 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import { spawnCli, runCli, killAll, type Daemon } from './helpers/cli.js'
 import { waitFor } from './helpers/cluster.js'
 import { statusAt } from './helpers/daemons.js'
@@ -192,6 +195,22 @@ test('proxy arguments: the positional form, and --app without an address or cata
   const bad = await runCli(['proxy', '--port', '0', '--app', 'x', '--address', 'nowhere', '--configfile', conf, '--ephemeral'], { cwd: dir })
   assert.equal(bad.code, 2)
   assert.match(bad.stderr, /is not HOST:PORT/)
+})
+
+test('a Listen address this host cannot take: one line naming it and the cause, exit 1', async () => {
+  const held = createServer().listen(0, '127.0.0.1')
+  await once(held, 'listening')
+  const port = (held.address() as AddressInfo).port
+  try {
+    for (const command of [['allocator'], ['proxy', '--port', '0']]) {
+      const r = await runCli([...command, '--configfile', conf, '--ephemeral', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--admin', '127.0.0.1:0'], { cwd: dir })
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stderr, new RegExp(`^physarum: cannot listen on /ip4/127\\.0\\.0\\.1/tcp/${port}: address already in use \\(EADDRINUSE\\) \\(change Listen in the config, or --listen\\)$`, 'm'))
+      assert.doesNotMatch(r.stderr, /faultTolerance|\n\s+at /)
+    }
+  } finally {
+    held.close()
+  }
 })
 
 test('the identity key file is created 0600 and gives the same peer ID after a restart', async () => {

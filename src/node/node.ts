@@ -29,7 +29,35 @@ export interface NodeInit {
   psk?: Uint8Array
 }
 
+/** A listen address this host cannot take (in use, not one of its addresses): one line naming each. */
+export class ListenError extends Error {
+  override name = 'ListenError'
+}
+
+/**
+ * libp2p says "Some configured addresses failed to be listened on, you may need to … set
+ * `transportManager.faultTolerance` …" on its first line and names the addresses and their
+ * causes (with stacks) on the lines after it: a CLI that prints one line printed none of that.
+ */
+function listenError (err: Error): ListenError {
+  const failures: string[] = []
+  for (const m of err.message.matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)) {
+    const code = /\b(E[A-Z]{3,})\b/.exec(m[2])?.[1]
+    const why = code !== undefined ? `${m[2].replace(/^listen \w+: /, '').replace(/ \S+:?\d*$/, '')} (${code})` : m[2]
+    failures.push(`${m[1]}: ${why}`)
+  }
+  return new ListenError(`cannot listen on ${failures.length > 0 ? failures.join('; ') : 'the Listen addresses'} (change Listen in the config, or --listen)`)
+}
+
 export async function createNode (init: NodeInit): Promise<PhysarumNode> {
+  try {
+    return await startNode(init)
+  } catch (err) {
+    throw (err as Error).name === 'UnsupportedListenAddressesError' ? listenError(err as Error) : err
+  }
+}
+
+async function startNode (init: NodeInit): Promise<PhysarumNode> {
   const bootstraps = init.bootstraps ?? []
   return await createLibp2p({
     privateKey: init.privateKey,
