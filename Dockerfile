@@ -7,7 +7,11 @@
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     -v /etc/physarum:/etc/physarum:ro -v physarum-state:/var/lib/physarum \
 #     physarum allocator --configfile /etc/physarum/conf.json
-FROM node:20-bookworm AS build
+# The base images can be swapped (--build-arg BUILD_IMAGE=… RUN_IMAGE=…): scripts/image-check.mjs
+# does so on a machine without a registry.
+ARG BUILD_IMAGE=node:20-bookworm
+ARG RUN_IMAGE=debian:bookworm-slim
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 COPY patches ./patches
@@ -15,7 +19,7 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run package && ./dist/physarum --version
 
-FROM debian:bookworm-slim
+FROM ${RUN_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
   && rm -rf /var/lib/apt/lists/* \
   && mkdir -p /etc/physarum /var/lib/physarum && chmod 0700 /var/lib/physarum
