@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ROOT, spawnCli, runCli, killAll, exitWithin, type Daemon } from './helpers/cli.js'
 import { waitFor } from './helpers/cluster.js'
+import { members, instances } from './helpers/daemons.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from './helpers/docker.js'
 import type { MemberView } from '../src/agent.js'
 
@@ -23,12 +24,6 @@ async function start (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Node
   const admin = (await d.waitFor(/admin=(127\.0\.0\.1:\d+)/))[1]
   const http = args[0] === 'proxy' ? (await d.waitFor(/proxy listening on (http:\/\/127\.0\.0\.1:\d+)\//))[1] : undefined
   return { d, addr, peer, admin, http }
-}
-
-async function json<T> (url: string): Promise<T> {
-  const r = await fetch(url)
-  assert.equal(r.status, 200, url)
-  return await r.json() as T
 }
 
 /** The cold-start time in a response's server-timing header (0 when absent). */
@@ -119,7 +114,7 @@ describe('the packaged executable: 3 allocators, 2 proxies, process runtime', ()
     // Each proxy must know the allocators' catalogs before it can allocate.
     await waitFor('proxies see three allocators', async () => {
       for (const p of nodes.slice(3)) {
-        const m = await json<MemberView[]>(`http://${p.admin}/v1/members`)
+        const m = await members(p.admin)
         if (m.filter(x => x.roles.includes('allocator') && x.status === 'alive').length < 3) return false
       }
       return true
@@ -145,13 +140,13 @@ describe('the packaged executable: 3 allocators, 2 proxies, process runtime', ()
         if (p === nodes[3]) assert.equal(coldMs(r), 0, 'warm: no cold start')
       }
     }
-    const counts = await Promise.all(nodes.slice(0, 3).map(async a => (await json<unknown[]>(`http://${a.admin}/v1/instances`)).length))
+    const counts = await Promise.all(nodes.slice(0, 3).map(async a => (await instances(a.admin)).length))
     assert.equal(counts.reduce((x, y) => x + y, 0), 1, `instances per allocator: ${counts.join(', ')}`)
   })
 
   test('an idle instance is culled after IdleTimeoutS', async () => {
     await waitFor('no instance left', async () => {
-      const counts = await Promise.all(nodes.slice(0, 3).map(async a => (await json<unknown[]>(`http://${a.admin}/v1/instances`)).length))
+      const counts = await Promise.all(nodes.slice(0, 3).map(async a => (await instances(a.admin)).length))
       return counts.every(c => c === 0) && helloProcesses().length === 0
     }, 30000, 250)
   })

@@ -16,6 +16,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import { killAll } from './helpers/cli.js'
 import { waitFor, startProxy } from './helpers/cluster.js'
+import { members as membersAt } from './helpers/daemons.js'
 import { caseRng, fuzz, fuzzSeed, describeReport, hostileJson, mutateBytes, procMemory, utf8, generatedRequest, hostileRequest, rawHttp, responseComplete, statusOf, ENTRY_CORPUS, STREAM_CORPUS, type Rng, type FuzzReport } from './helpers/fuzz.js'
 import { startCliCluster, rawPeer, readAll, varint, metrics, counter, labelValues, HELLO, type CliCluster } from './helpers/target.js'
 import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, requestAllocation, validateResponse } from '../src/allocation/protocol.js'
@@ -337,7 +338,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
     const r: FuzzReport = { tried: published, ms: Date.now() - t0, outcomes: { ...outcomes, judged: got }, failures }
     const m = await metrics(cl.alloc.admin)
     // Only the fuzzer's own, valid announcements can be accepted; nothing spoofed gets through.
-    const members = await (await fetch(`http://${cl.alloc.admin}/v1/members`)).json() as Array<{ peer: string }>
+    const members = await membersAt(cl.alloc.admin)
     assert.ok(members.every(x => [cl.alloc.peer, (cl.proxy as { peer: string }).peer, self, checker.peerId.toString()].includes(x.peer)), JSON.stringify(members.map(x => x.peer)))
     assert.ok(counter(m, 'physarum_announcements_total', /result="spoofed"/) >= (outcomes.spoofed ?? 0))
     await phase('membership gossip', r)

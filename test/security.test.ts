@@ -18,6 +18,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import { killAll, spawnCli, runCli, type Daemon } from './helpers/cli.js'
 import { startAgent, startAllocator, addrOf, waitFor, HELLO_COMMAND } from './helpers/cluster.js'
+import { members as membersAt } from './helpers/daemons.js'
 import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from './helpers/docker.js'
 import { fuzz, fuzzSeed, describeReport, hostileJson, utf8, type Rng } from './helpers/fuzz.js'
 import { startCliCluster, rawPeer, readAll, varint, childrenOf, listening, type CliCluster } from './helpers/target.js'
@@ -109,7 +110,7 @@ describe('security of an allocator and a proxy (CLI child processes)', { timeout
   })
 
   test('a peer without the PSK, or with another PSK, cannot connect; one with the PSK can', async () => {
-    const members = async (): Promise<string[]> => ((await (await fetch(`http://${cl.alloc.admin}/v1/members`)).json()) as Array<{ peer: string }>).map(m => m.peer)
+    const members = async (): Promise<string[]> => (await membersAt(cl.alloc.admin)).map(m => m.peer)
     const hex = pskHex(PSK)
     const oneBitOff = hex.slice(0, 63) + (parseInt(hex[63], 16) ^ 1).toString(16)
     for (const [what, psk] of [['no PSK', undefined], ['another PSK', 'some-other-cluster'], ['the PSK with one bit flipped', oneBitOff]] as const) {
