@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url'
 export const HELLO_IMAGE = 'physarum/hello-world-server:latest'
 const APP_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../apps/hello-world-server')
 
-const docker = (args, opts = {}) => spawnSync('docker', args, { encoding: 'utf8', timeout: 300000, env: { ...process.env, DOCKER_BUILDKIT: '0' }, ...opts })
+/** `docker ARGS` with the classic builder (no buildx here), waited for; spawnSync's result. */
+export const docker = (args, opts = {}) => spawnSync('docker', args, { encoding: 'utf8', timeout: 300000, env: { ...process.env, DOCKER_BUILDKIT: '0' }, ...opts })
 
 export function dockerAnswers () {
   return docker(['info'], { stdio: 'ignore', timeout: 10000 }).status === 0

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { dockerAnswers, ensureHelloImage } from './hello-image.mjs'
+import { docker as dockerSync, dockerAnswers, ensureHelloImage } from './hello-image.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const IMAGE = 'physarum:image-check'
@@ -21,8 +21,11 @@ const NAME = 'physarum-image-check'
 const BASES = { build: 'node:20-bookworm', run: 'debian:bookworm-slim' }
 const STAND_INS = { build: 'physarum-standin/node:20-bookworm', run: 'physarum-standin/debian:bookworm' }
 
+// The label the Docker runtime puts on an instance's container (LABEL_ALLOCATOR in src/runtime/docker.ts).
+const LABEL_ALLOCATOR = 'physarum.allocator'
+
 function docker (args, timeout = 120000) {
-  const r = spawnSync('docker', args, { encoding: 'utf8', timeout, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, DOCKER_BUILDKIT: '0' } })
+  const r = dockerSync(args, { timeout, maxBuffer: 64 * 1024 * 1024 })
   return { ok: r.status === 0, out: (r.stdout ?? '').trim(), err: (r.stderr ?? '').trim() || (r.error?.message ?? '') }
 }
 
@@ -105,25 +108,27 @@ async function main () {
     // As the README runs it: the host's engine through its socket, the identity in a volume.
     must(['run', '-d', '--name', containers[0], ...mounts, '-v', '/var/run/docker.sock:/var/run/docker.sock', '-v', `${NAME}-state:/var/lib/physarum`,
       IMAGE, 'allocator', '--configfile', '/etc/physarum/conf.json', '--admin', `127.0.0.1:${adminA}`], 'docker run of the allocator')
-    let addr
-    for (let i = 0; i < 150 && addr === undefined; i++) {
-      addr = /listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+)/.exec(docker(['logs', containers[0]]).err)?.[1]
-      if (addr === undefined) await sleep(200)
+    let started
+    for (let i = 0; i < 150 && started === undefined; i++) {
+      started = /listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/.exec(docker(['logs', containers[0]]).err) ?? undefined
+      if (started === undefined) await sleep(200)
     }
-    if (addr === undefined) throw new Error(`the allocator container did not start: ${docker(['logs', containers[0]]).err}`)
+    if (started === undefined) throw new Error(`the allocator container did not start: ${docker(['logs', containers[0]]).err}`)
+    const [, addr, peer] = started
     const runtime = /runtime: (\w+)/.exec(docker(['logs', containers[0]]).err)?.[1]
     must(['run', '-d', '--name', containers[1], ...mounts, IMAGE, 'proxy', '--configfile', '/etc/physarum/conf.json', '--ephemeral',
       '--listen', '/ip4/127.0.0.1/tcp/0', '--port', String(http), '--admin', `127.0.0.1:${adminP}`, '--bootstrap', addr], 'docker run of the proxy')
 
     t0 = Date.now()
     let res
-    for (let i = 0; i < 60; i++) {
-      res = await fetch(`http://127.0.0.1:${http}/hello-world-server/hello`, { signal: AbortSignal.timeout(30000) }).then(async r => ({ status: r.status, body: await r.text(), instance: r.headers.get('x-physarum-instance') }), () => undefined)
-      if (res?.status === 200) break
-      await sleep(500)
+    // Until the proxy has joined and the cold start is done: at most 60 s in all.
+    while (res?.status !== 200 && Date.now() - t0 < 60000) {
+      if (res !== undefined) await sleep(500)
+      res = await fetch(`http://127.0.0.1:${http}/hello-world-server/hello`, { signal: AbortSignal.timeout(Math.max(1000, 60000 - (Date.now() - t0))) })
+        .then(async r => ({ status: r.status, body: await r.text(), instance: r.headers.get('x-physarum-instance') }), err => ({ status: 0, body: err.message }))
     }
     if (res?.status !== 200 || res.body.trim() !== 'hello world') throw new Error(`no answer through the containers: ${JSON.stringify(res)}`)
-    const instances = must(['ps', '-q', '--filter', 'name=physarum-hello-world-server-'], 'docker ps').split('\n').filter(Boolean)
+    const instances = must(['ps', '-q', '--filter', `label=${LABEL_ALLOCATOR}=${peer}`], 'docker ps').split('\n').filter(Boolean)
     log(`GET /hello-world-server/hello through the proxy container: 200 "hello world" after ${((Date.now() - t0) / 1000).toFixed(1)} s (join and cold start), instance ${res.instance}; allocator runtime: ${runtime}; instance containers: ${instances.length}`)
     if (runtime !== 'docker' || instances.length === 0) throw new Error('the allocator in its container did not start the instance on the host\'s engine')
 
