@@ -1,10 +1,10 @@
 // Allocation benchmark: request → ready instance (and → first response through the
 // forwarding hop), cold every time, for the process and Docker runtimes side by side.
-import '../src/polyfill.js'
-import { AllocatorDaemon } from '../src/allocator.js'
-import { Agent } from '../src/agent.js'
+import '../src/util/polyfill.js'
+import { AllocatorDaemon } from '../src/allocator/daemon.js'
+import { Agent } from '../src/cluster/agent.js'
 import { builtinDefaults } from '../src/config/defaults.js'
-import { silentLogger } from '../src/log.js'
+import { silentLogger } from '../src/util/log.js'
 import { requestAllocation } from '../src/allocation/protocol.js'
 import { ForwardClient } from '../src/forward/client.js'
 import type { Config } from '../src/config/schema.js'

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool, request } from 'undici'
-import { reservePort } from '../src/runtime/process.js'
+import { reservePort } from '../src/allocator/runtime/process.js'
 import { ROOT, fmt, machine, median, percentile, saveResult } from './lib.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 

@@ -21,7 +21,7 @@ const NAME = 'physarum-image-check'
 const BASES = { build: 'node:20-bookworm', run: 'debian:bookworm-slim' }
 const STAND_INS = { build: 'physarum-standin/node:20-bookworm', run: 'physarum-standin/debian:bookworm' }
 
-// The label the Docker runtime puts on an instance's container (LABEL_ALLOCATOR in src/runtime/docker.ts).
+// The label the Docker runtime puts on an instance's container (LABEL_ALLOCATOR in src/allocator/runtime/docker.ts).
 const LABEL_ALLOCATOR = 'physarum.allocator'
 
 function docker (args, timeout = 120000) {

@@ -1,8 +1,8 @@
 // The CLI's entry, for bin/physarum and for the single executable alike: oclif gets
 // package.json and the command map inline, so nothing is looked up on disk.
-import './polyfill.js'
+import './util/polyfill.js'
 import { userInfo } from 'node:os'
-import { PACKAGE, VERSION } from './version.js'
+import { PACKAGE, VERSION } from './util/version.js'
 import { lifelongV8Settings } from './cli/lean-start.js'
 
 export async function main (argv = process.argv.slice(2)): Promise<void> {

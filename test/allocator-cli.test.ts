@@ -12,7 +12,7 @@ import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } fro
 import { requestAllocation } from '../src/allocation/protocol.js'
 import { ForwardClient } from '../src/forward/client.js'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Agent } from '../src/agent.js'
+import type { Agent } from '../src/cluster/agent.js'
 
 const PSK = '3'.repeat(64)
 let dir: string

@@ -11,8 +11,8 @@ import { startAgent, startAllocator, addrOf, waitFor, helloApp } from './helpers
 import { builtinDefaults } from '../src/config/defaults.js'
 import { requestAllocation, ALLOC_PROTOCOL, AllocationError } from '../src/allocation/protocol.js'
 import { ForwardClient } from '../src/forward/client.js'
-import type { Agent } from '../src/agent.js'
-import type { AllocatorDaemon } from '../src/allocator.js'
+import type { Agent } from '../src/cluster/agent.js'
+import type { AllocatorDaemon } from '../src/allocator/daemon.js'
 
 const PSK = '1'.repeat(64)
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }

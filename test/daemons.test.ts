@@ -12,7 +12,7 @@ import { once } from 'node:events'
 import { spawnCli, runCli, killAll, type Daemon } from './helpers/cli.js'
 import { waitFor } from './helpers/cluster.js'
 import { statusAt } from './helpers/daemons.js'
-import type { MemberView } from '../src/agent.js'
+import type { MemberView } from '../src/cluster/agent.js'
 
 const PSK = '0123456789abcdef'.repeat(4)
 let dir: string

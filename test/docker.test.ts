@@ -7,8 +7,8 @@ import { startAgent, startAllocator, addrOf, waitFor } from './helpers/cluster.j
 import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from './helpers/docker.js'
 import { requestAllocation, AllocationError } from '../src/allocation/protocol.js'
 import { ForwardClient } from '../src/forward/client.js'
-import type { Agent } from '../src/agent.js'
-import type { AllocatorDaemon } from '../src/allocator.js'
+import type { Agent } from '../src/cluster/agent.js'
+import type { AllocatorDaemon } from '../src/allocator/daemon.js'
 
 const PSK = '2'.repeat(64)
 const engine = dockerReady()

@@ -11,7 +11,7 @@ import { ROOT, spawnCli, runCli, killAll, exitWithin, type Daemon } from './help
 import { waitFor } from './helpers/cluster.js'
 import { members, instances } from './helpers/daemons.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from './helpers/docker.js'
-import type { MemberView } from '../src/agent.js'
+import type { MemberView } from '../src/cluster/agent.js'
 
 const EXE = resolve(ROOT, 'dist/physarum')
 let dir: string

@@ -1,8 +1,8 @@
-// Local health (src/membership/health.ts): a node's own lag and refuted suspicions stretch
+// Local health (src/cluster/membership/health.ts): a node's own lag and refuted suspicions stretch
 // its failure-detector timeouts, and they shrink back as it recovers.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { LocalHealth } from '../src/membership/health.js'
+import { LocalHealth } from '../src/cluster/membership/health.js'
 
 test('a healthy node keeps its timeouts: small lag costs nothing', () => {
   const h = new LocalHealth({ lagUnitMs: 100 })

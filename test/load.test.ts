@@ -58,7 +58,7 @@ test('a burst of 500 concurrent requests for a cold app from 5 proxies, on starv
   const app = { burst: hello({ TargetConcurrency: 1000 }) }
   // The default failure-detector timeouts (0.5 s probe, 1.5 s suspicion). Eight daemons and 500
   // new streams, beside two busy loops, starve the two cores for seconds: before local health
-  // (src/membership/health.ts) members took one another for failed, falsely, in every run.
+  // (src/cluster/membership/health.ts) members took one another for failed, falsely, in every run.
   const a1 = await c.allocator({ name: 'a1', apps: app })
   const [a2, a3] = await Promise.all([
     c.allocator({ name: 'a2', apps: app, bootstraps: [a1.addr] }),

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { startAllocator, startProxy, addrOf, waitFor, helloApp } from './helpers/cluster.js'
-import type { AllocatorDaemon } from '../src/allocator.js'
+import type { AllocatorDaemon } from '../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../src/proxy/daemon.js'
 
 const PSK = '6'.repeat(64)

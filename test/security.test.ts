@@ -24,12 +24,12 @@ import { fuzz, fuzzSeed, describeReport, hostileJson, utf8, type Rng } from './h
 import { startCliCluster, rawPeer, readAll, varint, childrenOf, listening, type CliCluster } from './helpers/target.js'
 import { ALLOC_PROTOCOL, AllocationError, requestAllocation, validateRequest, validateResponse, type AllocResponse } from '../src/allocation/protocol.js'
 import { HTTP_PROTOCOL } from '../src/forward/protocol.js'
-import { loadOrCreateKey } from '../src/node/identity.js'
-import { pskHex, resolvePsk } from '../src/node/psk.js'
+import { loadOrCreateKey } from '../src/cluster/identity.js'
+import { pskHex, resolvePsk } from '../src/config/psk.js'
 import { ConfigError } from '../src/config/errors.js'
-import type { PhysarumNode } from '../src/node/node.js'
-import type { AllocatorDaemon } from '../src/allocator.js'
-import type { Agent } from '../src/agent.js'
+import type { PhysarumNode } from '../src/cluster/node.js'
+import type { AllocatorDaemon } from '../src/allocator/daemon.js'
+import type { Agent } from '../src/cluster/agent.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const SEED = fuzzSeed()

@@ -4,7 +4,7 @@
 import { Ajv } from 'ajv'
 import { lpStream } from '@libp2p/utils'
 import type { PeerId } from '@libp2p/interface'
-import type { PhysarumNode } from '../node/node.js'
+import type { PhysarumNode } from '../cluster/node.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 
 export const ALLOC_PROTOCOL = '/physarum/alloc/1.0.0'

@@ -3,9 +3,9 @@
 // instance is ready. Malformed input gets BAD_REQUEST; the allocator keeps serving.
 import { lpStream, InvalidDataLengthError, InvalidDataLengthLengthError } from '@libp2p/utils'
 import type { Stream, Connection } from '@libp2p/interface'
-import type { PhysarumNode } from '../node/node.js'
-import type { Logger } from '../log.js'
-import { AllocFailure, type InstanceManager } from '../instances/manager.js'
+import type { PhysarumNode } from '../cluster/node.js'
+import type { Logger } from '../util/log.js'
+import { AllocFailure, type InstanceManager } from '../allocator/instances/manager.js'
 import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, encode, validateRequest, type AllocErrorCode, type AllocResponse } from './protocol.js'
 
 export interface AllocationStats {

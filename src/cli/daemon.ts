@@ -1,7 +1,7 @@
 // Runs a daemon until SIGINT/SIGTERM: the first signal stops it gracefully (leave
 // announcement, drain), a second one forces the exit. Handlers are installed before
 // the daemon starts, so that a signal during start-up also stops it cleanly.
-import type { Logger } from '../log.js'
+import type { Logger } from '../util/log.js'
 import { leanStartEnd } from './lean-start.js'
 
 export interface Stoppable { stop: () => Promise<void> }

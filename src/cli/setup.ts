@@ -1,6 +1,6 @@
 // Turns parsed flags into a loaded config and a logger: the first steps of every command.
 import { loadConfig, type LoadedConfig } from '../config/load.js'
-import { createLogger, type Logger } from '../log.js'
+import { createLogger, type Logger } from '../util/log.js'
 import { toConfigFlags } from './flags.js'
 
 export function setup (flags: Record<string, unknown>): { loaded: LoadedConfig, log: Logger } {

@@ -21,7 +21,7 @@ export default class Allocator extends BaseCommand {
     ;(await import('../cli/lean-start.js')).leanStartBegin()
     const { flags } = await this.parse(Allocator)
     // Heavy modules load only when a command runs, so that --help and --version stay fast.
-    const [{ setup }, { runDaemon }, { AllocatorDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../allocator.js')])
+    const [{ setup }, { runDaemon }, { AllocatorDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../allocator/daemon.js')])
     const { loaded, log } = setup(flags)
     const cfg = loaded.config
     await runDaemon(async () => await AllocatorDaemon.start({

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
 import { configFlags } from '../cli/flags.js'
-import type { MemberView } from '../agent.js'
+import type { MemberView } from '../cluster/agent.js'
 
 export default class Members extends BaseCommand {
   static override summary = 'Show the members of the cluster.'
@@ -32,7 +32,7 @@ export default class Members extends BaseCommand {
       try { void new RegExp(flags.status) } catch { throw new UsageError(`--status ${JSON.stringify(flags.status)} is not a valid regular expression`) }
     }
     const [{ setup }, { roleDefaults }, { AgentUnreachableError, byJoining, fromAgent }, { filterMembers, formatMembers }] = await Promise.all([
-      import('../cli/setup.js'), import('../config/defaults.js'), import('../members/client.js'), import('../members/format.js')])
+      import('../cli/setup.js'), import('../config/defaults.js'), import('../cli/members/client.js'), import('../cli/members/format.js')])
     const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' })
     const cfg = loaded.config
     const agents = flags.agent !== undefined

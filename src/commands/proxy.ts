@@ -39,7 +39,7 @@ export default class Proxy extends BaseCommand {
     if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')
     let target: { host: string, port: number } | undefined
     if (app !== undefined) {
-      const [{ APP_NAME_PATTERN }, { parseHostPort }] = await Promise.all([import('../config/schema.js'), import('../http.js')])
+      const [{ APP_NAME_PATTERN }, { parseHostPort }] = await Promise.all([import('../config/schema.js'), import('../util/http.js')])
       if (!new RegExp(APP_NAME_PATTERN).test(app)) throw new UsageError(`--app ${JSON.stringify(app)} is not a valid app name (lowercase letters, digits, '.', '_', '-')`)
       if (address !== undefined) {
         target = parseHostPort(address)

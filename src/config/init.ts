@@ -2,7 +2,7 @@
 // existing file unless forced.
 import { existsSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { generatePsk } from '../node/psk.js'
+import { generatePsk } from './psk.js'
 import { builtinDefaults } from './defaults.js'
 import { ConfigError } from './errors.js'
 import { multiaddrError } from './validate.js'

@@ -5,7 +5,7 @@ import { builtinDefaults } from './defaults.js'
 import { ConfigError } from './errors.js'
 import { jsonPath, multiaddrError, schemaErrors } from './validate.js'
 import type { Config } from './schema.js'
-import { resolvePsk } from '../node/psk.js'
+import { resolvePsk } from './psk.js'
 
 export { expandHome, checkPrivateFile } from './files.js'
 

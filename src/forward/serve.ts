@@ -5,12 +5,12 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import { lpStream } from '@libp2p/utils'
 import { Pool } from 'undici'
 import type { Stream, Connection } from '@libp2p/interface'
-import type { PhysarumNode } from '../node/node.js'
-import type { Logger } from '../log.js'
+import type { PhysarumNode } from '../cluster/node.js'
+import type { Logger } from '../util/log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
-import { hostPort, onResponseOver, RequestAbort } from '../http.js'
+import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface ForwardTarget {

@@ -5,13 +5,13 @@
 // nearer instance is allocated in the background. None: a cold start, nearest
 // allocator first, shared by every request that waits for it.
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Agent } from '../agent.js'
-import type { Logger } from '../log.js'
+import type { Agent } from '../cluster/agent.js'
+import type { Logger } from '../util/log.js'
 import { requestAllocation, AllocationError } from '../allocation/protocol.js'
 import type { Balancer } from './balancer.js'
-import type { RequestAbort } from '../http.js'
+import type { RequestAbort } from '../util/http.js'
 import { instanceKey } from '../forward/protocol.js'
-import type { AppInstances } from '../membership/announcement.js'
+import type { AppInstances } from '../cluster/membership/announcement.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface Endpoint {

@@ -1,6 +1,6 @@
 // The proxy's status page at /: apps seen, instances with RTT and state, allocations in
 // flight, recent errors — as JSON, or as a small HTML page for people.
-import type { Agent } from '../agent.js'
+import type { Agent } from '../cluster/agent.js'
 import type { Placement } from './placement.js'
 import type { RecentError } from './entrypoint.js'
 

@@ -3,10 +3,10 @@ import { resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { builtinDefaults, type Role } from '../../src/config/defaults.js'
 import type { AppConfig, Config } from '../../src/config/schema.js'
-import { Agent } from '../../src/agent.js'
-import { AllocatorDaemon } from '../../src/allocator.js'
+import { Agent } from '../../src/cluster/agent.js'
+import { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import { ProxyDaemon } from '../../src/proxy/daemon.js'
-import { createLogger, silentLogger } from '../../src/log.js'
+import { createLogger, silentLogger } from '../../src/util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export function testConfig (over: Partial<Config> = {}): Config {

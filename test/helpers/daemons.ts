@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test'
 import { join } from 'node:path'
 import { spawnCli, killAll, type Daemon } from './cli.js'
 import { waitFor } from './cluster.js'
-import type { MemberView } from '../../src/agent.js'
+import type { MemberView } from '../../src/cluster/agent.js'
 
 export interface Started {
   d: Daemon

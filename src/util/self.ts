@@ -16,7 +16,7 @@ function isSea (): boolean {
 
 export function selfCommand (): string[] {
   if (isSea()) return [process.execPath]
-  return [process.execPath, resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/physarum')]
+  return [process.execPath, resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/physarum')]
 }
 
 /** The command line to spawn for a catalog Command. */

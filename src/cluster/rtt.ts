@@ -3,8 +3,8 @@
 // milliseconds). A peer's RTT is the median of its recent samples, cached with its age.
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { PeerId, Stream, Connection } from '@libp2p/interface'
-import type { PhysarumNode } from '../node/node.js'
-import type { Logger } from '../log.js'
+import type { PhysarumNode } from './node.js'
+import type { Logger } from '../util/log.js'
 
 export const RTT_PROTOCOL = '/physarum/rtt/1.0.0'
 const PROBE_BYTES = 16

@@ -2,8 +2,8 @@
 // below 500, or a TCP connect.
 import { connect } from 'node:net'
 import { request } from 'undici'
-import type { AppSpec } from '../catalog/catalog.js'
-import { hostPort } from '../http.js'
+import type { AppSpec } from './catalog.js'
+import { hostPort } from '../util/http.js'
 
 export async function checkOnce (spec: AppSpec, host: string, port: number, timeoutMs: number): Promise<boolean> {
   if (spec.health.tcp) {

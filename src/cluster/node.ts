@@ -1,6 +1,6 @@
 // The libp2p host: tcp + noise + yamux, pnet when a PSK is set, identify, ping,
 // bootstrap and gossipsub. Everything else (membership, rtt, protocols) runs on it.
-import '../polyfill.js'
+import '../util/polyfill.js'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'

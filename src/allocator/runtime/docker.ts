@@ -2,8 +2,8 @@
 // the instance and this allocator's peer ID; the catalog's memory, CPU and pids limits;
 // the app port published on 127.0.0.1 only, on a host port Docker picks.
 import Docker from 'dockerode'
-import type { AppSpec } from '../catalog/catalog.js'
-import type { Logger } from '../log.js'
+import type { AppSpec } from '../../catalog/catalog.js'
+import type { Logger } from '../../util/log.js'
 import { StartError, logLines, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 

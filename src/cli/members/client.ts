@@ -1,11 +1,11 @@
 // Gets the member table for `physarum members`: from a local agent's admin API, or by
 // joining the cluster briefly as an observer through the bootstraps.
 import { request } from 'undici'
-import { Agent, type MemberView } from '../agent.js'
-import type { Config } from '../config/schema.js'
+import { Agent, type MemberView } from '../../cluster/agent.js'
+import type { Config } from '../../config/schema.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export class AgentUnreachableError extends Error {

@@ -11,9 +11,9 @@ import type { PeerId } from '@libp2p/interface'
 import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect, encodeSuspect, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances, type SuspectNotice } from './announcement.js'
 import { MemberTable, type Member, type TableTiming } from './table.js'
 import { LocalHealth } from './health.js'
-import type { PhysarumNode } from '../node/node.js'
-import type { RttService } from '../rtt/rtt.js'
-import type { Logger } from '../log.js'
+import type { PhysarumNode } from '../node.js'
+import type { RttService } from '../rtt.js'
+import type { Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface LocalState {

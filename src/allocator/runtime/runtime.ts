@@ -1,6 +1,6 @@
 // The runtime interface: where instances run. Two implementations, Docker (dockerode)
 // and local processes; the instance manager knows only this interface.
-import type { AppSpec } from '../catalog/catalog.js'
+import type { AppSpec } from '../../catalog/catalog.js'
 
 export interface RuntimeInstance {
   /** physarum's instance id (also in the container label / state file). */

@@ -1,18 +1,18 @@
 // A running physarum daemon: identity, libp2p node, RTT, membership and the admin
 // API, composed once for every role. The allocator and proxy build on it.
-import './polyfill.js'
-import { expandHome } from './config/load.js'
-import { roleDefaults, type Role } from './config/defaults.js'
-import type { Config } from './config/schema.js'
-import { createNode, fullAddrs, type PhysarumNode } from './node/node.js'
-import { ephemeralKey, loadOrCreateKey } from './node/identity.js'
-import { resolvePsk } from './node/psk.js'
-import { RttService } from './rtt/rtt.js'
+import '../util/polyfill.js'
+import { expandHome } from '../config/load.js'
+import { roleDefaults, type Role } from '../config/defaults.js'
+import type { Config } from '../config/schema.js'
+import { createNode, fullAddrs, type PhysarumNode } from './node.js'
+import { ephemeralKey, loadOrCreateKey } from './identity.js'
+import { resolvePsk } from '../config/psk.js'
+import { RttService } from './rtt.js'
 import { Membership, type LocalState } from './membership/membership.js'
 import { Metrics } from './admin/metrics.js'
 import { AdminServer } from './admin/server.js'
-import { VERSION } from './version.js'
-import type { Logger } from './log.js'
+import { VERSION } from '../util/version.js'
+import type { Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
 
 export interface AgentOptions {

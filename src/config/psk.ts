@@ -2,9 +2,9 @@
 // passphrase (hashed with SHA-256), and turned into the swarm-key bytes that pnet reads.
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { ConfigError } from '../config/errors.js'
-import { checkPrivateFile, expandHome } from '../config/files.js'
-import type { Config } from '../config/schema.js'
+import { ConfigError } from './errors.js'
+import { checkPrivateFile, expandHome } from './files.js'
+import type { Config } from './schema.js'
 
 const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\s*\n\/base16\/\s*\n\s*([0-9a-fA-F]{64})\s*$/
 

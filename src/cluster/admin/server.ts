@@ -1,7 +1,7 @@
 // The local admin API of a daemon (127.0.0.1 by default): JSON under /v1/ and
 // Prometheus text on /metrics. Concerns register their own GET routes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { listenOn, parseHostPort } from '../http.js'
+import { listenOn, parseHostPort } from '../../util/http.js'
 import type { Registry } from 'prom-client'
 
 export type Route = (req: IncomingMessage, url: URL) => Promise<unknown> | unknown

@@ -1,6 +1,6 @@
 // Renders member rows for people (a table in the manner of `serf members`) and filters them.
-import type { MemberView } from '../agent.js'
-import { shortPeer } from '../membership/membership.js'
+import type { MemberView } from '../../cluster/agent.js'
+import { shortPeer } from '../../cluster/membership/membership.js'
 
 export interface MemberFilter { status?: string, role?: string, app?: string }
 
