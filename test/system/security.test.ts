@@ -5,7 +5,7 @@
 // (process runtime and Docker), key and PSK files 0600 and refused when exposed, admin
 // APIs on loopback by default (both roles, through the real CLI), and the catalog's
 // memory, CPU and pids limits on containers (docker inspect). Targets are CLI child
-// processes, except the Docker allocator, which runs in-process like test/docker.test.ts.
+// processes, except the Docker allocator, which runs in-process like test/system/docker.test.ts.
 // PHYSARUM_FULL=1 sends more crafted requests and floods for longer.
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,20 +16,20 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
-import { killAll, spawnCli, runCli, type Daemon } from './helpers/cli.js'
-import { startAgent, startAllocator, addrOf, waitFor, HELLO_COMMAND } from './helpers/cluster.js'
-import { members as membersAt } from './helpers/daemons.js'
-import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from './helpers/docker.js'
-import { fuzz, fuzzSeed, describeReport, hostileJson, utf8, type Rng } from './helpers/fuzz.js'
-import { startCliCluster, rawPeer, readAll, varint, childrenOf, listening, type CliCluster } from './helpers/target.js'
-import { ALLOC_PROTOCOL, AllocationError, requestAllocation, validateRequest, validateResponse, type AllocResponse } from '../src/allocation/protocol.js'
-import { HTTP_PROTOCOL } from '../src/forward/protocol.js'
-import { loadOrCreateKey } from '../src/cluster/identity.js'
-import { pskHex, resolvePsk } from '../src/config/psk.js'
-import { ConfigError } from '../src/config/errors.js'
-import type { PhysarumNode } from '../src/cluster/node.js'
-import type { AllocatorDaemon } from '../src/allocator/daemon.js'
-import type { Agent } from '../src/cluster/agent.js'
+import { killAll, spawnCli, runCli, type Daemon } from '../helpers/cli.js'
+import { startAgent, startAllocator, addrOf, waitFor, HELLO_COMMAND } from '../helpers/cluster.js'
+import { members as membersAt } from '../helpers/daemons.js'
+import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from '../helpers/docker.js'
+import { fuzz, fuzzSeed, describeReport, hostileJson, utf8, type Rng } from '../helpers/fuzz.js'
+import { startCliCluster, rawPeer, readAll, varint, childrenOf, listening, type CliCluster } from '../helpers/target.js'
+import { ALLOC_PROTOCOL, AllocationError, requestAllocation, validateRequest, validateResponse, type AllocResponse } from '../../src/allocation/protocol.js'
+import { HTTP_PROTOCOL } from '../../src/forward/protocol.js'
+import { loadOrCreateKey } from '../../src/cluster/identity.js'
+import { pskHex, resolvePsk } from '../../src/config/psk.js'
+import { ConfigError } from '../../src/config/errors.js'
+import type { PhysarumNode } from '../../src/cluster/node.js'
+import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
+import type { Agent } from '../../src/cluster/agent.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const SEED = fuzzSeed()

@@ -3,9 +3,9 @@
 // scale-outs), and a long-lived proxy must not keep them all.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Balancer } from '../src/proxy/balancer.js'
-import { ForwardClient } from '../src/forward/client.js'
-import { startAgent } from './helpers/cluster.js'
+import { Balancer } from '../../src/proxy/balancer.js'
+import { ForwardClient } from '../../src/forward/client.js'
+import { startAgent } from '../helpers/cluster.js'
 
 test('sweep drops the figures of instances that are gone, but not of one with a request in flight', () => {
   const b = new Balancer()

@@ -3,7 +3,7 @@
 // forgives its failures.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Balancer } from '../src/proxy/balancer.js'
+import { Balancer } from '../../src/proxy/balancer.js'
 
 test('cancel frees the in-flight slot and leaves latency and failure count alone', () => {
   const b = new Balancer()

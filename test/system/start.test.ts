@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { readFileSync, readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { ROOT, spawnCli, killAll, exitWithin } from './helpers/cli.js'
-import { waitFor } from './helpers/cluster.js'
-import { dockerReady, labelled, removeLabelled } from './helpers/docker.js'
+import { ROOT, spawnCli, killAll, exitWithin } from '../helpers/cli.js'
+import { waitFor } from '../helpers/cluster.js'
+import { dockerReady, labelled, removeLabelled } from '../helpers/docker.js'
 
 after(async () => { await killAll() })
 

@@ -7,12 +7,12 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
-import { startAgent, startAllocator, addrOf, waitFor, helloApp } from './helpers/cluster.js'
-import { builtinDefaults } from '../src/config/defaults.js'
-import { requestAllocation, ALLOC_PROTOCOL, AllocationError } from '../src/allocation/protocol.js'
-import { ForwardClient } from '../src/forward/client.js'
-import type { Agent } from '../src/cluster/agent.js'
-import type { AllocatorDaemon } from '../src/allocator/daemon.js'
+import { startAgent, startAllocator, addrOf, waitFor, helloApp } from '../helpers/cluster.js'
+import { builtinDefaults } from '../../src/config/defaults.js'
+import { requestAllocation, ALLOC_PROTOCOL, AllocationError } from '../../src/allocation/protocol.js'
+import { ForwardClient } from '../../src/forward/client.js'
+import type { Agent } from '../../src/cluster/agent.js'
+import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 
 const PSK = '1'.repeat(64)
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }

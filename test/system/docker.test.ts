@@ -3,12 +3,12 @@
 import { test, describe, before, after } from 'node:test'
 import { execFileSync } from 'node:child_process'
 import assert from 'node:assert/strict'
-import { startAgent, startAllocator, addrOf, waitFor } from './helpers/cluster.js'
-import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from './helpers/docker.js'
-import { requestAllocation, AllocationError } from '../src/allocation/protocol.js'
-import { ForwardClient } from '../src/forward/client.js'
-import type { Agent } from '../src/cluster/agent.js'
-import type { AllocatorDaemon } from '../src/allocator/daemon.js'
+import { startAgent, startAllocator, addrOf, waitFor } from '../helpers/cluster.js'
+import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from '../helpers/docker.js'
+import { requestAllocation, AllocationError } from '../../src/allocation/protocol.js'
+import { ForwardClient } from '../../src/forward/client.js'
+import type { Agent } from '../../src/cluster/agent.js'
+import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 
 const PSK = '2'.repeat(64)
 const engine = dockerReady()

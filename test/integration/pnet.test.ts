@@ -4,8 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { startAgent, addrOf, waitFor } from './helpers/cluster.js'
-import type { Agent } from '../src/cluster/agent.js'
+import { startAgent, addrOf, waitFor } from '../helpers/cluster.js'
+import type { Agent } from '../../src/cluster/agent.js'
 
 const MB = 1024 * 1024
 

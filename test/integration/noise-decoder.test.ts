@@ -4,7 +4,7 @@
 // every chunk a connection received.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { withQuietPair } from './helpers/cluster.js'
+import { withQuietPair } from '../helpers/cluster.js'
 
 test('receiving a noise frame throws no RangeError', async () => {
   await withQuietPair('3'.repeat(64), async (a, b) => {

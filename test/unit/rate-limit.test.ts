@@ -2,7 +2,7 @@
 // identities reset another peer's limit.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { RateLimiter } from '../src/allocation/server.js'
+import { RateLimiter } from '../../src/allocation/server.js'
 
 test('10,000 other peer IDs do not reset a limited peer that keeps asking', () => {
   const r = new RateLimiter(1, 2)

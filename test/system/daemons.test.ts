@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import { spawnCli, runCli, killAll, type Daemon } from './helpers/cli.js'
-import { waitFor } from './helpers/cluster.js'
-import { statusAt } from './helpers/daemons.js'
-import type { MemberView } from '../src/cluster/agent.js'
+import { spawnCli, runCli, killAll, type Daemon } from '../helpers/cli.js'
+import { waitFor } from '../helpers/cluster.js'
+import { statusAt } from '../helpers/daemons.js'
+import type { MemberView } from '../../src/cluster/agent.js'
 
 const PSK = '0123456789abcdef'.repeat(4)
 let dir: string

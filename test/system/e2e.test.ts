@@ -7,11 +7,11 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { ROOT, spawnCli, runCli, killAll, exitWithin, type Daemon } from './helpers/cli.js'
-import { waitFor } from './helpers/cluster.js'
-import { members, instances } from './helpers/daemons.js'
-import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from './helpers/docker.js'
-import type { MemberView } from '../src/cluster/agent.js'
+import { ROOT, spawnCli, runCli, killAll, exitWithin, type Daemon } from '../helpers/cli.js'
+import { waitFor } from '../helpers/cluster.js'
+import { members, instances } from '../helpers/daemons.js'
+import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from '../helpers/docker.js'
+import type { MemberView } from '../../src/cluster/agent.js'
 
 const EXE = resolve(ROOT, 'dist/physarum')
 let dir: string

@@ -4,7 +4,7 @@ import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { resolve } from 'node:path'
-import { ROOT, spawnCli, killAll } from './helpers/cli.js'
+import { ROOT, spawnCli, killAll } from '../helpers/cli.js'
 
 after(async () => { await killAll() })
 

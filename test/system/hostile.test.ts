@@ -14,16 +14,16 @@ import { connect, type Socket } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
-import { killAll } from './helpers/cli.js'
-import { waitFor, startProxy } from './helpers/cluster.js'
-import { members as membersAt } from './helpers/daemons.js'
-import { caseRng, fuzz, fuzzSeed, describeReport, hostileJson, mutateBytes, procMemory, utf8, generatedRequest, hostileRequest, rawHttp, responseComplete, statusOf, ENTRY_CORPUS, STREAM_CORPUS, type Rng, type FuzzReport } from './helpers/fuzz.js'
-import { startCliCluster, rawPeer, readAll, varint, metrics, counter, labelValues, HELLO, type CliCluster } from './helpers/target.js'
-import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, requestAllocation, validateResponse } from '../src/allocation/protocol.js'
-import { HTTP_PROTOCOL, MAX_HEADER_FRAME } from '../src/forward/protocol.js'
-import { MEMBERS_TOPIC, SUSPECT_TOPIC } from '../src/cluster/membership/announcement.js'
-import { ForwardClient } from '../src/forward/client.js'
-import type { PhysarumNode } from '../src/cluster/node.js'
+import { killAll } from '../helpers/cli.js'
+import { waitFor, startProxy } from '../helpers/cluster.js'
+import { members as membersAt } from '../helpers/daemons.js'
+import { caseRng, fuzz, fuzzSeed, describeReport, hostileJson, mutateBytes, procMemory, utf8, generatedRequest, hostileRequest, rawHttp, responseComplete, statusOf, ENTRY_CORPUS, STREAM_CORPUS, type Rng, type FuzzReport } from '../helpers/fuzz.js'
+import { startCliCluster, rawPeer, readAll, varint, metrics, counter, labelValues, HELLO, type CliCluster } from '../helpers/target.js'
+import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, requestAllocation, validateResponse } from '../../src/allocation/protocol.js'
+import { HTTP_PROTOCOL, MAX_HEADER_FRAME } from '../../src/forward/protocol.js'
+import { MEMBERS_TOPIC, SUSPECT_TOPIC } from '../../src/cluster/membership/announcement.js'
+import { ForwardClient } from '../../src/forward/client.js'
+import type { PhysarumNode } from '../../src/cluster/node.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const SEED = fuzzSeed()
@@ -400,7 +400,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
   })
 
   // Run after the fuzz phases on purpose: that is where it showed. The fix is in
-  // onResponseOver (src/util/http.ts), with a deterministic test in test/http.test.ts.
+  // onResponseOver (src/util/http.ts), with a deterministic test in test/unit/http.test.ts.
   test('HTTP entrypoint: pipelined requests of a client that went away are released (found by this fuzzer)', async () => {
     // A response queued behind another one gets no 'close' of its own when the connection
     // drops: its request to the instance, and the proxy's count of it, were never released.

@@ -4,12 +4,12 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
-import { startAllocator, startProxy, addrOf, waitFor, helloApp } from './helpers/cluster.js'
-import { delayRelay, type DelayRelay } from './helpers/delay-relay.js'
-import { reservePort } from '../src/allocator/runtime/process.js'
-import { requestAllocation } from '../src/allocation/protocol.js'
-import type { AllocatorDaemon } from '../src/allocator/daemon.js'
-import type { ProxyDaemon } from '../src/proxy/daemon.js'
+import { startAllocator, startProxy, addrOf, waitFor, helloApp } from '../helpers/cluster.js'
+import { delayRelay, type DelayRelay } from '../helpers/delay-relay.js'
+import { reservePort } from '../../src/allocator/runtime/process.js'
+import { requestAllocation } from '../../src/allocation/protocol.js'
+import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
+import type { ProxyDaemon } from '../../src/proxy/daemon.js'
 
 const PSK = '5'.repeat(64)
 let near: AllocatorDaemon

@@ -8,11 +8,11 @@ import { connect } from 'node:net'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
-import { startAllocator, startProxy, addrOf, waitFor, helloApp, HELLO_COMMAND } from './helpers/cluster.js'
-import { reservePort } from '../src/allocator/runtime/process.js'
-import type { AllocatorDaemon } from '../src/allocator/daemon.js'
-import type { ProxyDaemon } from '../src/proxy/daemon.js'
-import { RequestAbort } from '../src/util/http.js'
+import { startAllocator, startProxy, addrOf, waitFor, helloApp, HELLO_COMMAND } from '../helpers/cluster.js'
+import { reservePort } from '../../src/allocator/runtime/process.js'
+import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
+import type { ProxyDaemon } from '../../src/proxy/daemon.js'
+import { RequestAbort } from '../../src/util/http.js'
 
 const PSK = '4'.repeat(64)
 

@@ -3,13 +3,13 @@
 // and RTT precision.
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { startAgent, addrOf, waitFor, statusOf, testConfig } from './helpers/cluster.js'
-import { createNode, type PhysarumNode } from '../src/cluster/node.js'
-import { ephemeralKey } from '../src/cluster/identity.js'
-import { pskHex, swarmKey } from '../src/config/psk.js'
-import { MEMBERS_TOPIC, SUSPECT_TOPIC, encodeSuspect } from '../src/cluster/membership/announcement.js'
+import { startAgent, addrOf, waitFor, statusOf, testConfig } from '../helpers/cluster.js'
+import { createNode, type PhysarumNode } from '../../src/cluster/node.js'
+import { ephemeralKey } from '../../src/cluster/identity.js'
+import { pskHex, swarmKey } from '../../src/config/psk.js'
+import { MEMBERS_TOPIC, SUSPECT_TOPIC, encodeSuspect } from '../../src/cluster/membership/announcement.js'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Agent } from '../src/cluster/agent.js'
+import type { Agent } from '../../src/cluster/agent.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const PSK = 'e'.repeat(64)

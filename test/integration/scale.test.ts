@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
-import { startAllocator, startProxy, addrOf, waitFor, helloApp } from './helpers/cluster.js'
-import type { AllocatorDaemon } from '../src/allocator/daemon.js'
-import type { ProxyDaemon } from '../src/proxy/daemon.js'
+import { startAllocator, startProxy, addrOf, waitFor, helloApp } from '../helpers/cluster.js'
+import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
+import type { ProxyDaemon } from '../../src/proxy/daemon.js'
 
 const PSK = '6'.repeat(64)
 let alloc: AllocatorDaemon

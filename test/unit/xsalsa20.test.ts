@@ -1,7 +1,7 @@
 // physarum's XSalsa20 (packages/xsalsa20-simd), which the private network's pnet layer runs
 // (patches/@libp2p+pnet+*.patch): the same keystream, byte for byte, as the xsalsa20 package
 // that go-libp2p interoperates with, whatever the chunking; and its WebAssembly is what the
-// generator makes. 200 MB through a PSK connection: test/pnet.test.ts.
+// generator makes. 200 MB through a PSK connection: test/integration/pnet.test.ts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'

@@ -2,7 +2,7 @@
 // its failure-detector timeouts, and they shrink back as it recovers.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { LocalHealth } from '../src/cluster/membership/health.js'
+import { LocalHealth } from '../../src/cluster/membership/health.js'
 
 test('a healthy node keeps its timeouts: small lag costs nothing', () => {
   const h = new LocalHealth({ lagUnitMs: 100 })

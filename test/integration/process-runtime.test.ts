@@ -4,11 +4,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { ProcessRuntime } from '../src/allocator/runtime/process.js'
-import { logLines, MAX_LOG_LINE } from '../src/allocator/runtime/runtime.js'
-import { appSpec } from '../src/catalog/catalog.js'
-import { builtinDefaults } from '../src/config/defaults.js'
-import { silentLogger } from '../src/util/log.js'
+import { ProcessRuntime } from '../../src/allocator/runtime/process.js'
+import { logLines, MAX_LOG_LINE } from '../../src/allocator/runtime/runtime.js'
+import { appSpec } from '../../src/catalog/catalog.js'
+import { builtinDefaults } from '../../src/config/defaults.js'
+import { silentLogger } from '../../src/util/log.js'
 
 test('app output is relayed by line, and a newline-less flood in pieces of at most MAX_LOG_LINE', async () => {
   const child = spawn(process.execPath, ['-e', 'process.stdout.write("one\\r\\ntwo\\n" + "x".repeat(1 << 20) + "\\nlast")'])

@@ -13,7 +13,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Socket } from 'node:net'
-import { withQuietPair, waitFor } from './helpers/cluster.js'
+import { withQuietPair, waitFor } from '../helpers/cluster.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const PROTO = '/physarum-test/sink/1'

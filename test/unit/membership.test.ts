@@ -1,8 +1,8 @@
 // Unit tests of the member table's state machine and of announcement decoding.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MemberTable } from '../src/cluster/membership/table.js'
-import { decodeAnnouncement, encodeAnnouncement, MAX_ANNOUNCEMENT_BYTES, type Announcement } from '../src/cluster/membership/announcement.js'
+import { MemberTable } from '../../src/cluster/membership/table.js'
+import { decodeAnnouncement, encodeAnnouncement, MAX_ANNOUNCEMENT_BYTES, type Announcement } from '../../src/cluster/membership/announcement.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
 const ann = (over: Partial<Announcement> = {}): Announcement => ({ v: 1, peer: PEER, roles: ['allocator'], addrs: [], version: '0.1.0', catalog: [], instances: {}, capacity: {}, seq: 10, ts: 0, ...over })

@@ -6,10 +6,10 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync, statSync, chmodSync, rea
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig } from '../src/config/load.js'
-import { ConfigError } from '../src/config/errors.js'
-import { runCli, killAll, ROOT } from './helpers/cli.js'
-import { withReference } from '../src/config/reference.js'
+import { loadConfig } from '../../src/config/load.js'
+import { ConfigError } from '../../src/config/errors.js'
+import { runCli, killAll, ROOT } from '../helpers/cli.js'
+import { withReference } from '../../src/config/reference.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
 const BOOT_A = `/ip4/192.0.2.1/tcp/4001/p2p/${PEER}`
@@ -133,7 +133,7 @@ describe('layering', () => {
   })
 
   test('the shipped conf/conf.json is valid', () => {
-    assert.doesNotThrow(() => loadConfig({ flags: { configfile: new URL('../../conf/conf.json', import.meta.url).pathname }, env: {} }))
+    assert.doesNotThrow(() => loadConfig({ flags: { configfile: new URL('../../../conf/conf.json', import.meta.url).pathname }, env: {} }))
   })
 
   test('the example multi-host config conf/cluster.example.json is valid (with its PSK file in place)', () => {
