@@ -10,7 +10,10 @@ import { APP_NAME_PATTERN } from '../config/schema.js'
 export const ALLOC_PROTOCOL = '/physarum/alloc/1.0.0'
 export const MAX_ALLOC_MESSAGE = 16 * 1024
 
+/** Why an allocator refused, as it says on the wire. */
 export type AllocErrorCode = 'UNKNOWN_APP' | 'NO_CAPACITY' | 'START_FAILED' | 'NOT_READY' | 'RATE_LIMITED' | 'DRAINING' | 'BAD_REQUEST' | 'INTERNAL'
+/** Why the client got no instance: the allocator's refusal, or the exchange itself failed. */
+export type AllocationErrorCode = AllocErrorCode | 'UNREACHABLE' | 'TIMEOUT' | 'BAD_RESPONSE'
 
 export interface AllocRequest {
   v: 1
@@ -84,10 +87,14 @@ export function encode (v: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(v))
 }
 
-/** Thrown by the client when the allocator refused, or could not be asked. */
+/**
+ * An allocation that gave no instance: thrown by the instance manager for a refusal (the
+ * server sends its code and message as they are) and by the client, for the allocator's
+ * refusal or an exchange that failed.
+ */
 export class AllocationError extends Error {
   override name = 'AllocationError'
-  constructor (readonly code: AllocErrorCode | 'UNREACHABLE' | 'TIMEOUT' | 'BAD_RESPONSE', message: string) { super(message) }
+  constructor (readonly code: AllocationErrorCode, message: string) { super(message) }
 }
 
 let counter = 0

@@ -5,14 +5,19 @@ import { lpStream, InvalidDataLengthError, InvalidDataLengthLengthError } from '
 import type { Stream, Connection } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
 import type { Logger } from '../util/log.js'
-import { AllocFailure, type InstanceManager } from '../allocator/instances/manager.js'
-import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, encode, validateRequest, type AllocErrorCode, type AllocResponse } from './protocol.js'
+import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, AllocationError, encode, validateRequest, type AllocErrorCode, type AllocResponse } from './protocol.js'
 
 export interface AllocationStats {
   onResult?: (app: string, result: string, seconds: number) => void
 }
 
 const MAX_BUCKETS = 10000
+
+/**
+ * What the server asks for a ready instance (the allocator's instance manager): resolves once
+ * the instance is ready, or throws an AllocationError whose code and message go to the peer.
+ */
+export type Allocate = (app: string, opts: { fresh?: boolean }) => Promise<{ instance: { id: string, app: string }, started: boolean }>
 
 /** A token bucket per peer: `burst` requests at once, refilled at `perSecond`. */
 export class RateLimiter {
@@ -39,7 +44,7 @@ export class AllocationServer {
   private readonly limiter: RateLimiter
 
   constructor (
-    private readonly components: { node: PhysarumNode, manager: InstanceManager, log: Logger, stats?: AllocationStats },
+    private readonly components: { node: PhysarumNode, allocate: Allocate, log: Logger, stats?: AllocationStats },
     init: { ratePerSecond: number, burst: number }
   ) {
     this.limiter = new RateLimiter(init.ratePerSecond, init.burst)
@@ -96,10 +101,11 @@ export class AllocationServer {
     if (!this.limiter.take(peer)) { await refuse('RATE_LIMITED', `too many allocation requests from ${peer}; retry later`); return }
     try {
       const t = Date.now()
-      const { instance, started } = await this.components.manager.allocate(req.app, { fresh: req.requirements?.fresh })
+      const { instance, started } = await this.components.allocate(req.app, { fresh: req.requirements?.fresh })
       await answer({ v: 1, id, ok: true, instance: { id: instance.id, app: instance.app, peer: this.components.node.peerId.toString(), state: 'ready', started, readyMs: Date.now() - t } })
     } catch (err) {
-      if (err instanceof AllocFailure) { await refuse(err.code, err.message); return }
+      // A refusal the manager made (never one of the client-side codes, which it cannot throw).
+      if (err instanceof AllocationError) { await refuse(err.code as AllocErrorCode, err.message); return }
       // The details (paths, engine messages) go to this host's log, not to the peer.
       this.components.log.error(`allocation of ${req.app} failed: ${(err as Error).message}`)
       await refuse('INTERNAL', `internal error on the allocator while starting ${req.app}; its log has the details`)

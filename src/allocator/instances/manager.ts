@@ -8,7 +8,7 @@ import type { AppSpec, Catalog } from '../../catalog/catalog.js'
 import type { Runtime, RuntimeInstance } from '../runtime/runtime.js'
 import { StartError } from '../runtime/runtime.js'
 import type { Logger } from '../../util/log.js'
-import type { AllocErrorCode } from '../../allocation/protocol.js'
+import { AllocationError } from '../../allocation/protocol.js'
 import type { LocalState } from '../../cluster/membership/membership.js'
 import { checkOnce } from '../../catalog/health.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -28,11 +28,6 @@ export interface Instance {
   healthFailures: number
   nextHealthAt: number
   adopted: boolean
-}
-
-export class AllocFailure extends Error {
-  override name = 'AllocFailure'
-  constructor (readonly code: AllocErrorCode, message: string) { super(message) }
 }
 
 export interface ManagerInit {
@@ -140,9 +135,9 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
    * is starting share that start.
    */
   async allocate (app: string, opts: { fresh?: boolean } = {}): Promise<{ instance: Instance, started: boolean }> {
-    if (this.draining) throw new AllocFailure('DRAINING', 'this allocator is shutting down')
+    if (this.draining) throw new AllocationError('DRAINING', 'this allocator is shutting down')
     const spec = this.components.catalog.get(app)
-    if (spec === undefined) throw new AllocFailure('UNKNOWN_APP', `app ${app} is not in this allocator's catalog`)
+    if (spec === undefined) throw new AllocationError('UNKNOWN_APP', `app ${app} is not in this allocator's catalog`)
     const pending = this.starting.get(app)
     if (pending !== undefined) return { instance: await pending, started: true }
     if (opts.fresh !== true) {
@@ -153,9 +148,9 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
         return { instance: ready, started: false }
       }
     }
-    if (this.count() >= this.init.maxInstances) throw new AllocFailure('NO_CAPACITY', `all ${this.init.maxInstances} instance slots of this allocator are in use`)
-    if (this.count(app) >= spec.maxInstances) throw new AllocFailure('NO_CAPACITY', `${app} already has its maximum of ${spec.maxInstances} instance(s) here`)
-    if (this.memoryUsed() + spec.resources.memoryMB > this.init.memoryMB) throw new AllocFailure('NO_CAPACITY', `not enough memory budget left for ${app} (${spec.resources.memoryMB} MB needed, ${this.init.memoryMB - this.memoryUsed()} MB free)`)
+    if (this.count() >= this.init.maxInstances) throw new AllocationError('NO_CAPACITY', `all ${this.init.maxInstances} instance slots of this allocator are in use`)
+    if (this.count(app) >= spec.maxInstances) throw new AllocationError('NO_CAPACITY', `${app} already has its maximum of ${spec.maxInstances} instance(s) here`)
+    if (this.memoryUsed() + spec.resources.memoryMB > this.init.memoryMB) throw new AllocationError('NO_CAPACITY', `not enough memory budget left for ${app} (${spec.resources.memoryMB} MB needed, ${this.init.memoryMB - this.memoryUsed()} MB free)`)
     const p = this.launch(spec)
     this.starting.set(app, p)
     try {
@@ -180,17 +175,17 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     } catch (err) {
       this.instances.delete(id)
       this.emit('change')
-      throw new AllocFailure('START_FAILED', err instanceof StartError ? err.message : `cannot start ${spec.name}: ${(err as Error).message}`)
+      throw new AllocationError('START_FAILED', err instanceof StartError ? err.message : `cannot start ${spec.name}: ${(err as Error).message}`)
     }
     if (removed()) {
       // Removed while the runtime was starting it (shutdown, or a death event): remove()
       // had nothing to stop yet, so what the runtime just started is stopped here.
       await this.components.runtime.stop(inst.rt, { graceMs: 0 }).catch(() => {})
-      throw new AllocFailure('START_FAILED', `instance ${id} of ${spec.name} was removed while it started`)
+      throw new AllocationError('START_FAILED', `instance ${id} of ${spec.name} was removed while it started`)
     }
     const poll = this.init.readyPollMs ?? 30
     while (true) {
-      if (removed()) throw new AllocFailure('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
+      if (removed()) throw new AllocationError('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
       const left = deadline - Date.now()
       if (left <= 0) break
       const passed = await checkOnce(spec, inst.rt.host, inst.rt.port, Math.min(spec.health.timeoutMs, Math.max(left, 10)))
@@ -207,12 +202,12 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
       }
       if (!(await this.components.runtime.isRunning(inst.rt))) {
         await this.remove(inst, 'exited before it was ready')
-        throw new AllocFailure('START_FAILED', `instance of ${spec.name} exited before it was ready`)
+        throw new AllocationError('START_FAILED', `instance of ${spec.name} exited before it was ready`)
       }
       await sleep(poll)
     }
     await this.remove(inst, `not ready within ${spec.startTimeoutS} s`)
-    throw new AllocFailure('NOT_READY', `${spec.name} did not pass its readiness check within ${spec.startTimeoutS} s; the instance was removed`)
+    throw new AllocationError('NOT_READY', `${spec.name} did not pass its readiness check within ${spec.startTimeoutS} s; the instance was removed`)
   }
 
   /** Marks a request in flight on an instance; returns the function that ends it. */
