@@ -8,7 +8,8 @@ import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
 import { expandHome } from '../config/files.js'
 import { Catalog } from '../catalog/catalog.js'
-import { InstanceManager } from './instances/manager.js'
+import { InstanceManager, type Instance } from './instances/manager.js'
+import { router } from '../forward/routing.js'
 import { AllocationServer } from '../allocation/server.js'
 import { ForwardServer } from '../forward/serve.js'
 import { DockerRuntime, dockerAvailable } from './runtime/docker.js'
@@ -87,24 +88,18 @@ export class AllocatorDaemon {
       // Label values come from the catalog only: a peer naming made-up apps must not add a
       // series per name (memory that grew with every request).
       const appLabel = (app: string): string => catalog.get(app) !== undefined ? app : '?'
-      const allocation = new AllocationServer({ node: agent.node, manager, log: log.scope('alloc'), stats: { onResult: (app, result, s) => { allocations.inc({ app: appLabel(app), result }); allocSeconds.observe({ app: appLabel(app), result }, s) } } }, {
+      const allocation = new AllocationServer({ node: agent.node, allocate: async (app, o) => await m.allocate(app, o), log: log.scope('alloc'), stats: { onResult: (app, result, s) => { allocations.inc({ app: appLabel(app), result }); allocSeconds.observe({ app: appLabel(app), result }, s) } } }, {
         ratePerSecond: config.Allocator.RateLimit.PerSecond,
         burst: config.Allocator.RateLimit.Burst
       })
       const forward = new ForwardServer({ node: agent.node, log: log.scope('forward'), onResponse: (app, status) => { forwarded.inc({ app: appLabel(app), status: String(status) }) } }, {
-        resolve: (frame) => {
-          // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on this error).
-          if (m.draining) return { status: 503, code: 'DRAINING', message: 'this allocator is shutting down' }
-          const spec = catalog.get(frame.app)
-          if (spec === undefined) return { status: 404, code: 'UNKNOWN_APP', message: `app ${frame.app} is not hosted here` }
-          const ready = m.readyOf(frame.app)
-          const inst = frame.instance !== undefined ? ready.find(i => i.id === frame.instance) : ready.sort((a, b) => a.inFlight - b.inFlight)[0]
-          if (inst === undefined || inst.rt === undefined) {
-            return { status: 503, code: 'NO_INSTANCE', message: frame.instance !== undefined ? `instance ${frame.instance} of ${frame.app} is not running here` : `no ready instance of ${frame.app} here` }
-          }
-          const rt = inst.rt
-          return { app: inst.app, instanceId: inst.id, host: rt.host, port: rt.port, begin: () => m.begin(inst) }
-        }
+        // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on DRAINING).
+        resolve: router<Instance>({
+          draining: () => m.draining,
+          serves: app => catalog.get(app) !== undefined,
+          ready: app => m.readyOf(app),
+          target: inst => inst.rt === undefined ? undefined : { app: inst.app, instanceId: inst.id, host: inst.rt.host, port: inst.rt.port, begin: () => m.begin(inst) }
+        })
       })
       manager.on('removed', (inst) => { if (inst.rt !== undefined) forward.forget(inst.rt.host, inst.rt.port) })
       await manager.start()

@@ -10,6 +10,40 @@ export const MAX_HEADER_FRAME = 4096
 export interface HeaderFrame { v: 1, app: string, instance?: string }
 
 /**
+ * A host's answer when it does not pass a request on to an instance. The first four mean
+ * the app never saw the request, so the proxy may send it elsewhere whatever its method:
+ * those answers carry the code in the ERROR_HEADER too.
+ */
+export type ForwardErrorCode =
+  /** This host does not serve the app. */
+  | 'UNKNOWN_APP'
+  /** This host has no ready instance of the app (or not the one the frame names). */
+  | 'NO_INSTANCE'
+  /** This host is shutting down: what is in flight finishes, anything new goes elsewhere. */
+  | 'DRAINING'
+  /** The instance refused the connection: it is gone, its death not yet noticed. */
+  | 'INSTANCE_UNREACHABLE'
+  /** The instance failed after the request reached it. */
+  | 'UPSTREAM_FAILED'
+  /** The request target is not a path. */
+  | 'BAD_REQUEST'
+  /** A bug on the host. */
+  | 'INTERNAL'
+
+export const FORWARD_STATUS: Readonly<Record<ForwardErrorCode, number>> = {
+  UNKNOWN_APP: 404,
+  NO_INSTANCE: 503,
+  DRAINING: 503,
+  INSTANCE_UNREACHABLE: 503,
+  UPSTREAM_FAILED: 502,
+  BAD_REQUEST: 400,
+  INTERNAL: 500
+}
+
+/** The response header that marks a host's answer as "the app never saw this request". */
+export const ERROR_HEADER = 'x-physarum-error'
+
+/**
  * "peer/app/instance": one instance's key wherever the proxy keeps something per instance
  * (placement's endpoints, the balancer's figures, the forwarding pools), so that the
  * sweep of instances that are gone finds them all.

@@ -7,22 +7,12 @@ import { Pool } from 'undici'
 import type { Stream, Connection } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
 import type { Logger } from '../util/log.js'
-import { HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type HeaderFrame } from './protocol.js'
+import { ERROR_HEADER, FORWARD_STATUS, HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type ForwardErrorCode, type HeaderFrame } from './protocol.js'
+import { isRefusal, type ForwardTarget, type Refusal, type Resolve } from './routing.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { setTimeout as sleep } from 'node:timers/promises'
-
-export interface ForwardTarget {
-  app: string
-  instanceId: string
-  host: string
-  port: number
-  /** Marks a request in flight; call the returned function when it is over. */
-  begin: () => () => void
-}
-
-export type Resolve = (frame: HeaderFrame) => ForwardTarget | { status: number, code: string, message: string }
 
 interface SocketInfo { frame: HeaderFrame, remotePeer: string, remoteIp?: string }
 const INFO = Symbol('physarum')
@@ -35,6 +25,7 @@ export const VIA = '1.1 physarum'
  */
 export const MAX_STREAMS = 4096
 
+/** An error answer in the one JSON shape every physarum error has: {"error": {code, message}}. */
 export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
   if (res.headersSent) { res.destroy(new Error(message)); return }
   const body = JSON.stringify({ error: { code, message } }) + '\n'
@@ -45,6 +36,11 @@ export function sendJsonError (res: ServerResponse, status: number, code: string
 /** The keep-alive pool to one local instance (an IPv6 host in brackets). */
 export function instancePool (host: string, port: number): Pool {
   return new Pool(`http://${hostPort(host, port)}`, { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
+}
+
+/** A host's own answer: the status its code has; a refusal also says so in ERROR_HEADER. */
+function answer (res: ServerResponse, code: ForwardErrorCode, message: string, refusal = false): void {
+  sendJsonError(res, FORWARD_STATUS[code], code, message, refusal ? { [ERROR_HEADER]: code } : {})
 }
 
 export class ForwardServer {
@@ -112,15 +108,15 @@ export class ForwardServer {
 
   private onRequest (req: IncomingMessage, res: ServerResponse): void {
     const info = (req.socket as unknown as Record<symbol, SocketInfo | undefined>)[INFO]
-    if (info === undefined) { sendJsonError(res, 500, 'INTERNAL', 'no stream info'); return }
+    if (info === undefined) { answer(res, 'INTERNAL', 'no stream info'); return }
     // Only a path goes on to the instance: undici refuses '*' (OPTIONS *) and, refusing it,
     // left a connection of the instance's pool unusable; 256 of them and forwarding hung.
-    if (req.url === undefined || !req.url.startsWith('/')) { sendJsonError(res, 400, 'BAD_REQUEST', 'request target must be a path'); return }
-    const target = this.init.resolve(info.frame)
-    if (!('port' in target)) {
-      this.components.onResponse?.(info.frame.app, target.status)
+    if (req.url === undefined || !req.url.startsWith('/')) { answer(res, 'BAD_REQUEST', 'request target must be a path'); return }
+    const target: ForwardTarget | Refusal = this.init.resolve(info.frame)
+    if (isRefusal(target)) {
+      this.components.onResponse?.(info.frame.app, FORWARD_STATUS[target.code])
       // The header tells the proxy that the app never saw the request: safe to retry elsewhere.
-      sendJsonError(res, target.status, target.code, target.message, { 'x-physarum-error': target.code })
+      answer(res, target.code, target.message, true)
       return
     }
     const done = target.begin()
@@ -157,12 +153,12 @@ export class ForwardServer {
         if ((err as { code?: string }).code === 'ECONNREFUSED') {
           // The instance is gone (its death not yet noticed): the app never saw the request, so
           // the proxy may send it to another instance, whatever its method.
-          sendJsonError(res, 503, 'INSTANCE_UNREACHABLE', `instance ${target.instanceId} of ${target.app} refused the connection`, { 'x-physarum-error': 'INSTANCE_UNREACHABLE' })
-          finish(503)
+          answer(res, 'INSTANCE_UNREACHABLE', `instance ${target.instanceId} of ${target.app} refused the connection`, true)
+          finish(FORWARD_STATUS.INSTANCE_UNREACHABLE)
           return
         }
-        sendJsonError(res, 502, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
-        finish(502)
+        answer(res, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
+        finish(FORWARD_STATUS.UPSTREAM_FAILED)
       })
     }
     send(true)

@@ -1,6 +1,7 @@
 // Load balancing among instances within the soft latency requirement: power of two
 // choices over a peak-EWMA of observed latency, weighted by requests in flight (the
 // balancer Linkerd uses). An endpoint that fails repeatedly is ejected for a while.
+import { DECAY_MS, EJECT_AFTER, EJECT_BASE_MS, EJECT_MAX_MS } from './constants.js'
 
 export interface EndpointStats {
   /** Peak-EWMA of response latency (ms); peaks are taken at once, decays are smoothed. */
@@ -11,11 +12,6 @@ export interface EndpointStats {
   ejectedUntil: number
   ejections: number
 }
-
-export const DECAY_MS = 10000
-const EJECT_AFTER = 3
-const EJECT_BASE_MS = 5000
-const EJECT_MAX_MS = 60000
 
 export class Balancer {
   private readonly stats = new Map<string, EndpointStats>()

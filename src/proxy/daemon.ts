@@ -3,11 +3,16 @@
 import { Counter, Histogram } from 'prom-client'
 import { Pool } from 'undici'
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
-import { statusJson } from './status.js'
+import { statusJson, RecentErrors } from './status.js'
+import { Requests } from './request.js'
+import { SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { requestAllocation } from '../allocation/protocol.js'
 import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
 import { ForwardClient } from '../forward/client.js'
 import { instanceKey } from '../forward/protocol.js'
 import { ForwardServer, instancePool } from '../forward/serve.js'
+import { router } from '../forward/routing.js'
 import { checkOnce } from '../catalog/health.js'
 import type { Logger } from '../util/log.js'
 import { Balancer } from './balancer.js'
@@ -56,8 +61,6 @@ class LocalInstance {
   }
 }
 
-/** How often the proxy drops what it keeps of instances that are gone (ms). */
-const SWEEP_MS = 60000
 
 export class ProxyDaemon {
   private stopping?: Promise<void>
@@ -89,7 +92,7 @@ export class ProxyDaemon {
     })
     try {
       const reg = agent.metrics.registry
-      const requests = new Counter({ name: 'physarum_proxy_requests_total', help: 'Requests through this proxy, by app and status.', labelNames: ['app', 'status'], registers: [reg] })
+      const requestCount = new Counter({ name: 'physarum_proxy_requests_total', help: 'Requests through this proxy, by app and status.', labelNames: ['app', 'status'], registers: [reg] })
       const latency = new Histogram({ name: 'physarum_proxy_request_seconds', help: 'Time to serve a request through this proxy, by app.', labelNames: ['app'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [reg] })
       const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Requests that found no instance within HardReq and waited for one.', labelNames: ['app'], registers: [reg] })
       const allocations = new Counter({ name: 'physarum_proxy_allocations_total', help: 'Allocation requests sent, by app and result.', labelNames: ['app', 'result'], registers: [reg] })
@@ -107,24 +110,33 @@ export class ProxyDaemon {
       const serving = l === undefined
         ? undefined
         : new ForwardServer({ node: agent.node, log: log.scope('forward') }, {
-          resolve: (frame) => {
-            if (frame.app !== l.spec.name) return { status: 404, code: 'UNKNOWN_APP', message: `app ${frame.app} is not served here` }
-            if (!l.healthy) return { status: 503, code: 'NO_INSTANCE', message: `the local instance of ${frame.app} is not healthy` }
-            return { app: l.spec.name, instanceId: l.id, host: l.host, port: l.port, begin: () => { l.inFlight++; return () => { l.inFlight-- } } }
-          }
+          resolve: router<LocalInstance>({
+            draining: () => false,
+            serves: app => app === l.spec.name,
+            ready: () => l.healthy ? [l] : [],
+            target: i => ({ app: i.spec.name, instanceId: i.id, host: i.host, port: i.port, begin: () => { i.inFlight++; return () => { i.inFlight-- } } })
+          })
         })
       await serving?.start()
 
       const balancer = new Balancer()
       const placement = new Placement({
-        agent,
+        self: agent.peer,
+        startedAt: agent.startedAt,
+        members: () => agent.membership.members(),
+        member: peer => agent.membership.table.get(peer),
+        rtt: {
+          get: peer => agent.rtt.get(peer)?.ms,
+          measureMany: async (peers, o) => { await agent.rtt.measureMany(peers.map(p => peerIdFromString(p)), { samples: 1, timeoutMs: o.timeoutMs }) }
+        },
+        allocate: async (peer, app, o) => await requestAllocation(agent.node, peerIdFromString(peer), app, o),
         balancer,
         log: log.scope('placement'),
         stats: { onAllocation: (app, result) => { allocations.inc({ app, result }) }, onColdStart: app => { coldStarts.inc({ app: placement.known(app) ? app : '?' }) } }
       }, {
         policy: (app) => {
           const spec = catalog.get(app) ?? appSpec(app, {}, config.Perf)
-          return { softMs: spec.perf.softRttMs, hardMs: spec.perf.hardRttMs, targetConcurrency: spec.targetConcurrency, maxInstances: catalog.get(app) !== undefined ? spec.maxInstances : 1000 }
+          return { softMs: spec.perf.softRttMs, hardMs: spec.perf.hardRttMs, targetConcurrency: spec.targetConcurrency, maxInstances: catalog.get(app) !== undefined ? spec.maxInstances : UNLISTED_MAX_INSTANCES }
         },
         inLocalCatalog: app => catalog.get(app) !== undefined,
         coldStartTimeoutMs: config.Proxy.ColdStartTimeoutS * 1000,
@@ -136,25 +148,28 @@ export class ProxyDaemon {
       // A frozen host keeps its connection open but never answers a stream open: without this, a
       // request waiting for a stream to it would wait the full connect timeout.
       agent.membership.table.on('change', (m, prev) => { if (m.status === 'failed' && prev !== 'failed') forward.abortOpens(m.announcement.peer) })
-      const entrypoint = new Entrypoint({
-        agent,
+      const recentErrors = new RecentErrors()
+      const requests = new Requests({
         placement,
         balancer,
         forward,
-        log: log.scope('proxy'),
+        recentErrors,
+        heard: peer => { agent.membership.table.heard(peer, Date.now()) },
+        localPool: app => l !== undefined && l.spec.name === app ? l.pool : undefined,
         stats: {
-          onResponse: (app, status, s) => { requests.inc({ app, status: String(status) }); latency.observe({ app }, s) },
+          onResponse: (app, status, s) => { requestCount.inc({ app, status: String(status) }); latency.observe({ app }, s) },
           onRetry: app => { retries.inc({ app }) },
           onEjection: app => { ejections.inc({ app }) }
         }
-      }, { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000, localPool: app => l !== undefined && l.spec.name === app ? l.pool : undefined })
+      }, { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000 })
+      const entrypoint = new Entrypoint({ agent, placement, requests, recentErrors, log: log.scope('proxy') })
       let address: string
       try {
         address = await entrypoint.listen(opts.bind, opts.port)
       } catch (err) {
         throw new Error(`the proxy cannot listen on ${opts.bind}:${opts.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (choose another with --port)`)
       }
-      agent.admin.route('/v1/status', () => statusJson(agent, placement, entrypoint.recentErrors))
+      agent.admin.route('/v1/status', () => statusJson(agent, placement, recentErrors.list))
       log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
       // Pools and balancing figures are kept per instance; instances come and go (idle culls,
       // scale-outs), so what is kept of those no member announces any more is dropped.

@@ -1,46 +1,28 @@
 // The proxy's HTTP entrypoint: /<app>/<rest>?<query> goes to an instance of <app> as
-// /<rest>?<query>, streamed both ways; / and /_physarum/… belong to the proxy itself.
-// Retries: an unreachable host before anything was sent → the next candidate; after →
-// only GET/HEAD/OPTIONS, once, within a 20 % retry budget.
+// /<rest>?<query> (./request.ts serves it); / and /_physarum/… belong to the proxy itself.
+// It owns the listening socket and a shutdown that loses no request.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import { Server as NetServer } from 'node:net'
-import { listenOn, onResponseOver, RequestAbort } from '../util/http.js'
-import { Pool } from 'undici'
-import { Writable } from 'node:stream'
+import { listenOn } from '../util/http.js'
 import type { Agent } from '../cluster/agent.js'
 import type { Logger } from '../util/log.js'
-import { ForwardClient, ConnectError } from '../forward/client.js'
-import { IDEMPOTENT, addForwarded, connectionLost, endToEnd, hasBody, relayHead } from '../forward/headers.js'
-import { sendJsonError, VIA } from '../forward/serve.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
-import { Balancer, RetryBudget } from './balancer.js'
-import { Placement, PlacementError, type Endpoint } from './placement.js'
-import { statusJson, statusHtml } from './status.js'
+import type { Placement } from './placement.js'
+import { sendError, type Requests } from './request.js'
+import { statusJson, statusHtml, type RecentErrors } from './status.js'
+import type { ProxyErrorCode } from './errors.js'
+import { QUIET_MS } from './constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const APP_RE = new RegExp(APP_NAME_PATTERN)
-/** On shutdown, idle connections are closed after this long without a request coming or ending (ms). */
-const QUIET_MS = 200
-
-export interface EntrypointStats {
-  onResponse?: (app: string, status: number, seconds: number) => void
-  onRetry?: (app: string) => void
-  onEjection?: (app: string) => void
-}
-
-export interface RecentError { at: string, app: string, status: number, message: string }
 
 export class Entrypoint {
   private server?: Server
-  private readonly budget = new RetryBudget(0.2)
-  readonly recentErrors: RecentError[] = []
-  private inFlight = 0
   private closing = false
   private lastActivityAt = 0
 
   constructor (
-    private readonly components: { agent: Agent, placement: Placement, balancer: Balancer, forward: ForwardClient, log: Logger, stats?: EntrypointStats },
-    private readonly init: { requestTimeoutMs: number, localPool?: (app: string) => Pool | undefined }
+    private readonly components: { agent: Agent, placement: Placement, requests: Requests, recentErrors: RecentErrors, log: Logger }
   ) {}
 
   async listen (host: string, port: number): Promise<string> {
@@ -52,7 +34,7 @@ export class Entrypoint {
       // A bug on one request must not take the proxy down: a 500 for it, and a log line.
       this.handle(req, res).catch((err: Error) => {
         this.components.log.error(`request ${req.method ?? '?'} ${(req.url ?? '').slice(0, 200)} failed: ${err.message}`)
-        this.error(res, '-', 500, 'INTERNAL', err.message)
+        this.error(res, '-', 'INTERNAL', err.message)
       })
     })
     server.on('clientError', (err, socket) => {
@@ -70,15 +52,13 @@ export class Entrypoint {
     return bound
   }
 
-  private error (res: ServerResponse, app: string, status: number, code: string, message: string): void {
-    this.recentErrors.unshift({ at: new Date().toISOString(), app, status, message })
-    this.recentErrors.length = Math.min(this.recentErrors.length, 20)
-    sendJsonError(res, status, code, message)
+  private error (res: ServerResponse, app: string, code: ProxyErrorCode, message: string): void {
+    sendError(res, this.components.recentErrors, app, code, message)
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/'
-    if (!url.startsWith('/')) { this.error(res, '-', 400, 'BAD_REQUEST', 'request target must be a path'); return }
+    if (!url.startsWith('/')) { this.error(res, '-', 'BAD_REQUEST', 'request target must be a path'); return }
     const path = url.split('?')[0]
     if (path === '/') { this.status(req, res); return }
     if (path.startsWith('/_physarum/') || path === '/_physarum') {
@@ -89,16 +69,16 @@ export class Entrypoint {
     }
     const seg = url.slice(1).split(/[/?]/)[0]
     if (!APP_RE.test(seg)) {
-      this.error(res, '-', 400, 'BAD_APP_NAME', `malformed app name ${JSON.stringify(seg.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`)
+      this.error(res, '-', 'BAD_APP_NAME', `malformed app name ${JSON.stringify(seg.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`)
       return
     }
     let rest = url.slice(1 + seg.length)
     if (rest === '' || rest.startsWith('?')) rest = '/' + rest
-    await this.forward(seg, rest, req, res)
+    await this.components.requests.forward(seg, rest, req, res)
   }
 
   private status (req: IncomingMessage, res: ServerResponse): void {
-    const s = statusJson(this.components.agent, this.components.placement, this.recentErrors)
+    const s = statusJson(this.components.agent, this.components.placement, this.components.recentErrors.list)
     if ((req.headers.accept ?? '').includes('application/json')) {
       const body = JSON.stringify(s, null, 2) + '\n'
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
@@ -108,113 +88,6 @@ export class Entrypoint {
     const body = statusHtml(s)
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) })
     res.end(body)
-  }
-
-  private async forward (app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { placement, balancer, forward, stats } = this.components
-    const t0 = process.hrtime.bigint()
-    const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
-    this.budget.deposit()
-    this.inFlight++
-    const clientGone = new RequestAbort()
-    onResponseOver(req, res, () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
-    const withBody = hasBody(req.headers)
-    // Read now: once the client has gone, req.socket is null.
-    const clientIp = req.socket?.remoteAddress
-    const method = req.method ?? 'GET'
-    const exclude = new Set<string>()
-    let retried = false
-    let coldMs = 0
-    try {
-      for (let attempt = 0; attempt < 4; attempt++) {
-        let ep: Endpoint
-        try {
-          const choice = await placement.choose(app, { exclude, signal: clientGone })
-          ep = choice.endpoint
-          coldMs += choice.coldMs
-        } catch (err) {
-          if (clientGone.aborted) return
-          // An app nobody knows is counted as '?': made-up names must not each add a metric series.
-          if (err instanceof PlacementError) { this.error(res, app, err.status, err.status === 404 ? 'UNKNOWN_APP' : err.status === 504 ? 'COLD_START_TIMEOUT' : 'NO_INSTANCE', err.message); stats?.onResponse?.(placement.known(app) ? app : '?', err.status, ms(t0, process.hrtime.bigint()) / 1000); return }
-          throw err
-        }
-        const tPlaced = process.hrtime.bigint()
-        const headers = addForwarded(endToEnd(req.headers), { clientIp, proto: 'http', host: req.headers.host, via: VIA })
-        const pool = ep.local ? this.init.localPool?.(app) : forward.pool(ep.peer, { v: 1, app, instance: ep.instance })
-        if (pool === undefined) { exclude.add(ep.key); continue }
-        balancer.start(ep.key)
-        let sent = false
-        let gone: string | undefined
-        try {
-          await pool.stream({
-            path,
-            method: method as 'GET',
-            headers,
-            body: withBody ? req : null,
-            signal: clientGone,
-            headersTimeout: this.init.requestTimeoutMs,
-            bodyTimeout: this.init.requestTimeoutMs,
-            opaque: res
-          }, ({ statusCode, headers: upstream }) => {
-            // An answer is proof of life, as good as a probe: a host too busy to answer probes in
-            // time, but serving, is not taken for failed while it serves.
-            if (!ep.local) this.components.agent.membership.table.heard(ep.peer, Date.now())
-            const hostError = upstream['x-physarum-error']
-            if (typeof hostError === 'string' && !withBody) {
-              // The host no longer has that instance (or app): the app never saw this request.
-              gone = hostError
-              return new Writable({ write (_c, _e, cb) { cb() } })
-            }
-            sent = true
-            const tHead = process.hrtime.bigint()
-            relayHead(res, statusCode, upstream, {
-              'x-physarum-instance': `${ep.instance}@${ep.peer}`,
-              'server-timing': `placement;dur=${(ms(t0, tPlaced) - coldMs).toFixed(2)}, cold;dur=${coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
-            })
-            return res
-          })
-          if (gone !== undefined) {
-            balancer.cancel(ep.key)
-            exclude.add(ep.key)
-            placement.forgetRecent(ep.key)
-            continue
-          }
-          const ok = res.statusCode < 500
-          if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), ok)) stats?.onEjection?.(app)
-          stats?.onResponse?.(app, res.statusCode, ms(t0, process.hrtime.bigint()) / 1000)
-          return
-        } catch (err) {
-          // A client that went away says nothing about the instance.
-          if (clientGone.aborted) { balancer.cancel(ep.key); return }
-          if (balancer.finish(ep.key, 0, false)) stats?.onEjection?.(app)
-          if (res.headersSent || sent) { res.destroy(err as Error); stats?.onResponse?.(app, 502, ms(t0, process.hrtime.bigint()) / 1000); return }
-          exclude.add(ep.key)
-          if (err instanceof ConnectError) {
-            placement.forgetRecent(ep.key)
-            forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
-            continue
-          }
-          // A connection to the host that broke (it died) says nothing of the app: retrying
-          // elsewhere only moves load the host no longer carries, so it is not charged to the
-          // retry budget (which guards a struggling app against retry storms), and that host's
-          // other instances sit out the retry.
-          const hostLost = connectionLost(err)
-          if (hostLost) for (const e of placement.endpoints(app)) if (e.peer === ep.peer) exclude.add(e.key)
-          if (!retried && IDEMPOTENT.has(method) && !withBody && (hostLost || this.budget.withdraw())) {
-            retried = true
-            stats?.onRetry?.(app)
-            continue
-          }
-          const message = (err as Error).message
-          this.error(res, app, (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ? 504 : 502, 'UPSTREAM_FAILED', `instance ${ep.instance} of ${app} on ${ep.peer}: ${message}`)
-          stats?.onResponse?.(app, 502, ms(t0, process.hrtime.bigint()) / 1000)
-          return
-        }
-      }
-      this.error(res, app, 502, 'UPSTREAM_FAILED', `no instance of ${app} could be reached`)
-    } finally {
-      this.inFlight--
-    }
   }
 
   /**
@@ -234,9 +107,9 @@ export class Entrypoint {
     // at once, racing the request a client may be sending on one right then.
     const closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
     const deadline = Date.now() + timeoutMs
-    while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(20)
+    while ((this.components.requests.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(20)
     s.closeIdleConnections()
-    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20)
+    while (this.components.requests.inFlight > 0 && Date.now() < deadline) await sleep(20)
     s.closeAllConnections()
     await closed
   }

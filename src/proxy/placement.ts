@@ -3,15 +3,17 @@
 // local server-mode instance); RTTs from the rtt module. Beyond HardReq: never used.
 // Within SoftReq: balanced (p2c over peak-EWMA). Only within HardReq: used now while a
 // nearer instance is allocated in the background. None: a cold start, nearest
-// allocator first, shared by every request that waits for it.
-import { peerIdFromString } from '@libp2p/peer-id'
-import type { Agent } from '../cluster/agent.js'
+// allocator first, shared by every request that waits for it. It sees the cluster only
+// through PlacementComponents, so that it is tested alone with fakes (test/unit/placement).
 import type { Logger } from '../util/log.js'
-import { requestAllocation, AllocationError } from '../allocation/protocol.js'
+import { AllocationError, type InstanceInfo } from '../allocation/protocol.js'
 import type { Balancer } from './balancer.js'
 import type { RequestAbort } from '../util/http.js'
 import { instanceKey } from '../forward/protocol.js'
 import type { AppInstances } from '../cluster/membership/announcement.js'
+import type { Member } from '../cluster/membership/table.js'
+import { PlacementError } from './errors.js'
+import { JOIN_SETTLE_MS, JOIN_SETTLE_POLL_MS, MEASURE_MAX_MS, MEASURE_MIN_MS, RECENT_ALLOCATION_MS } from './constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface Endpoint {
@@ -31,9 +33,26 @@ function announcedIds (inst: AppInstances | undefined): string[] {
   return Array.isArray(inst?.ids) ? (inst.ids as unknown[]).filter((x): x is string => typeof x === 'string') : []
 }
 
-export class PlacementError extends Error {
-  override name = 'PlacementError'
-  constructor (readonly status: 404 | 502 | 503 | 504, message: string) { super(message) }
+/** What placement needs of the cluster (in a daemon: the agent's; in a test: fakes). */
+export interface PlacementComponents {
+  /** This proxy's peer ID (its own server-mode instance is at RTT 0). */
+  self: string
+  /** When this proxy started (epoch ms): a cold start soon after waits for the view to fill. */
+  startedAt: number
+  /** Every member of the table, of any status. */
+  members: () => Member[]
+  member: (peer: string) => Member | undefined
+  rtt: {
+    /** The current RTT estimate to a peer (ms), if measured. */
+    get: (peer: string) => number | undefined
+    /** Measures the peers, in parallel, within `timeoutMs`; failures leave them unmeasured. */
+    measureMany: (peers: string[], opts: { timeoutMs: number }) => Promise<void>
+  }
+  /** Asks one allocator for a ready instance; throws an AllocationError when it gives none. */
+  allocate: (allocator: string, app: string, opts: { fresh: boolean, timeoutMs: number }) => Promise<InstanceInfo>
+  balancer: Balancer
+  log: Logger
+  stats?: PlacementStats
 }
 
 export interface AppPolicy { softMs: number, hardMs: number, targetConcurrency: number, maxInstances: number }
@@ -53,8 +72,6 @@ export interface PlacementStats {
 
 export interface Choice { endpoint: Endpoint, coldMs: number }
 
-const RECENT_MS = 15000
-
 export class Placement {
   private readonly cold = new Map<string, Promise<Endpoint>>()
   private readonly background = new Map<string, Promise<void>>()
@@ -63,26 +80,26 @@ export class Placement {
   readonly inFlightAllocations = new Set<string>()
 
   constructor (
-    private readonly components: { agent: Agent, balancer: Balancer, log: Logger, stats?: PlacementStats },
+    private readonly components: PlacementComponents,
     private readonly init: PlacementInit
   ) {}
 
   private rttOf (peer: string): number | undefined {
-    if (peer === this.components.agent.peer) return 0
-    return this.components.agent.rtt.get(peer)?.ms
+    if (peer === this.components.self) return 0
+    return this.components.rtt.get(peer)
   }
 
   /** Measures the peers whose RTT is unknown, in parallel, bounded by `timeoutMs`. */
   private async measureUnknown (peers: string[], timeoutMs: number): Promise<void> {
     const unknown = [...new Set(peers)].filter(p => this.rttOf(p) === undefined)
     if (unknown.length === 0) return
-    await this.components.agent.rtt.measureMany(unknown.map(p => peerIdFromString(p)), { samples: 1, timeoutMs: Math.max(50, Math.min(timeoutMs, 2000)) })
+    await this.components.rtt.measureMany(unknown, { timeoutMs: Math.max(MEASURE_MIN_MS, Math.min(timeoutMs, MEASURE_MAX_MS)) })
   }
 
   /** The keys of every instance any member still announces (of any app), and of recent allocations. */
   liveKeys (): Set<string> {
     const out = new Set<string>()
-    for (const m of this.components.agent.membership.members()) {
+    for (const m of this.components.members()) {
       for (const [app, inst] of Object.entries(m.announcement.instances)) {
         for (const id of announcedIds(inst)) out.add(instanceKey(m.announcement.peer, app, id))
       }
@@ -96,7 +113,7 @@ export class Placement {
     const out = new Map<string, Endpoint>()
     const local = this.init.local?.(app)
     if (local !== undefined) out.set(local.key, local)
-    for (const m of this.components.agent.membership.members()) {
+    for (const m of this.components.members()) {
       if (m.status !== 'alive') continue
       const a = m.announcement
       const inst = a.instances[app]
@@ -107,9 +124,9 @@ export class Placement {
     }
     const now = Date.now()
     for (const [key, r] of this.recent) {
-      if (now - r.at > RECENT_MS) { this.recent.delete(key); continue }
+      if (now - r.at > RECENT_ALLOCATION_MS) { this.recent.delete(key); continue }
       if (r.ep.app !== app || out.has(key)) continue
-      const host = this.components.agent.membership.table.get(r.ep.peer)
+      const host = this.components.member(r.ep.peer)
       if (host !== undefined && host.status !== 'alive') continue
       // An announcement newer than the allocation that does not list the instance: it is gone.
       if (host !== undefined && host.announcement.ts > r.at) { this.recent.delete(key); continue }
@@ -121,7 +138,7 @@ export class Placement {
   /** Whether any member or our own config knows the app. */
   known (app: string): boolean {
     if (this.init.inLocalCatalog(app)) return true
-    return this.components.agent.membership.members().some(m => m.status === 'alive' && (m.announcement.catalog.includes(app) || m.announcement.instances[app] !== undefined))
+    return this.components.members().some(m => m.status === 'alive' && (m.announcement.catalog.includes(app) || m.announcement.instances[app] !== undefined))
   }
 
   forgetRecent (key: string): void { this.recent.delete(key) }
@@ -178,8 +195,8 @@ export class Placement {
     let timer: NodeJS.Timeout | undefined
     let gone: (() => void) | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new PlacementError(504, `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
-      gone = () => { reject(new PlacementError(504, 'client went away')) }
+      timer = setTimeout(() => { reject(new PlacementError('COLD_START_TIMEOUT', `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
+      gone = () => { reject(new PlacementError('CLIENT_GONE', 'client went away')) }
       // A client that left before this point (while RTTs were measured) gets no 'abort' event any more.
       if (signal?.aborted === true) gone()
       else signal?.once('abort', gone)
@@ -195,25 +212,25 @@ export class Placement {
 
   /** Asks allocators, nearest first, that list the app and announce capacity. */
   private async allocate (app: string, policy: AppPolicy, opts: { fresh: boolean, maxRttMs: number, strictlyNearer?: boolean }): Promise<Endpoint> {
-    const { agent } = this.components
-    const candidates = (): ReturnType<typeof agent.membership.members> => agent.membership.members().filter(m => m.status === 'alive' && m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app) && (m.announcement.capacity.slotsFree ?? 1) > 0)
+    const { members } = this.components
+    const candidates = (): Member[] => members().filter(m => m.status === 'alive' && m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app) && (m.announcement.capacity.slotsFree ?? 1) > 0)
     let hosts = candidates()
     // A proxy that has just started may not know the cluster yet: give the view a moment.
-    const settle = agent.startedAt + 3000
+    const settle = this.components.startedAt + JOIN_SETTLE_MS
     while (hosts.length === 0 && Date.now() < settle) {
-      await sleep(50)
+      await sleep(JOIN_SETTLE_POLL_MS)
       hosts = candidates()
     }
     if (hosts.length === 0) {
-      if (!this.known(app)) throw new PlacementError(404, `unknown app ${app}: no instance and no allocator's catalog lists it`)
-      throw new PlacementError(503, `no allocator can host ${app}: none that lists it is alive with free capacity`)
+      if (!this.known(app)) throw new PlacementError('UNKNOWN_APP', `unknown app ${app}: no instance and no allocator's catalog lists it`)
+      throw new PlacementError('NO_ALLOCATOR', `no allocator can host ${app}: none that lists it is alive with free capacity`)
     }
     await this.measureUnknown(hosts.map(h => h.announcement.peer), policy.hardMs)
     const ranked = hosts
       .map(h => ({ peer: h.announcement.peer, rtt: this.rttOf(h.announcement.peer) ?? Infinity }))
       .filter(h => opts.strictlyNearer === true ? h.rtt < opts.maxRttMs : h.rtt <= opts.maxRttMs)
       .sort((a, b) => a.rtt - b.rtt)
-    if (ranked.length === 0) throw new PlacementError(503, `no allocator that lists ${app} is within ${opts.maxRttMs} ms`)
+    if (ranked.length === 0) throw new PlacementError('OUT_OF_REACH', `no allocator that lists ${app} is within ${opts.maxRttMs} ms`)
     const reasons: string[] = []
     const deadline = Date.now() + this.init.coldStartTimeoutMs
     for (const h of ranked) {
@@ -221,7 +238,7 @@ export class Placement {
       if (left <= 0) break
       this.inFlightAllocations.add(`${app}@${h.peer}`)
       try {
-        const inst = await requestAllocation(agent.node, peerIdFromString(h.peer), app, { fresh: opts.fresh, timeoutMs: left })
+        const inst = await this.components.allocate(h.peer, app, { fresh: opts.fresh, timeoutMs: left })
         this.components.stats?.onAllocation?.(app, 'ok')
         const key = instanceKey(inst.peer, app, inst.id)
         const ep = { key, peer: inst.peer, app, instance: inst.id, local: false, announcedLoad: 0 }
@@ -235,6 +252,6 @@ export class Placement {
         this.inFlightAllocations.delete(`${app}@${h.peer}`)
       }
     }
-    throw new PlacementError(503, `no allocator could start ${app}: ${reasons.join('; ')}`)
+    throw new PlacementError('ALL_REFUSED', `no allocator could start ${app}: ${reasons.join('; ')}`)
   }
 }

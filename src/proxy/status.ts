@@ -2,7 +2,19 @@
 // flight, recent errors — as JSON, or as a small HTML page for people.
 import type { Agent } from '../cluster/agent.js'
 import type { Placement } from './placement.js'
-import type { RecentError } from './entrypoint.js'
+import { RECENT_ERRORS } from './constants.js'
+
+export interface RecentError { at: string, app: string, status: number, message: string }
+
+/** The last errors the proxy answered with, newest first. */
+export class RecentErrors {
+  readonly list: RecentError[] = []
+
+  record (app: string, status: number, message: string): void {
+    this.list.unshift({ at: new Date().toISOString(), app, status, message })
+    if (this.list.length > RECENT_ERRORS) this.list.length = RECENT_ERRORS
+  }
+}
 
 export interface ProxyStatus {
   peer: string

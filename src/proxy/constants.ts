@@ -1,0 +1,74 @@
+// The proxy's tuning values, each with what it controls and why it has this value. Values
+// that an operator sets (timeouts, latency requirements) are in the config instead
+// (../config/defaults.ts).
+
+/**
+ * Attempts per request: the first choice plus up to three more after refusals and
+ * unreachable hosts (each excluded from the next choice), one of which may be a retry
+ * after a failure. Enough to step past a host that just died and one that drains, few
+ * enough that a request for a broken app fails in bounded time.
+ */
+export const MAX_ATTEMPTS = 4
+
+/**
+ * Retries allowed per request served, as a share (Linkerd's and Finagle's retry budget,
+ * 20 %): a struggling app sees at most 1.2× its load from retries, never a retry storm.
+ */
+export const RETRY_BUDGET_RATIO = 0.2
+
+/** On shutdown, idle connections are closed after this long without a request coming or ending (ms):
+ * a keep-alive client sends its next request right after an answer, so this is a few round trips. */
+export const QUIET_MS = 200
+
+/** How many of the last errors the status page keeps: enough to see a pattern, bounded memory. */
+export const RECENT_ERRORS = 20
+
+/**
+ * How long an instance this proxy just allocated is used before any announcement lists it
+ * (ms): announcements go out at once on a change, so this only covers a lost or late one;
+ * an announcement newer than the allocation that does not list it ends it sooner.
+ */
+export const RECENT_ALLOCATION_MS = 15000
+
+/**
+ * A proxy that has just started may not know the cluster yet: for this long after its
+ * start (ms), a cold start that finds no allocator waits for the view to fill (bootstrap
+ * connect plus the first announcements: 100–300 ms measured on loopback, more on a WAN).
+ */
+export const JOIN_SETTLE_MS = 3000
+
+/** Poll interval of that wait (ms). */
+export const JOIN_SETTLE_POLL_MS = 50
+
+/**
+ * Bounds of a placement-time RTT measurement of peers not measured yet (ms): at least 50
+ * (a probe round trip on a busy loopback host), at most 2,000 even when HardReq allows
+ * more, since a request waits for it.
+ */
+export const MEASURE_MIN_MS = 50
+export const MEASURE_MAX_MS = 2000
+
+/** How often the proxy drops what it keeps of instances that are gone (ms): memory, not correctness. */
+export const SWEEP_MS = 60000
+
+/**
+ * maxInstances of an app that this proxy's catalog does not list: the allocators enforce
+ * their own limits, so the proxy's scale-out check does not bind.
+ */
+export const UNLISTED_MAX_INSTANCES = 1000
+
+/**
+ * The balancer's peak-EWMA time constant (ms): a latency figure decays to the seed (the
+ * RTT) over ~10 s without requests, as Linkerd's default, so that an endpoint slow a
+ * while ago gets traffic again, while a burst of requests still sees the peak.
+ */
+export const DECAY_MS = 10000
+
+/** Consecutive failures (5xx, broken connections) after which an endpoint is ejected. */
+export const EJECT_AFTER = 3
+
+/** The first ejection lasts this long (ms); each further one in a row doubles it (Envoy's outlier detection). */
+export const EJECT_BASE_MS = 5000
+
+/** Longest ejection (ms): an endpoint that recovered is tried again within a minute. */
+export const EJECT_MAX_MS = 60000

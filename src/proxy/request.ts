@@ -1,0 +1,228 @@
+// What happens to one request through the proxy (the path, step by step, is listed in
+// ../forward/routing.ts): placement picks an instance, the request goes to it over a pooled
+// stream, and each attempt ends in an Attempt that says what happened; the loop decides
+// whether another instance is tried, and the request ends in one Outcome, which is what
+// the client gets and what the metrics count. Retries: a host that refused (the app never
+// saw the request) or could not be reached → the next candidate, whatever the method; a
+// failure after the request was sent → only GET/HEAD/OPTIONS without a body, once, within
+// the retry budget (a host that died is not charged to it).
+import { Writable } from 'node:stream'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Pool } from 'undici'
+import { onResponseOver, RequestAbort } from '../util/http.js'
+import { ConnectError, type ForwardClient } from '../forward/client.js'
+import { ERROR_HEADER } from '../forward/protocol.js'
+import { IDEMPOTENT, addForwarded, connectionLost, endToEnd, hasBody, relayHead } from '../forward/headers.js'
+import { sendJsonError, VIA } from '../forward/serve.js'
+import { HTTP_STATUS, PlacementError, type ProxyErrorCode } from './errors.js'
+import { RetryBudget, type Balancer } from './balancer.js'
+import type { Endpoint, Placement } from './placement.js'
+import type { RecentErrors } from './status.js'
+import { MAX_ATTEMPTS, RETRY_BUDGET_RATIO } from './constants.js'
+
+/** How one attempt on one instance ended. */
+export type Attempt =
+  /** The instance's answer was relayed (whatever its status). */
+  | { kind: 'served', status: number }
+  /** The client went away: says nothing about the instance. */
+  | { kind: 'client-gone' }
+  /** The host answered that the app never saw the request (gone, draining, unknown here). */
+  | { kind: 'refused', code: string }
+  /** No stream to the host could be opened: nothing of the request was sent. */
+  | { kind: 'unreachable', error: Error }
+  /** It failed before any of the answer was relayed; `hostLost`: the connection to the host broke. */
+  | { kind: 'failed', error: Error, hostLost: boolean }
+  /** It failed after the answer's head was relayed: the response can only be cut short. */
+  | { kind: 'broken', error: Error }
+
+/** How the request ended. */
+export type Outcome =
+  | { kind: 'served', status: number }
+  | { kind: 'client-gone' }
+  /** The proxy answered with an error of its own. */
+  | { kind: 'error', code: ProxyErrorCode, message: string, status: number }
+  /** The response was cut short (it had begun). */
+  | { kind: 'cut', error: Error }
+
+export interface RequestStats {
+  onResponse?: (app: string, status: number, seconds: number) => void
+  onRetry?: (app: string) => void
+  onEjection?: (app: string) => void
+}
+
+export interface RequestComponents {
+  placement: Placement
+  balancer: Balancer
+  forward: ForwardClient
+  recentErrors: RecentErrors
+  /** An answer from a host is proof of life, as good as a probe. */
+  heard?: (peer: string) => void
+  /** The pool of this proxy's own server-mode instance of the app, if it has one. */
+  localPool?: (app: string) => Pool | undefined
+  stats?: RequestStats
+}
+
+/** One request while it is served: what every attempt reads. */
+interface Exchange {
+  app: string
+  path: string
+  req: IncomingMessage
+  res: ServerResponse
+  method: string
+  withBody: boolean
+  clientGone: RequestAbort
+  /** Read at the start: once the client has gone, req.socket is null. */
+  clientIp?: string
+  t0: bigint
+  coldMs: number
+}
+
+const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
+
+/** Answers with an error of the proxy's own, and keeps it for the status page. */
+export function sendError (res: ServerResponse, recent: RecentErrors, app: string, code: ProxyErrorCode, message: string, status = HTTP_STATUS[code]): void {
+  recent.record(app, status, message)
+  sendJsonError(res, status, code, message)
+}
+
+export class Requests {
+  private readonly budget = new RetryBudget(RETRY_BUDGET_RATIO)
+  /** Requests being served now. */
+  inFlight = 0
+
+  constructor (private readonly components: RequestComponents, private readonly init: { requestTimeoutMs: number }) {}
+
+  /** Serves `path` of `app` to the client: forwards it, answers it, counts it. */
+  async forward (app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const clientGone = new RequestAbort()
+    onResponseOver(req, res, () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
+    const x: Exchange = { app, path, req, res, method: req.method ?? 'GET', withBody: hasBody(req.headers), clientGone, clientIp: req.socket?.remoteAddress, t0: process.hrtime.bigint(), coldMs: 0 }
+    this.budget.deposit()
+    this.inFlight++
+    try {
+      this.settle(x, await this.attempts(x))
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  /** Tries instances until one serves the request or there is nothing left to try. */
+  private async attempts (x: Exchange): Promise<Outcome> {
+    const { placement, stats } = this.components
+    const exclude = new Set<string>()
+    let retried = false
+    for (let n = 0; n < MAX_ATTEMPTS; n++) {
+      let ep: Endpoint
+      try {
+        const choice = await placement.choose(x.app, { exclude, signal: x.clientGone })
+        ep = choice.endpoint
+        x.coldMs += choice.coldMs
+      } catch (err) {
+        if (x.clientGone.aborted) return { kind: 'client-gone' }
+        if (err instanceof PlacementError) return { kind: 'error', code: err.code, message: err.message, status: err.status }
+        throw err
+      }
+      const a = await this.attempt(x, ep)
+      switch (a.kind) {
+        case 'served': return a
+        case 'client-gone': return a
+        case 'broken': return { kind: 'cut', error: a.error }
+        case 'refused':
+          exclude.add(ep.key)
+          placement.forgetRecent(ep.key)
+          continue
+        case 'unreachable':
+          exclude.add(ep.key)
+          placement.forgetRecent(ep.key)
+          if (!ep.local) this.components.forward.forget(ep.peer, { v: 1, app: x.app, instance: ep.instance })
+          continue
+        case 'failed': {
+          exclude.add(ep.key)
+          // A connection to the host that broke (it died) says nothing of the app: retrying
+          // elsewhere only moves load the host no longer carries, so it is not charged to the
+          // retry budget (which guards a struggling app against retry storms), and that host's
+          // other instances sit out the retry.
+          if (a.hostLost) for (const e of placement.endpoints(x.app)) if (e.peer === ep.peer) exclude.add(e.key)
+          if (!retried && IDEMPOTENT.has(x.method) && !x.withBody && (a.hostLost || this.budget.withdraw())) {
+            retried = true
+            stats?.onRetry?.(x.app)
+            continue
+          }
+          const timedOut = (a.error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT'
+          const code = timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_FAILED'
+          return { kind: 'error', code, message: `instance ${ep.instance} of ${x.app} on ${ep.peer}: ${a.error.message}`, status: HTTP_STATUS[code] }
+        }
+      }
+    }
+    return { kind: 'error', code: 'NO_REACHABLE_INSTANCE', message: `no instance of ${x.app} could be reached`, status: HTTP_STATUS.NO_REACHABLE_INSTANCE }
+  }
+
+  /** Sends the request to one instance and relays its answer; never throws. */
+  private async attempt (x: Exchange, ep: Endpoint): Promise<Attempt> {
+    const { balancer, forward, stats } = this.components
+    const pool = ep.local ? this.components.localPool?.(x.app) : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
+    if (pool === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
+    const tPlaced = process.hrtime.bigint()
+    const headers = addForwarded(endToEnd(x.req.headers), { clientIp: x.clientIp, proto: 'http', host: x.req.headers.host, via: VIA })
+    balancer.start(ep.key)
+    let relayed = false
+    let refusal: string | undefined
+    const eject = (took: number, ok: boolean): void => { if (balancer.finish(ep.key, took, ok)) stats?.onEjection?.(x.app) }
+    try {
+      await pool.stream({
+        path: x.path,
+        method: x.method as 'GET',
+        headers,
+        body: x.withBody ? x.req : null,
+        signal: x.clientGone,
+        headersTimeout: this.init.requestTimeoutMs,
+        bodyTimeout: this.init.requestTimeoutMs,
+        opaque: x.res
+      }, ({ statusCode, headers: upstream }) => {
+        // A host too busy to answer probes in time, but serving, is not taken for failed while it serves.
+        if (!ep.local) this.components.heard?.(ep.peer)
+        const hostError = upstream[ERROR_HEADER]
+        if (typeof hostError === 'string' && !x.withBody) {
+          // The host no longer has that instance (or app): the app never saw this request.
+          refusal = hostError
+          return new Writable({ write (_c, _e, cb) { cb() } })
+        }
+        relayed = true
+        const tHead = process.hrtime.bigint()
+        relayHead(x.res, statusCode, upstream, {
+          'x-physarum-instance': `${ep.instance}@${ep.peer}`,
+          'server-timing': `placement;dur=${(ms(x.t0, tPlaced) - x.coldMs).toFixed(2)}, cold;dur=${x.coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
+        })
+        return x.res
+      })
+      if (refusal !== undefined) { balancer.cancel(ep.key); return { kind: 'refused', code: refusal } }
+      eject(ms(tPlaced, process.hrtime.bigint()), x.res.statusCode < 500)
+      return { kind: 'served', status: x.res.statusCode }
+    } catch (err) {
+      const error = err as Error
+      if (x.clientGone.aborted) { balancer.cancel(ep.key); return { kind: 'client-gone' } }
+      eject(0, false)
+      if (x.res.headersSent || relayed) return { kind: 'broken', error }
+      if (err instanceof ConnectError) return { kind: 'unreachable', error }
+      return { kind: 'failed', error, hostLost: connectionLost(err) }
+    }
+  }
+
+  /** The client's answer and the metrics, once per request. */
+  private settle (x: Exchange, o: Outcome): void {
+    const seconds = ms(x.t0, process.hrtime.bigint()) / 1000
+    const { stats, placement } = this.components
+    switch (o.kind) {
+      case 'client-gone': return
+      case 'served': stats?.onResponse?.(x.app, o.status, seconds); return
+      case 'cut':
+        x.res.destroy(o.error)
+        stats?.onResponse?.(x.app, 502, seconds)
+        return
+      case 'error':
+        sendError(x.res, this.components.recentErrors, x.app, o.code, o.message, o.status)
+        // An app nobody knows is counted as '?': made-up names must not each add a metric series.
+        stats?.onResponse?.(placement.known(x.app) ? x.app : '?', o.status, seconds)
+    }
+  }
+}
