@@ -11,6 +11,7 @@ import type { Logger } from '../../util/log.js'
 import { AllocationError } from '../../allocation/protocol.js'
 import type { LocalState } from '../../cluster/membership/membership.js'
 import { checkOnce } from '../../catalog/health.js'
+import { refusal, usage, type Usage } from './capacity.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export type InstanceState = 'starting' | 'ready' | 'stopping'
@@ -119,10 +120,9 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     return n
   }
 
-  private memoryUsed (): number {
-    let m = 0
-    for (const i of this.instances.values()) if (i.state !== 'stopping' || i.rt !== undefined) m += i.spec.resources.memoryMB
-    return m
+  /** Slots and memory in use, for the capacity decision (./capacity.ts). */
+  private usage (app?: string): Usage {
+    return usage([...this.instances.values()].map(i => ({ app: i.app, state: i.state, memoryMB: i.spec.resources.memoryMB, running: i.rt !== undefined })), app)
   }
 
   readyOf (app: string): Instance[] {
@@ -148,9 +148,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
         return { instance: ready, started: false }
       }
     }
-    if (this.count() >= this.init.maxInstances) throw new AllocationError('NO_CAPACITY', `all ${this.init.maxInstances} instance slots of this allocator are in use`)
-    if (this.count(app) >= spec.maxInstances) throw new AllocationError('NO_CAPACITY', `${app} already has its maximum of ${spec.maxInstances} instance(s) here`)
-    if (this.memoryUsed() + spec.resources.memoryMB > this.init.memoryMB) throw new AllocationError('NO_CAPACITY', `not enough memory budget left for ${app} (${spec.resources.memoryMB} MB needed, ${this.init.memoryMB - this.memoryUsed()} MB free)`)
+    const full = refusal(this.usage(app), this.init, { name: app, maxInstances: spec.maxInstances, memoryMB: spec.resources.memoryMB })
+    if (full !== undefined) throw new AllocationError('NO_CAPACITY', full)
     const p = this.launch(spec)
     this.starting.set(app, p)
     try {
@@ -307,15 +306,15 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
       const e = instances[i.app] ?? (instances[i.app] = { ready: 0, inFlight: 0, starting: 0, ids: [] as string[] })
       if (i.state === 'ready') { e.ready++; e.inFlight += i.inFlight; (e.ids as string[]).push(i.id) } else (e.starting as number)++
     }
-    const used = this.count()
+    const used = this.usage()
     return {
       catalog: this.components.catalog.names(),
       instances,
       capacity: {
         slots: this.init.maxInstances,
-        slotsFree: Math.max(0, this.init.maxInstances - used),
+        slotsFree: Math.max(0, this.init.maxInstances - used.slots),
         memoryMB: this.init.memoryMB,
-        memoryFreeMB: Math.max(0, this.init.memoryMB - this.memoryUsed()),
+        memoryFreeMB: Math.max(0, this.init.memoryMB - used.memoryMB),
         cpuLoad: Number((loadavg()[0] / Math.max(1, cpus().length)).toFixed(2))
       }
     }

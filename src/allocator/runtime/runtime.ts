@@ -22,8 +22,12 @@ export class StartError extends Error {
 
 export interface Runtime {
   readonly kind: 'docker' | 'process'
-  /** Creates and starts an instance; resolves once it runs (not yet ready). */
-  start: (spec: AppSpec, id: string, opts?: { signal?: AbortSignal }) => Promise<RuntimeInstance>
+  /**
+   * Creates and starts an instance; resolves once it runs (not yet ready). It takes no abort
+   * signal: a start takes well under a second, and an instance removed meanwhile (shutdown,
+   * a death event) is stopped by the manager as soon as its start resolves.
+   */
+  start: (spec: AppSpec, id: string) => Promise<RuntimeInstance>
   /** Stops with SIGTERM, a short grace, then kill; removes what it created. Idempotent. */
   stop: (inst: RuntimeInstance, opts?: { graceMs?: number }) => Promise<void>
   /** Instances this allocator created earlier (restart recovery). */
