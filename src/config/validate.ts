@@ -1,12 +1,14 @@
-// Schema validation with ajv, compiled once; turns ajv errors into one-line messages
-// that name the JSON path and, for an unknown key, suggest the nearest known one.
-import { Ajv, type ErrorObject } from 'ajv'
+// Schema validation with the shared ajv, compiled once; turns ajv errors into one-line
+// messages that name the JSON path and, for an unknown key, suggest the nearest known one.
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import { multiaddr } from '@multiformats/multiaddr'
 import { configSchema } from './schema.js'
 import { suggest } from './errors.js'
+import { ajv, reportingAjv } from '../util/ajv.js'
 
-const ajv = new Ajv({ allErrors: true, verbose: true, strict: false })
 const validateFn = ajv.compile(configSchema)
+// Compiled only when a layer failed: it lists every error, with the data describe() quotes.
+let explainFn: ValidateFunction | undefined
 
 /** `/Perf/SoftReq/RTT` → `Perf.SoftReq.RTT`, `/Bootstraps/0` → `Bootstraps[0]`. */
 export function jsonPath (pointer: string, extra?: string): string {
@@ -50,7 +52,9 @@ function describe (e: ErrorObject): string {
 /** Validates a config object (one layer, or the merged result); returns readable errors. */
 export function schemaErrors (value: unknown): string[] {
   if (validateFn(value)) return []
-  const errs = validateFn.errors ?? []
+  explainFn ??= reportingAjv().compile(configSchema)
+  explainFn(value)
+  const errs = explainFn.errors ?? []
   // propertyNames reports twice (the pattern and the wrapper); keep the specific one.
   // Unknown keys first: a typo explains the errors that follow from it (a missing key).
   const ranked = [...errs].sort((a, b) => Number(b.keyword === 'additionalProperties') - Number(a.keyword === 'additionalProperties'))

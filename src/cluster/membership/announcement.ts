@@ -1,7 +1,7 @@
 // Wire protocol of membership: the announcement published on the gossipsub topic
 // /physarum/members/1. Validated with ajv; unknown fields are tolerated so that newer
 // peers can add some, but sizes are bounded so that no peer can bloat the table.
-import { Ajv } from 'ajv'
+import { ajv } from '../../util/ajv.js'
 
 export const MEMBERS_TOPIC = '/physarum/members/1'
 /** A member that missed a probe: others probe it at once, so that all reach a verdict together. */
@@ -62,7 +62,6 @@ export const announcementSchema = {
   }
 } as const
 
-const ajv = new Ajv({ allErrors: false, strict: false })
 const validate = ajv.compile(announcementSchema)
 
 export type DecodeResult = { ok: true, announcement: Announcement } | { ok: false, reason: 'oversized' | 'malformed', message: string }
