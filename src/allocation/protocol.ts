@@ -6,6 +6,7 @@ import { lpStream } from '@libp2p/utils'
 import type { PeerId } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
+import { ALLOCATION_TIMEOUT_MS } from './constants.js'
 
 export const ALLOC_PROTOCOL = '/physarum/alloc/1.0.0'
 export const MAX_ALLOC_MESSAGE = 16 * 1024
@@ -101,7 +102,7 @@ let counter = 0
 
 /** Asks one allocator for a ready instance of `app`; resolves when it is ready. */
 export async function requestAllocation (node: PhysarumNode, allocator: PeerId, app: string, opts: { fresh?: boolean, timeoutMs?: number, signal?: AbortSignal } = {}): Promise<InstanceInfo> {
-  const timeoutMs = opts.timeoutMs ?? 30000
+  const timeoutMs = opts.timeoutMs ?? ALLOCATION_TIMEOUT_MS
   const signal = opts.signal !== undefined ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs)
   const id = `${Date.now().toString(36)}-${(counter++).toString(36)}`
   const req: AllocRequest = { v: 1, id, app, ...(opts.fresh === true ? { requirements: { fresh: true } } : {}) }

@@ -5,13 +5,13 @@ import { lpStream, InvalidDataLengthError, InvalidDataLengthLengthError } from '
 import type { Stream, Connection } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
 import type { Logger } from '../util/log.js'
+import { ANSWER_TIMEOUT_MS, MAX_INBOUND_ALLOCATIONS, RATE_LIMIT_PEERS, REQUEST_READ_TIMEOUT_MS } from './constants.js'
 import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, AllocationError, encode, validateRequest, type AllocErrorCode, type AllocResponse } from './protocol.js'
 
 export interface AllocationStats {
   onResult?: (app: string, result: string, seconds: number) => void
 }
 
-const MAX_BUCKETS = 10000
 
 /**
  * What the server asks for a ready instance (the allocator's instance manager): resolves once
@@ -28,12 +28,11 @@ export class RateLimiter {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now }
     b.tokens = Math.min(this.burst, b.tokens + (now - b.at) / 1000 * this.perSecond)
     b.at = now
-    // Bounded: past 10,000 peers the least recently seen goes (Map order is insertion order,
-    // so a seen bucket is moved to the end). Clearing them all would let a peer with many
-    // identities reset every other peer's limit.
+    // Bounded (RATE_LIMIT_PEERS): the least recently seen goes first (Map order is insertion
+    // order, so a seen bucket is moved to the end).
     this.buckets.delete(key)
     this.buckets.set(key, b)
-    if (this.buckets.size > MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value as string)
+    if (this.buckets.size > RATE_LIMIT_PEERS) this.buckets.delete(this.buckets.keys().next().value as string)
     if (b.tokens < 1) return false
     b.tokens -= 1
     return true
@@ -51,7 +50,7 @@ export class AllocationServer {
   }
 
   async start (): Promise<void> {
-    await this.components.node.handle(ALLOC_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: 256 })
+    await this.components.node.handle(ALLOC_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: MAX_INBOUND_ALLOCATIONS })
   }
 
   async stop (): Promise<void> {
@@ -68,8 +67,8 @@ export class AllocationServer {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       this.components.stats?.onResult?.(app, res.ok ? 'ok' : res.error.code, seconds)
       try {
-        await lp.write(encode(res), { signal: AbortSignal.timeout(5000) })
-        await stream.close({ signal: AbortSignal.timeout(5000) })
+        await lp.write(encode(res), { signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS) })
+        await stream.close({ signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS) })
       } catch (err) {
         stream.abort(err as Error)
       }
@@ -79,7 +78,7 @@ export class AllocationServer {
     }
     let raw
     try {
-      raw = await lp.read({ signal: AbortSignal.timeout(10000) })
+      raw = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
     } catch (err) {
       // Too long: say so while the stream still takes an answer; cut short or garbage: reset.
       if (err instanceof InvalidDataLengthError || err instanceof InvalidDataLengthLengthError) { await refuse('BAD_REQUEST', `request larger than ${MAX_ALLOC_MESSAGE} bytes`); return }

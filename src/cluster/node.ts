@@ -14,6 +14,7 @@ import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { PrivateKey } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
+import { PING_STREAMS } from './constants.js'
 
 export type PhysarumNode = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
 
@@ -83,7 +84,7 @@ async function startNode (init: NodeInit): Promise<PhysarumNode> {
     },
     services: {
       identify: identify(),
-      ping: ping({ maxInboundStreams: 32, maxOutboundStreams: 32 }),
+      ping: ping({ maxInboundStreams: PING_STREAMS, maxOutboundStreams: PING_STREAMS }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,

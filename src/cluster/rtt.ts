@@ -6,10 +6,9 @@ import type { PeerId, Stream, Connection } from '@libp2p/interface'
 import type { PhysarumNode } from './node.js'
 import type { Logger } from '../util/log.js'
 
+import { LATE_MS, MEASURE_SAMPLES, PROBE_BYTES, PROBE_TIMEOUT_MS, RTT_STREAMS, RTT_WINDOW } from './constants.js'
+
 export const RTT_PROTOCOL = '/physarum/rtt/1.0.0'
-const PROBE_BYTES = 16
-/** A timer this late (ms) means this node's event loop was blocked. */
-const LATE_MS = 50
 
 export interface RttInit {
   /** Samples kept per peer; the median of these is the peer's RTT. */
@@ -114,8 +113,8 @@ export class RttService {
   onInbound?: (peer: string) => void
 
   constructor (private readonly components: { node: PhysarumNode, log: Logger }, private readonly init: RttInit = {}) {
-    this.window = init.window ?? 9
-    this.probeTimeoutMs = init.probeTimeoutMs ?? 1000
+    this.window = init.window ?? RTT_WINDOW
+    this.probeTimeoutMs = init.probeTimeoutMs ?? PROBE_TIMEOUT_MS
   }
 
   async start (): Promise<void> {
@@ -132,7 +131,7 @@ export class RttService {
       } catch (err) {
         stream.abort(err as Error)
       }
-    }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    }, { maxInboundStreams: RTT_STREAMS, maxOutboundStreams: RTT_STREAMS })
   }
 
   async stop (): Promise<void> {
@@ -185,7 +184,7 @@ export class RttService {
 
   /** Several samples in a row; resolves with the updated estimate. */
   async measure (peer: PeerId, opts: { samples?: number, timeoutMs?: number } = {}): Promise<RttEstimate> {
-    const n = opts.samples ?? 5
+    const n = opts.samples ?? MEASURE_SAMPLES
     for (let i = 0; i < n; i++) await this.probe(peer, opts.timeoutMs)
     return this.get(peer.toString()) as RttEstimate
   }

@@ -8,7 +8,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import type { PhysarumNode } from '../cluster/node.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, instanceKey, type HeaderFrame } from './protocol.js'
-import { MAX_STREAMS } from './serve.js'
+import { CONNECT_TIMEOUT_MS, MAX_STREAMS, STREAMS_PER_INSTANCE, STREAM_KEEPALIVE_MS } from './constants.js'
 import { streamToDuplex } from './duplex.js'
 
 /** The instance host could not be reached: nothing of the request was sent. */
@@ -29,7 +29,7 @@ export class ForwardClient {
   async open (peer: PeerId, frame: HeaderFrame, signal?: AbortSignal): Promise<ReturnType<typeof streamToDuplex>> {
     // libp2p allows 64 outbound streams of a protocol per connection unless told otherwise: one
     // stream per request in flight, so that would cap a proxy at 64 concurrent requests per host.
-    const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, { signal: signal ?? AbortSignal.timeout(this.opts.connectTimeoutMs ?? 10000), maxOutboundStreams: MAX_STREAMS })
+    const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, { signal: signal ?? AbortSignal.timeout(this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS), maxOutboundStreams: MAX_STREAMS })
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER_FRAME })
     try {
       await lp.write(new TextEncoder().encode(JSON.stringify(frame)), { signal })
@@ -52,8 +52,8 @@ export class ForwardClient {
     if (p === undefined) {
       const id = typeof peer === 'string' ? peerIdFromString(peer) : peer
       p = new Pool(`http://${frame.app}.physarum`, {
-        connections: this.opts.connections ?? 128,
-        keepAliveTimeout: 60000,
+        connections: this.opts.connections ?? STREAMS_PER_INSTANCE,
+        keepAliveTimeout: STREAM_KEEPALIVE_MS,
         headersTimeout: 0,
         bodyTimeout: 0,
         connect: (_opts, cb) => {
@@ -62,7 +62,7 @@ export class ForwardClient {
           const opening = this.opening.get(host) ?? new Set()
           this.opening.set(host, opening)
           opening.add(ac)
-          this.open(id, frame, AbortSignal.any([ac.signal, AbortSignal.timeout(this.opts.connectTimeoutMs ?? 10000)]))
+          this.open(id, frame, AbortSignal.any([ac.signal, AbortSignal.timeout(this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS)]))
             .finally(() => { opening.delete(ac); if (opening.size === 0 && this.opening.get(host) === opening) this.opening.delete(host) })
             .then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(new ConnectError(host, err), null) })
         }

@@ -8,6 +8,7 @@ import type { Stream, Connection } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
 import type { Logger } from '../util/log.js'
 import { ERROR_HEADER, FORWARD_STATUS, HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type ForwardErrorCode, type HeaderFrame } from './protocol.js'
+import { CLOSE_GRACE_MS, HEADER_FRAME_TIMEOUT_MS, INSTANCE_CONNECTIONS, INSTANCE_KEEPALIVE_MS, MAX_STREAMS, SERVE_HEADERS_TIMEOUT_MS, SERVE_KEEPALIVE_MS, SERVE_MAX_HEADER_BYTES } from './constants.js'
 import { isRefusal, type ForwardTarget, type Refusal, type Resolve } from './routing.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
@@ -18,12 +19,6 @@ interface SocketInfo { frame: HeaderFrame, remotePeer: string, remoteIp?: string
 const INFO = Symbol('physarum')
 
 export const VIA = '1.1 physarum'
-/**
- * Forwarding streams per connection and direction (one per request in flight). Both sides
- * need it: the handler's limits also bind the dialer when it serves the protocol itself (a
- * proxy in server mode), and the dialer's own default is 64.
- */
-export const MAX_STREAMS = 4096
 
 /** An error answer in the one JSON shape every physarum error has: {"error": {code, message}}. */
 export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
@@ -35,7 +30,7 @@ export function sendJsonError (res: ServerResponse, status: number, code: string
 
 /** The keep-alive pool to one local instance (an IPv6 host in brackets). */
 export function instancePool (host: string, port: number): Pool {
-  return new Pool(`http://${hostPort(host, port)}`, { connections: 256, keepAliveTimeout: 30000, headersTimeout: 0, bodyTimeout: 0 })
+  return new Pool(`http://${hostPort(host, port)}`, { connections: INSTANCE_CONNECTIONS, keepAliveTimeout: INSTANCE_KEEPALIVE_MS, headersTimeout: 0, bodyTimeout: 0 })
 }
 
 /** A host's own answer: the status its code has; a refusal also says so in ERROR_HEADER. */
@@ -53,7 +48,7 @@ export class ForwardServer {
     private readonly components: { node: PhysarumNode, log: Logger, onResponse?: (app: string, status: number) => void },
     private readonly init: { resolve: Resolve }
   ) {
-    this.server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 120000, maxHeaderSize: 64 * 1024 }, (req, res) => { this.onRequest(req, res) })
+    this.server = createServer({ requestTimeout: 0, headersTimeout: SERVE_HEADERS_TIMEOUT_MS, keepAliveTimeout: SERVE_KEEPALIVE_MS, maxHeaderSize: SERVE_MAX_HEADER_BYTES }, (req, res) => { this.onRequest(req, res) })
     this.server.on('clientError', (err, socket) => {
       // Malformed HTTP on a stream: answer 400 when possible, then drop that stream only.
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
@@ -70,7 +65,7 @@ export class ForwardServer {
     let frame: HeaderFrame
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_HEADER_FRAME })
-      const raw = await lp.read({ signal: AbortSignal.timeout(10000) })
+      const raw = await lp.read({ signal: AbortSignal.timeout(HEADER_FRAME_TIMEOUT_MS) })
       const decoded = decodeHeaderFrame(raw.subarray())
       if ('error' in decoded) throw new Error(decoded.error)
       frame = decoded
@@ -172,7 +167,7 @@ export class ForwardServer {
   }
 
   /** Closes every stream: ended first, so that the last bytes of a response still go out, then destroyed after `graceMs`. */
-  async close (graceMs = 2000): Promise<void> {
+  async close (graceMs = CLOSE_GRACE_MS): Promise<void> {
     await this.stopAccepting()
     for (const s of this.sockets) s.end()
     const deadline = Date.now() + graceMs

@@ -12,6 +12,7 @@ import { AllocationError } from '../../allocation/protocol.js'
 import type { LocalState } from '../../cluster/membership/membership.js'
 import { checkOnce } from '../../catalog/health.js'
 import { refusal, usage, type Usage } from './capacity.js'
+import { ADOPT_CHECK_TIMEOUT_MS, CULL_INTERVAL_MS, HEALTH_TICK_MS, READY_POLL_MS, STOP_GRACE_MS } from '../constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export type InstanceState = 'starting' | 'ready' | 'stopping'
@@ -70,8 +71,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
 
   async start (): Promise<void> {
     await this.reconcile()
-    this.timers.push(setInterval(() => { this.cull() }, this.init.cullIntervalMs ?? 1000))
-    this.timers.push(setInterval(() => { void this.checkHealth() }, 250))
+    this.timers.push(setInterval(() => { this.cull() }, this.init.cullIntervalMs ?? CULL_INTERVAL_MS))
+    this.timers.push(setInterval(() => { void this.checkHealth() }, HEALTH_TICK_MS))
     for (const t of this.timers) t.unref()
     void this.ensureMinimum()
   }
@@ -87,14 +88,14 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     }
     await Promise.all(own.map(async rt => {
       const spec = this.components.catalog.get(rt.app)
-      const healthy = spec !== undefined && rt.port > 0 && await this.components.runtime.isRunning(rt) && await checkOnce(spec, rt.host, rt.port, 2000)
+      const healthy = spec !== undefined && rt.port > 0 && await this.components.runtime.isRunning(rt) && await checkOnce(spec, rt.host, rt.port, ADOPT_CHECK_TIMEOUT_MS)
       if (spec !== undefined && healthy) {
         const now = Date.now()
         this.instances.set(rt.id, { id: rt.id, app: rt.app, spec, state: 'ready', rt, inFlight: 0, lastUsed: now, startedAt: rt.startedAt, readyAt: now, healthFailures: 0, nextHealthAt: now + spec.health.intervalMs, adopted: true })
         this.components.log.info(`adopted instance ${rt.id} of ${rt.app} left by a previous run`, { port: rt.port })
       } else {
         this.components.log.info(`removing leftover instance ${rt.id} of ${rt.app || '?'} (${spec === undefined ? 'not in the catalog' : 'not healthy'})`)
-        await this.components.runtime.stop(rt, { graceMs: this.init.stopGraceMs ?? 2000 }).catch(() => {})
+        await this.components.runtime.stop(rt, { graceMs: this.init.stopGraceMs ?? STOP_GRACE_MS }).catch(() => {})
       }
     }))
     if (own.length > 0) this.emit('change')
@@ -182,7 +183,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
       await this.components.runtime.stop(inst.rt, { graceMs: 0 }).catch(() => {})
       throw new AllocationError('START_FAILED', `instance ${id} of ${spec.name} was removed while it started`)
     }
-    const poll = this.init.readyPollMs ?? 30
+    const poll = this.init.readyPollMs ?? READY_POLL_MS
     while (true) {
       if (removed()) throw new AllocationError('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
       const left = deadline - Date.now()
@@ -228,7 +229,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     inst.state = 'stopping'
     this.emit('change')
     this.components.log.info(`stopping instance ${inst.id} of ${inst.app}: ${reason}`)
-    if (inst.rt !== undefined) await this.components.runtime.stop(inst.rt, { graceMs: this.init.stopGraceMs ?? 2000 }).catch(err => { this.components.log.warn(`stop of ${inst.id} failed: ${(err as Error).message}`) })
+    if (inst.rt !== undefined) await this.components.runtime.stop(inst.rt, { graceMs: this.init.stopGraceMs ?? STOP_GRACE_MS }).catch(err => { this.components.log.warn(`stop of ${inst.id} failed: ${(err as Error).message}`) })
     this.instances.delete(inst.id)
     this.emit('removed', inst, reason)
     this.emit('change')

@@ -1,6 +1,7 @@
 // The Docker runtime (dockerode): one container per instance, labelled with the app,
 // the instance and this allocator's peer ID; the catalog's memory, CPU and pids limits;
 // the app port published on 127.0.0.1 only, on a host port Docker picks.
+import { PULL_TIMEOUT_MS, STOP_GRACE_MS } from '../constants.js'
 import Docker from 'dockerode'
 import type { AppSpec } from '../../catalog/catalog.js'
 import type { Logger } from '../../util/log.js'
@@ -77,7 +78,7 @@ export class DockerRuntime implements Runtime {
 
   /** A missing image is pulled only within a bounded time; no registry → a fast, clear error. */
   private async pull (image: string): Promise<void> {
-    const timeoutMs = this.opts.pullTimeoutMs ?? 20000
+    const timeoutMs = this.opts.pullTimeoutMs ?? PULL_TIMEOUT_MS
     try {
       await Promise.race([
         new Promise<void>((resolve, reject) => {
@@ -97,7 +98,7 @@ export class DockerRuntime implements Runtime {
     const c = this.docker.getContainer(inst.handle)
     // Docker's stop sends SIGTERM, waits t seconds, then SIGKILL: a PID 1 that ignores
     // SIGTERM (busybox) would otherwise hold us for Docker's default 10 s.
-    try { await c.stop({ t: Math.max(0, Math.ceil((opts.graceMs ?? 2000) / 1000)) }) } catch {}
+    try { await c.stop({ t: Math.max(0, Math.ceil((opts.graceMs ?? STOP_GRACE_MS) / 1000)) }) } catch {}
     try {
       await c.remove({ force: true })
       this.unremoved.delete(inst.handle)

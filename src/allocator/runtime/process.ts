@@ -2,6 +2,7 @@
 // to a port reserved on 127.0.0.1 and a minimal environment (the catalog's Env only:
 // never the allocator's own, which may hold the PSK). A state file lets an allocator
 // that was killed find, adopt or stop its processes when it starts again.
+import { STOP_GRACE_MS } from '../constants.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { readFileSync, writeFileSync, mkdirSync, renameSync, rmSync } from 'node:fs'
@@ -105,7 +106,7 @@ export class ProcessRuntime implements Runtime {
     this.save()
     if (entry === undefined && !groupAlive(pgid)) return
     try { process.kill(-pgid, 'SIGTERM') } catch {}
-    const deadline = Date.now() + (opts.graceMs ?? 2000)
+    const deadline = Date.now() + (opts.graceMs ?? STOP_GRACE_MS)
     while (groupAlive(pgid) && Date.now() < deadline) await sleep(20)
     if (groupAlive(pgid)) {
       try { process.kill(-pgid, 'SIGKILL') } catch {}

@@ -4,6 +4,8 @@
 // gives its failure detector more time: probe, silence and suspicion timeouts are
 // multiplied by 1 + score, the score rising with its own measured lag and each time it
 // had to refute a suspicion of itself, and falling back as it recovers.
+import { HEALTH_LAG_HALF_LIFE_MS, HEALTH_MAX_SCORE, HEALTH_REFUTE_DECAY_MS } from '../constants.js'
+
 export interface LocalHealthInit {
   /** Event-loop lag worth one point of score (ms); lag below it costs nothing. */
   lagUnitMs: number
@@ -25,9 +27,9 @@ export class LocalHealth {
   private lastRefuteDecay = 0
 
   constructor (private readonly init: LocalHealthInit) {
-    this.maxScore = init.maxScore ?? 8
-    this.halfLifeMs = init.lagHalfLifeMs ?? 2000
-    this.refuteDecayMs = init.refuteDecayMs ?? 2000
+    this.maxScore = init.maxScore ?? HEALTH_MAX_SCORE
+    this.halfLifeMs = init.lagHalfLifeMs ?? HEALTH_LAG_HALF_LIFE_MS
+    this.refuteDecayMs = init.refuteDecayMs ?? HEALTH_REFUTE_DECAY_MS
   }
 
   /**

@@ -15,6 +15,7 @@ import type { PhysarumNode } from '../node.js'
 import type { RttService } from '../rtt.js'
 import type { Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { BOOTSTRAP_DIAL_TIMEOUT_MS, FAILED_PROBE_FACTOR, PROBE_SPACING_MS, REFUTE_MS, SLOW_LOG_INTERVAL_MS } from '../constants.js'
 
 export interface LocalState {
   catalog: string[]
@@ -313,12 +314,12 @@ export class Membership {
     this.reportHealth(now)
     const slower = this.health.multiplier
     const members = this.table.list()
-    const period = Math.max(this.init.probeIntervalMs, members.length * 100)
+    const period = Math.max(this.init.probeIntervalMs, members.length * PROBE_SPACING_MS)
     for (const m of members) {
       const peer = m.announcement.peer
       if (m.status === 'left' || this.probing.has(peer)) continue
       // Failed members are retried less often, so that one that comes back is noticed.
-      const due = (this.lastProbe.get(peer) ?? 0) + (m.status === 'failed' ? 10 * period : m.status === 'suspect' ? this.init.probeIntervalMs : period)
+      const due = (this.lastProbe.get(peer) ?? 0) + (m.status === 'failed' ? FAILED_PROBE_FACTOR * period : m.status === 'suspect' ? this.init.probeIntervalMs : period)
       if (now < due) continue
       void this.probe(m, true)
     }
@@ -334,7 +335,7 @@ export class Membership {
     const m = this.health.multiplier
     if (m > 1 && this.slowSince === undefined) {
       this.slowSince = now
-      this.slowLevel = now - this.slowLoggedAt > 60000 ? 'info' : 'debug'
+      this.slowLevel = now - this.slowLoggedAt > SLOW_LOG_INTERVAL_MS ? 'info' : 'debug'
       if (this.slowLevel === 'info') this.slowLoggedAt = now
       this.log[this.slowLevel](`this node is slow (event loop ${Math.round(this.health.lag)} ms late): failure-detector timeouts ×${m} until it recovers`)
     } else if (m === 1 && this.slowSince !== undefined) {
@@ -367,16 +368,13 @@ export class Membership {
     const alive = this.table.list().some(m => m.status === 'alive')
     if (alive || this.init.bootstraps.length === 0) return
     for (const b of this.init.bootstraps) {
-      void this.components.node.dial(multiaddr(b), { signal: AbortSignal.timeout(2000) }).catch(() => {})
+      void this.components.node.dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) }).catch(() => {})
     }
   }
 
   /** Members other than this node. */
   members (): Member[] { return this.table.list() }
 }
-
-/** The least time between two refutations of a suspicion of this node (ms); well under a suspect's wait. */
-const REFUTE_MS = 200
 
 /** 12D3KooW…5qGjud: enough to tell members apart in a log or a table. */
 export function shortPeer (peer: string): string {

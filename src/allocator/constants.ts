@@ -1,0 +1,31 @@
+// The allocator's tuning values, each with what it controls and why this value. What an
+// operator sets (MaxInstances, MemoryMB, DrainTimeoutS, an app's IdleTimeoutS and Health)
+// is in the config instead (../config/defaults.ts).
+
+/** How often idle instances are looked for (ms): IdleTimeoutS is in seconds, so a second's slack is nothing. */
+export const CULL_INTERVAL_MS = 1000
+
+/**
+ * How often the liveness checks are scheduled (ms). Each instance is checked on its own
+ * Health.IntervalMs; this tick only bounds how late a check may run.
+ */
+export const HEALTH_TICK_MS = 250
+
+/**
+ * How often a starting instance's readiness check is repeated (ms): the cold start waits on
+ * it, and a check against loopback costs well under a millisecond, so polling fast is cheap
+ * (an app is ready 100–300 ms after its start here).
+ */
+export const READY_POLL_MS = 30
+
+/**
+ * Between SIGTERM and kill when an instance is stopped (ms): an app that drains on SIGTERM
+ * has time to, while one that ignores it (busybox as PID 1) costs 2 s, not Docker's 10.
+ */
+export const STOP_GRACE_MS = 2000
+
+/** Health check of a leftover instance at restart, before it is adopted (ms). */
+export const ADOPT_CHECK_TIMEOUT_MS = 2000
+
+/** A missing image is pulled for at most this long (ms): without a registry, a fast, clear START_FAILED. */
+export const PULL_TIMEOUT_MS = 20000

@@ -1,0 +1,56 @@
+// The cluster layer's tuning values (RTT probes, failure detection, the libp2p host), each
+// with what it controls and why this value, as Serf's coordinate/config.go and memberlist's
+// config.go do. The operator's knobs (Membership.ProbeIntervalMs, ProbeTimeoutMs,
+// SuspectTimeoutMs, AnnounceIntervalMs, ForgetAfterS) are in the config (../config/defaults.ts).
+
+/** Bytes of one RTT probe: a sequence number and a send time fit; small enough to cost nothing on the wire. */
+export const PROBE_BYTES = 16
+
+/**
+ * RTT samples kept per peer; a peer's RTT is their median. Nine ride out two outliers on
+ * either side (a GC pause, a retransmit), and at one probe per member per period the
+ * figure follows a change in the network within a few seconds.
+ */
+export const RTT_WINDOW = 9
+
+/** Default timeout of one probe (ms) where no config gives one (Membership.ProbeTimeoutMs does for daemons). */
+export const PROBE_TIMEOUT_MS = 1000
+
+/** Probes per measure() when the caller does not say: enough for a median on first contact. */
+export const MEASURE_SAMPLES = 5
+
+/** A timer this late (ms) means this node's event loop was blocked: such a sample says nothing of the network. */
+export const LATE_MS = 50
+
+/** RTT streams per connection and direction: one long-lived stream per peer, a few spare for redials. */
+export const RTT_STREAMS = 4
+
+/** libp2p ping streams per connection and direction (its default, 1, serialises concurrent pings from placement). */
+export const PING_STREAMS = 32
+
+/**
+ * Probes per second a node sends in all, at most, in a large cluster: a member is probed
+ * every max(ProbeIntervalMs, members × PROBE_SPACING_MS), so the cost per node is flat in N.
+ */
+export const PROBE_SPACING_MS = 100
+
+/** A failed member is probed this many times less often than a live one: one that comes back is noticed, a dead one costs little. */
+export const FAILED_PROBE_FACTOR = 10
+
+/** A bootstrap dial while this node knows no live member gives up after this long (ms); it is retried at the next tick. */
+export const BOOTSTRAP_DIAL_TIMEOUT_MS = 2000
+
+/** The least time between two refutations of a suspicion of this node (ms); well under a suspect's wait. */
+export const REFUTE_MS = 200
+
+/** "This node is slow" is logged at info at most this often (ms), else at debug: a loaded node may flap. */
+export const SLOW_LOG_INTERVAL_MS = 60000
+
+/** Local health (Lifeguard): the highest score; Lifeguard's default is 8, so timeouts stretch to at most 9× their base. */
+export const HEALTH_MAX_SCORE = 8
+
+/** Local health: the remembered event-loop lag halves in this long (ms), so that one bad second counts for a few. */
+export const HEALTH_LAG_HALF_LIFE_MS = 2000
+
+/** Local health: one refutation point is forgiven after this long (ms). */
+export const HEALTH_REFUTE_DECAY_MS = 2000

@@ -1,0 +1,47 @@
+// The forwarding hop's tuning values, each with what it controls and why this value. The
+// wire format's own limits (MAX_HEADER_FRAME) are in ./protocol.ts.
+
+/**
+ * Forwarding streams per connection and direction (one per request in flight). Both sides
+ * need it: the handler's limits also bind the dialer when it serves the protocol itself (a
+ * proxy in server mode), and libp2p's own default of 64 would cap a proxy at 64 concurrent
+ * requests per host.
+ */
+export const MAX_STREAMS = 4096
+
+/**
+ * Streams a proxy keeps per instance (undici pool connections): each carries one request at
+ * a time, so this is the concurrency per instance before requests queue in the proxy.
+ */
+export const STREAMS_PER_INSTANCE = 128
+
+/** An idle stream is closed after this long (ms): a warm request pays no stream open (~1.3 ms), an idle proxy holds nothing for long. */
+export const STREAM_KEEPALIVE_MS = 60000
+
+/** A stream open (dial + protocol select + header frame) that takes longer than this fails (ms); a frozen host is cut sooner by abortOpens. */
+export const CONNECT_TIMEOUT_MS = 10000
+
+/** Connections from a host to one local instance (undici pool): above any app's TargetConcurrency. */
+export const INSTANCE_CONNECTIONS = 256
+
+/**
+ * An idle connection to a local instance is closed after this long (ms); shorter than the
+ * idle timeouts of common app servers (Node's 5 s is the exception, handled by a retry on a
+ * fresh connection), and under the stream keep-alive so the host lets go first.
+ */
+export const INSTANCE_KEEPALIVE_MS = 30000
+
+/** A stream must send its header frame within this long of opening (ms), or it is reset: a peer cannot park streams. */
+export const HEADER_FRAME_TIMEOUT_MS = 10000
+
+/** The HTTP head of a request on a stream must arrive within this long (ms), as Node's own server default (slowloris). */
+export const SERVE_HEADERS_TIMEOUT_MS = 30000
+
+/** An idle stream on the serving side is closed after this long (ms): longer than the client's keep-alive, so the client closes first. */
+export const SERVE_KEEPALIVE_MS = 120000
+
+/** The largest request head the serving side reads (bytes): twice the entrypoint's, so what the entrypoint accepts passes. */
+export const SERVE_MAX_HEADER_BYTES = 64 * 1024
+
+/** On shutdown, open streams get this long to finish their last response before they are destroyed (ms). */
+export const CLOSE_GRACE_MS = 2000
