@@ -1,6 +1,7 @@
 // The configuration contract: one JSON Schema (ajv) for every key, PascalCase as in
 // the original PhysarumSM conf.json. RTT values are milliseconds. Every object is
 // closed (additionalProperties: false) so that a typo is an error, not a silent default.
+import type { FromSchema } from '../util/ajv.js'
 
 const rttReq = {
   type: 'object',
@@ -141,35 +142,30 @@ export const configSchema = {
   }
 } as const
 
-export interface RttReq { RTT: number }
-export interface Perf { SoftReq?: RttReq, HardReq?: RttReq }
-export interface AppConfig {
-  Image?: string
-  Command?: string[]
-  Port?: number
-  Env?: Record<string, string>
-  Health?: { Path?: string, Tcp?: boolean, IntervalMs?: number, TimeoutMs?: number, FailureThreshold?: number }
-  Resources?: { MemoryMB?: number, Cpus?: number, Pids?: number }
-  IdleTimeoutS?: number
-  StartTimeoutS?: number
-  MaxInstances?: number
-  MinInstances?: number
-  TargetConcurrency?: number
-  Perf?: Perf
-}
+// --- Types, from the schemas above (FromSchema): they cannot drift from what ajv accepts.
 
-export interface Config {
-  Perf: { SoftReq: RttReq, HardReq: RttReq }
+/** An app of the catalog as written: every key optional; the catalog fills in APP_DEFAULTS. */
+export type AppConfig = FromSchema<typeof appSchema>
+
+/** One layer of the configuration as written (a file, the environment, the flags): every key optional. */
+export type ConfigLayer = FromSchema<typeof configSchema>
+
+type DeepRequired<T> = T extends unknown[] ? T : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T
+/** A section whose every key has a default (defaults.ts): complete in a loaded config. */
+type Complete<K extends keyof ConfigLayer> = DeepRequired<NonNullable<ConfigLayer[K]>>
+
+/**
+ * The complete configuration a daemon runs with (loadConfig): every key that has a
+ * default, present. Still optional: Listen, KeyFile and Admin.Listen (their defaults
+ * depend on the role), Announce, Psk, PskFile; an app's own keys (see AppConfig).
+ */
+export type Config = Omit<ConfigLayer, 'Perf' | 'Bootstraps' | 'Apps' | 'Allocator' | 'Proxy' | 'Admin' | 'Membership' | 'Log'> & {
+  Perf: Complete<'Perf'>
   Bootstraps: string[]
-  Listen?: string[]
-  Announce?: string[]
-  Psk?: string
-  PskFile?: string
-  KeyFile?: string
   Apps: Record<string, AppConfig>
-  Allocator: { Runtime: 'auto' | 'docker' | 'process', MaxInstances: number, MemoryMB: number, DrainTimeoutS: number, RateLimit: { PerSecond: number, Burst: number } }
-  Proxy: { Port: number, Bind: string, ColdStartTimeoutS: number, RequestTimeoutS: number }
-  Admin: { Listen?: string }
-  Membership: { AnnounceIntervalMs: number, ProbeIntervalMs: number, ProbeTimeoutMs: number, SuspectTimeoutMs: number, ForgetAfterS: number }
-  Log: { Level: 'error' | 'warn' | 'info' | 'debug', Format: 'text' | 'json' }
+  Allocator: Complete<'Allocator'>
+  Proxy: Complete<'Proxy'>
+  Admin: NonNullable<ConfigLayer['Admin']>
+  Membership: Complete<'Membership'>
+  Log: Complete<'Log'>
 }

@@ -1,6 +1,7 @@
 // The one Ajv of the process: the config and every wire protocol compile their schemas
-// on it, with one set of options. A second one, with every error, exists only to explain
-// a config file that failed.
+// on it, with one set of options, and take their TypeScript types from the same schemas
+// (FromSchema). A second Ajv, with every error, exists only to explain a config file
+// that failed.
 import { Ajv, type Options } from 'ajv'
 
 // Strict: a misspelt or misplaced keyword in one of our schemas fails at compile time
@@ -27,3 +28,37 @@ export function reportingAjv (): Ajv {
   reporting ??= new Ajv({ ...OPTIONS, allErrors: true, verbose: true })
   return reporting
 }
+
+// --- Types from schemas ------------------------------------------------------------------
+// FromSchema<typeof schema> is the type of what a schema written `as const` accepts, for
+// the keywords our schemas use (type, properties, required, additionalProperties, items,
+// enum, const); others (bounds, patterns) narrow values, not types. The types follow the
+// schemas, so a key added to, renamed in or removed from a schema changes the type with it
+// and the compiler finds every use that no longer fits.
+
+type Flatten<T> = { [K in keyof T]: T[K] }
+
+type RequiredKeys<S> = S extends { required: ReadonlyArray<infer R> } ? R : never
+
+type PropertiesOf<P, R> =
+  { -readonly [K in keyof P as K extends R ? K : never]: FromSchema<P[K]> } &
+  { -readonly [K in keyof P as K extends R ? never : K]?: FromSchema<P[K]> }
+
+// additionalProperties: false → closed; a schema → a record of it; absent → unknown keys
+// are tolerated (wire messages, for rolling upgrades) and typed unknown.
+type ExtraOf<S> =
+  S extends { additionalProperties: false } ? unknown
+    : S extends { additionalProperties: infer A extends object } ? Record<string, FromSchema<A>>
+      : Record<string, unknown>
+
+type ObjectOf<S> = Flatten<(S extends { properties: infer P } ? PropertiesOf<P, RequiredKeys<S>> : unknown) & ExtraOf<S>>
+
+export type FromSchema<S> =
+  S extends { const: infer C } ? C
+    : S extends { enum: ReadonlyArray<infer E> } ? E
+      : S extends { type: 'string' } ? string
+        : S extends { type: 'number' | 'integer' } ? number
+          : S extends { type: 'boolean' } ? boolean
+            : S extends { type: 'array', items: infer I } ? Array<FromSchema<I>>
+              : S extends { type: 'object' } ? ObjectOf<S>
+                : unknown

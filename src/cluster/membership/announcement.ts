@@ -1,37 +1,24 @@
 // Wire protocol of membership: the announcement published on the gossipsub topic
 // /physarum/members/1. Validated with ajv; unknown fields are tolerated so that newer
 // peers can add some, but sizes are bounded so that no peer can bloat the table.
-import { ajv } from '../../util/ajv.js'
+import { ajv, type FromSchema } from '../../util/ajv.js'
 
 export const MEMBERS_TOPIC = '/physarum/members/1'
 /** A member that missed a probe: others probe it at once, so that all reach a verdict together. */
 export const SUSPECT_TOPIC = '/physarum/suspect/1'
 export const MAX_ANNOUNCEMENT_BYTES = 64 * 1024
 
-export interface AppInstances {
-  /** Instances that passed their readiness check. */
-  ready: number
-  /** Requests in flight across those instances. */
-  inFlight: number
-  [extra: string]: unknown
-}
-
-export interface Announcement {
-  v: 1
-  peer: string
-  roles: string[]
-  addrs: string[]
-  version: string
-  catalog: string[]
-  instances: Record<string, AppInstances>
-  capacity: Record<string, number>
-  seq: number
-  ts: number
-  leaving?: boolean
-  [extra: string]: unknown
-}
-
 const shortString = { type: 'string', maxLength: 256 } as const
+
+/** One app's instances on a member. */
+export const appInstancesSchema = {
+  type: 'object',
+  required: ['ready', 'inFlight'],
+  properties: {
+    ready: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances that passed their readiness check.' },
+    inFlight: { type: 'integer', minimum: 0, maximum: 100000000, description: 'Requests in flight across those instances.' }
+  }
+} as const
 
 export const announcementSchema = {
   type: 'object',
@@ -43,18 +30,7 @@ export const announcementSchema = {
     addrs: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 1024 } },
     version: shortString,
     catalog: { type: 'array', maxItems: 1000, items: shortString },
-    instances: {
-      type: 'object',
-      maxProperties: 1000,
-      additionalProperties: {
-        type: 'object',
-        required: ['ready', 'inFlight'],
-        properties: {
-          ready: { type: 'integer', minimum: 0, maximum: 1000000 },
-          inFlight: { type: 'integer', minimum: 0, maximum: 100000000 }
-        }
-      }
-    },
+    instances: { type: 'object', maxProperties: 1000, additionalProperties: appInstancesSchema },
     capacity: { type: 'object', maxProperties: 64, additionalProperties: { type: 'number' } },
     seq: { type: 'integer', minimum: 0 },
     ts: { type: 'number', minimum: 0 },
@@ -62,7 +38,13 @@ export const announcementSchema = {
   }
 } as const
 
-const validate = ajv.compile(announcementSchema)
+// Types from the schemas: unknown fields stay on the object, typed unknown.
+export type AppInstances = FromSchema<typeof appInstancesSchema>
+type WireAnnouncement = FromSchema<typeof announcementSchema>
+/** A decoded announcement: catalog, instances and capacity, which a peer may leave out, filled in. */
+export type Announcement = WireAnnouncement & Required<Pick<WireAnnouncement, 'catalog' | 'instances' | 'capacity'>>
+
+const validate = ajv.compile<WireAnnouncement>(announcementSchema)
 
 export type DecodeResult = { ok: true, announcement: Announcement } | { ok: false, reason: 'oversized' | 'malformed', message: string }
 
@@ -79,20 +61,17 @@ export function decodeAnnouncement (data: Uint8Array): DecodeResult {
     const e = validate.errors?.[0]
     return { ok: false, reason: 'malformed', message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}` }
   }
-  const a = value as Announcement
-  a.catalog ??= []
-  a.instances ??= {}
-  a.capacity ??= {}
-  return { ok: true, announcement: a }
+  value.catalog ??= []
+  value.instances ??= {}
+  value.capacity ??= {}
+  return { ok: true, announcement: value as Announcement }
 }
 
 export function encodeAnnouncement (a: Announcement): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(a))
 }
 
-export interface SuspectNotice { v: 1, peer: string, suspect: string, ts: number }
-
-const suspectValidate = ajv.compile({
+const suspectSchema = {
   type: 'object',
   required: ['v', 'peer', 'suspect', 'ts'],
   properties: {
@@ -101,7 +80,11 @@ const suspectValidate = ajv.compile({
     suspect: announcementSchema.properties.peer,
     ts: { type: 'number', minimum: 0 }
   }
-})
+} as const
+
+export type SuspectNotice = FromSchema<typeof suspectSchema>
+
+const suspectValidate = ajv.compile<SuspectNotice>(suspectSchema)
 
 export function encodeSuspect (n: SuspectNotice): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(n))
@@ -111,7 +94,7 @@ export function decodeSuspect (data: Uint8Array): SuspectNotice | undefined {
   if (data.byteLength > 1024) return undefined
   try {
     const v: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
-    return suspectValidate(v) ? v as SuspectNotice : undefined
+    return suspectValidate(v) ? v : undefined
   } catch {
     return undefined
   }
