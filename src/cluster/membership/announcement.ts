@@ -10,13 +10,17 @@ export const MAX_ANNOUNCEMENT_BYTES = 64 * 1024
 
 const shortString = { type: 'string', maxLength: 256 } as const
 
-/** One app's instances on a member. */
+// Per app and member, as an allocator's instance manager (localState) and a server-mode
+// proxy send it and placement reads it. ids and starting are optional: a peer may omit them.
 export const appInstancesSchema = {
   type: 'object',
   required: ['ready', 'inFlight'],
   properties: {
     ready: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances that passed their readiness check.' },
-    inFlight: { type: 'integer', minimum: 0, maximum: 100000000, description: 'Requests in flight across those instances.' }
+    inFlight: { type: 'integer', minimum: 0, maximum: 100000000, description: 'Requests in flight across those instances.' },
+    // At most an app's largest MaxInstances (10000) per member; the forwarding frame's bounds.
+    ids: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 128 }, description: 'IDs of the ready instances: placement sends a request to one of them by its ID.' },
+    starting: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances started, not ready yet.' }
   }
 } as const
 
@@ -30,8 +34,8 @@ export const announcementSchema = {
     addrs: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 1024 } },
     version: shortString,
     catalog: { type: 'array', maxItems: 1000, items: shortString },
-    instances: { type: 'object', maxProperties: 1000, additionalProperties: appInstancesSchema },
-    capacity: { type: 'object', maxProperties: 64, additionalProperties: { type: 'number' } },
+    instances: { type: 'object', maxProperties: 1000, propertyNames: shortString, additionalProperties: appInstancesSchema },
+    capacity: { type: 'object', maxProperties: 64, propertyNames: shortString, additionalProperties: { type: 'number' } },
     seq: { type: 'integer', minimum: 0 },
     ts: { type: 'number', minimum: 0 },
     leaving: { type: 'boolean' }
