@@ -1,7 +1,7 @@
 // Wire protocol of allocation, /physarum/alloc/1.0.0: one length-prefixed JSON request
 // {v, id, app, requirements?} answered by {ok: true, instance} or {ok: false, error}.
 // Both directions are validated with ajv; this module holds the schema and the client.
-import { Ajv } from 'ajv'
+import { ajv, type FromSchema } from '../util/ajv.js'
 import { lpStream } from '@libp2p/utils'
 import type { PeerId } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
@@ -16,16 +16,25 @@ export type AllocErrorCode = 'UNKNOWN_APP' | 'NO_CAPACITY' | 'START_FAILED' | 'N
 /** Why the client got no instance: the allocator's refusal, or the exchange itself failed. */
 export type AllocationErrorCode = AllocErrorCode | 'UNREACHABLE' | 'TIMEOUT' | 'BAD_RESPONSE'
 
-export interface AllocRequest {
-  v: 1
-  /** Request id chosen by the client, echoed back. */
-  id: string
-  app: string
-  requirements?: {
-    /** Start a new instance even when one is ready here (scale out). */
-    fresh?: boolean
+const requestSchema = {
+  type: 'object',
+  required: ['v', 'id', 'app'],
+  additionalProperties: false,
+  properties: {
+    v: { const: 1 },
+    /** Request id chosen by the client, echoed back. */
+    id: { type: 'string', minLength: 1, maxLength: 128 },
+    app: { type: 'string', pattern: APP_NAME_PATTERN },
+    requirements: {
+      type: 'object',
+      additionalProperties: false,
+      /** fresh: start a new instance even when one is ready here (scale out). */
+      properties: { fresh: { type: 'boolean' } }
+    }
   }
-}
+} as const
+
+export type AllocRequest = FromSchema<typeof requestSchema>
 
 export interface InstanceInfo {
   id: string
@@ -43,23 +52,7 @@ export type AllocResponse =
   | { v: 1, id: string, ok: true, instance: InstanceInfo }
   | { v: 1, id: string, ok: false, error: { code: AllocErrorCode, message: string } }
 
-const ajv = new Ajv({ strict: false })
-
-export const validateRequest = ajv.compile<AllocRequest>({
-  type: 'object',
-  required: ['v', 'id', 'app'],
-  additionalProperties: false,
-  properties: {
-    v: { const: 1 },
-    id: { type: 'string', minLength: 1, maxLength: 128 },
-    app: { type: 'string', pattern: APP_NAME_PATTERN },
-    requirements: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { fresh: { type: 'boolean' } }
-    }
-  }
-})
+export const validateRequest = ajv.compile<AllocRequest>(requestSchema)
 
 export const validateResponse = ajv.compile<AllocResponse>({
   type: 'object',

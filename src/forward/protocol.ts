@@ -1,13 +1,24 @@
 // Wire protocol of forwarding, /physarum/http/1.0.0: a length-prefixed JSON header frame
 // {v, app, instance?} naming the target, then HTTP/1.1 in both directions for as many
 // requests as the client sends (keep-alive), so that one stream serves many requests.
-import { Ajv } from 'ajv'
+import { ajv, type FromSchema } from '../util/ajv.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 
 export const HTTP_PROTOCOL = '/physarum/http/1.0.0'
 export const MAX_HEADER_FRAME = 4096
 
-export interface HeaderFrame { v: 1, app: string, instance?: string }
+const headerFrameSchema = {
+  type: 'object',
+  required: ['v', 'app'],
+  properties: {
+    v: { const: 1 },
+    app: { type: 'string', pattern: APP_NAME_PATTERN },
+    instance: { type: 'string', minLength: 1, maxLength: 128 }
+  }
+} as const
+
+/** Unknown fields are tolerated (a newer proxy may send some) and ignored. */
+export type HeaderFrame = FromSchema<typeof headerFrameSchema>
 
 /**
  * A host's answer when it does not pass a request on to an instance. The first four mean
@@ -52,21 +63,13 @@ export function instanceKey (peer: string, app: string, instance = ''): string {
   return `${peer}/${app}/${instance}`
 }
 
-const ajv = new Ajv({ strict: false })
-const validate = ajv.compile<HeaderFrame>({
-  type: 'object',
-  required: ['v', 'app'],
-  properties: {
-    v: { const: 1 },
-    app: { type: 'string', pattern: APP_NAME_PATTERN },
-    instance: { type: 'string', minLength: 1, maxLength: 128 }
-  }
-})
+const validate = ajv.compile<HeaderFrame>(headerFrameSchema)
 
-export function decodeHeaderFrame (data: Uint8Array): HeaderFrame | { error: string } {
+/** The frame, or why the bytes are none (the stream is then reset). */
+export function decodeHeaderFrame (data: Uint8Array): { frame: HeaderFrame } | { error: string } {
   try {
     const v: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
-    if (validate(v)) return v
+    if (validate(v)) return { frame: v }
     return { error: `invalid header frame: ${ajv.errorsText(validate.errors)}` }
   } catch (err) {
     return { error: `header frame is not UTF-8 JSON: ${(err as Error).message}` }

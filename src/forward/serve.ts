@@ -68,7 +68,7 @@ export class ForwardServer {
       const raw = await lp.read({ signal: AbortSignal.timeout(HEADER_FRAME_TIMEOUT_MS) })
       const decoded = decodeHeaderFrame(raw.subarray())
       if ('error' in decoded) throw new Error(decoded.error)
-      frame = decoded
+      frame = decoded.frame
       lp.unwrap()
     } catch (err) {
       this.components.log.debug('forwarding stream refused', { peer: connection.remotePeer.toString(), error: (err as Error).message })

@@ -25,6 +25,9 @@ export class Entrypoint {
     private readonly components: { agent: Agent, placement: Placement, requests: Requests, recentErrors: RecentErrors, log: Logger }
   ) {}
 
+  /** Requests being served now. */
+  get inFlight (): number { return this.components.requests.inFlight }
+
   async listen (host: string, port: number): Promise<string> {
     const server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 }, (req, res) => {
       this.lastActivityAt = Date.now()
@@ -107,9 +110,9 @@ export class Entrypoint {
     // at once, racing the request a client may be sending on one right then.
     const closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
     const deadline = Date.now() + timeoutMs
-    while ((this.components.requests.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(20)
+    while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(20)
     s.closeIdleConnections()
-    while (this.components.requests.inFlight > 0 && Date.now() < deadline) await sleep(20)
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20)
     s.closeAllConnections()
     await closed
   }
