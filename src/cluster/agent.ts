@@ -113,11 +113,7 @@ export class Agent {
       admin.route('/v1/health', () => ({ status: 'ok', peer: node.peerId.toString(), role, version: VERSION, uptimeS: Math.round(process.uptime()) }))
       const adminListen = opts.admin ?? config.Admin.Listen ?? defaults.AdminListen
       if (adminListen !== false && adminListen !== undefined) {
-        try {
-          agent.adminAddress = await admin.listen(adminListen)
-        } catch (err) {
-          throw new Error(`admin API cannot listen on ${adminListen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (choose another with --admin HOST:PORT)`)
-        }
+        agent.adminAddress = await admin.listen(adminListen, { hint: 'choose another with --admin HOST:PORT' })
       }
     } catch (err) {
       await agent.stop({ leave: false })

@@ -15,6 +15,7 @@ import type { Ping } from '@libp2p/ping'
 import type { PrivateKey } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
 import { PING_STREAMS } from './constants.js'
+import { ListenError } from '../util/http.js'
 
 export type PhysarumNode = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
 
@@ -28,11 +29,6 @@ export interface NodeInit {
   bootstraps?: string[]
   /** Swarm-key bytes; undefined runs an open network. */
   psk?: Uint8Array
-}
-
-/** A listen address this host cannot take (in use, not one of its addresses): one line naming each. */
-export class ListenError extends Error {
-  override name = 'ListenError'
 }
 
 /**

@@ -163,12 +163,7 @@ export class ProxyDaemon {
         }
       }, { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000 })
       const entrypoint = new Entrypoint({ agent, placement, requests, recentErrors, log: log.scope('proxy') })
-      let address: string
-      try {
-        address = await entrypoint.listen(opts.bind, opts.port)
-      } catch (err) {
-        throw new Error(`the proxy cannot listen on ${opts.bind}:${opts.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (choose another with --port)`)
-      }
+      const address = await entrypoint.listen(opts.bind, opts.port)
       agent.admin.route('/v1/status', () => statusJson(agent, placement, recentErrors.list))
       log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
       // Pools and balancing figures are kept per instance; instances come and go (idle culls,

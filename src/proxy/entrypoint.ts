@@ -50,7 +50,7 @@ export class Entrypoint {
         socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
       } else socket.destroy()
     })
-    const bound = await listenOn(server, host, port)
+    const bound = await listenOn(server, host, port, { what: 'the proxy', hint: 'choose another with --port' })
     this.server = server
     return bound
   }

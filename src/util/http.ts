@@ -17,11 +17,27 @@ export function hostPort (host: string, port: number): string {
 }
 
 /** Listens and resolves with the bound "host:port" (IPv6 in brackets), or rejects with the listen error. */
-export async function listenOn (server: Server, host: string, port: number): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
-  })
+/**
+ * An address this process cannot listen on, in one line that names it, the cause and the way
+ * out, e.g. "the proxy cannot listen on 127.0.0.1:1234: EADDRINUSE (choose another with --port)".
+ * The CLI prints it as it is, for HTTP servers and libp2p's Listen addresses alike.
+ */
+export class ListenError extends Error {
+  override name = 'ListenError'
+}
+
+/** Listens; resolves with the bound HOST:PORT, or throws a ListenError naming `what` (e.g. "admin API") and a `hint`. */
+export async function listenOn (server: Server, host: string, port: number, opts: { what?: string, hint?: string } = {}): Promise<string> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+  } catch (err) {
+    const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    const who = opts.what !== undefined ? `${opts.what} ` : ''
+    throw new ListenError(`${who}cannot listen on ${hostPort(host, port)}: ${cause}${opts.hint !== undefined ? ` (${opts.hint})` : ''}`)
+  }
   const a = server.address() as AddressInfo
   return hostPort(a.address, a.port)
 }

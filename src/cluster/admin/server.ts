@@ -16,12 +16,12 @@ export class AdminServer {
     this.routes.set(path, handler)
   }
 
-  async listen (hostPort: string): Promise<string> {
+  async listen (hostPort: string, opts: { hint?: string } = {}): Promise<string> {
     const target = parseHostPort(hostPort)
     if (target === undefined) throw new Error(`${JSON.stringify(hostPort)} is not HOST:PORT`)
     const server = createServer((req, res) => { void this.serve(req, res) })
     server.keepAliveTimeout = 5000
-    const bound = await listenOn(server, target.host, target.port)
+    const bound = await listenOn(server, target.host, target.port, { what: 'admin API', hint: opts.hint })
     this.server = server
     return bound
   }
