@@ -1,6 +1,8 @@
-// The catalog: the apps an allocator may run, with every default filled in. Nothing
-// outside it can ever be started: a request names an app, never an image or command.
+// The catalog: the apps an allocator may run, with every default filled in (APP_DEFAULTS,
+// config/defaults.ts). Nothing outside it can ever be started: a request names an app,
+// never an image or command.
 import type { AppConfig, Config } from '../config/schema.js'
+import { APP_DEFAULTS } from '../config/defaults.js'
 
 export interface AppSpec {
   name: string
@@ -18,46 +20,32 @@ export interface AppSpec {
   perf: { softRttMs: number, hardRttMs: number }
 }
 
-export const APP_DEFAULTS = {
-  port: 8080,
-  healthPath: '/',
-  healthIntervalMs: 2000,
-  healthTimeoutMs: 1000,
-  failureThreshold: 3,
-  memoryMB: 256,
-  cpus: 1,
-  pids: 256,
-  idleTimeoutS: 60,
-  startTimeoutS: 30,
-  maxInstances: 4,
-  minInstances: 0,
-  targetConcurrency: 50
-} as const
-
 export function appSpec (name: string, a: AppConfig, global: Config['Perf']): AppSpec {
+  const d = APP_DEFAULTS
   return {
     name,
     image: a.Image,
     command: a.Command,
-    port: a.Port ?? APP_DEFAULTS.port,
-    env: { ...(a.Env ?? {}) },
+    port: a.Port ?? d.Port,
+    env: { ...(a.Env ?? d.Env) },
     health: {
-      path: a.Health?.Path ?? APP_DEFAULTS.healthPath,
-      tcp: a.Health?.Tcp ?? false,
-      intervalMs: a.Health?.IntervalMs ?? APP_DEFAULTS.healthIntervalMs,
-      timeoutMs: a.Health?.TimeoutMs ?? APP_DEFAULTS.healthTimeoutMs,
-      failureThreshold: a.Health?.FailureThreshold ?? APP_DEFAULTS.failureThreshold
+      path: a.Health?.Path ?? d.Health.Path,
+      tcp: a.Health?.Tcp ?? d.Health.Tcp,
+      intervalMs: a.Health?.IntervalMs ?? d.Health.IntervalMs,
+      timeoutMs: a.Health?.TimeoutMs ?? d.Health.TimeoutMs,
+      failureThreshold: a.Health?.FailureThreshold ?? d.Health.FailureThreshold
     },
     resources: {
-      memoryMB: a.Resources?.MemoryMB ?? APP_DEFAULTS.memoryMB,
-      cpus: a.Resources?.Cpus ?? APP_DEFAULTS.cpus,
-      pids: a.Resources?.Pids ?? APP_DEFAULTS.pids
+      memoryMB: a.Resources?.MemoryMB ?? d.Resources.MemoryMB,
+      cpus: a.Resources?.Cpus ?? d.Resources.Cpus,
+      pids: a.Resources?.Pids ?? d.Resources.Pids
     },
-    idleTimeoutS: a.IdleTimeoutS ?? APP_DEFAULTS.idleTimeoutS,
-    startTimeoutS: a.StartTimeoutS ?? APP_DEFAULTS.startTimeoutS,
-    maxInstances: a.MaxInstances ?? APP_DEFAULTS.maxInstances,
-    minInstances: a.MinInstances ?? APP_DEFAULTS.minInstances,
-    targetConcurrency: a.TargetConcurrency ?? APP_DEFAULTS.targetConcurrency,
+    idleTimeoutS: a.IdleTimeoutS ?? d.IdleTimeoutS,
+    startTimeoutS: a.StartTimeoutS ?? d.StartTimeoutS,
+    maxInstances: a.MaxInstances ?? d.MaxInstances,
+    minInstances: a.MinInstances ?? d.MinInstances,
+    targetConcurrency: a.TargetConcurrency ?? d.TargetConcurrency,
+    // An app without its own latency requirements has the cluster's.
     perf: {
       softRttMs: a.Perf?.SoftReq?.RTT ?? global.SoftReq.RTT,
       hardRttMs: a.Perf?.HardReq?.RTT ?? global.HardReq.RTT

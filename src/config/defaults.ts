@@ -1,38 +1,138 @@
-// Built-in defaults: the lowest layer of the configuration. The hello-world-server
-// app makes the embedded default runnable with no config file at all.
-import type { Config } from './schema.js'
+// Every default of the configuration, each with why it is what it is: builtinDefaults()
+// is the lowest layer, the same for every role; roleDefaults() what differs by role;
+// APP_DEFAULTS what an app's unset key means (the catalog fills them in, app by app).
+import type { AppConfig, Config } from './schema.js'
 
 export function builtinDefaults (): Config {
   return {
-    Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } },
+    Perf: {
+      // PhysarumSM's conf.json: an instance within 100 ms (about one region) is preferred...
+      SoftReq: { RTT: 100 },
+      // ...and one beyond a second is never used: a cold start nearer serves better.
+      HardReq: { RTT: 1000 }
+    },
+    // None: a first node starts a cluster of its own, and the others name it.
     Bootstraps: [],
+    // The demo app, so that the embedded default runs with no config file at all.
     Apps: {
       'hello-world-server': {
+        // Built from apps/hello-world-server (Docker runtime)...
         Image: 'physarum/hello-world-server:latest',
+        // ...or this executable's own copy of it (process runtime).
         Command: ['physarum', 'hello-world-server'],
         Port: 8080,
+        // Its readiness endpoint: answers once the server listens.
         Health: { Path: '/healthz' },
+        // A small Node.js HTTP server: half a core and 128 MB are plenty.
         Resources: { MemoryMB: 128, Cpus: 0.5 },
+        // Written out, though equal to APP_DEFAULTS, so that `config init` shows them.
         IdleTimeoutS: 60,
         MaxInstances: 4,
         TargetConcurrency: 50
       }
     },
-    Allocator: { Runtime: 'auto', MaxInstances: 16, MemoryMB: 4096, DrainTimeoutS: 30, RateLimit: { PerSecond: 20, Burst: 40 } },
-    Proxy: { Port: 1234, Bind: '127.0.0.1', ColdStartTimeoutS: 30, RequestTimeoutS: 60 },
+    Allocator: {
+      // Docker where an engine answers (isolation, resource limits), else local processes: runs on a bare host too.
+      Runtime: 'auto',
+      // A modest server's share; with MemoryMB, whichever limit is reached first caps the instances.
+      MaxInstances: 16,
+      // 4 GB for all instances together, leaving a modest server room for itself.
+      MemoryMB: 4096,
+      // Half the systemd unit's TimeoutStopSec (60 s): requests in flight finish, and the instances still stop in time.
+      DrainTimeoutS: 30,
+      // Per requesting peer: a proxy asks once per cold start and app (single-flight), so this is far above honest use and a flood stays cheap.
+      RateLimit: { PerSecond: 20, Burst: 40 }
+    },
+    Proxy: {
+      // PhysarumSM's port (`proxy 1234`).
+      Port: 1234,
+      // The entrypoint serves this host's clients and apps; opening it to others is a choice (--bind).
+      Bind: '127.0.0.1',
+      // As long as an instance may take to turn ready (APP_DEFAULTS.StartTimeoutS): a cold request waits for one start.
+      ColdStartTimeoutS: 30,
+      // A request that takes over a minute is more likely stuck than slow.
+      RequestTimeoutS: 60
+    },
+    // Admin.Listen depends on the role: roleDefaults.
     Admin: {},
-    Membership: { AnnounceIntervalMs: 10000, ProbeIntervalMs: 500, ProbeTimeoutMs: 500, SuspectTimeoutMs: 1500, ForgetAfterS: 3600 },
+    Membership: {
+      // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough.
+      AnnounceIntervalMs: 10000,
+      // Each member twice a second (less often in a large cluster, ~20 probes/s in all): fresh RTTs, a frozen peer noticed within a second.
+      ProbeIntervalMs: 500,
+      // A probe is one round trip on an open connection: within a region it takes a few ms, so 500 ms without an answer is a miss.
+      ProbeTimeoutMs: 500,
+      // Three probe periods: a frozen process is failed in about 1.5-2 s, sooner when others confirm the suspicion.
+      SuspectTimeoutMs: 1500,
+      // An hour: `members` still shows what failed or left recently, and churn does not pile up.
+      ForgetAfterS: 3600
+    },
+    // info: start-up, membership changes and errors, not a line per request; text for a terminal (json for collectors).
     Log: { Level: 'info', Format: 'text' }
   }
 }
 
 export type Role = 'allocator' | 'proxy' | 'observer'
 
-/** Values whose default depends on the role, so an allocator and proxies share a host without flags. */
+/** Values whose default depends on the role, so that an allocator and proxies share a host without flags. */
 export function roleDefaults (role: Role, proxyPort?: number): { Listen: string[], AdminListen?: string, KeyFile?: string } {
   switch (role) {
-    case 'allocator': return { Listen: ['/ip4/0.0.0.0/tcp/4001'], AdminListen: '127.0.0.1:7701', KeyFile: '~/.physarum/allocator.key' }
-    case 'proxy': return { Listen: ['/ip4/0.0.0.0/tcp/0'], AdminListen: '127.0.0.1:7702', KeyFile: `~/.physarum/proxy-${proxyPort ?? 1234}.key` }
+    case 'allocator': return {
+      // A fixed port on every interface: others bootstrap from this multiaddr (PhysarumSM's, IPFS's swarm port).
+      Listen: ['/ip4/0.0.0.0/tcp/4001'],
+      // Loopback only, one port per role: the allocator's and a proxy's admin APIs share a host.
+      AdminListen: '127.0.0.1:7701',
+      // A stable peer ID across restarts: bootstraps name it, and it finds its instances again (state beside the key).
+      KeyFile: '~/.physarum/allocator.key'
+    }
+    case 'proxy': return {
+      // Any free port: nobody bootstraps from a proxy, and several share a host.
+      Listen: ['/ip4/0.0.0.0/tcp/0'],
+      AdminListen: '127.0.0.1:7702',
+      // One identity per entrypoint port: proxies on one host are distinct peers, each with a stable ID.
+      KeyFile: `~/.physarum/proxy-${proxyPort ?? builtinDefaults().Proxy.Port}.key`
+    }
+    // An observer (`members` joining briefly) has no key file, no admin API and listens on loopback.
     default: return { Listen: ['/ip4/127.0.0.1/tcp/0'] }
   }
+}
+
+type Filled<T> = Required<NonNullable<T>>
+
+/** What an app's unset keys mean; an unset Perf is the top-level Perf. The catalog fills them in. */
+export const APP_DEFAULTS: Required<Pick<AppConfig, 'Port' | 'Env' | 'IdleTimeoutS' | 'StartTimeoutS' | 'MaxInstances' | 'MinInstances' | 'TargetConcurrency'>> & { Health: Filled<AppConfig['Health']>, Resources: Filled<AppConfig['Resources']> } = {
+  // The usual port of an HTTP app in a container.
+  Port: 8080,
+  // Only PORT and HOST, which every instance gets.
+  Env: {},
+  Health: {
+    // Every HTTP app answers its root; any status below 500 counts as ready.
+    Path: '/',
+    // HTTP: a listening socket alone is not a ready app.
+    Tcp: false,
+    // A dead instance is removed within seconds, at the cost of one local request every 2 s.
+    IntervalMs: 2000,
+    // A healthy local app answers in milliseconds: a second is a generous wait.
+    TimeoutMs: 1000,
+    // One slow answer (a GC pause) does not remove an instance; three in a row do.
+    FailureThreshold: 3
+  },
+  Resources: {
+    // Room for a small web app and its runtime.
+    MemoryMB: 256,
+    // One core: what a single-threaded server (most are) can use.
+    Cpus: 1,
+    // Stops a fork bomb and leaves room for worker processes and threads.
+    Pids: 256
+  },
+  // A minute unused and the instance goes; the next request waits for a cold start.
+  IdleTimeoutS: 60,
+  // An image already on the host starts and turns ready well within 30 s.
+  StartTimeoutS: 30,
+  // Scale-out per allocator without one app taking all of its slots.
+  MaxInstances: 4,
+  // Nothing runs until a request asks for it.
+  MinInstances: 0,
+  // Requests one instance of a typical HTTP app serves at once without queueing.
+  TargetConcurrency: 50
 }
