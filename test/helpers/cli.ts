@@ -1,6 +1,8 @@
 // Test helpers for real child processes of the CLI: spawn, wait for a log line, run
-// to completion, and kill everything that a test started (by PID) when it ends.
+// to completion, and kill everything that a test started (by PID) when it ends; and
+// what a test asks of any process by PID (alive, its children).
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, resolve } from 'node:path'
 
@@ -61,6 +63,29 @@ export async function exitWithin (d: Daemon, ms: number): Promise<{ code: number
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<'timeout'>(resolve => { timer = setTimeout(() => { resolve('timeout') }, ms) })
   try { return await Promise.race([d.exited, late]) } finally { clearTimeout(timer) }
+}
+
+/**
+ * Whether the process `pid` exists (signal 0; EPERM means it exists, as another user's).
+ * A PID that is not a positive integer throws: kill(0) and kill(-1) address a group or
+ * every process, and NaN is a lookup that failed, so none of them may read as an answer.
+ */
+export function alive (pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new TypeError(`not a process ID: ${pid}`)
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/** PIDs whose parent is `pid`, from /proc. */
+export function childrenOf (pid: number): number[] {
+  const out: number[] = []
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e))
+    } catch {}
+  }
+  return out
 }
 
 /** Kills every child still running (SIGCONT first, for stopped ones). */

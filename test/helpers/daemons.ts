@@ -1,12 +1,12 @@
 // A cluster of real CLI daemons (bin/physarum allocator / proxy as child processes) in
-// a scratch directory, for the fault and load suites: each with its own config file,
-// key file (so that a restarted allocator keeps its identity and finds its leftovers)
-// and admin API on 127.0.0.1, plus what the tests ask of them.
+// a scratch directory, for the fault, load, hostile-input and security suites: each with
+// its own config file, key file (so that a restarted allocator keeps its identity and
+// finds its leftovers) and admin API on 127.0.0.1, plus what the tests ask of them.
 import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import type { TestContext } from 'node:test'
 import { join } from 'node:path'
-import { spawnCli, killAll, type Daemon } from './cli.js'
+import { spawnCli, killAll, alive, childrenOf, type Daemon } from './cli.js'
 import { waitFor } from './cluster.js'
 import type { MemberView } from '../../src/cluster/agent.js'
 
@@ -42,10 +42,13 @@ export class CliCluster {
 
   /**
    * Stops every daemon of the cluster (SIGTERM, so that allocators stop their instances;
-   * SIGKILL after `graceMs`), then kills, by PID, any process still working in the
-   * cluster's directory: the instances of an allocator that was killed.
+   * SIGKILL after `graceMs`), then kills what an allocator that was killed left behind:
+   * the process groups of its children (its instances), and, by PID, any process still
+   * working in the cluster's directory.
    */
   async stop (graceMs = 5000): Promise<void> {
+    // Read before the daemons go: an orphaned instance is no longer anyone's child.
+    const groups = this.daemons.flatMap(d => d.child.pid !== undefined && d.child.exitCode === null && d.child.signalCode === null ? childrenOf(d.child.pid) : [])
     await Promise.all(this.daemons.map(async d => {
       if (d.child.exitCode !== null || d.child.signalCode !== null) return
       try { d.child.kill('SIGCONT'); d.child.kill('SIGTERM') } catch {}
@@ -53,6 +56,7 @@ export class CliCluster {
       await d.exited
       clearTimeout(t)
     }))
+    for (const g of groups) { if (alive(g)) { try { process.kill(-g, 'SIGKILL') } catch {} } }
     for (const pid of readdirSync('/proc').filter(x => /^\d+$/.test(x))) {
       let cwd = ''
       try { cwd = readlinkSync(`/proc/${pid}/cwd`) } catch { continue }
@@ -90,13 +94,12 @@ export class CliCluster {
   }
 
   /** A proxy in client mode; `port` 0 picks one (pass the old one to restart in place). */
-  async proxy (s: { name: string, bootstraps: string[], port?: number, apps?: Record<string, unknown>, membership?: Record<string, number> }): Promise<Started> {
+  async proxy (s: { name: string, bootstraps: string[], port?: number, apps?: Record<string, unknown>, membership?: Record<string, number> }): Promise<Started & { http: string }> {
     const conf = this.conf(s.name, { Bootstraps: s.bootstraps, ...(s.apps !== undefined ? { Apps: s.apps } : {}), ...(s.membership !== undefined ? { Membership: s.membership } : {}) })
     const d = spawnCli(['proxy', '--configfile', conf, '--ephemeral', '--port', String(s.port ?? 0), '--admin', '127.0.0.1:0'], { env: { PHYSARUM_PSK: this.psk }, cwd: this.dir })
     this.daemons.push(d)
     const st = await this.started(d)
-    st.http = `http://${(await d.waitFor(/proxy listening on http:\/\/(127\.0\.0\.1:\d+)\//, 30000))[1]}`
-    return st
+    return { ...st, http: `http://${(await d.waitFor(/proxy listening on http:\/\/(127\.0\.0\.1:\d+)\//, 30000))[1]}` }
   }
 }
 
@@ -107,10 +110,19 @@ export function portOf (s: Started): number {
 
 const clusters: CliCluster[] = []
 
-/** A cluster in a scratch directory, stopped when the test `t` ends (pass or fail). */
-export function testCluster (t: TestContext, name: string, psk: string): CliCluster {
+/**
+ * A cluster in a scratch directory, for a suite that shares one across its tests (start
+ * it in `before`); the file's `after` hook calls sweepClusters.
+ */
+export function newCluster (name: string, psk: string): CliCluster {
   const c = new CliCluster(mkdtempSync(join(tmpdir(), `physarum-${name}-`)), psk)
   clusters.push(c)
+  return c
+}
+
+/** A cluster in a scratch directory, stopped when the test `t` ends (pass or fail). */
+export function testCluster (t: TestContext, name: string, psk: string): CliCluster {
+  const c = newCluster(name, psk)
   t.after(async () => { await c.stop() })
   return c
 }

@@ -1,74 +1,17 @@
-// Targets for the hostile-input and security suites: an allocator and a proxy as real
-// CLI child processes on 127.0.0.1, and a bare libp2p peer (the real node module, with
-// or without the PSK) that speaks raw bytes to them.
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+// What the hostile-input and security suites aim at their targets (an allocator and a
+// proxy as real CLI child processes, started by helpers/daemons.ts): the catalog app, a
+// bare libp2p peer (the real node module, with or without the PSK) that speaks raw bytes
+// to them, and readers of their metrics and of their sockets in /proc.
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import { createNode, type PhysarumNode } from '../../src/cluster/node.js'
 import { ephemeralKey } from '../../src/cluster/identity.js'
 import { pskHex, swarmKey } from '../../src/config/psk.js'
-import { spawnCli, type Daemon } from './cli.js'
 import { HELLO_COMMAND } from './cluster.js'
-
-export interface CliNode { d: Daemon, addr: string, peer: string, admin: string }
-export interface CliCluster { dir: string, alloc: CliNode, proxy?: CliNode & { http: string }, stop: () => Promise<void> }
 
 /** The hello-world-server as the only catalog app of the targets. */
 export const HELLO = { Command: HELLO_COMMAND, Port: 8080, Health: { Path: '/healthz' }, IdleTimeoutS: 600, MaxInstances: 2, Resources: { MemoryMB: 64 } }
-
-async function exitOrKill (d: Daemon, ms: number): Promise<void> {
-  if (d.child.exitCode !== null || d.child.signalCode !== null) return
-  d.child.kill('SIGTERM')
-  const t = setTimeout(() => { d.child.kill('SIGKILL') }, ms)
-  await d.exited
-  clearTimeout(t)
-}
-
-const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
-
-/** PIDs whose parent is `pid`, from /proc. */
-export function childrenOf (pid: number): number[] {
-  const out: number[] = []
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e))
-    } catch {}
-  }
-  return out
-}
-
-/** An allocator (and optionally a proxy joined to it) as child processes of bin/physarum. */
-export async function startCliCluster (opts: { psk: string, config?: Record<string, unknown>, proxy?: boolean }): Promise<CliCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'physarum-target-'))
-  const conf = join(dir, 'conf.json')
-  writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Apps: { hello: HELLO }, Allocator: { Runtime: 'process' }, ...opts.config }))
-  const env = { PHYSARUM_PSK: opts.psk }
-  const start = async (args: string[]): Promise<CliNode> => {
-    const d = spawnCli([...args, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0'], { env, cwd: dir })
-    const m = await d.waitFor(/listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/, 20000)
-    const admin = (await d.waitFor(/admin=(127\.0\.0\.1:\d+)/))[1]
-    return { d, addr: m[1], peer: m[2], admin }
-  }
-  const alloc = await start(['allocator'])
-  let proxy: CliCluster['proxy']
-  if (opts.proxy === true) {
-    const p = await start(['proxy', '--port', '0', '--bootstrap', alloc.addr])
-    proxy = { ...p, http: (await p.d.waitFor(/proxy listening on http:\/\/(127\.0\.0\.1:\d+)\//))[1] }
-  }
-  const stop = async (): Promise<void> => {
-    // The instances' process groups (children of the allocator), so that none outlives a killed allocator.
-    const pgids = alloc.d.child.pid !== undefined ? childrenOf(alloc.d.child.pid) : []
-    if (proxy !== undefined) await exitOrKill(proxy.d, 5000)
-    await exitOrKill(alloc.d, 8000)
-    for (const g of pgids) { if (alive(g)) { try { process.kill(-g, 'SIGKILL') } catch {} } }
-    rmSync(dir, { recursive: true, force: true })
-  }
-  return { dir, alloc, proxy, stop }
-}
 
 /** A bare libp2p peer on 127.0.0.1 with the given PSK (or none), dialled to `addrs`. */
 export async function rawPeer (psk: string | undefined, addrs: string[] = []): Promise<PhysarumNode> {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
 import { startAgent, startAllocator, addrOf, waitFor, helloApp } from '../helpers/cluster.js'
+import { alive } from '../helpers/cli.js'
 import { builtinDefaults } from '../../src/config/defaults.js'
 import { requestAllocation, ALLOC_PROTOCOL, AllocationError } from '../../src/allocation/protocol.js'
 import { ForwardClient } from '../../src/forward/client.js'
@@ -15,7 +16,6 @@ import type { Agent } from '../../src/cluster/agent.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 
 const PSK = '1'.repeat(64)
-const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
 const pidOf = (d: AllocatorDaemon, id: string): number => Number(d.manager.instances.get(id)?.rt?.handle)
 
 async function refusal (p: Promise<unknown>): Promise<AllocationError> {

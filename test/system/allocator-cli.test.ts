@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawnCli, killAll } from '../helpers/cli.js'
+import { spawnCli, killAll, alive } from '../helpers/cli.js'
 import { startAgent, waitFor, helloApp } from '../helpers/cluster.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from '../helpers/docker.js'
 import { requestAllocation } from '../../src/allocation/protocol.js'
@@ -18,13 +18,13 @@ const PSK = '3'.repeat(64)
 let dir: string
 const clients: Agent[] = []
 const pids: number[] = []
-const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
 
 before(() => { dir = mkdtempSync(join(tmpdir(), 'physarum-alloc-cli-')) })
 after(async () => {
   await Promise.all(clients.map(async c => { await c.stop({ leave: false }) }))
   await killAll()
-  for (const p of pids) { try { process.kill(-p, 'SIGKILL') } catch {} }
+  // A PID the state file did not have is -1 here: kill(-(-1)) would be kill(1).
+  for (const p of pids) { if (p > 0) { try { process.kill(-p, 'SIGKILL') } catch {} } }
   rmSync(dir, { recursive: true, force: true })
 })
 

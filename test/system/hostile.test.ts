@@ -14,16 +14,16 @@ import { connect, type Socket } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
-import { killAll } from '../helpers/cli.js'
 import { waitFor, startProxy } from '../helpers/cluster.js'
-import { members as membersAt } from '../helpers/daemons.js'
+import { newCluster, sweepClusters, members as membersAt, type Started } from '../helpers/daemons.js'
 import { caseRng, fuzz, fuzzSeed, describeReport, hostileJson, mutateBytes, procMemory, utf8, generatedRequest, hostileRequest, rawHttp, responseComplete, statusOf, ENTRY_CORPUS, STREAM_CORPUS, type Rng, type FuzzReport } from '../helpers/fuzz.js'
-import { startCliCluster, rawPeer, readAll, varint, metrics, counter, labelValues, HELLO, type CliCluster } from '../helpers/target.js'
+import { rawPeer, readAll, varint, metrics, counter, labelValues, HELLO } from '../helpers/target.js'
 import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, requestAllocation, validateResponse } from '../../src/allocation/protocol.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME } from '../../src/forward/protocol.js'
 import { MEMBERS_TOPIC, SUSPECT_TOPIC } from '../../src/cluster/membership/announcement.js'
 import { ForwardClient } from '../../src/forward/client.js'
 import type { PhysarumNode } from '../../src/cluster/node.js'
+import { builtinDefaults } from '../../src/config/defaults.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const SEED = fuzzSeed()
@@ -44,7 +44,7 @@ console.log(`# hostile input (${FULL ? 'full' : 'short'} form): seed ${SEED}; re
 const summary: string[] = []
 
 describe('hostile input against an allocator and a proxy (CLI child processes)', { timeout: FULL ? 900000 : 120000 }, () => {
-  let cl: CliCluster
+  let cl: { alloc: Started, proxy: Started & { http: string } }
   let proxyHttp: string
   let allocPeer: PeerId
   let fuzzer: PhysarumNode
@@ -53,12 +53,12 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
   const base = { alloc: 0, proxy: 0 }
   let tried = 0
 
-  const pids = (): { alloc: number, proxy: number } => ({ alloc: cl.alloc.d.child.pid as number, proxy: cl.proxy?.d.child.pid as number })
+  const pids = (): { alloc: number, proxy: number } => ({ alloc: cl.alloc.d.child.pid as number, proxy: cl.proxy.d.child.pid as number })
 
   /** A normal allocation, forwarded request and proxied request all succeed; both targets still run. */
   async function stillServing (): Promise<void> {
     assert.equal(cl.alloc.d.child.exitCode, null, `the allocator exited: ${cl.alloc.d.stderr().slice(-2000)}`)
-    assert.equal(cl.proxy?.d.child.exitCode, null, `the proxy exited: ${cl.proxy?.d.stderr().slice(-2000)}`)
+    assert.equal(cl.proxy.d.child.exitCode, null, `the proxy exited: ${cl.proxy.d.stderr().slice(-2000)}`)
     const inst = await requestAllocation(checker, allocPeer, 'hello', { timeoutMs: 20000 })
     assert.equal(inst.state, 'ready')
     const r = await fwd.request(allocPeer, { v: 1, app: 'hello' }, { method: 'GET', path: '/hello', headersTimeout: 10000 })
@@ -89,8 +89,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
     tried += r.tried
     const line = describeReport(name, SEED, r)
     console.log(line)
-    for (const [who, d] of [['allocator', cl.alloc.d], ['proxy', cl.proxy?.d]] as const) {
-      if (d === undefined) continue
+    for (const [who, d] of [['allocator', cl.alloc.d], ['proxy', cl.proxy.d]] as const) {
       if (d.child.exitCode !== null) console.log(`# the ${who} exited (${d.child.exitCode}); its last words:\n${d.stderr().slice(-3000)}`)
       else if (r.failures.length > 0) console.log(`# the ${who}'s warnings:\n${d.stderr().split('\n').filter(l => / (warn|error) /.test(l)).slice(-15).join('\n')}`)
     }
@@ -104,10 +103,15 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
   }
 
   before(async () => {
-    cl = await startCliCluster({ psk: PSK, proxy: true })
-    proxyHttp = (cl.proxy as { http: string }).http
+    // The allocator's own drain and rate limits, not the cluster helper's roomier ones: the
+    // inputs meet what a server runs.
+    const { DrainTimeoutS, RateLimit } = builtinDefaults().Allocator
+    const cluster = newCluster('hostile', PSK)
+    const alloc = await cluster.allocator({ name: 'alloc', apps: { hello: HELLO }, allocator: { DrainTimeoutS, RateLimit } })
+    cl = { alloc, proxy: await cluster.proxy({ name: 'proxy', bootstraps: [alloc.addr], apps: { hello: HELLO } }) }
+    proxyHttp = new URL(cl.proxy.http).host
     allocPeer = peerIdFromString(cl.alloc.peer)
-    fuzzer = await rawPeer(PSK, [cl.alloc.addr, (cl.proxy as { addr: string }).addr])
+    fuzzer = await rawPeer(PSK, [cl.alloc.addr, cl.proxy.addr])
     checker = await rawPeer(PSK, [cl.alloc.addr])
     fwd = new ForwardClient(checker)
     await stillServing()
@@ -120,8 +124,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
     await fwd?.close()
     try { await fuzzer?.stop() } catch {}
     try { await checker?.stop() } catch {}
-    await cl?.stop()
-    await killAll()
+    await sweepClusters()
     console.log(`# hostile input: ${tried} inputs in all (seed ${SEED})`)
   })
 
@@ -301,7 +304,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
       let data: Uint8Array
       let kind: string
       if (k < 11) { data = hostileJson(rng, template, ['leaving', 'peer', 'instances', 'catalog', 'capacity', 'roles', 'addrs'], 256 * 1024); kind = 'hostile' }
-      else if (k < 13) { data = utf8(JSON.stringify({ ...template, peer: rng.pick([cl.alloc.peer, (cl.proxy as { peer: string }).peer]) })); kind = 'spoofed' }
+      else if (k < 13) { data = utf8(JSON.stringify({ ...template, peer: rng.pick([cl.alloc.peer, cl.proxy.peer]) })); kind = 'spoofed' }
       else if (k < 14) { data = rng.bytes(rng.size(2048)); kind = 'random' }
       else if (k < 15) { data = utf8(JSON.stringify({ ...template, pad: 'x'.repeat(64 * 1024 + rng.int(192 * 1024)) })); kind = 'oversized' }
       else if (k < 16) { data = utf8(JSON.stringify({ ...template, catalog: Array.from({ length: rng.int(50) }, (_, i) => `fuzz-${i}`) })); kind = 'valid' }
@@ -339,7 +342,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
     const m = await metrics(cl.alloc.admin)
     // Only the fuzzer's own, valid announcements can be accepted; nothing spoofed gets through.
     const members = await membersAt(cl.alloc.admin)
-    assert.ok(members.every(x => [cl.alloc.peer, (cl.proxy as { peer: string }).peer, self, checker.peerId.toString()].includes(x.peer)), JSON.stringify(members.map(x => x.peer)))
+    assert.ok(members.every(x => [cl.alloc.peer, cl.proxy.peer, self, checker.peerId.toString()].includes(x.peer)), JSON.stringify(members.map(x => x.peer)))
     assert.ok(counter(m, 'physarum_announcements_total', /result="spoofed"/) >= (outcomes.spoofed ?? 0))
     await phase('membership gossip', r)
   })
@@ -469,7 +472,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
 
   test('no per-input state: metric labels stay bounded by the catalog', async () => {
     // Every fuzz phase above named thousands of app names that do not exist; none may become a series.
-    for (const [who, admin] of [['allocator', cl.alloc.admin], ['proxy', (cl.proxy as { admin: string }).admin]] as const) {
+    for (const [who, admin] of [['allocator', cl.alloc.admin], ['proxy', cl.proxy.admin]] as const) {
       const apps = labelValues(await metrics(admin), 'app')
       assert.ok(apps.size <= 4, `${who}: ${apps.size} distinct app labels, e.g. ${[...apps].slice(0, 8).join(', ')}`)
     }

@@ -16,17 +16,18 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
-import { killAll, spawnCli, runCli, type Daemon } from '../helpers/cli.js'
+import { killAll, spawnCli, runCli, alive, childrenOf, type Daemon } from '../helpers/cli.js'
 import { startAgent, startAllocator, addrOf, waitFor, HELLO_COMMAND } from '../helpers/cluster.js'
-import { members as membersAt } from '../helpers/daemons.js'
+import { newCluster, sweepClusters, members as membersAt, type Started } from '../helpers/daemons.js'
 import { dockerReady, buildTestImage, labelled, stopAndSweep, inspect, TEST_IMAGE } from '../helpers/docker.js'
 import { fuzz, fuzzSeed, describeReport, hostileJson, utf8, type Rng } from '../helpers/fuzz.js'
-import { startCliCluster, rawPeer, readAll, varint, childrenOf, listening, type CliCluster } from '../helpers/target.js'
+import { rawPeer, readAll, varint, listening, HELLO } from '../helpers/target.js'
 import { ALLOC_PROTOCOL, AllocationError, requestAllocation, validateRequest, validateResponse, type AllocResponse } from '../../src/allocation/protocol.js'
 import { HTTP_PROTOCOL } from '../../src/forward/protocol.js'
 import { loadOrCreateKey } from '../../src/cluster/identity.js'
 import { pskHex, resolvePsk } from '../../src/config/psk.js'
 import { ConfigError } from '../../src/config/errors.js'
+import { builtinDefaults } from '../../src/config/defaults.js'
 import type { PhysarumNode } from '../../src/cluster/node.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { Agent } from '../../src/cluster/agent.js'
@@ -39,7 +40,6 @@ const engine = dockerReady()
 if (!engine) console.log('# SKIP Docker security tests: no Docker engine answers (docker info failed)')
 console.log(`# security (${FULL ? 'full' : 'short'} form): seed ${SEED}; replay with PHYSARUM_FUZZ_SEED=${SEED}`)
 
-const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
 const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(s => s !== '')
 const environ = (pid: number): Record<string, string> => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(s => s !== '').map(kv => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
 
@@ -94,20 +94,19 @@ const CRAFTED: unknown[] = [
 ]
 
 describe('security of an allocator and a proxy (CLI child processes)', { timeout: FULL ? 600000 : 120000 }, () => {
-  let cl: CliCluster
+  let cl: { alloc: Started, proxy: Started }
   let allocPeer: PeerId
   let allocPid: number
 
   before(async () => {
-    cl = await startCliCluster({ psk: PSK, proxy: true, config: { Allocator: { Runtime: 'process', RateLimit: RATE } } })
+    const cluster = newCluster('security', PSK)
+    const alloc = await cluster.allocator({ name: 'alloc', apps: { hello: HELLO }, allocator: { DrainTimeoutS: builtinDefaults().Allocator.DrainTimeoutS, RateLimit: RATE } })
+    cl = { alloc, proxy: await cluster.proxy({ name: 'proxy', bootstraps: [alloc.addr], apps: { hello: HELLO } }) }
     allocPeer = peerIdFromString(cl.alloc.peer)
     allocPid = cl.alloc.d.child.pid as number
   })
 
-  after(async () => {
-    await cl?.stop()
-    await killAll()
-  })
+  after(async () => { await sweepClusters() })
 
   test('a peer without the PSK, or with another PSK, cannot connect; one with the PSK can', async () => {
     const members = async (): Promise<string[]> => (await membersAt(cl.alloc.admin)).map(m => m.peer)

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { readFileSync, readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { ROOT, spawnCli, killAll, exitWithin } from '../helpers/cli.js'
+import { ROOT, spawnCli, killAll, exitWithin, alive } from '../helpers/cli.js'
 import { waitFor } from '../helpers/cluster.js'
 import { dockerReady, labelled, removeLabelled } from '../helpers/docker.js'
 
@@ -19,8 +19,6 @@ async function freePort (): Promise<number> {
   await new Promise(resolve => s.close(resolve))
   return port
 }
-
-const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
 
 /** PIDs of processes running the instance `id` (the runtime sets PHYSARUM_INSTANCE). */
 function instanceProcesses (id: string): number[] {
