@@ -1,6 +1,6 @@
 // A 5-node cluster on 127.0.0.1 inside the test process: full view, failure on a
 // stop without leave, left on a graceful stop, PSK isolation, hostile announcements,
-// and RTT precision.
+// and RTT precision. The member table's rules alone are in test/unit/membership.test.ts.
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startAgent, addrOf, waitFor, statusOf, testConfig } from '../helpers/cluster.js'
@@ -39,6 +39,15 @@ describe('five nodes on loopback', () => {
 
   after(async () => {
     await Promise.all([...agents.map(async a => { await a.stop({ leave: false }) }), ...rawNodes.map(async n => { await n.stop() })])
+  })
+
+  test('every node listens on loopback only, as the test config says', () => {
+    assert.deepEqual(testConfig().Listen, ['/ip4/127.0.0.1/tcp/0'])
+    for (const n of nodes) {
+      const addrs = n.node.getMultiaddrs().map(String)
+      assert.ok(addrs.length > 0, `${n.peer} listens`)
+      for (const a of addrs) assert.match(a, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+(\/p2p\/\w+)?$/, `${n.peer} listens on ${a}`)
+    }
   })
 
   test('everyone sees everyone alive', async () => {
@@ -93,14 +102,6 @@ describe('five nodes on loopback', () => {
     await waitFor('the extended announcement accepted', () => target.membership.table.get(raw.peerId.toString()) !== undefined)
     await raw.stop()
     for (const n of nodes) n.membership.table.forget(raw.peerId.toString())
-  })
-
-  test('a stale seq is ignored', () => {
-    const t = nodes[0].membership.table
-    const m = t.get(nodes[1].peer)
-    assert.ok(m !== undefined)
-    assert.equal(t.apply({ ...m.announcement, seq: m.announcement.seq - 1, roles: ['proxy'] }, Date.now()), 'stale')
-    assert.deepEqual(t.get(nodes[1].peer)?.announcement.roles, ['allocator'])
   })
 
   test('a node with another PSK, or none, stays isolated', async () => {
@@ -164,11 +165,5 @@ describe('five nodes on loopback', () => {
     assert.match(text, /physarum_members\{state="left"\} 1/)
     assert.match(text, /physarum_rtt_seconds_count [1-9]/)
     assert.match(text, /physarum_announcements_total\{result="accepted"\} [1-9]/)
-  })
-})
-
-describe('member table', () => {
-  test('config for tests listens on loopback only', () => {
-    assert.deepEqual(testConfig().Listen, ['/ip4/127.0.0.1/tcp/0'])
   })
 })

@@ -52,6 +52,18 @@ test('leave, then a restart with a higher seq', () => {
   assert.equal(t.get(PEER)?.status, 'alive')
 })
 
+test('a stale announcement (seq not above the known one) changes nothing: not the member, not its last sign of life', () => {
+  const t = new MemberTable()
+  t.apply(ann({ seq: 10 }), 0)
+  const changes: string[] = []
+  t.on('change', m => { changes.push(m.status) })
+  assert.equal(t.apply(ann({ seq: 9, roles: ['proxy'] }), 10), 'stale')
+  assert.equal(t.apply(ann({ seq: 10, roles: ['proxy'] }), 20), 'stale', 'the same seq again is stale too')
+  assert.deepEqual(t.get(PEER)?.announcement.roles, ['allocator'])
+  assert.equal(t.get(PEER)?.lastHeard, 0, 'a stale announcement is no sign of life')
+  assert.deepEqual(changes, [], 'no change event')
+})
+
 test('announcement decoding: valid, extra fields kept, malformed and oversized refused', () => {
   const ok = decodeAnnouncement(encodeAnnouncement(ann({ future: true } as Partial<Announcement>)))
   assert.ok(ok.ok)
@@ -65,6 +77,22 @@ test('announcement decoding: valid, extra fields kept, malformed and oversized r
   assert.equal(!big.ok && big.reason, 'oversized')
   const utf = decodeAnnouncement(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]))
   assert.equal(!utf.ok && utf.reason, 'malformed')
+  // What the gossip test (test/integration/cluster.test.ts) publishes from a hostile peer, each refused for its own reason here.
+  const enc = (v: unknown): Uint8Array => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v))
+  const hostile: Array<[string, Uint8Array, 'malformed' | 'oversized']> = [
+    ['not JSON', enc('not json'), 'malformed'],
+    ['not UTF-8', new Uint8Array([0xff, 0xfe, 0x7b, 0x7d]), 'malformed'],
+    ['fields missing', enc({ v: 1 }), 'malformed'],
+    ['a seq that is not a number', enc({ ...ann(), seq: 'one' }), 'malformed'],
+    ['roles not a list', enc({ ...ann(), roles: 'allocator' }), 'malformed'],
+    ['deeply nested', enc('['.repeat(5000) + ']'.repeat(5000)), 'malformed'],
+    ['500 addresses', enc({ ...ann(), addrs: Array.from({ length: 500 }, () => '/ip4/127.0.0.1/tcp/1') }), 'malformed'],
+    ['100 KB of padding', enc({ ...ann(), pad: 'x'.repeat(100 * 1024) }), 'oversized']
+  ]
+  for (const [what, data, reason] of hostile) {
+    const r = decodeAnnouncement(data)
+    assert.equal(!r.ok && r.reason, reason, what)
+  }
 })
 
 test('confirmations from other members shorten the suspect wait', () => {
