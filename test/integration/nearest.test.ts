@@ -65,14 +65,18 @@ test('an instance beyond SoftReq serves at once while a nearer one is allocated,
   await first.body.dump()
   assert.match(String(first.headers['x-physarum-instance']), new RegExp(`@${far.agent.peer}$`), 'served by the far instance at once')
   await waitFor('a nearer instance allocated in the background', () => near.manager.readyOf('hello').length === 1, 10000)
-  // Requests keep succeeding, and now go to the near instance.
-  const served = await waitFor('served by the near instance', async () => {
+  const nearInstance = `${near.manager.readyOf('hello')[0].id}@${near.agent.peer}`
+  // Requests keep succeeding (every one: a failure is not retried away), and now go to the near instance.
+  const statuses: number[] = []
+  const servedBy = await waitFor('served by the near allocator', async () => {
     const r = await request(`http://${proxy.address}/hello/hello`)
-    assert.equal(r.statusCode, 200)
+    statuses.push(r.statusCode)
     await r.body.dump()
-    return String(r.headers['x-physarum-instance']).endsWith(`@${near.agent.peer}`) ? true : undefined
+    const by = String(r.headers['x-physarum-instance'])
+    return by.endsWith(`@${near.agent.peer}`) ? by : undefined
   }, 10000, 50)
-  assert.ok(served)
+  assert.deepEqual(statuses.filter(s => s !== 200), [], `every request while the near instance came up answered 200: ${statuses.join(', ')}`)
+  assert.equal(servedBy, nearInstance, 'served by the instance the near allocator started in the background')
   for (let i = 0; i < 10; i++) {
     const r = await request(`http://${proxy.address}/hello/hello`)
     await r.body.dump()

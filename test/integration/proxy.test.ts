@@ -216,9 +216,10 @@ describe('proxy with real allocators', () => {
     const again = await waitFor('served again', async () => {
       const x = await request(`${base}/hello/hello`)
       const t = await x.body.text()
-      return x.statusCode === 200 && t === 'hello world\n'
+      return x.statusCode === 200 && t === 'hello world\n' ? String(x.headers['x-physarum-instance']) : undefined
     }, 10000, 100)
-    assert.ok(again)
+    assert.match(again, new RegExp(`^[^@]+@${alloc.agent.peer}$`))
+    assert.notEqual(again.split('@')[0], inst, 'served by another instance: the killed one is gone')
   })
 })
 

@@ -38,7 +38,10 @@ test('sustained concurrency above TargetConcurrency brings a second instance, an
       const r = await request(`http://${proxy.address}/hello/slow?ms=200`)
       assert.equal(r.statusCode, 200)
       await r.body.dump()
-      seen.add(String(r.headers['x-physarum-instance']))
+      // A missing header must not count as a second instance.
+      const by = String(r.headers['x-physarum-instance'])
+      assert.match(by, /^[^@]+@\w+$/)
+      seen.add(by)
     }
   }))
   assert.ok(alloc.manager.readyOf('hello').length >= 2, 'a second instance was started')
