@@ -43,8 +43,8 @@ async function measure (runtime: 'process' | 'docker'): Promise<{ ready: number[
       if (m !== undefined) await alloc.manager.remove(m, 'benchmark')
     }
   } finally {
-    await fwd.close()
-    await client.stop({ leave: false })
+    await fwd.stop()
+    await client.stop()
     await alloc.stop()
   }
   return { ready, firstResponse }

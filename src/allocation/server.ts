@@ -2,9 +2,9 @@
 // requesting peer (token bucket), asks the instance manager, and answers only when the
 // instance is ready. Malformed input gets BAD_REQUEST; the allocator keeps serving.
 import { lpStream, InvalidDataLengthError, InvalidDataLengthLengthError } from '@libp2p/utils'
-import type { Stream, Connection } from '@libp2p/interface'
+import type { Stream, Connection, Startable } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
-import type { Logger } from '../util/log.js'
+import { debugOn, type Logger } from '../util/log.js'
 import { ANSWER_TIMEOUT_MS, MAX_INBOUND_ALLOCATIONS, RATE_LIMIT_PEERS, REQUEST_READ_TIMEOUT_MS } from './constants.js'
 import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, AllocationError, encode, validateRequest, type AllocErrorCode, type AllocResponse } from './protocol.js'
 
@@ -39,7 +39,7 @@ export class RateLimiter {
   }
 }
 
-export class AllocationServer {
+export class AllocationServer implements Startable {
   private readonly limiter: RateLimiter
 
   constructor (
@@ -53,8 +53,13 @@ export class AllocationServer {
     await this.components.node.handle(ALLOC_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: MAX_INBOUND_ALLOCATIONS })
   }
 
+  /** Takes no new allocation requests; those being answered finish. */
+  async beforeStop (): Promise<void> {
+    await this.components.node.unhandle(ALLOC_PROTOCOL).catch(debugOn(this.components.log, 'unhandle of the allocation protocol'))
+  }
+
   async stop (): Promise<void> {
-    await this.components.node.unhandle(ALLOC_PROTOCOL).catch(() => {})
+    await this.beforeStop()
   }
 
   private async onStream (stream: Stream, connection: Connection): Promise<void> {

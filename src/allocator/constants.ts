@@ -24,6 +24,9 @@ export const READY_POLL_MS = 30
  */
 export const STOP_GRACE_MS = 2000
 
+/** How often a drain looks whether requests are still in flight (ms). */
+export const DRAIN_POLL_MS = 50
+
 /** Health check of a leftover instance at restart, before it is adopted (ms). */
 export const ADOPT_CHECK_TIMEOUT_MS = 2000
 

@@ -44,8 +44,7 @@ export class AllocatorDaemon {
     readonly agent: Agent,
     readonly manager: InstanceManager,
     readonly allocation: AllocationServer,
-    readonly forward: ForwardServer,
-    private readonly opts: AllocatorOptions
+    readonly forward: ForwardServer
   ) {}
 
   static async start (opts: AllocatorOptions): Promise<AllocatorDaemon> {
@@ -69,7 +68,9 @@ export class AllocatorDaemon {
       const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts.cwd)
       manager = new InstanceManager({ runtime, catalog, log: log.scope('instances'), onCull: (app, reason) => { culls.inc({ app, reason }) } }, {
         maxInstances: config.Allocator.MaxInstances,
-        memoryMB: config.Allocator.MemoryMB
+        memoryMB: config.Allocator.MemoryMB,
+        drainTimeoutMs: config.Allocator.DrainTimeoutS * 1000,
+        keepInstances: opts.keepInstances
       })
       const m = manager
       const gauge = new Gauge({
@@ -108,12 +109,12 @@ export class AllocatorDaemon {
       agent.admin.route('/v1/instances', () => m.list())
       agent.membership.announceSoon(0)
       log.info(`catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`)
-      return new AllocatorDaemon(agent, manager, allocation, forward, opts)
+      return new AllocatorDaemon(agent, manager, allocation, forward)
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.
-      await manager?.shutdown()
-      await agent.stop({ leave: false })
+      await manager?.stop()
+      await agent.stop()
       throw err
     }
   }
@@ -125,18 +126,17 @@ export class AllocatorDaemon {
   }
 
   private async doStop (): Promise<void> {
-    const { agent, manager, log } = { ...this, log: this.opts.log }
-    manager.draining = true
-    await this.allocation.stop()
-    await agent.membership.stop({ leave: true })
-    const timeoutMs = this.opts.config.Allocator.DrainTimeoutS * 1000
-    const inFlight = manager.inFlight()
-    if (inFlight > 0) log.info(`draining ${inFlight} request(s) in flight (up to ${this.opts.config.Allocator.DrainTimeoutS} s)`)
-    const left = await manager.drain(timeoutMs)
-    if (left > 0) log.warn(`${left} request(s) still in flight after ${this.opts.config.Allocator.DrainTimeoutS} s; stopping anyway`)
-    await this.forward.close()
-    if (this.opts.keepInstances === true) log.info(`leaving ${manager.instances.size} instance(s) running (--keep-instances); the next start adopts them`)
-    await manager.shutdown({ keepInstances: this.opts.keepInstances })
-    await agent.stop({ leave: false })
+    const { agent, manager, allocation, forward } = this
+    // Refuses new work at once (DRAINING), then waits for what is in flight; meanwhile no
+    // new allocations are taken and the leave goes out, so that proxies look elsewhere.
+    const drained = manager.beforeStop()
+    await allocation.beforeStop()
+    await agent.beforeStop()
+    await drained
+    await forward.beforeStop()
+    await forward.stop()
+    await allocation.stop()
+    await manager.stop()
+    await agent.stop()
   }
 }

@@ -37,6 +37,12 @@ export const PROBE_SPACING_MS = 100
 /** A failed member is probed this many times less often than a live one: one that comes back is noticed, a dead one costs little. */
 export const FAILED_PROBE_FACTOR = 10
 
+/** While this node knows no live member, the bootstraps are dialled again this often (ms). */
+export const REJOIN_INTERVAL_MS = 2000
+
+/** A leave announcement is given this long to reach every mesh peer before the streams close (ms): 2–9 ms measured, with margin. */
+export const LEAVE_FLUSH_MS = 150
+
 /** A bootstrap dial while this node knows no live member gives up after this long (ms); it is retried at the next tick. */
 export const BOOTSTRAP_DIAL_TIMEOUT_MS = 2000
 

@@ -2,9 +2,9 @@
 // per peer, timed with the monotonic hrtime clock (libp2p's ping reports whole
 // milliseconds). A peer's RTT is the median of its recent samples, cached with its age.
 import { Uint8ArrayList } from 'uint8arraylist'
-import type { PeerId, Stream, Connection } from '@libp2p/interface'
+import type { PeerId, Stream, Connection, Startable } from '@libp2p/interface'
 import type { PhysarumNode } from './node.js'
-import type { Logger } from '../util/log.js'
+import { debugOn, type Logger } from '../util/log.js'
 
 import { LATE_MS, MEASURE_SAMPLES, PROBE_BYTES, PROBE_TIMEOUT_MS, RTT_STREAMS, RTT_WINDOW } from './constants.js'
 
@@ -103,7 +103,7 @@ class Channel {
   }
 }
 
-export class RttService {
+export class RttService implements Startable {
   private readonly channels = new Map<string, Promise<Channel>>()
   /** Recent samples per peer, with their median kept up to date: lookups are on the request path. */
   private readonly samples = new Map<string, { values: number[], measuredAt: number, median: number }>()
@@ -135,7 +135,7 @@ export class RttService {
   }
 
   async stop (): Promise<void> {
-    await this.components.node.unhandle(RTT_PROTOCOL).catch(() => {})
+    await this.components.node.unhandle(RTT_PROTOCOL).catch(debugOn(this.components.log, 'unhandle of the RTT protocol'))
     for (const ch of this.channels.values()) void ch.then(c => { c.fail(new Error('stopped')); c.stream.abort(new Error('stopped')) }, () => {})
     this.channels.clear()
   }

@@ -4,9 +4,10 @@
 import { Pool, type Dispatcher } from 'undici'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Startable } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import type { PhysarumNode } from '../cluster/node.js'
+import { debugOn, silentLogger, type Logger } from '../util/log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, instanceKey, type HeaderFrame } from './protocol.js'
 import { CONNECT_TIMEOUT_MS, MAX_STREAMS, STREAMS_PER_INSTANCE, STREAM_KEEPALIVE_MS } from './constants.js'
 import { streamToDuplex } from './duplex.js'
@@ -18,12 +19,18 @@ export class ConnectError extends Error {
   constructor (peer: string, cause: Error) { super(`cannot open a stream to ${peer}: ${cause.message}`) }
 }
 
-export class ForwardClient {
+export class ForwardClient implements Startable {
   private readonly pools = new Map<string, Pool>()
   /** Stream opens in progress, per host peer. */
   private readonly opening = new Map<string, Set<AbortController>>()
 
-  constructor (private readonly node: PhysarumNode, private readonly opts: { connections?: number, connectTimeoutMs?: number } = {}) {}
+  private readonly closeFailed: (err: unknown) => void
+
+  constructor (private readonly node: PhysarumNode, private readonly opts: { connections?: number, connectTimeoutMs?: number, log?: Logger } = {}) {
+    this.closeFailed = debugOn(opts.log ?? silentLogger, 'close of a forwarding pool')
+  }
+
+  start (): void {}
 
   /** Opens a forwarding stream and sends the header frame. */
   async open (peer: PeerId, frame: HeaderFrame, signal?: AbortSignal): Promise<ReturnType<typeof streamToDuplex>> {
@@ -85,7 +92,7 @@ export class ForwardClient {
     const key = this.key(peer, frame)
     const p = this.pools.get(key)
     this.pools.delete(key)
-    void p?.close().catch(() => {})
+    void p?.close().catch(this.closeFailed)
   }
 
   /** Closes the pools of instances that are gone (`keep` says no); their requests in flight finish. */
@@ -93,7 +100,7 @@ export class ForwardClient {
     for (const [key, p] of this.pools) {
       if (keep(key)) continue
       this.pools.delete(key)
-      void p.close().catch(() => {})
+      void p.close().catch(this.closeFailed)
     }
   }
 
@@ -110,8 +117,9 @@ export class ForwardClient {
     for (const ac of this.opening.get(peer) ?? []) ac.abort(new Error(`host ${peer} was declared failed`))
   }
 
-  async close (): Promise<void> {
-    await Promise.all([...this.pools.values()].map(async p => { await p.destroy().catch(() => {}) }))
+  /** Destroys every pool: what is still in flight fails (the entrypoint has drained by then). */
+  async stop (): Promise<void> {
+    await Promise.all([...this.pools.values()].map(async p => { await p.destroy().catch(this.closeFailed) }))
     this.pools.clear()
   }
 }

@@ -43,5 +43,8 @@ export const SERVE_KEEPALIVE_MS = 120000
 /** The largest request head the serving side reads (bytes): twice the entrypoint's, so what the entrypoint accepts passes. */
 export const SERVE_MAX_HEADER_BYTES = 64 * 1024
 
+/** How often a stop looks whether the streams have closed (ms). */
+export const CLOSE_POLL_MS = 20
+
 /** On shutdown, open streams get this long to finish their last response before they are destroyed (ms). */
 export const CLOSE_GRACE_MS = 2000

@@ -4,11 +4,11 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import { lpStream } from '@libp2p/utils'
 import { Pool } from 'undici'
-import type { Stream, Connection } from '@libp2p/interface'
+import type { Stream, Connection, Startable } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
-import type { Logger } from '../util/log.js'
+import { debugOn, type Logger } from '../util/log.js'
 import { ERROR_HEADER, FORWARD_STATUS, HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type ForwardErrorCode, type HeaderFrame } from './protocol.js'
-import { CLOSE_GRACE_MS, HEADER_FRAME_TIMEOUT_MS, INSTANCE_CONNECTIONS, INSTANCE_KEEPALIVE_MS, MAX_STREAMS, SERVE_HEADERS_TIMEOUT_MS, SERVE_KEEPALIVE_MS, SERVE_MAX_HEADER_BYTES } from './constants.js'
+import { CLOSE_GRACE_MS, CLOSE_POLL_MS, HEADER_FRAME_TIMEOUT_MS, INSTANCE_CONNECTIONS, INSTANCE_KEEPALIVE_MS, MAX_STREAMS, SERVE_HEADERS_TIMEOUT_MS, SERVE_KEEPALIVE_MS, SERVE_MAX_HEADER_BYTES } from './constants.js'
 import { isRefusal, type ForwardTarget, type Refusal, type Resolve } from './routing.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
@@ -38,7 +38,7 @@ function answer (res: ServerResponse, code: ForwardErrorCode, message: string, r
   sendJsonError(res, FORWARD_STATUS[code], code, message, refusal ? { [ERROR_HEADER]: code } : {})
 }
 
-export class ForwardServer {
+export class ForwardServer implements Startable {
   private readonly server: Server
   private readonly pools = new Map<string, Pool>()
   private readonly sockets = new Set<StreamSocket>()
@@ -98,7 +98,7 @@ export class ForwardServer {
     const key = hostPort(host, port)
     const p = this.pools.get(key)
     this.pools.delete(key)
-    void p?.close().catch(() => {})
+    void p?.close().catch(debugOn(this.components.log, 'close of an instance pool'))
   }
 
   private onRequest (req: IncomingMessage, res: ServerResponse): void {
@@ -160,20 +160,20 @@ export class ForwardServer {
   }
 
   /** Stops taking new streams; open ones keep serving until they close. */
-  async stopAccepting (): Promise<void> {
+  async beforeStop (): Promise<void> {
     if (!this.started) return
     this.started = false
-    await this.components.node.unhandle(HTTP_PROTOCOL).catch(() => {})
+    await this.components.node.unhandle(HTTP_PROTOCOL).catch(debugOn(this.components.log, 'unhandle of the forwarding protocol'))
   }
 
-  /** Closes every stream: ended first, so that the last bytes of a response still go out, then destroyed after `graceMs`. */
-  async close (graceMs = CLOSE_GRACE_MS): Promise<void> {
-    await this.stopAccepting()
+  /** Closes every stream: ended first, so that the last bytes of a response still go out, then destroyed after CLOSE_GRACE_MS. */
+  async stop (): Promise<void> {
+    await this.beforeStop()
     for (const s of this.sockets) s.end()
-    const deadline = Date.now() + graceMs
-    while (this.sockets.size > 0 && Date.now() < deadline) await sleep(20)
+    const deadline = Date.now() + CLOSE_GRACE_MS
+    while (this.sockets.size > 0 && Date.now() < deadline) await sleep(CLOSE_POLL_MS)
     for (const s of this.sockets) s.destroy()
-    await Promise.all([...this.pools.values()].map(async p => { await p.close().catch(() => {}) }))
+    await Promise.all([...this.pools.values()].map(async p => { await p.close().catch(debugOn(this.components.log, 'close of an instance pool')) }))
     this.pools.clear()
   }
 }

@@ -20,6 +20,15 @@ export const RETRY_BUDGET_RATIO = 0.2
  * a keep-alive client sends its next request right after an answer, so this is a few round trips. */
 export const QUIET_MS = 200
 
+/**
+ * How long the entrypoint waits on shutdown for requests in flight (ms): long enough for
+ * any normal request, short enough for a service manager's stop timeout (systemd: 90 s).
+ */
+export const ENTRYPOINT_DRAIN_MS = 10000
+
+/** How often a drain looks whether requests are still in flight (ms). */
+export const DRAIN_POLL_MS = 20
+
 /** How many of the last errors the status page keeps: enough to see a pattern, bounded memory. */
 export const RECENT_ERRORS = 20
 

@@ -5,7 +5,8 @@ import { Pool } from 'undici'
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import { statusJson, RecentErrors } from './status.js'
 import { Requests } from './request.js'
-import { SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
+import { ENTRYPOINT_DRAIN_MS, SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
+import type { Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestAllocation } from '../allocation/protocol.js'
 import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
@@ -14,7 +15,7 @@ import { instanceKey } from '../forward/protocol.js'
 import { ForwardServer, instancePool } from '../forward/serve.js'
 import { router } from '../forward/routing.js'
 import { checkOnce } from '../catalog/health.js'
-import type { Logger } from '../util/log.js'
+import { debugOn, type Logger } from '../util/log.js'
 import { Balancer } from './balancer.js'
 import { Placement, type Endpoint } from './placement.js'
 import { Entrypoint } from './entrypoint.js'
@@ -28,7 +29,7 @@ export interface ProxyOptions extends DaemonOptions {
 }
 
 /** A user-run instance announced by a proxy in server mode. */
-class LocalInstance {
+class LocalInstance implements Startable {
   healthy = false
   inFlight = 0
   private timer?: NodeJS.Timeout
@@ -55,9 +56,9 @@ class LocalInstance {
     }
   }
 
-  async close (): Promise<void> {
+  async stop (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
-    await this.pool.close().catch(() => {})
+    await this.pool.close().catch(debugOn(this.log, 'close of the local instance pool'))
   }
 }
 
@@ -144,7 +145,7 @@ export class ProxyDaemon {
           ? { key: instanceKey(agent.peer, app, l.id), peer: agent.peer, app, instance: l.id, rttMs: 0, local: true, announcedLoad: l.inFlight }
           : undefined
       })
-      const forward = new ForwardClient(agent.node)
+      const forward = new ForwardClient(agent.node, { log: log.scope('forward') })
       // A frozen host keeps its connection open but never answers a stream open: without this, a
       // request waiting for a stream to it would wait the full connect timeout.
       agent.membership.table.on('change', (m, prev) => { if (m.status === 'failed' && prev !== 'failed') forward.abortOpens(m.announcement.peer) })
@@ -162,8 +163,9 @@ export class ProxyDaemon {
           onEjection: app => { ejections.inc({ app }) }
         }
       }, { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000 })
-      const entrypoint = new Entrypoint({ agent, placement, requests, recentErrors, log: log.scope('proxy') })
-      const address = await entrypoint.listen(opts.bind, opts.port)
+      const entrypoint = new Entrypoint({ agent, placement, requests, recentErrors, log: log.scope('proxy') }, { host: opts.bind, port: opts.port, drainTimeoutMs: ENTRYPOINT_DRAIN_MS })
+      await entrypoint.start()
+      const address = entrypoint.address as string
       agent.admin.route('/v1/status', () => statusJson(agent, placement, recentErrors.list))
       log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
       // Pools and balancing figures are kept per instance; instances come and go (idle culls,
@@ -177,8 +179,8 @@ export class ProxyDaemon {
       sweeper.unref()
       return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local, sweeper)
     } catch (err) {
-      await local?.close()
-      await agent.stop({ leave: false })
+      await local?.stop()
+      await agent.stop()
       throw err
     }
   }
@@ -186,12 +188,14 @@ export class ProxyDaemon {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.sweeper)
-      await this.agent.membership.stop({ leave: true })
-      await this.entrypoint.close(10000)
-      await this.serving?.close()
-      await this.forward.close()
-      await this.local?.close()
-      await this.agent.stop({ leave: false })
+      await this.agent.beforeStop()
+      await this.entrypoint.beforeStop()
+      await this.serving?.beforeStop()
+      await this.entrypoint.stop()
+      await this.serving?.stop()
+      await this.forward.stop()
+      await this.local?.stop()
+      await this.agent.stop()
     })()
     await this.stopping
   }

@@ -11,24 +11,30 @@ import type { Placement } from './placement.js'
 import { sendError, type Requests } from './request.js'
 import { statusJson, statusHtml, type RecentErrors } from './status.js'
 import type { ProxyErrorCode } from './errors.js'
-import { QUIET_MS } from './constants.js'
+import { DRAIN_POLL_MS, QUIET_MS } from './constants.js'
+import type { Startable } from '@libp2p/interface'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const APP_RE = new RegExp(APP_NAME_PATTERN)
 
-export class Entrypoint {
+export class Entrypoint implements Startable {
   private server?: Server
+  private closed?: Promise<void>
   private closing = false
   private lastActivityAt = 0
+  /** HOST:PORT it listens on, once started. */
+  address?: string
 
   constructor (
-    private readonly components: { agent: Agent, placement: Placement, requests: Requests, recentErrors: RecentErrors, log: Logger }
+    private readonly components: { agent: Agent, placement: Placement, requests: Requests, recentErrors: RecentErrors, log: Logger },
+    private readonly init: { host: string, port: number, drainTimeoutMs: number }
   ) {}
 
   /** Requests being served now. */
   get inFlight (): number { return this.components.requests.inFlight }
 
-  async listen (host: string, port: number): Promise<string> {
+  async start (): Promise<void> {
+    const { host, port } = this.init
     const server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 }, (req, res) => {
       this.lastActivityAt = Date.now()
       res.once('close', () => { this.lastActivityAt = Date.now() })
@@ -50,9 +56,8 @@ export class Entrypoint {
         socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
       } else socket.destroy()
     })
-    const bound = await listenOn(server, host, port, { what: 'the proxy', hint: 'choose another with --port' })
+    this.address = await listenOn(server, host, port, { what: 'the proxy', hint: 'choose another with --port' })
     this.server = server
-    return bound
   }
 
   private error (res: ServerResponse, app: string, code: ProxyErrorCode, message: string): void {
@@ -94,26 +99,36 @@ export class Entrypoint {
   }
 
   /**
-   * Stops accepting connections and lets in-flight requests finish (up to `timeoutMs`). A
-   * keep-alive client whose connection is closed under it may lose the request it is
-   * sending, so connections in use are not cut: each gets one more answer, marked
-   * `connection: close`, and its client reconnects (and is refused). Idle connections are
-   * closed once no request has come or ended for a moment (a keep-alive client sends its
+   * Drain: stops accepting connections and lets in-flight requests finish (up to
+   * drainTimeoutMs). A keep-alive client whose connection is closed under it may lose the
+   * request it is sending, so connections in use are not cut: each gets one more answer,
+   * marked `connection: close`, and its client reconnects (and is refused). Idle connections
+   * are closed once no request has come or ended for a moment (a keep-alive client sends its
    * next request right after an answer).
    */
-  async close (timeoutMs = 10000): Promise<void> {
+  async beforeStop (): Promise<void> {
     const s = this.server
-    if (s === undefined) return
-    this.server = undefined
+    if (s === undefined || this.closing) return
     this.closing = true
     // net's close, not http's: since Node 19 the latter also closes idle keep-alive connections
     // at once, racing the request a client may be sending on one right then.
-    const closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
-    const deadline = Date.now() + timeoutMs
-    while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(20)
+    this.closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
+    const deadline = Date.now() + this.init.drainTimeoutMs
+    while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(DRAIN_POLL_MS)
     s.closeIdleConnections()
-    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20)
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(DRAIN_POLL_MS)
+  }
+
+  /** Closes every connection left (after beforeStop: those whose requests outlived the drain). */
+  async stop (): Promise<void> {
+    const s = this.server
+    if (s === undefined) return
+    this.server = undefined
+    if (this.closed === undefined) {
+      this.closing = true
+      this.closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
+    }
     s.closeAllConnections()
-    await closed
+    await this.closed
   }
 }

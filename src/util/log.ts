@@ -56,3 +56,11 @@ export function createLogger (opts: { level?: LogLevel, format?: LogFormat, sile
 
 /** A logger that drops everything: for tests and library use without a sink. */
 export const silentLogger: Logger = createLogger({ silent: true })
+
+/**
+ * For a failure that must not stop what goes on (a stop step, a best-effort close): it is
+ * logged at debug, so that it is seen when asked for, never swallowed unseen.
+ */
+export function debugOn (log: Logger, what: string): (err: unknown) => void {
+  return (err) => { log.debug(`${what}: ${(err as Error)?.message ?? String(err)}`) }
+}

@@ -2,6 +2,7 @@
 // (slots, per-app limits, memory budget), single-flight starts, readiness before any
 // answer, liveness checks, idle culling, restart recovery and drain all live here.
 import { EventEmitter } from 'node:events'
+import type { Startable } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
 import { cpus, loadavg } from 'node:os'
 import type { AppSpec, Catalog } from '../../catalog/catalog.js'
@@ -12,7 +13,7 @@ import { AllocationError } from '../../allocation/protocol.js'
 import type { LocalState } from '../../cluster/membership/membership.js'
 import { checkOnce } from '../../catalog/health.js'
 import { refusal, usage, type Usage } from './capacity.js'
-import { ADOPT_CHECK_TIMEOUT_MS, CULL_INTERVAL_MS, HEALTH_TICK_MS, READY_POLL_MS, STOP_GRACE_MS } from '../constants.js'
+import { ADOPT_CHECK_TIMEOUT_MS, CULL_INTERVAL_MS, DRAIN_POLL_MS, HEALTH_TICK_MS, READY_POLL_MS, STOP_GRACE_MS } from '../constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export type InstanceState = 'starting' | 'ready' | 'stopping'
@@ -40,6 +41,10 @@ export interface ManagerInit {
   cullIntervalMs?: number
   /** Grace between SIGTERM and kill when stopping an instance (ms). */
   stopGraceMs?: number
+  /** How long beforeStop waits for requests in flight (ms; Allocator.DrainTimeoutS). */
+  drainTimeoutMs?: number
+  /** Leave the instances running on stop, for the next start to adopt (--keep-instances). */
+  keepInstances?: boolean
 }
 
 export interface ManagerEvents {
@@ -48,7 +53,7 @@ export interface ManagerEvents {
   removed: [inst: Instance, reason: string]
 }
 
-export class InstanceManager extends EventEmitter<ManagerEvents> {
+export class InstanceManager extends EventEmitter<ManagerEvents> implements Startable {
   readonly instances = new Map<string, Instance>()
   private readonly starting = new Map<string, Promise<Instance>>()
   private timers: NodeJS.Timeout[] = []
@@ -265,16 +270,21 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     }))
   }
 
-  /** Waits until nothing is in flight, or the timeout. Returns what was still in flight. */
-  async drain (timeoutMs: number): Promise<number> {
+  /**
+   * Drain: refuses new allocations and requests at once (DRAINING: the proxy sends them
+   * elsewhere), then waits until nothing is in flight, or drainTimeoutMs.
+   */
+  async beforeStop (): Promise<void> {
     this.draining = true
+    const timeoutMs = this.init.drainTimeoutMs ?? 0
     const deadline = Date.now() + timeoutMs
     let inFlight = this.inFlight()
+    if (inFlight > 0) this.components.log.info(`draining ${inFlight} request(s) in flight (up to ${timeoutMs / 1000} s)`)
     while (inFlight > 0 && Date.now() < deadline) {
-      await sleep(50)
+      await sleep(DRAIN_POLL_MS)
       inFlight = this.inFlight()
     }
-    return inFlight
+    if (inFlight > 0) this.components.log.warn(`${inFlight} request(s) still in flight after ${timeoutMs / 1000} s; stopping anyway`)
   }
 
   inFlight (): number {
@@ -283,19 +293,15 @@ export class InstanceManager extends EventEmitter<ManagerEvents> {
     return n
   }
 
-  async stopAll (): Promise<void> {
-    await Promise.all([...this.instances.values()].map(async i => { await this.remove(i, 'shutdown') }))
-  }
-
-  close (): void {
+  /** Stops its timers and, unless keepInstances, every instance; then the runtime (its event watch). */
+  async stop (): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
-  }
-
-  /** Stops its timers and, unless `keepInstances`, every instance; then the runtime (its event watch). */
-  async shutdown (opts: { keepInstances?: boolean } = {}): Promise<void> {
-    this.close()
-    if (opts.keepInstances !== true) await this.stopAll()
+    if (this.init.keepInstances === true) {
+      this.components.log.info(`leaving ${this.instances.size} instance(s) running (--keep-instances); the next start adopts them`)
+    } else {
+      await Promise.all([...this.instances.values()].map(async i => { await this.remove(i, 'shutdown') }))
+    }
     await this.runtime.close()
   }
 

@@ -51,6 +51,7 @@ export async function byJoining (config: Config, log: Logger, waitMs: number): P
     await agent.rtt.measureMany(peers, { samples: 3, timeoutMs: Math.max(300, Math.min(1000, deadline - Date.now())) })
     return agent.view().filter(v => !v.self)
   } finally {
-    await agent.stop({ leave: true })
+    await agent.beforeStop()
+    await agent.stop()
   }
 }

@@ -7,15 +7,15 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
-import type { PeerId } from '@libp2p/interface'
+import type { Startable, PeerId } from '@libp2p/interface'
 import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect, encodeSuspect, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances, type SuspectNotice } from './announcement.js'
 import { MemberTable, type Member, type TableTiming } from './table.js'
 import { LocalHealth } from './health.js'
 import type { PhysarumNode } from '../node.js'
 import type { RttService } from '../rtt.js'
-import type { Logger } from '../../util/log.js'
+import { debugOn, type Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BOOTSTRAP_DIAL_TIMEOUT_MS, FAILED_PROBE_FACTOR, PROBE_SPACING_MS, REFUTE_MS, SLOW_LOG_INTERVAL_MS } from '../constants.js'
+import { BOOTSTRAP_DIAL_TIMEOUT_MS, FAILED_PROBE_FACTOR, LEAVE_FLUSH_MS, PROBE_SPACING_MS, REFUTE_MS, REJOIN_INTERVAL_MS, SLOW_LOG_INTERVAL_MS } from '../constants.js'
 
 export interface LocalState {
   catalog: string[]
@@ -41,7 +41,7 @@ export interface MembershipStats {
   onSuspectNotice?: (result: 'accepted' | 'malformed' | 'spoofed') => void
 }
 
-export class Membership {
+export class Membership implements Startable {
   readonly table = new MemberTable()
   private seq = Date.now()
   private timers: NodeJS.Timeout[] = []
@@ -111,22 +111,30 @@ export class Membership {
     this.timers.push(setInterval(() => { this.announce() }, this.init.announceIntervalMs))
     this.lastTick = performance.now()
     this.timers.push(setInterval(() => { this.probeAll() }, this.tickMs))
-    this.timers.push(setInterval(() => { this.rejoin() }, 2000))
+    this.timers.push(setInterval(() => { this.rejoin() }, REJOIN_INTERVAL_MS))
     for (const t of this.timers) t.unref()
   }
 
-  /** Stops; with `leave`, first publishes a leave announcement and gives it time to go out. */
-  async stop (opts: { leave?: boolean } = {}): Promise<void> {
-    if (!this.started) return
+  /** The graceful part of a stop: no more probes or announcements, then a leave announcement, given time to go out. */
+  async beforeStop (): Promise<void> {
+    if (!this.started || this.leaving) return
+    this.stopTimers()
+    this.leaving = true
+    await this.publish()
+    // Give gossipsub a moment to flush the leave to every mesh peer before the streams close.
+    await sleep(LEAVE_FLUSH_MS)
+  }
+
+  private stopTimers (): void {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     if (this.announceTimer !== undefined) clearTimeout(this.announceTimer)
-    if (opts.leave === true) {
-      this.leaving = true
-      await this.publish()
-      // Give gossipsub a moment to flush the leave to every mesh peer before the streams close.
-      await sleep(150)
-    }
+  }
+
+  /** Stops; without beforeStop first, others see this node fail rather than leave. */
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.stopTimers()
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
@@ -134,7 +142,7 @@ export class Membership {
     node.removeEventListener('peer:disconnect', this.onDisconnect)
     pubsub.topicValidators.delete(MEMBERS_TOPIC)
     pubsub.topicValidators.delete(SUSPECT_TOPIC)
-    try { pubsub.unsubscribe(MEMBERS_TOPIC); pubsub.unsubscribe(SUSPECT_TOPIC) } catch {}
+    try { pubsub.unsubscribe(MEMBERS_TOPIC); pubsub.unsubscribe(SUSPECT_TOPIC) } catch (err) { debugOn(this.log, 'unsubscribe on stop')(err) }
     this.started = false
   }
 
