@@ -18,6 +18,7 @@ export const daemonFlags = {
   admin: Flags.string({ description: 'admin API address HOST:PORT (port 0 picks one)', helpValue: 'HOST:PORT' })
 }
 
+/** The flags of `flags` that are config values (the others are the command's own). */
 export function toConfigFlags (flags: Record<string, unknown>): ConfigFlags {
   const pick = <K extends keyof ConfigFlags>(k: K): ConfigFlags[K] | undefined => flags[k] as ConfigFlags[K] | undefined
   return {
@@ -26,8 +27,11 @@ export function toConfigFlags (flags: Record<string, unknown>): ConfigFlags {
     listen: pick('listen'),
     'psk-file': pick('psk-file'),
     keyfile: pick('keyfile'),
+    ephemeral: pick('ephemeral'),
     'log-level': pick('log-level'),
     'log-format': pick('log-format'),
-    admin: pick('admin')
+    admin: pick('admin'),
+    port: pick('port'),
+    bind: pick('bind')
   }
 }

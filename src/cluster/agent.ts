@@ -2,7 +2,7 @@
 // API, composed once for every role. The allocator and proxy build on it.
 import '../util/polyfill.js'
 import { expandHome } from '../config/load.js'
-import { roleDefaults, type Role } from '../config/defaults.js'
+import type { Role } from '../config/defaults.js'
 import type { Config } from '../config/schema.js'
 import { createNode, fullAddrs, type PhysarumNode } from './node.js'
 import { ephemeralKey, loadOrCreateKey } from './identity.js'
@@ -17,12 +17,14 @@ import type { Member } from './membership/table.js'
 
 export interface AgentOptions {
   role: Role
+  /** Complete, with the role's defaults (loadConfig): the agent fills in nothing. */
   config: Config
   log: Logger
   /** A throwaway identity instead of KeyFile. */
   ephemeral?: boolean
-  /** Admin API address; false disables it; undefined → config, else the role default. */
+  /** Admin API address; false disables it; undefined → Admin.Listen (none: no admin API). */
   admin?: string | false
+  /** Unused: the proxy's KeyFile comes with its config. Kept while proxy/daemon.ts passes it. */
   proxyPort?: number
   localState?: () => LocalState
   /** The config file that was read, for the start-up log. */
@@ -71,18 +73,18 @@ export class Agent {
 
   static async start (opts: AgentOptions): Promise<Agent> {
     const { config, log, role } = opts
-    const defaults = roleDefaults(role, opts.proxyPort)
     const psk = resolvePsk(config)
     let privateKey
-    if (opts.ephemeral === true || role === 'observer') {
+    // No KeyFile: a throwaway identity. An observer never takes a key file, whatever its config.
+    if (opts.ephemeral === true || role === 'observer' || config.KeyFile === undefined) {
       privateKey = await ephemeralKey()
     } else {
-      const file = expandHome(config.KeyFile ?? defaults.KeyFile ?? '~/.physarum/node.key')
+      const file = expandHome(config.KeyFile)
       const loaded = await loadOrCreateKey(file)
       if (loaded.created) log.info(`created identity key ${file}`)
       privateKey = loaded.key
     }
-    const node = await createNode({ privateKey, listen: config.Listen ?? defaults.Listen, announce: config.Announce, inboundOnly: opts.inboundOnly, bootstraps: config.Bootstraps, psk: psk?.key })
+    const node = await createNode({ privateKey, listen: config.Listen, announce: config.Announce, inboundOnly: opts.inboundOnly, bootstraps: config.Bootstraps, psk: psk?.key })
     const metrics = new Metrics({ defaultMetrics: opts.processMetrics })
     const rtt = new RttService({ node, log: log.scope('rtt') }, { probeTimeoutMs: config.Membership.ProbeTimeoutMs, onSample: ms => { metrics.rtt.observe(ms / 1000) } })
     const membership = new Membership({
@@ -111,7 +113,7 @@ export class Agent {
       admin.route('/v1/members', () => agent.view())
       admin.route('/v1/self', () => agent.view().find(m => m.self))
       admin.route('/v1/health', () => ({ status: 'ok', peer: node.peerId.toString(), role, version: VERSION, uptimeS: Math.round(process.uptime()) }))
-      const adminListen = opts.admin ?? config.Admin.Listen ?? defaults.AdminListen
+      const adminListen = opts.admin ?? config.Admin.Listen
       if (adminListen !== false && adminListen !== undefined) {
         agent.adminAddress = await admin.listen(adminListen, { hint: 'choose another with --admin HOST:PORT' })
       }

@@ -1,9 +1,14 @@
 // Every default of the configuration, each with why it is what it is: builtinDefaults()
-// is the lowest layer, the same for every role; roleDefaults() what differs by role;
-// APP_DEFAULTS what an app's unset key means (the catalog fills them in, app by app).
+// is the lowest layer, the same for every role; roleDefaults() what differs by role
+// (loadConfig resolves both); APP_DEFAULTS what an app's unset key means (the catalog
+// fills them in, app by app).
+import { multiaddr } from '@multiformats/multiaddr'
 import type { AppConfig, Config } from './schema.js'
 
-export function builtinDefaults (): Config {
+/** The defaults every role shares: all of a config but the role's own (roleDefaults). */
+export type SharedDefaults = Omit<Config, 'Listen'>
+
+export function builtinDefaults (): SharedDefaults {
   return {
     Perf: {
       // PhysarumSM's conf.json: an instance within 100 ms (about one region) is preferred...
@@ -53,7 +58,7 @@ export function builtinDefaults (): Config {
       // A request that takes over a minute is more likely stuck than slow.
       RequestTimeoutS: 60
     },
-    // Admin.Listen depends on the role: roleDefaults.
+    // Admin.Listen depends on the role (roleDefaults).
     Admin: {},
     Membership: {
       // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough.
@@ -74,8 +79,14 @@ export function builtinDefaults (): Config {
 
 export type Role = 'allocator' | 'proxy' | 'observer'
 
-/** Values whose default depends on the role, so that an allocator and proxies share a host without flags. */
-export function roleDefaults (role: Role, proxyPort?: number): { Listen: string[], AdminListen?: string, KeyFile?: string } {
+/** What a role's defaults depend on: the proxy's entrypoint port, the bootstraps an observer joins through. */
+export interface RoleContext { proxyPort?: number, bootstraps?: string[] }
+
+/**
+ * Values whose default depends on the role, so that an allocator and proxies share a host
+ * without flags. None for KeyFile: a throwaway identity; none for AdminListen: no admin API.
+ */
+export function roleDefaults (role: Role, context: RoleContext = {}): { Listen: string[], AdminListen?: string, KeyFile?: string } {
   switch (role) {
     case 'allocator': return {
       // A fixed port on every interface: others bootstrap from this multiaddr (PhysarumSM's, IPFS's swarm port).
@@ -90,11 +101,17 @@ export function roleDefaults (role: Role, proxyPort?: number): { Listen: string[
       Listen: ['/ip4/0.0.0.0/tcp/0'],
       AdminListen: '127.0.0.1:7702',
       // One identity per entrypoint port: proxies on one host are distinct peers, each with a stable ID.
-      KeyFile: `~/.physarum/proxy-${proxyPort ?? builtinDefaults().Proxy.Port}.key`
+      KeyFile: `~/.physarum/proxy-${context.proxyPort ?? builtinDefaults().Proxy.Port}.key`
     }
-    // An observer (`members` joining briefly) has no key file, no admin API and listens on loopback.
-    default: return { Listen: ['/ip4/127.0.0.1/tcp/0'] }
+    // An observer (`members` joining briefly) never takes an agent's identity and has no
+    // admin API; it listens on loopback only when every bootstrap is on loopback.
+    case 'observer': return { Listen: [(context.bootstraps ?? []).every(isLoopback) ? '/ip4/127.0.0.1/tcp/0' : '/ip4/0.0.0.0/tcp/0'] }
   }
+}
+
+function isLoopback (addr: string): boolean {
+  const ip = multiaddr(addr).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
+  return ip.startsWith('127.') || ip === '::1'
 }
 
 type Filled<T> = Required<NonNullable<T>>

@@ -1,7 +1,8 @@
-// Loads the effective configuration: built-in defaults ← file ← environment ← flags,
-// validating each layer and remembering where every value came from.
+// Loads the complete configuration a daemon runs with: built-in defaults ← the role's
+// defaults ← file ← environment ← flags, validating each layer and remembering where
+// every value came from.
 import { existsSync, readFileSync } from 'node:fs'
-import { builtinDefaults } from './defaults.js'
+import { builtinDefaults, roleDefaults, type Role } from './defaults.js'
 import { ConfigError } from './errors.js'
 import { jsonPath, multiaddrError, schemaErrors } from './validate.js'
 import type { Config } from './schema.js'
@@ -9,7 +10,8 @@ import { resolvePsk } from './psk.js'
 
 export { expandHome, checkPrivateFile } from './files.js'
 
-export type Source = 'default' | 'file' | 'env' | 'flag'
+/** Where a value came from; `role`: the default of the role the config was loaded for. */
+export type Source = 'default' | 'role' | 'file' | 'env' | 'flag'
 type Layer = Record<string, unknown>
 
 export interface ConfigFlags {
@@ -18,13 +20,20 @@ export interface ConfigFlags {
   listen?: string[]
   'psk-file'?: string
   keyfile?: string
+  /** A throwaway identity: no KeyFile, whatever the layers say. */
+  ephemeral?: boolean
   'log-level'?: string
   'log-format'?: string
   admin?: string
+  /** The proxy's entrypoint (Proxy.Port, Proxy.Bind). */
+  port?: number
+  bind?: string
 }
 
 export interface LoadedConfig {
   config: Config
+  /** The role whose defaults are in `config`. */
+  role: Role
   /** The file that was read, if any. */
   file?: string
   /** Source of each leaf value, keyed by dotted path (e.g. `Perf.SoftReq.RTT`). */
@@ -118,6 +127,10 @@ function flagLayer (flags: ConfigFlags): Layer {
   if (flags['psk-file'] !== undefined) layer.PskFile = flags['psk-file']
   if (flags.keyfile !== undefined) layer.KeyFile = flags.keyfile
   if (flags.admin !== undefined) layer.Admin = { Listen: flags.admin }
+  const proxy: Layer = {}
+  if (flags.port !== undefined) proxy.Port = flags.port
+  if (flags.bind !== undefined) proxy.Bind = flags.bind
+  if (Object.keys(proxy).length > 0) layer.Proxy = proxy
   const log: Layer = {}
   if (flags['log-level'] !== undefined) log.Level = flags['log-level']
   if (flags['log-format'] !== undefined) log.Format = flags['log-format']
@@ -156,14 +169,42 @@ function semanticErrors (cfg: Config, sources: Map<string, Source>): string[] {
   return errs
 }
 
+/**
+ * The role's defaults for the keys no layer set. An observer (`members` joining briefly)
+ * and an ephemeral daemon have no KeyFile even when the file names one: a config file
+ * shared with the host's allocator must not give them its identity.
+ */
+function resolveRole (merged: Layer, sources: Map<string, Source>, role: Role, flags: ConfigFlags): void {
+  const cfg = merged as unknown as Omit<Config, 'Listen'> & Partial<Pick<Config, 'Listen'>>
+  const d = roleDefaults(role, { proxyPort: cfg.Proxy.Port, bootstraps: cfg.Bootstraps })
+  if (cfg.Listen === undefined) {
+    merged.Listen = d.Listen
+    sources.set('Listen', 'role')
+  }
+  if (cfg.Admin.Listen === undefined && d.AdminListen !== undefined) {
+    merged.Admin = { ...cfg.Admin, Listen: d.AdminListen }
+    sources.set('Admin.Listen', 'role')
+  }
+  if (role === 'observer' || flags.ephemeral === true) {
+    delete merged.KeyFile
+    sources.delete('KeyFile')
+  } else if (cfg.KeyFile === undefined && d.KeyFile !== undefined) {
+    merged.KeyFile = d.KeyFile
+    sources.set('KeyFile', 'role')
+  }
+}
+
 export interface LoadOptions {
+  /** The role the config is for: its defaults (Listen, KeyFile, Admin.Listen) are resolved in. */
+  role: Role
   flags?: ConfigFlags
   env?: NodeJS.ProcessEnv
   /** Skip the file search (tests). */
   noFile?: boolean
 }
 
-export function loadConfig (opts: LoadOptions = {}): LoadedConfig {
+/** The complete configuration of `role`: every default resolved, flags applied. */
+export function loadConfig (opts: LoadOptions): LoadedConfig {
   const flags = opts.flags ?? {}
   const env = opts.env ?? process.env
   const file = flags.configfile ?? (opts.noFile === true ? undefined : defaultConfigFile())
@@ -196,9 +237,11 @@ export function loadConfig (opts: LoadOptions = {}): LoadedConfig {
   const errs = semanticErrors(config, sources)
   if (errs.length > 0) throw new ConfigError(errs[0], errs)
   if (config.Psk !== undefined && config.PskFile !== undefined) throw new ConfigError('set Psk or PskFile, not both')
+  // After the checks: an observer's Listen depends on the bootstraps being valid multiaddrs.
+  resolveRole(merged, sources, opts.role, flags)
   // Read the PSK now, so that an unreadable or exposed PSK file fails at load, not at first dial.
   resolvePsk(config)
-  return { config, file, sources }
+  return { config, role: opts.role, file, sources }
 }
 
 /** Validates one file on its own merits (for `config validate`): every error, not just the first. */
@@ -213,7 +256,8 @@ export function validateFile (file: string): string[] {
   const errs = schemaErrors(layer)
   if (errs.length > 0) return errs
   try {
-    loadConfig({ flags: { configfile: file }, env: {} })
+    // The role does not matter here: only the file's own values are checked.
+    loadConfig({ role: 'allocator', flags: { configfile: file }, env: {} })
   } catch (err) {
     if (err instanceof ConfigError) return err.details
     throw err

@@ -155,13 +155,15 @@ type DeepRequired<T> = T extends unknown[] ? T : T extends object ? { [K in keyo
 type Complete<K extends keyof ConfigLayer> = DeepRequired<NonNullable<ConfigLayer[K]>>
 
 /**
- * The complete configuration a daemon runs with (loadConfig): every key that has a
- * default, present. Still optional: Listen, KeyFile and Admin.Listen (their defaults
- * depend on the role), Announce, Psk, PskFile; an app's own keys (see AppConfig).
+ * The complete configuration a daemon runs with (loadConfig, for a role): every key that
+ * has a default, present, the role's (Listen, KeyFile, Admin.Listen) included. Optional
+ * still: KeyFile (none: a throwaway identity), Admin.Listen (none: no admin API),
+ * Announce, Psk, PskFile, and an app's own keys (see AppConfig).
  */
-export type Config = Omit<ConfigLayer, 'Perf' | 'Bootstraps' | 'Apps' | 'Allocator' | 'Proxy' | 'Admin' | 'Membership' | 'Log'> & {
+export type Config = Omit<ConfigLayer, 'Perf' | 'Bootstraps' | 'Listen' | 'Apps' | 'Allocator' | 'Proxy' | 'Admin' | 'Membership' | 'Log'> & {
   Perf: Complete<'Perf'>
   Bootstraps: string[]
+  Listen: string[]
   Apps: Record<string, AppConfig>
   Allocator: Complete<'Allocator'>
   Proxy: Complete<'Proxy'>

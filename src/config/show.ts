@@ -1,6 +1,8 @@
 // Renders the effective configuration for `config show`: JSON, or one `Key = value`
-// line per leaf, optionally with the layer each value came from. The PSK is hidden.
+// line per leaf, optionally with the layer each value came from (a role's own defaults
+// as `default for <role>`). The PSK is hidden.
 import type { LoadedConfig } from './load.js'
+import { configSchema } from './schema.js'
 
 function flatten (value: unknown, path: string, out: Array<[string, unknown]>): void {
   // Apps stop one level down: one line per app reads better than one per app field.
@@ -12,12 +14,16 @@ function flatten (value: unknown, path: string, out: Array<[string, unknown]>): 
 }
 
 export function renderConfig (loaded: LoadedConfig, opts: { sources?: boolean, json?: boolean, showSecrets?: boolean }): string {
-  const config: Record<string, unknown> = { ...loaded.config }
+  // In the schema's order, not the merge's (which adds the role's Listen and KeyFile last).
+  const config: Record<string, unknown> = {}
+  for (const k of Object.keys(configSchema.properties)) if (k in loaded.config) config[k] = (loaded.config as Record<string, unknown>)[k]
   if (config.Psk !== undefined && opts.showSecrets !== true) config.Psk = '(hidden; --show-secrets prints it)'
   const sourceOf = (path: string): string => {
     for (let p = path; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
       const s = loaded.sources.get(p)
-      if (s !== undefined) return s === 'file' && loaded.file !== undefined ? `file ${loaded.file}` : s
+      if (s === 'file' && loaded.file !== undefined) return `file ${loaded.file}`
+      if (s === 'role') return `default for ${loaded.role}`
+      if (s !== undefined) return s
     }
     return 'default'
   }
@@ -25,7 +31,7 @@ export function renderConfig (loaded: LoadedConfig, opts: { sources?: boolean, j
   flatten(config, '', leaves)
   if (opts.json === true) {
     const body = opts.sources === true
-      ? { config, file: loaded.file ?? null, sources: Object.fromEntries(leaves.map(([p]) => [p, sourceOf(p)])) }
+      ? { config, role: loaded.role, file: loaded.file ?? null, sources: Object.fromEntries(leaves.map(([p]) => [p, sourceOf(p)])) }
       : config
     return JSON.stringify(body, null, 2) + '\n'
   }

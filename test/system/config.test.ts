@@ -1,14 +1,15 @@
 // Configuration: every bad input is one line on stderr with exit code 2; layering
-// default < file < env < flag; the original PhysarumSM conf.json; config init/validate.
+// default < role default < file < env < flag; the original PhysarumSM conf.json; config
+// init/validate; the role defaults the daemons run with (key files, admin ports).
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, statSync, chmodSync, readFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, statSync, chmodSync, readFileSync, existsSync, readdirSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config/load.js'
 import { ConfigError } from '../../src/config/errors.js'
-import { runCli, killAll, ROOT } from '../helpers/cli.js'
+import { runCli, spawnCli, killAll, ROOT } from '../helpers/cli.js'
 import { withReference } from '../../src/config/reference.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
@@ -86,25 +87,25 @@ describe('config errors are one line and exit 2', () => {
 describe('layering', () => {
   test('default < file < env < flag, with sources', () => {
     const f = file('layers.json', JSON.stringify({ Bootstraps: [BOOT_A], Log: { Level: 'debug' } }))
-    const d = loadConfig({ noFile: true, env: {} })
+    const d = loadConfig({ role: 'allocator', noFile: true, env: {} })
     assert.deepEqual(d.config.Bootstraps, [])
     assert.equal(d.sources.get('Bootstraps'), 'default')
 
-    const fl = loadConfig({ flags: { configfile: f }, env: {} })
+    const fl = loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} })
     assert.deepEqual(fl.config.Bootstraps, [BOOT_A])
     assert.equal(fl.sources.get('Bootstraps'), 'file')
     assert.equal(fl.config.Log.Level, 'debug')
     assert.equal(fl.config.Log.Format, 'text', 'unset keys keep their default')
     assert.equal(fl.sources.get('Log.Format'), 'default')
 
-    const e = loadConfig({ flags: { configfile: f }, env: { PHYSARUM_BOOTSTRAPS: `${BOOT_B}, ${BOOT_C}` } })
+    const e = loadConfig({ role: 'allocator', flags: { configfile: f }, env: { PHYSARUM_BOOTSTRAPS: `${BOOT_B}, ${BOOT_C}` } })
     assert.deepEqual(e.config.Bootstraps, [BOOT_B, BOOT_C])
     assert.equal(e.sources.get('Bootstraps'), 'env')
 
-    const orig = loadConfig({ flags: { configfile: f }, env: { P2P_BOOTSTRAPS: `${BOOT_B} ${BOOT_C}` } })
+    const orig = loadConfig({ role: 'allocator', flags: { configfile: f }, env: { P2P_BOOTSTRAPS: `${BOOT_B} ${BOOT_C}` } })
     assert.deepEqual(orig.config.Bootstraps, [BOOT_B, BOOT_C], 'the original P2P_BOOTSTRAPS, space-separated')
 
-    const fg = loadConfig({ flags: { configfile: f, bootstrap: [BOOT_C], 'log-level': 'warn' }, env: { PHYSARUM_BOOTSTRAPS: BOOT_B } })
+    const fg = loadConfig({ role: 'allocator', flags: { configfile: f, bootstrap: [BOOT_C], 'log-level': 'warn' }, env: { PHYSARUM_BOOTSTRAPS: BOOT_B } })
     assert.deepEqual(fg.config.Bootstraps, [BOOT_C])
     assert.equal(fg.sources.get('Bootstraps'), 'flag')
     assert.equal(fg.config.Log.Level, 'warn')
@@ -114,8 +115,8 @@ describe('layering', () => {
   test('a PSK from the environment replaces a PskFile from the file', () => {
     const psk = file('cluster.psk', 'b'.repeat(64), 0o600)
     const f = file('pskfile.json', JSON.stringify({ PskFile: psk }))
-    assert.equal(loadConfig({ flags: { configfile: f }, env: {} }).config.PskFile, psk)
-    const e = loadConfig({ flags: { configfile: f }, env: { P2P_PSK: 'a passphrase of the original' } })
+    assert.equal(loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} }).config.PskFile, psk)
+    const e = loadConfig({ role: 'allocator', flags: { configfile: f }, env: { P2P_PSK: 'a passphrase of the original' } })
     assert.equal(e.config.Psk, 'a passphrase of the original')
     assert.equal(e.config.PskFile, undefined)
     assert.equal(e.sources.get('Psk'), 'env')
@@ -126,21 +127,21 @@ describe('layering', () => {
       Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } },
       Bootstraps: ['/ip4/192.0.2.10/tcp/4001/ipfs/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN']
     }))
-    const c = loadConfig({ flags: { configfile: f }, env: {} }).config
+    const c = loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} }).config
     assert.equal(c.Perf.SoftReq.RTT, 100)
     assert.equal(c.Perf.HardReq.RTT, 1000)
     assert.equal(c.Bootstraps.length, 1)
   })
 
   test('the shipped conf/conf.json is valid', () => {
-    assert.doesNotThrow(() => loadConfig({ flags: { configfile: new URL('../../../conf/conf.json', import.meta.url).pathname }, env: {} }))
+    assert.doesNotThrow(() => loadConfig({ role: 'allocator', flags: { configfile: new URL('../../../conf/conf.json', import.meta.url).pathname }, env: {} }))
   })
 
   test('the example multi-host config conf/cluster.example.json is valid (with its PSK file in place)', () => {
     const example = readFileSync(join(ROOT, 'conf/cluster.example.json'), 'utf8')
     const psk = file('example.psk', 'ab'.repeat(32), 0o600)
     const conf = file('example.json', example.replace('/etc/physarum/psk', psk))
-    const c = loadConfig({ flags: { configfile: conf }, env: {} }).config
+    const c = loadConfig({ role: 'allocator', flags: { configfile: conf }, env: {} }).config
     assert.equal(c.Bootstraps.length, 3)
     assert.deepEqual(Object.keys(c.Apps), ['hello-world-server', 'thumbnails'])
   })
@@ -159,7 +160,7 @@ describe('layering', () => {
 
   test('SoftReq above HardReq is refused', () => {
     const f = file('soft.json', JSON.stringify({ Perf: { SoftReq: { RTT: 500 }, HardReq: { RTT: 100 } } }))
-    assert.throws(() => loadConfig({ flags: { configfile: f }, env: {} }), (e: unknown) => e instanceof ConfigError && /must not exceed/.test(e.message))
+    assert.throws(() => loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} }), (e: unknown) => e instanceof ConfigError && /must not exceed/.test(e.message))
   })
 })
 
@@ -217,6 +218,53 @@ describe('config commands', () => {
       assert.equal(v.code, 0, `${cmd.join(' ')} --version: ${v.stderr}`)
       assert.match(v.stdout, /physarum\/\d+\.\d+\.\d+/)
     }
+  })
+})
+
+describe('role defaults', () => {
+  test('config show --sources names the role\'s defaults and the flags (default role: allocator)', async () => {
+    const a = await runCli(['config', 'show', '--configfile', file('role.json', '{}'), '--sources'], { cwd: dir, env: { HOME: dir } })
+    assert.equal(a.code, 0, a.stderr)
+    assert.match(a.stdout, /^Listen\s+= \["\/ip4\/0\.0\.0\.0\/tcp\/4001"\]\s+\(default for allocator\)$/m)
+    assert.match(a.stdout, /^KeyFile\s+= "~\/\.physarum\/allocator\.key"\s+\(default for allocator\)$/m)
+    assert.match(a.stdout, /^Admin\.Listen\s+= "127\.0\.0\.1:7701"\s+\(default for allocator\)$/m)
+    const p = await runCli(['config', 'show', '--configfile', file('role.json', '{}'), '--sources', '--role', 'proxy', '--port', '1235'], { cwd: dir, env: { HOME: dir } })
+    assert.equal(p.code, 0, p.stderr)
+    assert.match(p.stdout, /^Proxy\.Port\s+= 1235\s+\(flag\)$/m)
+    assert.match(p.stdout, /^KeyFile\s+= "~\/\.physarum\/proxy-1235\.key"\s+\(default for proxy\)$/m)
+    assert.match(p.stdout, /^Admin\.Listen\s+= "127\.0\.0\.1:7702"\s+\(default for proxy\)$/m)
+    assert.match(p.stdout, /^Listen\s+= \["\/ip4\/0\.0\.0\.0\/tcp\/0"\]\s+\(default for proxy\)$/m)
+  })
+
+  test('a file\'s values win over the role\'s; an observer never gets the file\'s KeyFile', async () => {
+    const f = file('shared.json', JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/4002'], KeyFile: '/etc/physarum/allocator.key', Proxy: { Port: 1300 } }))
+    const p = await runCli(['config', 'show', '--configfile', f, '--json', '--sources', '--role', 'proxy'], { cwd: dir })
+    const body = JSON.parse(p.stdout) as { role: string, config: { Listen: string[], KeyFile?: string }, sources: Record<string, string> }
+    assert.equal(body.role, 'proxy')
+    assert.deepEqual(body.config.Listen, ['/ip4/127.0.0.1/tcp/4002'])
+    assert.match(body.sources.Listen, /^file /)
+    assert.equal(body.config.KeyFile, '/etc/physarum/allocator.key')
+    const o = await runCli(['config', 'show', '--configfile', f, '--json', '--role', 'observer'], { cwd: dir })
+    assert.equal((JSON.parse(o.stdout) as { KeyFile?: string }).KeyFile, undefined)
+    const e = await runCli(['config', 'show', '--configfile', f, '--json', '--ephemeral'], { cwd: dir })
+    assert.equal((JSON.parse(e.stdout) as { KeyFile?: string }).KeyFile, undefined)
+  })
+
+  test('a proxy\'s key file is named for its port, positional or --port; members makes none (real CLI)', { timeout: 60000 }, async () => {
+    const home = join(dir, 'home-keys')
+    mkdirSync(home)
+    const conf = file('keys.json', '{}')
+    const keys = (): string[] => existsSync(join(home, '.physarum')) ? readdirSync(join(home, '.physarum')).sort() : []
+    for (const args of [['proxy', '0'], ['proxy', '--port', '0', '--bind', '127.0.0.1']]) {
+      const d = spawnCli([...args, '--configfile', conf, '--listen', '/ip4/127.0.0.1/tcp/0', '--admin', '127.0.0.1:0'], { cwd: home, env: { HOME: home } })
+      await d.waitFor(/proxy listening on http:\/\/127\.0\.0\.1:\d+/)
+      d.child.kill('SIGTERM')
+      await d.exited
+    }
+    assert.deepEqual(keys(), ['proxy-0.key'], 'both runs used ~/.physarum/proxy-0.key')
+    const m = await runCli(['members', '--configfile', conf, '--agent', '127.0.0.1:1', '--bootstrap', `/ip4/127.0.0.1/tcp/1/p2p/${PEER}`, '--wait', '0'], { cwd: home, env: { HOME: home } })
+    assert.equal(m.code, 1, m.stderr)
+    assert.deepEqual(keys(), ['proxy-0.key'], 'the observer made no key file')
   })
 })
 

@@ -1,0 +1,105 @@
+// loadConfig returns the complete config of a role: the role's defaults (Listen, KeyFile,
+// Admin.Listen) resolved in with their source, flags applied, and no key file for an
+// observer or an ephemeral daemon. No file is read here (noFile, an empty environment).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { loadConfig, type ConfigFlags } from '../../src/config/load.js'
+import { builtinDefaults, roleDefaults, APP_DEFAULTS, type Role } from '../../src/config/defaults.js'
+import { configSchema, appSchema } from '../../src/config/schema.js'
+import { appSpec } from '../../src/catalog/catalog.js'
+import { runAsOf } from '../../src/cli/setup.js'
+import { INVOCATION } from '../../src/cli/base.js'
+
+const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
+const load = (role: Role, flags: ConfigFlags = {}): ReturnType<typeof loadConfig> => loadConfig({ role, flags, noFile: true, env: {} })
+
+test('an allocator: port 4001 on every interface, admin on 127.0.0.1:7701, ~/.physarum/allocator.key', () => {
+  const { config, sources } = load('allocator')
+  assert.deepEqual(config.Listen, ['/ip4/0.0.0.0/tcp/4001'])
+  assert.equal(config.Admin.Listen, '127.0.0.1:7701')
+  assert.equal(config.KeyFile, '~/.physarum/allocator.key')
+  for (const k of ['Listen', 'Admin.Listen', 'KeyFile']) assert.equal(sources.get(k), 'role', k)
+  assert.equal(sources.get('Proxy.Port'), 'default')
+})
+
+test('a proxy: an ephemeral port, admin on 127.0.0.1:7702, a key file named for its entrypoint port', () => {
+  const d = load('proxy')
+  assert.deepEqual(d.config.Listen, ['/ip4/0.0.0.0/tcp/0'])
+  assert.equal(d.config.Admin.Listen, '127.0.0.1:7702')
+  assert.equal(d.config.KeyFile, '~/.physarum/proxy-1234.key', 'Proxy.Port\'s default')
+  const p = load('proxy', { port: 1235, bind: '0.0.0.0' })
+  assert.equal(p.config.Proxy.Port, 1235)
+  assert.equal(p.config.Proxy.Bind, '0.0.0.0')
+  assert.equal(p.sources.get('Proxy.Port'), 'flag')
+  assert.equal(p.config.KeyFile, '~/.physarum/proxy-1235.key')
+  assert.equal(p.sources.get('KeyFile'), 'role')
+})
+
+test('flags (and so files and the environment) win over the role\'s defaults', () => {
+  const { config, sources } = load('allocator', { listen: ['/ip4/127.0.0.1/tcp/4002'], admin: '127.0.0.1:7711', keyfile: '/tmp/a2.key' })
+  assert.deepEqual([config.Listen, config.Admin.Listen, config.KeyFile], [['/ip4/127.0.0.1/tcp/4002'], '127.0.0.1:7711', '/tmp/a2.key'])
+  for (const k of ['Listen', 'Admin.Listen', 'KeyFile']) assert.equal(sources.get(k), 'flag', k)
+})
+
+test('an observer and an ephemeral daemon have no key file, even when one is named', () => {
+  const o = load('observer', { keyfile: '/etc/physarum/allocator.key' })
+  assert.equal(o.config.KeyFile, undefined)
+  assert.equal(o.sources.has('KeyFile'), false)
+  assert.equal(o.config.Admin.Listen, undefined, 'no admin API of its own')
+  for (const role of ['allocator', 'proxy'] as const) {
+    assert.equal(load(role, { ephemeral: true }).config.KeyFile, undefined, role)
+    assert.equal(load(role, { ephemeral: true, keyfile: '/tmp/k' }).config.KeyFile, undefined, `${role} with --keyfile`)
+  }
+})
+
+test('an observer listens on loopback only when every bootstrap is on loopback', () => {
+  assert.deepEqual(load('observer', { bootstrap: [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`] }).config.Listen, ['/ip4/127.0.0.1/tcp/0'])
+  assert.deepEqual(load('observer', { bootstrap: [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, `/ip4/192.0.2.1/tcp/4001/p2p/${PEER}`] }).config.Listen, ['/ip4/0.0.0.0/tcp/0'])
+  assert.deepEqual(load('observer', { bootstrap: [`/ip6/::1/tcp/4001/p2p/${PEER}`] }).config.Listen, ['/ip4/127.0.0.1/tcp/0'])
+})
+
+test('the loaded config is complete: every schema key with a default has a value', () => {
+  for (const role of ['allocator', 'proxy', 'observer'] as const) {
+    const { config } = load(role)
+    const missing: string[] = []
+    const walk = (schema: { properties?: Record<string, unknown> }, value: Record<string, unknown>, path: string): void => {
+      for (const [k, node] of Object.entries(schema.properties ?? {})) {
+        const p = path === '' ? k : `${path}.${k}`
+        // Optional by design: see Config in schema.ts.
+        if (['Announce', 'Psk', 'PskFile', 'Apps'].includes(p) || (role === 'observer' && ['KeyFile', 'Admin.Listen'].includes(p))) continue
+        if (!(k in value)) missing.push(p)
+        else if ((node as { properties?: unknown }).properties !== undefined) walk(node as typeof schema, value[k] as Record<string, unknown>, p)
+      }
+    }
+    walk(configSchema, config as unknown as Record<string, unknown>, '')
+    assert.deepEqual(missing, [], role)
+  }
+})
+
+test('APP_DEFAULTS gives every app key a value but Image, Command and Perf (the top-level Perf)', () => {
+  const keys = (o: object, prefix = ''): string[] => Object.entries(o).flatMap(([k, v]) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0 ? keys(v, `${prefix}${k}.`) : [`${prefix}${k}`])
+  interface Node { type?: string, properties?: Record<string, Node> }
+  const schemaKeys = (s: Node, prefix = ''): string[] => Object.entries(s.properties ?? {}).flatMap(([k, v]) => v.properties !== undefined ? schemaKeys(v, `${prefix}${k}.`) : [`${prefix}${k}`])
+  assert.deepEqual(keys(APP_DEFAULTS).sort(), schemaKeys(appSchema).filter(k => !/^(Image|Command|Perf)\b/.test(k)).sort())
+  const spec = appSpec('bare', {}, builtinDefaults().Perf)
+  assert.equal(spec.health.path, APP_DEFAULTS.Health.Path)
+  assert.equal(spec.resources.memoryMB, APP_DEFAULTS.Resources.MemoryMB)
+  assert.deepEqual(spec.perf, { softRttMs: 100, hardRttMs: 1000 })
+})
+
+test('setup: the role of the command that parsed the flags, and the proxy\'s positional port', () => {
+  const parsed = (command: string, flags: Record<string, unknown>, args: Record<string, unknown> = {}): Record<string, unknown> => ({ ...flags, [INVOCATION]: { command, args } })
+  assert.deepEqual(runAsOf(parsed('allocator', {})), { role: 'allocator' })
+  assert.deepEqual(runAsOf(parsed('members', { role: 'proxy' })), { role: 'observer' }, 'members\' --role is a filter, not its own role')
+  assert.deepEqual(runAsOf(parsed('proxy', {}, { port: 1299 })), { role: 'proxy', port: 1299 })
+  assert.deepEqual(runAsOf(parsed('proxy', { port: 1300 }, { port: 1299 })), { role: 'proxy', port: 1300 })
+  assert.throws(() => runAsOf({}), /no role/)
+  assert.throws(() => runAsOf(parsed('config:show', {})), /no role/)
+  // A copy of the flags (as `members` makes to set a log level) keeps the invocation.
+  assert.deepEqual(runAsOf({ ...parsed('members', {}), 'log-level': 'warn' }), { role: 'observer' })
+})
+
+test('roleDefaults keeps its one-argument form (members asks for both admin ports)', () => {
+  assert.equal(roleDefaults('allocator').AdminListen, '127.0.0.1:7701')
+  assert.equal(roleDefaults('proxy').AdminListen, '127.0.0.1:7702')
+})
