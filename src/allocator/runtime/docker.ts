@@ -82,7 +82,8 @@ export class DockerRuntime implements Runtime {
     try {
       await Promise.race([
         new Promise<void>((resolve, reject) => {
-          this.docker.pull(image, (err: Error | null, stream?: NodeJS.ReadableStream) => {
+          // With an options object, the callback overload (no promise); without, the types took the callback for options.
+          this.docker.pull(image, {}, (err: Error | null, stream?: NodeJS.ReadableStream) => {
             if (err !== null || stream === undefined) { reject(err ?? new Error('no stream')); return }
             this.docker.modem.followProgress(stream, (e: Error | null) => { if (e !== null) reject(e); else resolve() })
           })

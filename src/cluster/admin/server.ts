@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { listenOn, parseHostPort } from '../../util/http.js'
 import type { Registry } from 'prom-client'
 
-export type Route = (req: IncomingMessage, url: URL) => Promise<unknown> | unknown
+/** A route's answer (or a promise of it), sent as JSON. */
+export type Route = (req: IncomingMessage, url: URL) => unknown
 
 export class AdminServer {
   private readonly routes = new Map<string, Route>()
