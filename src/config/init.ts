@@ -12,7 +12,8 @@ export function initialConfig (bootstraps: string[] = []): Record<string, unknow
   return {
     Perf: d.Perf,
     Bootstraps: bootstraps,
-    Listen: ['/ip4/0.0.0.0/tcp/4001'],
+    // No Listen: the file goes to every host, and each role's own default applies (an
+    // allocator's port 4001 in a proxy's config would collide with the host's allocator).
     Psk: generatePsk(),
     Apps: d.Apps,
     Allocator: { Runtime: d.Allocator.Runtime, MaxInstances: d.Allocator.MaxInstances, MemoryMB: d.Allocator.MemoryMB },

@@ -181,6 +181,12 @@ describe('config commands', () => {
     const v = await runCli(['config', 'validate', out], { cwd: dir })
     assert.equal(v.code, 0, v.stderr)
     assert.match(v.stdout, /valid/)
+    // One file for every host: each role keeps its own Listen (a proxy beside the allocator).
+    assert.equal('Listen' in first, false)
+    for (const [role, listen] of [['allocator', '/ip4/0.0.0.0/tcp/4001'], ['proxy', '/ip4/0.0.0.0/tcp/0']]) {
+      const s = await runCli(['config', 'show', '--configfile', out, '--json', '--role', role], { cwd: dir })
+      assert.deepEqual((JSON.parse(s.stdout) as { Listen: string[] }).Listen, [listen], role)
+    }
   })
 
   test('config validate lists every error and exits 2', async () => {
