@@ -1,13 +1,41 @@
 // The configuration reference in the README, generated from the JSON Schema and the
-// built-in defaults so that it cannot drift (a test compares it with the README).
+// defaults (defaults.ts) so that it cannot drift (a test compares it with the README).
+// Every row has a key, a type, a default and a meaning.
 import { configSchema, appSchema } from './schema.js'
-import { builtinDefaults } from './defaults.js'
+import { APP_DEFAULTS, builtinDefaults, roleDefaults } from './defaults.js'
 
-interface Node { type?: string, enum?: readonly unknown[], description?: string, properties?: Record<string, Node>, additionalProperties?: unknown, items?: Node, minimum?: number, maximum?: number, exclusiveMinimum?: number }
+interface Node {
+  type?: string
+  enum?: readonly unknown[]
+  description?: string
+  properties?: Record<string, Node>
+  additionalProperties?: Node | boolean
+  items?: Node
+  minimum?: number
+  maximum?: number
+  exclusiveMinimum?: number
+}
 
-function typeOf (n: Node): string {
+/** A value as the table shows it; "—": no default (the meaning says what its absence does). */
+type DefaultOf = (path: string[]) => string
+
+const NONE = '—'
+
+/** Table-cell text: pipes escaped, and outside `code` a < that a renderer could take for an HTML tag. */
+function cell (text: string): string {
+  return text.split('`').map((part, i) => i % 2 === 0 ? part.replace(/</g, '&lt;') : part).join('`').replace(/\|/g, '\\|').replace(/\n/g, ' ')
+}
+
+function code (value: unknown): string {
+  return `\`${JSON.stringify(value)}\``
+}
+
+function typeOf (n: Node, key: string): string {
   if (n.enum !== undefined) return n.enum.map(v => `\`${String(v)}\``).join(' \\| ')
   if (n.type === 'array') return `array of ${n.items?.type ?? 'any'}`
+  if (n.type === 'object' && n.properties === undefined && typeof n.additionalProperties === 'object') {
+    return `object: name → ${key === 'Apps' ? 'app (below)' : n.additionalProperties.type ?? 'any'}`
+  }
   let t = n.type ?? 'any'
   const lo = n.minimum ?? n.exclusiveMinimum
   if (lo !== undefined || n.maximum !== undefined) t += ` (${n.exclusiveMinimum !== undefined ? '>' : '≥'} ${lo ?? '-∞'}${n.maximum !== undefined ? `, ≤ ${n.maximum}` : ''})`
@@ -20,31 +48,52 @@ function lookup (obj: unknown, path: string[]): unknown {
   return cur
 }
 
-function rows (schema: Node, path: string[], defaults: unknown, out: string[]): void {
+// An object is a row of its own when its description says what the group is for; its keys follow.
+function rows (schema: Node, path: string[], defaultOf: DefaultOf, out: string[]): void {
   for (const [key, node] of Object.entries(schema.properties ?? {})) {
     const p = [...path, key]
-    if (node.type === 'object' && node.properties !== undefined && key !== 'Apps') {
-      if (node.description !== undefined) out.push(`| \`${p.join('.')}\` | object | | ${node.description} |`)
-      rows(node, p, defaults, out)
+    const name = `\`${p.join('.')}\``
+    if (node.type === 'object' && node.properties !== undefined) {
+      if (node.description !== undefined) out.push(`| ${name} | object | ${NONE} | ${cell(node.description)} |`)
+      rows(node, p, defaultOf, out)
       continue
     }
-    const d = lookup(defaults, p)
-    const shown = d === undefined ? '' : key === 'Apps' ? 'hello-world-server' : `\`${JSON.stringify(d)}\``
-    out.push(`| \`${p.join('.')}\` | ${key === 'Apps' ? 'object: name → app' : typeOf(node)} | ${shown} | ${node.description ?? ''} |`)
+    if (node.description === undefined) throw new Error(`the schema has no description for ${p.join('.')}`)
+    out.push(`| ${name} | ${typeOf(node, key)} | ${cell(defaultOf(p))} | ${cell(node.description)} |`)
   }
 }
 
-export function configReference (): string {
-  const top: string[] = ['| key | type | default | meaning |', '|---|---|---|---|']
-  rows(configSchema as unknown as Node, [], builtinDefaults(), top)
-  const app: string[] = ['| key | type | meaning |', '|---|---|---|']
-  const appRows: string[] = []
-  rows(appSchema as unknown as Node, ['Apps', '<name>'], {}, appRows)
-  for (const r of appRows) {
-    const cells = r.split(' | ')
-    app.push([cells[0], cells[1], cells[3]].join(' | '))
+// Listen, KeyFile and Admin.Listen: an allocator's and a proxy's (an observer's are in the README's text).
+const ROLE_KEYS: Record<string, 'Listen' | 'KeyFile' | 'AdminListen'> = { Listen: 'Listen', KeyFile: 'KeyFile', 'Admin.Listen': 'AdminListen' }
+
+function topDefault (path: string[]): string {
+  const key = path.join('.')
+  const roleKey = ROLE_KEYS[key]
+  if (roleKey !== undefined) {
+    const of = (role: 'allocator' | 'proxy'): string => `${role} ${code(roleDefaults(role)[roleKey])}`
+    return `${of('allocator')}; ${of('proxy')}${key === 'KeyFile' ? ' (named for its Proxy.Port)' : ''}`
   }
-  return `${top.join('\n')}\n\nEach app in \`Apps\` (names: lowercase letters, digits, \`.\`, \`_\`, \`-\`):\n\n${app.join('\n')}\n`
+  const d = builtinDefaults()
+  if (key === 'Apps') return `${Object.keys(d.Apps).map(n => `\`${n}\``).join(', ')} (the demo app)`
+  const v = lookup(d, path)
+  return v === undefined ? NONE : code(v)
+}
+
+function appDefault (path: string[]): string {
+  // path: ['Apps', '<name>', ...key]
+  const key = path.slice(2)
+  if (key[0] === 'Perf') return `the top-level \`${key.join('.')}\``
+  const v = lookup(APP_DEFAULTS, key)
+  return v === undefined ? NONE : code(v)
+}
+
+export function configReference (): string {
+  const head = ['| key | type | default | meaning |', '|---|---|---|---|']
+  const top = [...head]
+  rows(configSchema as unknown as Node, [], topDefault, top)
+  const app = [...head]
+  rows(appSchema as unknown as Node, ['Apps', '<name>'], appDefault, app)
+  return `${top.join('\n')}\n\nEach app in \`Apps\` (names: lowercase letters, digits, \`.\`, \`_\`, \`-\`); a key it leaves out has the default below:\n\n${app.join('\n')}\n`
 }
 
 export const REFERENCE_START = '<!-- config-reference:start (generated by npm run docs; do not edit) -->'

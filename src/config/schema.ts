@@ -38,7 +38,7 @@ export const appSchema = {
       additionalProperties: false,
       description: 'Readiness and liveness check: an HTTP GET of Path answering < 500, or a TCP connect.',
       properties: {
-        Path: { type: 'string', pattern: '^/', maxLength: 2048, description: 'HTTP path to GET (default /).' },
+        Path: { type: 'string', pattern: '^/', maxLength: 2048, description: 'HTTP path to GET.' },
         Tcp: { type: 'boolean', description: 'Check with a TCP connect instead of HTTP.' },
         IntervalMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'Time between liveness checks (ms).' },
         TimeoutMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'Timeout of one check (ms).' },
@@ -71,11 +71,11 @@ export const configSchema = {
   properties: {
     Perf: perfSchema,
     Bootstraps: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 1024, description: 'Multiaddrs, with /p2p/<peer id>, of nodes to join through.' },
-    Listen: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to listen on (default: /ip4/0.0.0.0/tcp/4001 for an allocator, an ephemeral port for a proxy).' },
+    Listen: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to listen on.' },
     Announce: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to announce instead of the listen addresses (behind NAT or a port forward).' },
-    Psk: { type: 'string', minLength: 1, maxLength: 4096, description: 'Cluster pre-shared key: 64 hex digits, or a passphrase hashed to a key.' },
+    Psk: { type: 'string', minLength: 1, maxLength: 4096, description: 'Cluster pre-shared key: 64 hex digits, or a passphrase hashed to a key. Without it (or PskFile) the network is open.' },
     PskFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'File holding the PSK (64 hex digits, a passphrase, or a libp2p swarm.key); must not be group- or world-readable.' },
-    KeyFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'Identity key file, created 0600 when missing (default ~/.physarum/<role>.key).' },
+    KeyFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'Identity key file (the peer ID), created 0600 when missing.' },
     Apps: {
       type: 'object',
       description: 'The catalog: app name → definition.',
@@ -96,8 +96,8 @@ export const configSchema = {
           additionalProperties: false,
           description: 'Allocation requests per requesting peer (token bucket).',
           properties: {
-            PerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 100000 },
-            Burst: { type: 'integer', minimum: 1, maximum: 100000 }
+            PerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 100000, description: 'Requests per second a peer may make, sustained (the refill rate).' },
+            Burst: { type: 'integer', minimum: 1, maximum: 100000, description: 'Requests a peer may make at once (the bucket size).' }
           }
         }
       }
@@ -116,7 +116,7 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        Listen: { type: 'string', pattern: '^[^\\s]+:[0-9]{1,5}$', description: 'HOST:PORT of the local admin API (default 127.0.0.1:7701 for an allocator, 127.0.0.1:7702 for a proxy).' }
+        Listen: { type: 'string', pattern: '^[^\\s]+:[0-9]{1,5}$', description: 'HOST:PORT of the local admin API (`members`, `/metrics`); port 0 picks one.' }
       }
     },
     Membership: {
@@ -135,8 +135,8 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        Level: { enum: ['error', 'warn', 'info', 'debug'] },
-        Format: { enum: ['text', 'json'] }
+        Level: { enum: ['error', 'warn', 'info', 'debug'], description: 'The least severe level that is logged.' },
+        Format: { enum: ['text', 'json'], description: 'text for a terminal, json (one object per line) for a log collector.' }
       }
     }
   }

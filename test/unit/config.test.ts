@@ -8,6 +8,7 @@ import { builtinDefaults, roleDefaults, APP_DEFAULTS, type Role } from '../../sr
 import { configSchema, appSchema } from '../../src/config/schema.js'
 import { appSpec } from '../../src/catalog/catalog.js'
 import { runAsOf } from '../../src/cli/setup.js'
+import { configReference } from '../../src/config/reference.js'
 import { INVOCATION } from '../../src/cli/base.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
@@ -102,4 +103,17 @@ test('setup: the role of the command that parsed the flags, and the proxy\'s pos
 test('roleDefaults keeps its one-argument form (members asks for both admin ports)', () => {
   assert.equal(roleDefaults('allocator').AdminListen, '127.0.0.1:7701')
   assert.equal(roleDefaults('proxy').AdminListen, '127.0.0.1:7702')
+})
+
+test('the generated reference: every row has a key, a type, a default and a meaning', () => {
+  const rows = configReference().split('\n').filter(l => l.startsWith('|') && !l.startsWith('|---'))
+  assert.ok(rows.length > 50)
+  for (const row of rows) {
+    // Cells split on the pipes that are not escaped (an enum's \| stays inside its cell).
+    const cells = row.slice(1, -1).split(/(?<!\\)\|/).map(c => c.trim())
+    assert.equal(cells.length, 4, row)
+    assert.ok(cells.every(c => c !== ''), row)
+  }
+  assert.match(configReference(), /^\| `Apps\.<name>\.Health\.IntervalMs` \| integer \(≥ 10, ≤ 600000\) \| `2000` \| /m)
+  assert.match(configReference(), /^\| `KeyFile` \| string \| allocator `"~\/\.physarum\/allocator\.key"`; proxy /m)
 })
