@@ -9,6 +9,8 @@ export interface Invocation { command: string | undefined, args: Record<string, 
 /** Where parse() leaves the Invocation on the parsed flags, so that setup(flags) finds it. */
 export const INVOCATION = Symbol('physarum.invocation')
 
+type Parsed = Record<string, unknown>
+
 /** An error the user caused or can fix: printed as one line, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError'
@@ -23,7 +25,10 @@ export abstract class BaseCommand extends Command {
 
   // The parsed flags carry the invocation (enumerable, so that a copy of the flags keeps it;
   // a symbol, so that no flag can collide with it and JSON never shows it).
-  protected override async parse<F extends Interfaces.OutputFlags<any>, B extends Interfaces.OutputFlags<any>, A extends Interfaces.OutputArgs<any>> (options?: Interfaces.Input<F, B, A>, argv?: string[]): Promise<Interfaces.ParserOutput<F, B, A>> {
+  protected override async parse<F extends Parsed, B extends Parsed, A extends Parsed> (
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[]
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
     const out = await super.parse(options, argv)
     const invocation: Invocation = { command: this.id, args: out.args }
     Object.defineProperty(out.flags, INVOCATION, { value: invocation, enumerable: true })

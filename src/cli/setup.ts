@@ -22,7 +22,10 @@ export function runAsOf (flags: Record<string, unknown>): RunAs {
   return { role, ...(port !== undefined ? { port } : {}) }
 }
 
-export function setup (flags: Record<string, unknown>, runAs: RunAs = runAsOf(flags)): { loaded: LoadedConfig, log: Logger } {
+export function setup (
+  flags: Record<string, unknown>,
+  runAs: RunAs = runAsOf(flags)
+): { loaded: LoadedConfig, log: Logger } {
   const configFlags = toConfigFlags(flags)
   if (runAs.port !== undefined) configFlags.port = runAs.port
   const loaded = loadConfig({ role: runAs.role, flags: configFlags })

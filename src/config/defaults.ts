@@ -45,7 +45,8 @@ export function builtinDefaults (): SharedDefaults {
       MemoryMB: 4096,
       // Half the systemd unit's TimeoutStopSec (60 s): requests in flight finish, and the instances still stop in time.
       DrainTimeoutS: 30,
-      // Per requesting peer: a proxy asks once per cold start and app (single-flight), so this is far above honest use and a flood stays cheap.
+      // Per requesting peer: a proxy asks once per cold start and app (single-flight), so
+      // this is far above honest use, and a flood stays cheap.
       RateLimit: { PerSecond: 20, Burst: 40 }
     },
     Proxy: {
@@ -63,9 +64,11 @@ export function builtinDefaults (): SharedDefaults {
     Membership: {
       // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough.
       AnnounceIntervalMs: 10000,
-      // Each member twice a second (less often in a large cluster, ~20 probes/s in all): fresh RTTs, a frozen peer noticed within a second.
+      // Each member twice a second (less often in a large cluster, ~20 probes/s in all):
+      // fresh RTTs, and a frozen peer noticed within a second.
       ProbeIntervalMs: 500,
-      // A probe is one round trip on an open connection: within a region it takes a few ms, so 500 ms without an answer is a miss.
+      // A probe is one round trip on an open connection, a few ms within a region: 500 ms
+      // without an answer is a miss.
       ProbeTimeoutMs: 500,
       // Three probe periods: a frozen process is failed in about 1.5-2 s, sooner when others confirm the suspicion.
       SuspectTimeoutMs: 1500,
@@ -86,7 +89,9 @@ export interface RoleContext { proxyPort?: number, bootstraps?: string[] }
  * Values whose default depends on the role, so that an allocator and proxies share a host
  * without flags. None for KeyFile: a throwaway identity; none for AdminListen: no admin API.
  */
-export function roleDefaults (role: Role, context: RoleContext = {}): { Listen: string[], AdminListen?: string, KeyFile?: string } {
+export interface RoleDefaults { Listen: string[], AdminListen?: string, KeyFile?: string }
+
+export function roleDefaults (role: Role, context: RoleContext = {}): RoleDefaults {
   switch (role) {
     case 'allocator': return {
       // A fixed port on every interface: others bootstrap from this multiaddr (PhysarumSM's, IPFS's swarm port).

@@ -23,7 +23,9 @@ export function initialConfig (bootstraps: string[] = []): Record<string, unknow
 }
 
 /** Writes the file (or stdout for "-"); returns the path written, undefined for stdout. */
-export function writeInitialConfig (opts: { output: string, force?: boolean, bootstraps?: string[] }): string | undefined {
+export function writeInitialConfig (
+  opts: { output: string, force?: boolean, bootstraps?: string[] }
+): string | undefined {
   for (const b of opts.bootstraps ?? []) {
     const e = multiaddrError(b, true)
     if (e !== undefined) throw new ConfigError(`--bootstrap: ${e}`)

@@ -13,10 +13,13 @@ function flatten (value: unknown, path: string, out: Array<[string, unknown]>): 
   }
 }
 
-export function renderConfig (loaded: LoadedConfig, opts: { sources?: boolean, json?: boolean, showSecrets?: boolean }): string {
+export interface RenderOptions { sources?: boolean, json?: boolean, showSecrets?: boolean }
+
+export function renderConfig (loaded: LoadedConfig, opts: RenderOptions): string {
   // In the schema's order, not the merge's (which adds the role's Listen and KeyFile last).
   const config: Record<string, unknown> = {}
-  for (const k of Object.keys(configSchema.properties)) if (k in loaded.config) config[k] = (loaded.config as Record<string, unknown>)[k]
+  const all = loaded.config as Record<string, unknown>
+  for (const k of Object.keys(configSchema.properties)) if (k in all) config[k] = all[k]
   if (config.Psk !== undefined && opts.showSecrets !== true) config.Psk = '(hidden; --show-secrets prints it)'
   const sourceOf = (path: string): string => {
     for (let p = path; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
@@ -31,7 +34,12 @@ export function renderConfig (loaded: LoadedConfig, opts: { sources?: boolean, j
   flatten(config, '', leaves)
   if (opts.json === true) {
     const body = opts.sources === true
-      ? { config, role: loaded.role, file: loaded.file ?? null, sources: Object.fromEntries(leaves.map(([p]) => [p, sourceOf(p)])) }
+      ? {
+          config,
+          role: loaded.role,
+          file: loaded.file ?? null,
+          sources: Object.fromEntries(leaves.map(([p]) => [p, sourceOf(p)]))
+        }
       : config
     return JSON.stringify(body, null, 2) + '\n'
   }

@@ -51,7 +51,9 @@ type ExtraOf<S> =
     : S extends { additionalProperties: infer A extends object } ? Record<string, FromSchema<A>>
       : Record<string, unknown>
 
-type ObjectOf<S> = Flatten<(S extends { properties: infer P } ? PropertiesOf<P, RequiredKeys<S>> : unknown) & ExtraOf<S>>
+type PropertiesOfSchema<S> = S extends { properties: infer P } ? PropertiesOf<P, RequiredKeys<S>> : unknown
+
+type ObjectOf<S> = Flatten<PropertiesOfSchema<S> & ExtraOf<S>>
 
 export type FromSchema<S> =
   S extends { const: infer C } ? C

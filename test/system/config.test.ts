@@ -245,7 +245,8 @@ describe('role defaults', () => {
   test('a file\'s values win over the role\'s; an observer never gets the file\'s KeyFile', async () => {
     const f = file('shared.json', JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/4002'], KeyFile: '/etc/physarum/allocator.key', Proxy: { Port: 1300 } }))
     const p = await runCli(['config', 'show', '--configfile', f, '--json', '--sources', '--role', 'proxy'], { cwd: dir })
-    const body = JSON.parse(p.stdout) as { role: string, config: { Listen: string[], KeyFile?: string }, sources: Record<string, string> }
+    interface Shown { role: string, config: { Listen: string[], KeyFile?: string }, sources: Record<string, string> }
+    const body = JSON.parse(p.stdout) as Shown
     assert.equal(body.role, 'proxy')
     assert.deepEqual(body.config.Listen, ['/ip4/127.0.0.1/tcp/4002'])
     assert.match(body.sources.Listen, /^file /)

@@ -3,7 +3,7 @@
 // observer or an ephemeral daemon. No file is read here (noFile, an empty environment).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadConfig, type ConfigFlags } from '../../src/config/load.js'
+import { loadConfig, type ConfigFlags, type LoadedConfig } from '../../src/config/load.js'
 import { builtinDefaults, roleDefaults, APP_DEFAULTS, type Role } from '../../src/config/defaults.js'
 import { configSchema, appSchema } from '../../src/config/schema.js'
 import { appSpec } from '../../src/catalog/catalog.js'
@@ -12,7 +12,7 @@ import { configReference } from '../../src/config/reference.js'
 import { INVOCATION } from '../../src/cli/base.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
-const load = (role: Role, flags: ConfigFlags = {}): ReturnType<typeof loadConfig> => loadConfig({ role, flags, noFile: true, env: {} })
+const load = (role: Role, flags: ConfigFlags = {}): LoadedConfig => loadConfig({ role, flags, noFile: true, env: {} })
 
 test('an allocator: port 4001 on every interface, admin on 127.0.0.1:7701, ~/.physarum/allocator.key', () => {
   const { config, sources } = load('allocator')
@@ -63,13 +63,14 @@ test('the loaded config is complete: every schema key with a default has a value
   for (const role of ['allocator', 'proxy', 'observer'] as const) {
     const { config } = load(role)
     const missing: string[] = []
-    const walk = (schema: { properties?: Record<string, unknown> }, value: Record<string, unknown>, path: string): void => {
+    interface Node { description?: string, properties?: Record<string, Node> }
+    const walk = (schema: Node, value: Record<string, unknown>, path: string): void => {
       for (const [k, node] of Object.entries(schema.properties ?? {})) {
         const p = path === '' ? k : `${path}.${k}`
         // Optional by design: see Config in schema.ts.
         if (['Announce', 'Psk', 'PskFile', 'Apps'].includes(p) || (role === 'observer' && ['KeyFile', 'Admin.Listen'].includes(p))) continue
         if (!(k in value)) missing.push(p)
-        else if ((node as { properties?: unknown }).properties !== undefined) walk(node as typeof schema, value[k] as Record<string, unknown>, p)
+        else if (node.properties !== undefined) walk(node, value[k] as Record<string, unknown>, p)
       }
     }
     walk(configSchema, config as unknown as Record<string, unknown>, '')
@@ -89,7 +90,9 @@ test('APP_DEFAULTS gives every app key a value but Image, Command and Perf (the 
 })
 
 test('setup: the role of the command that parsed the flags, and the proxy\'s positional port', () => {
-  const parsed = (command: string, flags: Record<string, unknown>, args: Record<string, unknown> = {}): Record<string, unknown> => ({ ...flags, [INVOCATION]: { command, args } })
+  type Flags = Record<string, unknown>
+  const parsed = (command: string, flags: Flags, args: Flags = {}): Flags =>
+    ({ ...flags, [INVOCATION]: { command, args } })
   assert.deepEqual(runAsOf(parsed('allocator', {})), { role: 'allocator' })
   assert.deepEqual(runAsOf(parsed('members', { role: 'proxy' })), { role: 'observer' }, 'members\' --role is a filter, not its own role')
   assert.deepEqual(runAsOf(parsed('proxy', {}, { port: 1299 })), { role: 'proxy', port: 1299 })
