@@ -19,8 +19,14 @@ export default class ConfigShow extends BaseCommand {
   static override flags = {
     ...daemonFlags,
     role: Flags.option({ options: ROLES, default: 'allocator' as const, description: 'whose config: an allocator\'s, a proxy\'s, or an observer\'s (`members` joining through the bootstraps)' })(),
-    port: Flags.integer({ char: 'p', description: 'the proxy\'s HTTP entrypoint port (Proxy.Port; a proxy\'s KeyFile default depends on it)', min: 0, max: 65535 }),
-    bind: Flags.string({ description: 'the proxy\'s HTTP entrypoint address (Proxy.Bind)' }),
+    port: Flags.integer({
+      char: 'p',
+      description: 'the proxy\'s HTTP entrypoint port (Proxy.Port; a proxy\'s KeyFile default depends on it)',
+      min: 0,
+      max: 65535,
+      helpValue: 'PORT'
+    }),
+    bind: Flags.string({ description: 'the proxy\'s HTTP entrypoint address (Proxy.Bind)', helpValue: 'HOST' }),
     sources: Flags.boolean({ description: 'say where each value came from (default, default for the role, file, env, flag)' }),
     json: Flags.boolean({ description: 'print JSON' }),
     'show-secrets': Flags.boolean({ description: 'print the PSK instead of hiding it' })
