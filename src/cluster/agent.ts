@@ -12,7 +12,7 @@ import { Membership, type LocalState } from './membership/membership.js'
 import { Metrics } from './admin/metrics.js'
 import { AdminServer } from './admin/server.js'
 import { VERSION } from '../util/version.js'
-import type { Logger } from '../util/log.js'
+import { debugOn, type Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
 
 export interface AgentOptions {
@@ -118,7 +118,7 @@ export class Agent {
         agent.adminAddress = await admin.listen(adminListen, { hint: 'choose another with --admin HOST:PORT' })
       }
     } catch (err) {
-      await agent.stop({ leave: false })
+      await agent.stop()
       throw err
     }
     if (role !== 'observer') {
@@ -161,13 +161,19 @@ export class Agent {
     return rows.sort((x, y) => Number(y.self) - Number(x.self) || (x.rttMs ?? Infinity) - (y.rttMs ?? Infinity) || (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0))
   }
 
-  /** Stops everything this agent started; with `leave`, announces the departure first. */
-  async stop (opts: { leave?: boolean } = { leave: true }): Promise<void> {
+  /** The graceful part of a stop: announces the departure, so that others see 'left', not 'failed'. */
+  async beforeStop (): Promise<void> {
+    await this.membership.beforeStop().catch(debugOn(this.log, 'leave announcement'))
+  }
+
+  /** Stops everything this agent started (after beforeStop, or without it: others then see it fail). */
+  async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    await this.membership.stop({ leave: opts.leave ?? true }).catch(() => {})
-    await this.admin.close().catch(() => {})
-    await this.rtt.stop().catch(() => {})
-    try { await this.node.stop() } catch {}
+    await this.membership.stop().catch(debugOn(this.log, 'membership stop'))
+    await this.admin.close().catch(debugOn(this.log, 'admin API close'))
+    await this.rtt.stop().catch(debugOn(this.log, 'RTT service stop'))
+    try { await this.node.stop() } catch (err) { debugOn(this.log, 'libp2p node stop')(err) }
   }
+
 }

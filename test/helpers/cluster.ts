@@ -47,8 +47,8 @@ export async function withQuietPair (psk: string, fn: (a: Agent, b: Agent) => Pr
     await b.membership.stop()
     await fn(a, b)
   } finally {
-    await a.stop({ leave: false })
-    await b.stop({ leave: false })
+    await a.stop()
+    await b.stop()
   }
 }
 

@@ -49,8 +49,8 @@ describe('allocator (process runtime)', () => {
   })
 
   after(async () => {
-    await fwd.close()
-    await client.stop({ leave: false })
+    await fwd.stop()
+    await client.stop()
     await alloc.stop()
   })
 
@@ -222,7 +222,7 @@ test('the per-peer rate limit refuses a flood with RATE_LIMITED', async () => {
     assert.equal(limited, 3)
     assert.equal(results.filter(r => r.status === 'fulfilled').length, 3)
   } finally {
-    await client.stop({ leave: false })
+    await client.stop()
     await alloc.stop()
   }
 })

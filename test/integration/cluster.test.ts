@@ -38,7 +38,7 @@ describe('five nodes on loopback', () => {
   })
 
   after(async () => {
-    await Promise.all([...agents.map(async a => { await a.stop({ leave: false }) }), ...rawNodes.map(async n => { await n.stop() })])
+    await Promise.all([...agents.map(async a => { await a.stop() }), ...rawNodes.map(async n => { await n.stop() })])
   })
 
   test('every node listens on loopback only, as the test config says', () => {
@@ -116,8 +116,8 @@ describe('five nodes on loopback', () => {
       assert.equal(n.membership.table.get(other.peer), undefined)
       assert.equal(n.membership.table.get(open.peer), undefined)
     }
-    await other.stop({ leave: false })
-    await open.stop({ leave: false })
+    await other.stop()
+    await open.stop()
   })
 
   test('a flood of suspect notices about a node gets a few refutations, not one announcement each', async () => {
@@ -146,7 +146,7 @@ describe('five nodes on loopback', () => {
 
   test('a node stopped without leaving is failed on all others', async () => {
     const victim = nodes[4]
-    await victim.stop({ leave: false })
+    await victim.stop()
     const t0 = Date.now()
     await waitFor('failed everywhere', () => nodes.slice(0, 4).every(n => statusOf(n, victim) === 'failed'), 5000)
     assert.ok(Date.now() - t0 < 3000, `failed everywhere after ${Date.now() - t0} ms`)
@@ -154,7 +154,8 @@ describe('five nodes on loopback', () => {
 
   test('a graceful stop is seen as left by all others', async () => {
     const leaver = nodes[3]
-    await leaver.stop({ leave: true })
+    await leaver.beforeStop()
+    await leaver.stop()
     await waitFor('left everywhere', () => nodes.slice(0, 3).every(n => statusOf(n, leaver) === 'left'), 5000)
   })
 

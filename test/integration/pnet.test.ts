@@ -49,6 +49,6 @@ test('200 MB through a PSK connection arrive intact', { timeout: 180000 }, async
     assert.equal(r2.got, 40 * MB)
     assert.equal(r2.received, r2.sent)
   } finally {
-    await Promise.all([a.stop({ leave: false }), b.stop({ leave: false }), c.stop({ leave: false })])
+    await Promise.all([a.stop(), b.stop(), c.stop()])
   }
 })

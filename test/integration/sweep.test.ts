@@ -20,7 +20,7 @@ test('sweep closes the pools of instances that are gone and keeps the others', a
     assert.equal(forward.size, 1)
     assert.equal(forward.pool(peer, { v: 1, app: 'a', instance: 'i1' }), kept, 'the pool of an instance still announced is the same')
   } finally {
-    await forward.close()
+    await forward.stop()
     await agent.stop()
   }
 })

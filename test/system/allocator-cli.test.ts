@@ -21,7 +21,7 @@ const pids: number[] = []
 
 before(() => { dir = mkdtempSync(join(tmpdir(), 'physarum-alloc-cli-')) })
 after(async () => {
-  await Promise.all(clients.map(async c => { await c.stop({ leave: false }) }))
+  await Promise.all(clients.map(async c => { await c.stop() }))
   await killAll()
   // A PID the state file did not have is -1 here: kill(-(-1)) would be kill(1).
   for (const p of pids) { if (p > 0) { try { process.kill(-p, 'SIGKILL') } catch {} } }
@@ -105,7 +105,7 @@ test('SIGTERM while a slow request is in flight: it completes, exit 0, instances
   assert.equal((await a.d.exited).code, 0)
   assert.match(a.d.stderr(), /draining 1 request/)
   assert.ok(!alive(pid), 'the instance was stopped')
-  await fwd.close()
+  await fwd.stop()
 })
 
 const engine = dockerReady()

@@ -36,8 +36,8 @@ describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engin
   })
 
   after(async () => {
-    await fwd?.close()
-    await client?.stop({ leave: false })
+    await fwd?.stop()
+    await client?.stop()
     await stopAndSweep(alloc)
   })
 

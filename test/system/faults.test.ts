@@ -144,7 +144,7 @@ test('restart of the Docker engine under load: the allocator withdraws its dead 
   await engineOfA.start()
   // Recovered: A starts containers again on the restarted engine.
   const client = await startAgent({ role: 'proxy', config: { Psk: PSK, Bootstraps: [a.addr] } })
-  t.after(async () => { await client.stop({ leave: false }) })
+  t.after(async () => { await client.stop() })
   const inst = await waitFor('A allocates again', async () => await requestAllocation(client.node, peerIdFromString(a.peer), 'web', { fresh: true }), 30000, 500)
   const tRecovered = load.now()
   await sleep(FULL ? 5000 : 1000)

@@ -121,7 +121,7 @@ describe('hostile input against an allocator and a proxy (CLI child processes)',
   })
 
   after(async () => {
-    await fwd?.close()
+    await fwd?.stop()
     try { await fuzzer?.stop() } catch {}
     try { await checker?.stop() } catch {}
     await sweepClusters()

@@ -361,7 +361,7 @@ describe('Docker: containers get the catalog limits and nothing a request asks f
   })
 
   after(async () => {
-    await client?.stop({ leave: false })
+    await client?.stop()
     await stopAndSweep(alloc)
   })
 
