@@ -1,15 +1,7 @@
 // The base of every command: one-line errors with exit code 2 for bad input
 // (flags, config, unreachable agent), never a stack trace.
-import { Command, Flags, type Interfaces } from '@oclif/core'
+import { Command, Flags } from '@oclif/core'
 import { ConfigError } from '../config/errors.js'
-
-/** Which command runs, with its positional arguments: what setup() (cli/setup.ts) needs to know its role. */
-export interface Invocation { command: string | undefined, args: Record<string, unknown> }
-
-/** Where parse() leaves the Invocation on the parsed flags, so that setup(flags) finds it. */
-export const INVOCATION = Symbol('physarum.invocation')
-
-type Parsed = Record<string, unknown>
 
 /** An error the user caused or can fix: printed as one line, exit 2. */
 export class UsageError extends Error {
@@ -21,18 +13,6 @@ export abstract class BaseCommand extends Command {
   static override baseFlags = {
     version: Flags.version({ description: 'show the physarum version' }),
     help: Flags.help({ description: 'show help' })
-  }
-
-  // The parsed flags carry the invocation (enumerable, so that a copy of the flags keeps it;
-  // a symbol, so that no flag can collide with it and JSON never shows it).
-  protected override async parse<F extends Parsed, B extends Parsed, A extends Parsed> (
-    options?: Interfaces.Input<F, B, A>,
-    argv?: string[]
-  ): Promise<Interfaces.ParserOutput<F, B, A>> {
-    const out = await super.parse(options, argv)
-    const invocation: Invocation = { command: this.id, args: out.args }
-    Object.defineProperty(out.flags, INVOCATION, { value: invocation, enumerable: true })
-    return out
   }
 
   override async catch (err: Error & { exitCode?: number, oclif?: { exit?: number }, code?: string }): Promise<void> {

@@ -4,28 +4,14 @@ import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { Role } from '../config/defaults.js'
 import { createLogger, type Logger } from '../util/log.js'
 import { toConfigFlags } from './flags.js'
-import { INVOCATION, type Invocation } from './base.js'
 
-/** The role a command's config is for, and the proxy's entrypoint port when its role default depends on it. */
+/**
+ * The role a command's config is for (`members` joins, if it must, as an observer), and the
+ * proxy's entrypoint port when it was given (its key file's default depends on it).
+ */
 export interface RunAs { role: Role, port?: number }
 
-// The role of each command that calls setup(); `members` joins, if it must, as an observer.
-const ROLE_OF_COMMAND: Readonly<Record<string, Role>> = { allocator: 'allocator', proxy: 'proxy', members: 'observer' }
-
-/** The role of the command that parsed `flags` (BaseCommand leaves its invocation on them). */
-export function runAsOf (flags: Record<string, unknown>): RunAs {
-  const inv = (flags as Record<symbol, Invocation | undefined>)[INVOCATION]
-  const role = inv?.command !== undefined ? ROLE_OF_COMMAND[inv.command] : undefined
-  if (inv === undefined || role === undefined) throw new Error(`setup: no role for the command ${inv?.command ?? '(flags not parsed by a BaseCommand)'}; pass one`)
-  // The proxy's port as --port or in the original positional form (`physarum proxy 1234`).
-  const port = (flags.port ?? inv.args.port) as number | undefined
-  return { role, ...(port !== undefined ? { port } : {}) }
-}
-
-export function setup (
-  flags: Record<string, unknown>,
-  runAs: RunAs = runAsOf(flags)
-): { loaded: LoadedConfig, log: Logger } {
+export function setup (flags: Record<string, unknown>, runAs: RunAs): { loaded: LoadedConfig, log: Logger } {
   const configFlags = toConfigFlags(flags)
   if (runAs.port !== undefined) configFlags.port = runAs.port
   const loaded = loadConfig({ role: runAs.role, flags: configFlags })

@@ -24,8 +24,6 @@ export interface AgentOptions {
   ephemeral?: boolean
   /** Admin API address; false disables it; undefined → Admin.Listen (none: no admin API). */
   admin?: string | false
-  /** Unused: the proxy's KeyFile comes with its config. Kept while proxy/daemon.ts passes it. */
-  proxyPort?: number
   localState?: () => LocalState
   /** The config file that was read, for the start-up log. */
   configFile?: string

@@ -22,7 +22,7 @@ export default class Allocator extends BaseCommand {
     const { flags } = await this.parse(Allocator)
     // Heavy modules load only when a command runs, so that --help and --version stay fast.
     const [{ setup }, { runDaemon }, { AllocatorDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../allocator/daemon.js')])
-    const { loaded, log } = setup(flags)
+    const { loaded, log } = setup(flags, { role: 'allocator' })
     const cfg = loaded.config
     await runDaemon(async () => await AllocatorDaemon.start({
       config: cfg,

@@ -33,7 +33,7 @@ export default class Members extends BaseCommand {
     }
     const [{ setup }, { roleDefaults }, { AgentUnreachableError, byJoining, fromAgent }, { filterMembers, formatMembers }] = await Promise.all([
       import('../cli/setup.js'), import('../config/defaults.js'), import('../cli/members/client.js'), import('../cli/members/format.js')])
-    const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' })
+    const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
     const cfg = loaded.config
     const agents = flags.agent !== undefined
       ? [flags.agent]

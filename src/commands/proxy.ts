@@ -30,10 +30,12 @@ export default class Proxy extends BaseCommand {
     ;(await import('../cli/lean-start.js')).leanStartBegin()
     const { args, flags } = await this.parse(Proxy)
     const [{ setup }, { runDaemon }, { ProxyDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../proxy/daemon.js')])
-    const { loaded, log } = setup(flags)
-    const cfg = loaded.config
     if (args.port !== undefined && flags.port !== undefined && args.port !== flags.port) throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
-    const port = flags.port ?? args.port ?? cfg.Proxy.Port
+    // The original positional form (`physarum proxy 1234`) is --port too.
+    const given = flags.port ?? args.port
+    const { loaded, log } = setup(flags, { role: 'proxy', ...(given !== undefined ? { port: given } : {}) })
+    const cfg = loaded.config
+    const port = cfg.Proxy.Port
     const app = flags.app ?? args.app
     const address = flags.address ?? args.address
     if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')

@@ -84,7 +84,6 @@ export class ProxyDaemon {
     const agent = await Agent.start({
       ...opts,
       role: 'proxy',
-      proxyPort: opts.port,
       localState: () => ({
         catalog: [],
         instances: local?.healthy === true ? { [local.spec.name]: { ready: 1, inFlight: local.inFlight, ids: [local.id] } } : {},

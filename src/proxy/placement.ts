@@ -28,9 +28,9 @@ export interface Endpoint {
   announcedLoad: number
 }
 
-/** The instance IDs an announcement lists for one app (strings only: announcements come from peers). */
+/** The instance IDs an announcement lists for one app (the schema has checked them). */
 function announcedIds (inst: AppInstances | undefined): string[] {
-  return Array.isArray(inst?.ids) ? (inst.ids as unknown[]).filter((x): x is string => typeof x === 'string') : []
+  return inst?.ids ?? []
 }
 
 /** What placement needs of the cluster (in a daemon: the agent's; in a test: fakes). */

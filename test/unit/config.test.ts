@@ -7,9 +7,7 @@ import { loadConfig, type ConfigFlags, type LoadedConfig } from '../../src/confi
 import { builtinDefaults, roleDefaults, APP_DEFAULTS, type Role } from '../../src/config/defaults.js'
 import { configSchema, appSchema } from '../../src/config/schema.js'
 import { appSpec } from '../../src/catalog/catalog.js'
-import { runAsOf } from '../../src/cli/setup.js'
 import { configReference } from '../../src/config/reference.js'
-import { INVOCATION } from '../../src/cli/base.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
 const load = (role: Role, flags: ConfigFlags = {}): LoadedConfig => loadConfig({ role, flags, noFile: true, env: {} })
@@ -87,20 +85,6 @@ test('APP_DEFAULTS gives every app key a value but Image, Command and Perf (the 
   assert.equal(spec.health.path, APP_DEFAULTS.Health.Path)
   assert.equal(spec.resources.memoryMB, APP_DEFAULTS.Resources.MemoryMB)
   assert.deepEqual(spec.perf, { softRttMs: 100, hardRttMs: 1000 })
-})
-
-test('setup: the role of the command that parsed the flags, and the proxy\'s positional port', () => {
-  type Flags = Record<string, unknown>
-  const parsed = (command: string, flags: Flags, args: Flags = {}): Flags =>
-    ({ ...flags, [INVOCATION]: { command, args } })
-  assert.deepEqual(runAsOf(parsed('allocator', {})), { role: 'allocator' })
-  assert.deepEqual(runAsOf(parsed('members', { role: 'proxy' })), { role: 'observer' }, 'members\' --role is a filter, not its own role')
-  assert.deepEqual(runAsOf(parsed('proxy', {}, { port: 1299 })), { role: 'proxy', port: 1299 })
-  assert.deepEqual(runAsOf(parsed('proxy', { port: 1300 }, { port: 1299 })), { role: 'proxy', port: 1300 })
-  assert.throws(() => runAsOf({}), /no role/)
-  assert.throws(() => runAsOf(parsed('config:show', {})), /no role/)
-  // A copy of the flags (as `members` makes to set a log level) keeps the invocation.
-  assert.deepEqual(runAsOf({ ...parsed('members', {}), 'log-level': 'warn' }), { role: 'observer' })
 })
 
 test('roleDefaults keeps its one-argument form (members asks for both admin ports)', () => {

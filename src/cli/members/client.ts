@@ -3,7 +3,6 @@
 import { request } from 'undici'
 import { Agent, type MemberView } from '../../cluster/agent.js'
 import type { Config } from '../../config/schema.js'
-import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -30,12 +29,8 @@ export async function fromAgent (hostPort: string, timeoutMs = 1500): Promise<Me
 
 /** Joins as an ephemeral observer, waits for the view to settle, measures RTTs, leaves. */
 export async function byJoining (config: Config, log: Logger, waitMs: number): Promise<MemberView[]> {
-  const loopbackOnly = config.Bootstraps.every(b => {
-    const ip = multiaddr(b).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
-    return ip.startsWith('127.') || ip === '::1'
-  })
-  const listen = config.Listen ?? [loopbackOnly ? '/ip4/127.0.0.1/tcp/0' : '/ip4/0.0.0.0/tcp/0']
-  const agent = await Agent.start({ role: 'observer', config: { ...config, Listen: listen }, log, admin: false })
+  // The config is the observer's (loadConfig): it listens on loopback when the bootstraps are there.
+  const agent = await Agent.start({ role: 'observer', config, log, admin: false })
   try {
     const deadline = Date.now() + waitMs
     let count = -1
