@@ -55,7 +55,8 @@ export interface MemberView {
 }
 
 export class Agent {
-  adminAddress?: string
+  /** Where its admin API listens (HOST:PORT), if it does. */
+  get adminAddress (): string | undefined { return this.admin.address }
   readonly startedAt = Date.now()
   private stopped = false
 
@@ -102,7 +103,8 @@ export class Agent {
       localState: opts.localState
     })
     metrics.watchMembers(membership.table)
-    const admin = new AdminServer(metrics.registry)
+    const adminListen = opts.admin ?? config.Admin.Listen
+    const admin = new AdminServer({ registry: metrics.registry }, { listen: adminListen === false ? undefined : adminListen, hint: 'choose another with --admin HOST:PORT' })
     const agent = new Agent(node, rtt, membership, metrics, admin, log, role)
     try {
       await node.start()
@@ -111,10 +113,7 @@ export class Agent {
       admin.route('/v1/members', () => agent.view())
       admin.route('/v1/self', () => agent.view().find(m => m.self))
       admin.route('/v1/health', () => ({ status: 'ok', peer: node.peerId.toString(), role, version: VERSION, uptimeS: Math.round(process.uptime()) }))
-      const adminListen = opts.admin ?? config.Admin.Listen
-      if (adminListen !== false && adminListen !== undefined) {
-        agent.adminAddress = await admin.listen(adminListen, { hint: 'choose another with --admin HOST:PORT' })
-      }
+      await admin.start()
     } catch (err) {
       await agent.stop()
       throw err
@@ -122,7 +121,7 @@ export class Agent {
     if (role !== 'observer') {
       if (psk === undefined) log.warn('no PSK configured: this node runs an OPEN network that anyone who reaches it can join; set Psk, PskFile or PHYSARUM_PSK (physarum config init makes one)')
       else log.info(`private network, PSK fingerprint ${psk.fingerprint}`)
-      log.info(`${role} ${node.peerId.toString()} started`, { version: VERSION, config: opts.configFile ?? '(built-in defaults)', ...(agent.adminAddress !== undefined ? { admin: agent.adminAddress } : {}) })
+      log.info(`${role} ${node.peerId.toString()} started`, { version: VERSION, config: opts.configFile ?? '(built-in defaults)', ...(admin.address !== undefined ? { admin: admin.address } : {}) })
       for (const a of fullAddrs(node)) log.info(`listening on ${a}`)
     }
     return agent
@@ -169,7 +168,7 @@ export class Agent {
     if (this.stopped) return
     this.stopped = true
     await this.membership.stop().catch(debugOn(this.log, 'membership stop'))
-    await this.admin.close().catch(debugOn(this.log, 'admin API close'))
+    await this.admin.stop().catch(debugOn(this.log, 'admin API stop'))
     await this.rtt.stop().catch(debugOn(this.log, 'RTT service stop'))
     try { await this.node.stop() } catch (err) { debugOn(this.log, 'libp2p node stop')(err) }
   }

@@ -29,30 +29,13 @@ export default class Proxy extends BaseCommand {
     // Before the daemon's modules load: see lean-start.ts (ended by runDaemon once the daemon is up).
     ;(await import('../cli/lean-start.js')).leanStartBegin()
     const { args, flags } = await this.parse(Proxy)
-    const [{ setup }, { runDaemon }, { ProxyDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/daemon.js'), import('../proxy/daemon.js')])
+    const [{ setup }, { serverMode }, { runDaemon }, { ProxyDaemon }] = await Promise.all([import('../cli/setup.js'), import('../cli/server-mode.js'), import('../cli/daemon.js'), import('../proxy/daemon.js')])
     if (args.port !== undefined && flags.port !== undefined && args.port !== flags.port) throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
     // The original positional form (`physarum proxy 1234`) is --port too.
     const given = flags.port ?? args.port
     const { loaded, log } = setup(flags, { role: 'proxy', ...(given !== undefined ? { port: given } : {}) })
     const cfg = loaded.config
-    const port = cfg.Proxy.Port
-    const app = flags.app ?? args.app
-    const address = flags.address ?? args.address
-    if (address !== undefined && app === undefined) throw new UsageError('--address needs --app NAME')
-    let target: { host: string, port: number } | undefined
-    if (app !== undefined) {
-      const [{ APP_NAME_PATTERN }, { parseHostPort }] = await Promise.all([import('../config/schema.js'), import('../util/http.js')])
-      if (!new RegExp(APP_NAME_PATTERN).test(app)) throw new UsageError(`--app ${JSON.stringify(app)} is not a valid app name (lowercase letters, digits, '.', '_', '-')`)
-      if (address !== undefined) {
-        target = parseHostPort(address)
-        if (target === undefined || target.port < 1) throw new UsageError(`--address ${JSON.stringify(address)} is not HOST:PORT`)
-      } else {
-        const catalogPort = cfg.Apps[app]?.Port
-        if (catalogPort === undefined) throw new UsageError(`--app ${app} needs --address HOST:PORT: the app has no Port in the catalog (Apps.${app}.Port)`)
-        target = { host: '127.0.0.1', port: catalogPort }
-      }
-    }
-    const bind = flags.bind ?? cfg.Proxy.Bind
-    await runDaemon(async () => await ProxyDaemon.start({ config: cfg, log, port, bind, app, address: target, ephemeral: flags.ephemeral, configFile: loaded.file, processMetrics: true }), log)
+    const { app, target } = serverMode(cfg, flags.app ?? args.app, flags.address ?? args.address)
+    await runDaemon(async () => await ProxyDaemon.start({ config: cfg, log, port: cfg.Proxy.Port, bind: cfg.Proxy.Bind, app, address: target, ephemeral: flags.ephemeral, configFile: loaded.file, processMetrics: true }), log)
   }
 }

@@ -3,28 +3,38 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { listenOn, parseHostPort } from '../../util/http.js'
 import type { Registry } from 'prom-client'
+import type { Startable } from '@libp2p/interface'
+
+/** Idle keep-alive connections of the admin API close after this long (ms): its clients are CLIs and scrapers, not hot paths. */
+const KEEPALIVE_MS = 5000
 
 /** A route's answer (or a promise of it), sent as JSON. */
 export type Route = (req: IncomingMessage, url: URL) => unknown
 
-export class AdminServer {
+export class AdminServer implements Startable {
   private readonly routes = new Map<string, Route>()
   private server?: Server
+  /** HOST:PORT it listens on, once started (none: it answers only through serve(), e.g. a proxy's /_physarum/). */
+  address?: string
 
-  constructor (private readonly registry: Registry) {}
+  constructor (
+    private readonly components: { registry: Registry },
+    private readonly init: { listen?: string, hint?: string } = {}
+  ) {}
 
   route (path: string, handler: Route): void {
     this.routes.set(path, handler)
   }
 
-  async listen (hostPort: string, opts: { hint?: string } = {}): Promise<string> {
+  async start (): Promise<void> {
+    const hostPort = this.init.listen
+    if (hostPort === undefined) return
     const target = parseHostPort(hostPort)
     if (target === undefined) throw new Error(`${JSON.stringify(hostPort)} is not HOST:PORT`)
     const server = createServer((req, res) => { void this.serve(req, res) })
-    server.keepAliveTimeout = 5000
-    const bound = await listenOn(server, target.host, target.port, { what: 'admin API', hint: opts.hint })
+    server.keepAliveTimeout = KEEPALIVE_MS
+    this.address = await listenOn(server, target.host, target.port, { what: 'admin API', hint: this.init.hint })
     this.server = server
-    return bound
   }
 
   /** Answers one request; `pathname` overrides the request's path (the proxy maps /_physarum/… here). */
@@ -44,7 +54,7 @@ export class AdminServer {
     if (pathname !== undefined) url.pathname = pathname
     try {
       if (url.pathname === '/metrics') {
-        send(200, await this.registry.metrics(), this.registry.contentType)
+        send(200, await this.components.registry.metrics(), this.components.registry.contentType)
         return
       }
       const route = this.routes.get(url.pathname)
@@ -55,7 +65,7 @@ export class AdminServer {
     }
   }
 
-  async close (): Promise<void> {
+  async stop (): Promise<void> {
     const s = this.server
     if (s === undefined) return
     this.server = undefined
