@@ -8,20 +8,20 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const RESULTS = resolve(ROOT, 'bench/results.json')
 
-export function median (xs: number[]): number {
+export function median(xs: number[]): number {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length >> 1
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-export function percentile (xs: number[], p: number): number {
+export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]
 }
 
-export function machine (): string {
+export function machine(): string {
   const c = cpus()
   return `${c[0]?.model ?? 'unknown CPU'} × ${c.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}, Node ${process.version}`
 }
@@ -36,8 +36,8 @@ export interface SuiteResult {
   data: Record<string, unknown>
 }
 
-export function saveResult (key: string, r: SuiteResult): void {
-  const all = existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, SuiteResult> : {}
+export function saveResult(key: string, r: SuiteResult): void {
+  const all = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, SuiteResult>) : {}
   all[key] = r
   mkdirSync(dirname(RESULTS), { recursive: true })
   writeFileSync(RESULTS, JSON.stringify(all, null, 2) + '\n')
@@ -46,9 +46,10 @@ export function saveResult (key: string, r: SuiteResult): void {
 
 const ORDER = ['membership', 'membership-soak', 'allocation', 'forwarding', 'startup']
 
-export function renderDoc (all: Record<string, SuiteResult>): void {
+export function renderDoc(all: Record<string, SuiteResult>): void {
   const keys = Object.keys(all).sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99))
-  let md = '# Benchmarks\n\nFigures from `npm run bench` (one suite: `npm run bench -- <suite>`). Each section says when and on which machine it ran. Medians unless said otherwise; every comparison ran side by side in one run.\n\n'
+  let md =
+    '# Benchmarks\n\nFigures from `npm run bench` (one suite: `npm run bench -- <suite>`). Each section says when and on which machine it ran. Medians unless said otherwise; every comparison ran side by side in one run.\n\n'
   for (const k of keys) {
     const r = all[k]
     md += `## ${r.title}\n\n_Ran ${r.ranAt} on ${r.machine}._\n\n${r.markdown.trim()}\n\n`
@@ -56,4 +57,4 @@ export function renderDoc (all: Record<string, SuiteResult>): void {
   writeFileSync(resolve(ROOT, 'docs/BENCHMARKS.md'), md)
 }
 
-export const fmt = (x: number, digits = 0): string => Number.isFinite(x) ? x.toFixed(digits) : 'n/a'
+export const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a')

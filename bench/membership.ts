@@ -16,8 +16,12 @@ const JOINS = Number(process.env.BENCH_JOINS ?? 5)
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? 60)
 const REST_S = 20
 
-function loTxBytes (): number | undefined {
-  try { return Number(readFileSync('/sys/class/net/lo/statistics/tx_bytes', 'utf8')) } catch { return undefined }
+function loTxBytes(): number | undefined {
+  try {
+    return Number(readFileSync('/sys/class/net/lo/statistics/tx_bytes', 'utf8'))
+  } catch {
+    return undefined
+  }
 }
 
 type Change = 'join' | 'leave' | 'fail' | 'suspect'
@@ -36,7 +40,14 @@ interface ClusterAdapter {
   close: () => Promise<void>
 }
 
-async function waitAll (c: ClusterAdapter, observers: number[], i: number, change: Change, after: number, timeoutMs = 60000): Promise<number> {
+async function waitAll(
+  c: ClusterAdapter,
+  observers: number[],
+  i: number,
+  change: Change,
+  after: number,
+  timeoutMs = 60000
+): Promise<number> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const t = c.seenByAll(observers, i, change, after)
@@ -46,9 +57,14 @@ async function waitAll (c: ClusterAdapter, observers: number[], i: number, chang
   throw new Error(`not every node saw node ${i} ${change} within ${timeoutMs} ms`)
 }
 
-interface Ev { t: number, node: number, change: Change, subject: string }
+interface Ev {
+  t: number
+  node: number
+  change: Change
+  subject: string
+}
 
-function latest (events: Ev[], observers: number[], subject: string, change: Change, after: number): number | undefined {
+function latest(events: Ev[], observers: number[], subject: string, change: Change, after: number): number | undefined {
   let t = 0
   for (const o of observers) {
     const e = events.find(x => x.node === o && x.subject === subject && x.change === change && x.t >= after - 5)
@@ -59,7 +75,7 @@ function latest (events: Ev[], observers: number[], subject: string, change: Cha
 }
 
 /** N physarum allocators, real processes, read through their JSON logs. */
-function physarumCluster (): ClusterAdapter {
+function physarumCluster(): ClusterAdapter {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-'))
   const conf = join(dir, 'conf.json')
   writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Log: { Format: 'json' } }))
@@ -70,71 +86,126 @@ function physarumCluster (): ClusterAdapter {
   const kinds: Record<string, Change> = { alive: 'join', left: 'leave', failed: 'fail', suspect: 'suspect' }
   return {
     leaveSignal: 'SIGTERM',
-    start: async (i) => {
+    start: async i => {
       // The first N-1 join through node 0 (as serf's agents do); the measured joiners through others in turn.
       const boot = i === 0 ? [] : ['--bootstrap', i < N - 1 ? addrs[0] : addrs[(i - (N - 1)) % (N - 1)]]
-      const p = spawn(process.execPath, [join(ROOT, 'bin/physarum'), 'allocator', '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', ...boot], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PHYSARUM_PSK: 'physarum benchmark cluster' } })
+      const p = spawn(
+        process.execPath,
+        [
+          join(ROOT, 'bin/physarum'),
+          'allocator',
+          '--configfile',
+          conf,
+          '--ephemeral',
+          '--admin',
+          '127.0.0.1:0',
+          ...boot
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PHYSARUM_PSK: 'physarum benchmark cluster' } }
+      )
       procs[i] = p
       return await new Promise<number>(resolve => {
         let startedAt = 0
         createInterface({ input: p.stderr as NodeJS.ReadableStream }).on('line', line => {
-          let j: { message?: string, timestamp?: string, peer?: string }
-          try { j = JSON.parse(line) } catch { return }
+          let j: { message?: string; timestamp?: string; peer?: string }
+          try {
+            j = JSON.parse(line)
+          } catch {
+            return
+          }
           const t = Date.parse(j.timestamp ?? '')
           const m = /^member \S+ is (\w+)$/.exec(j.message ?? '')
-          if (m !== null && j.peer !== undefined && kinds[m[1]] !== undefined) events.push({ t, node: i, change: kinds[m[1]], subject: j.peer })
+          if (m !== null && j.peer !== undefined && kinds[m[1]] !== undefined)
+            events.push({ t, node: i, change: kinds[m[1]], subject: j.peer })
           const s = /^allocator (\w+) started$/.exec(j.message ?? '')
-          if (s !== null) { peers[i] = s[1]; startedAt = t }
+          if (s !== null) {
+            peers[i] = s[1]
+            startedAt = t
+          }
           const l = /^listening on (\/ip4\/127\.0\.0\.1\/\S+)$/.exec(j.message ?? '')
-          if (l !== null) { addrs[i] = l[1]; resolve(startedAt) }
+          if (l !== null) {
+            addrs[i] = l[1]
+            resolve(startedAt)
+          }
         })
       })
     },
     seenByAll: (observers, i, change, after) => latest(events, observers, peers[i], change, after),
     count: (change, since) => events.filter(e => e.t >= since && e.change === change).length,
-    signal: (i, sig) => { procs[i].kill(sig) },
+    signal: (i, sig) => {
+      procs[i].kill(sig)
+    },
     close: async () => {
-      await Promise.all(procs.map(async p => {
-        if (p.exitCode !== null || p.signalCode !== null) return
-        const exited = new Promise(resolve => p.once('exit', resolve))
-        p.kill('SIGCONT'); p.kill('SIGTERM')
-        const t = setTimeout(() => p.kill('SIGKILL'), 5000)
-        await exited
-        clearTimeout(t)
-      }))
+      await Promise.all(
+        procs.map(async p => {
+          if (p.exitCode !== null || p.signalCode !== null) return
+          const exited = new Promise(resolve => p.once('exit', resolve))
+          p.kill('SIGCONT')
+          p.kill('SIGTERM')
+          const t = setTimeout(() => p.kill('SIGKILL'), 5000)
+          await exited
+          clearTimeout(t)
+        })
+      )
       rmSync(dir, { recursive: true, force: true })
     }
   }
 }
 
 /** N HashiCorp serf agents; an event handler logs each change with a nanosecond clock. */
-function serfCluster (): ClusterAdapter {
+function serfCluster(): ClusterAdapter {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-serf-'))
   const log = join(dir, 'events.log')
   const handler = join(dir, 'handler.sh')
-  writeFileSync(handler, `#!/bin/sh\nnow=$(date +%s%N)\nwhile read -r name rest; do echo "$now $SERF_SELF_NAME $SERF_EVENT $name" >> ${log}; done\n`)
+  writeFileSync(
+    handler,
+    `#!/bin/sh\nnow=$(date +%s%N)\nwhile read -r name rest; do echo "$now $SERF_SELF_NAME $SERF_EVENT $name" >> ${log}; done\n`
+  )
   chmodSync(handler, 0o755)
   writeFileSync(log, '')
   const procs: ChildProcess[] = []
   const kinds: Record<string, Change> = { 'member-join': 'join', 'member-leave': 'leave', 'member-failed': 'fail' }
-  const events = (): Ev[] => readFileSync(log, 'utf8').split('\n').filter(Boolean).map(l => {
-    const [ns, self, event, name] = l.split(' ')
-    return { t: Number(BigInt(ns) / 1000000n), node: Number(self.slice(1)), change: kinds[event], subject: name }
-  })
+  const events = (): Ev[] =>
+    readFileSync(log, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map(l => {
+        const [ns, self, event, name] = l.split(' ')
+        return { t: Number(BigInt(ns) / 1000000n), node: Number(self.slice(1)), change: kinds[event], subject: name }
+      })
   return {
     leaveSignal: 'SIGINT', // serf leaves gracefully on SIGINT; SIGTERM does not leave by default
-    start: async (i) => {
+    start: async i => {
       const t = Date.now()
-      procs[i] = spawn('serf', ['agent', `-node=n${i}`, `-bind=127.0.0.1:${17946 + i}`, `-rpc-addr=127.0.0.1:${27373 + i}`, '-log-level=err',
-        `-event-handler=member-join,member-leave,member-failed=${handler}`, ...(i > 0 ? ['-join=127.0.0.1:17946'] : [])], { stdio: 'ignore' })
+      procs[i] = spawn(
+        'serf',
+        [
+          'agent',
+          `-node=n${i}`,
+          `-bind=127.0.0.1:${17946 + i}`,
+          `-rpc-addr=127.0.0.1:${27373 + i}`,
+          '-log-level=err',
+          `-event-handler=member-join,member-leave,member-failed=${handler}`,
+          ...(i > 0 ? ['-join=127.0.0.1:17946'] : [])
+        ],
+        { stdio: 'ignore' }
+      )
       await sleep(i === 0 ? 300 : 30)
       return t
     },
     seenByAll: (observers, i, change, after) => latest(events(), observers, `n${i}`, change, after),
-    count: (change, since) => change === 'suspect' ? undefined : events().filter(e => e.t >= since && e.change === change).length,
-    signal: (i, sig) => { procs[i].kill(sig) },
+    count: (change, since) =>
+      change === 'suspect' ? undefined : events().filter(e => e.t >= since && e.change === change).length,
+    signal: (i, sig) => {
+      procs[i].kill(sig)
+    },
     close: async () => {
-      for (const p of procs) { try { p.kill('SIGCONT'); p.kill('SIGKILL') } catch {} }
+      for (const p of procs) {
+        try {
+          p.kill('SIGCONT')
+          p.kill('SIGKILL')
+        } catch {}
+      }
       await sleep(200)
       rmSync(dir, { recursive: true, force: true })
     }
@@ -142,17 +213,24 @@ function serfCluster (): ClusterAdapter {
 }
 
 /** The same scenario for any cluster: form, joins, a soak at rest, SIGKILL, SIGSTOP, SIGCONT. */
-async function scenario (c: ClusterAdapter): Promise<Record<string, number>> {
+async function scenario(c: ClusterAdapter): Promise<Record<string, number>> {
   try {
     const base = Array.from({ length: N - 1 }, (_, i) => i)
     for (const i of base) await c.start(i)
-    for (const i of base) await waitAll(c, base.filter(o => o !== i), i, 'join', 0)
+    for (const i of base)
+      await waitAll(
+        c,
+        base.filter(o => o !== i),
+        i,
+        'join',
+        0
+      )
     // Joins: a fresh node each time, seen joined by all; it then leaves (except the last).
     const joins: number[] = []
     for (let k = 0; k < JOINS; k++) {
       const idx = N - 1 + k
       const from = await c.start(idx)
-      joins.push(await waitAll(c, base, idx, 'join', from) - from)
+      joins.push((await waitAll(c, base, idx, 'join', from)) - from)
       if (k < JOINS - 1) {
         const left = Date.now()
         c.signal(idx, c.leaveSignal)
@@ -198,7 +276,7 @@ async function scenario (c: ClusterAdapter): Promise<Record<string, number>> {
   }
 }
 
-async function inner (netns: boolean): Promise<void> {
+async function inner(netns: boolean): Promise<void> {
   const p = await scenario(physarumCluster())
   process.stderr.write(`physarum: ${JSON.stringify(p)}\n`)
   let s: Record<string, number> | undefined
@@ -208,10 +286,11 @@ async function inner (netns: boolean): Promise<void> {
   } catch (err) {
     process.stderr.write(`serf comparison failed: ${(err as Error).message}\n`)
   }
-  const row = (name: string, r: Record<string, number> | undefined): string => r === undefined
-    ? `| ${name} | ${withSerf ? 'not installed' : 'not run (BENCH_SERF=0)'} | | | | | |`
-    : `| ${name} | ${fmt(r.joinMedianMs)} (max ${fmt(r.joinMaxMs)}) | ${fmt(r.killFailedMs)} | ${fmt(r.stopFailedMs)} | ${fmt(r.resumeAliveMs)} | ${fmt(r.bytesPerNodePerS)} | ${r.falseAlarms}${r.suspects !== undefined ? ` (${r.suspects})` : ''} in ${r.soakS} s |`
-  const markdown = `${N} nodes, each a real process on 127.0.0.1${netns ? ', in a network namespace of the benchmark\'s own (so the loopback byte counter is the cluster\'s alone)' : ''}. Times in milliseconds, measured from the joining node's start (physarum: its "started" log line; serf: its spawn) or from the signal, to the moment the **last** of the other nodes logged the change.
+  const row = (name: string, r: Record<string, number> | undefined): string =>
+    r === undefined
+      ? `| ${name} | ${withSerf ? 'not installed' : 'not run (BENCH_SERF=0)'} | | | | | |`
+      : `| ${name} | ${fmt(r.joinMedianMs)} (max ${fmt(r.joinMaxMs)}) | ${fmt(r.killFailedMs)} | ${fmt(r.stopFailedMs)} | ${fmt(r.resumeAliveMs)} | ${fmt(r.bytesPerNodePerS)} | ${r.falseAlarms}${r.suspects !== undefined ? ` (${r.suspects})` : ''} in ${r.soakS} s |`
+  const markdown = `${N} nodes, each a real process on 127.0.0.1${netns ? ", in a network namespace of the benchmark's own (so the loopback byte counter is the cluster's alone)" : ''}. Times in milliseconds, measured from the joining node's start (physarum: its "started" log line; serf: its spawn) or from the signal, to the moment the **last** of the other nodes logged the change.
 
 | | join seen by all (median of ${JOINS}) | SIGKILL → failed on all | SIGSTOP → failed on all | SIGCONT → alive on all | gossip bytes per node per s at rest | false failures (suspicions) during soak |
 |---|---|---|---|---|---|---|
@@ -221,22 +300,43 @@ ${row('serf', s)}
 Targets: join ≤ 300 ms, failed ≤ 3000 ms, no false failure in a 10-minute soak (\`BENCH_SOAK_S=600 npm run bench -- membership\`).${s !== undefined ? ` Ratios (serf / physarum): join ${fmt(s.joinMedianMs / p.joinMedianMs, 1)}×, SIGKILL ${fmt(s.killFailedMs / p.killFailedMs, 1)}×, SIGSTOP ${fmt(s.stopFailedMs / p.stopFailedMs, 1)}×; bytes at rest ${fmt(p.bytesPerNodePerS / s.bytesPerNodePerS, 1)}× serf's.` : ''}
 
 Why the bytes differ: physarum probes every member directly (every 500 ms, or every N × 100 ms in a cluster of N) over a kept-open stream, RTT and liveness in one, and re-announces every 10 s, so its traffic at rest grows with the cluster size squared; serf probes one random member per second and gossips in UDP packets.`
-  saveResult(SOAK_S >= 600 ? 'membership-soak' : 'membership', { title: SOAK_S >= 600 ? `Membership: 20 nodes, ${SOAK_S / 60}-minute soak` : 'Membership: 20 nodes, physarum vs serf', ranAt: new Date().toISOString(), machine: machine(), markdown, data: { physarum: p, serf: s ?? null, nodes: N } })
+  saveResult(SOAK_S >= 600 ? 'membership-soak' : 'membership', {
+    title:
+      SOAK_S >= 600 ? `Membership: 20 nodes, ${SOAK_S / 60}-minute soak` : 'Membership: 20 nodes, physarum vs serf',
+    ranAt: new Date().toISOString(),
+    machine: machine(),
+    markdown,
+    data: { physarum: p, serf: s ?? null, nodes: N }
+  })
   process.stdout.write(markdown + '\n')
 }
 
-export async function run (): Promise<void> {
-  const canNetns = process.getuid?.() === 0 && spawnSync('ip', ['netns', 'list']).status === 0 && process.env.PHYSARUM_BENCH_IN_NETNS !== '1'
-  if (process.env.PHYSARUM_BENCH_IN_NETNS === '1') { await inner(true); return }
-  if (!canNetns) { await inner(false); return }
+export async function run(): Promise<void> {
+  const canNetns =
+    process.getuid?.() === 0 &&
+    spawnSync('ip', ['netns', 'list']).status === 0 &&
+    process.env.PHYSARUM_BENCH_IN_NETNS !== '1'
+  if (process.env.PHYSARUM_BENCH_IN_NETNS === '1') {
+    await inner(true)
+    return
+  }
+  if (!canNetns) {
+    await inner(false)
+    return
+  }
   const ns = `physarum-bench-${process.pid}`
-  if (spawnSync('ip', ['netns', 'add', ns]).status !== 0) { await inner(false); return }
+  if (spawnSync('ip', ['netns', 'add', ns]).status !== 0) {
+    await inner(false)
+    return
+  }
   try {
     spawnSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up'])
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'build/bench/run.js'), 'membership'], { stdio: 'inherit', env: { ...process.env, PHYSARUM_BENCH_IN_NETNS: '1' } })
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'build/bench/run.js'), 'membership'], {
+      stdio: 'inherit',
+      env: { ...process.env, PHYSARUM_BENCH_IN_NETNS: '1' }
+    })
     if (r.status !== 0) throw new Error(`membership benchmark failed (exit ${r.status})`)
   } finally {
     spawnSync('ip', ['netns', 'del', ns])
   }
 }
-

@@ -9,7 +9,7 @@ import ts from 'typescript'
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..')
 const src = join(root, 'src')
 
-function walk (dir) {
+function walk(dir) {
   return readdirSync(dir).flatMap(name => {
     const p = join(dir, name)
     return statSync(p).isDirectory() ? walk(p) : /\.(ts|mjs)$/.test(name) ? [p] : []
@@ -27,19 +27,33 @@ for (const f of files) {
 }
 
 /** Strongly connected components with more than one node (Tarjan). */
-function cycles (graph) {
+function cycles(graph) {
   let index = 0
-  const idx = new Map(); const low = new Map(); const stack = []; const on = new Set(); const out = []
-  const visit = (v) => {
-    idx.set(v, index); low.set(v, index); index++
-    stack.push(v); on.add(v)
+  const idx = new Map()
+  const low = new Map()
+  const stack = []
+  const on = new Set()
+  const out = []
+  const visit = v => {
+    idx.set(v, index)
+    low.set(v, index)
+    index++
+    stack.push(v)
+    on.add(v)
     for (const w of graph.get(v) ?? []) {
-      if (!idx.has(w)) { visit(w); low.set(v, Math.min(low.get(v), low.get(w))) } else if (on.has(w)) low.set(v, Math.min(low.get(v), idx.get(w)))
+      if (!idx.has(w)) {
+        visit(w)
+        low.set(v, Math.min(low.get(v), low.get(w)))
+      } else if (on.has(w)) low.set(v, Math.min(low.get(v), idx.get(w)))
     }
     if (low.get(v) === idx.get(v)) {
       const scc = []
       let w
-      do { w = stack.pop(); on.delete(w); scc.push(w) } while (w !== v)
+      do {
+        w = stack.pop()
+        on.delete(w)
+        scc.push(w)
+      } while (w !== v)
       if (scc.length > 1) out.push(scc)
     }
   }
@@ -51,17 +65,19 @@ function cycles (graph) {
 const folders = new Map()
 for (const [a, targets] of edges) {
   for (const b of targets) {
-    const pa = relative(src, a).split(sep); const pb = relative(src, b).split(sep)
+    const pa = relative(src, a).split(sep)
+    const pb = relative(src, b).split(sep)
     let i = 0
     while (i < pa.length - 1 && i < pb.length - 1 && pa[i] === pb[i]) i++
     if (i >= pa.length - 1 || i >= pb.length - 1) continue // one of them is a file in the common folder
-    const fa = pa.slice(0, i + 1).join('/'); const fb = pb.slice(0, i + 1).join('/')
+    const fa = pa.slice(0, i + 1).join('/')
+    const fb = pb.slice(0, i + 1).join('/')
     if (!folders.has(fa)) folders.set(fa, new Set())
     folders.get(fa).add(fb)
   }
 }
 
-const rel = (f) => relative(root, f)
+const rel = f => relative(root, f)
 const fileCycles = cycles(edges).map(c => c.map(rel))
 const folderCycles = cycles(folders).map(c => c.map(f => `src/${f}/`))
 for (const c of fileCycles) console.error(`import cycle between files: ${c.join(' ↔ ')}`)
@@ -69,7 +85,8 @@ for (const c of folderCycles) {
   console.error(`import cycle between folders: ${c.join(' ↔ ')}`)
   for (const [a, targets] of edges) {
     for (const b of targets) {
-      const fa = c.find(x => rel(a).startsWith(x)); const fb = c.find(x => rel(b).startsWith(x))
+      const fa = c.find(x => rel(a).startsWith(x))
+      const fb = c.find(x => rel(b).startsWith(x))
       if (fa !== undefined && fb !== undefined && fa !== fb) console.error(`  ${rel(a)} → ${rel(b)}`)
     }
   }

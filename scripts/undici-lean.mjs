@@ -19,7 +19,9 @@ Object.assign(Dispatcher.prototype, api)
 export { Pool }
 
 /** `request('http://host:port/path?query', { method, headers, signal, …timeouts })`, as physarum calls it. */
-export function request (url, opts = {}) {
+export function request(url, opts = {}) {
   const u = new URL(url)
-  return globalDispatcher.getGlobalDispatcher().request({ ...opts, origin: u.origin, path: `${u.pathname}${u.search}`, method: opts.method ?? 'GET' })
+  return globalDispatcher
+    .getGlobalDispatcher()
+    .request({ ...opts, origin: u.origin, path: `${u.pathname}${u.search}`, method: opts.method ?? 'GET' })
 }

@@ -11,39 +11,75 @@ const o = i => `$o${i}`
 const rotl = (v, n) => `(v128.or (i32x4.shl ${v} (i32.const ${n})) (i32x4.shr_u ${v} (i32.const ${32 - n})))`
 const rounds = []
 const qr = (a, b, c, d) => {
-  rounds.push(`(local.set ${x(b)} (v128.xor (local.get ${x(b)}) ${rotl(`(i32x4.add (local.get ${x(a)}) (local.get ${x(d)}))`, 7)}))`)
-  rounds.push(`(local.set ${x(c)} (v128.xor (local.get ${x(c)}) ${rotl(`(i32x4.add (local.get ${x(b)}) (local.get ${x(a)}))`, 9)}))`)
-  rounds.push(`(local.set ${x(d)} (v128.xor (local.get ${x(d)}) ${rotl(`(i32x4.add (local.get ${x(c)}) (local.get ${x(b)}))`, 13)}))`)
-  rounds.push(`(local.set ${x(a)} (v128.xor (local.get ${x(a)}) ${rotl(`(i32x4.add (local.get ${x(d)}) (local.get ${x(c)}))`, 18)}))`)
+  rounds.push(
+    `(local.set ${x(b)} (v128.xor (local.get ${x(b)}) ${rotl(`(i32x4.add (local.get ${x(a)}) (local.get ${x(d)}))`, 7)}))`
+  )
+  rounds.push(
+    `(local.set ${x(c)} (v128.xor (local.get ${x(c)}) ${rotl(`(i32x4.add (local.get ${x(b)}) (local.get ${x(a)}))`, 9)}))`
+  )
+  rounds.push(
+    `(local.set ${x(d)} (v128.xor (local.get ${x(d)}) ${rotl(`(i32x4.add (local.get ${x(c)}) (local.get ${x(b)}))`, 13)}))`
+  )
+  rounds.push(
+    `(local.set ${x(a)} (v128.xor (local.get ${x(a)}) ${rotl(`(i32x4.add (local.get ${x(d)}) (local.get ${x(c)}))`, 18)}))`
+  )
 }
 for (let r = 0; r < 10; r++) {
-  qr(0, 4, 8, 12); qr(5, 9, 13, 1); qr(10, 14, 2, 6); qr(15, 3, 7, 11) // columns
-  qr(0, 1, 2, 3); qr(5, 6, 7, 4); qr(10, 11, 8, 9); qr(15, 12, 13, 14) // rows
+  qr(0, 4, 8, 12)
+  qr(5, 9, 13, 1)
+  qr(10, 14, 2, 6)
+  qr(15, 3, 7, 11) // columns
+  qr(0, 1, 2, 3)
+  qr(5, 6, 7, 4)
+  qr(10, 11, 8, 9)
+  qr(15, 12, 13, 14) // rows
 }
 const body = []
 // The state's 16 words in every lane; words 8 and 9 (the 64-bit block counter) + 0..3.
 for (let i = 0; i < 16; i++) {
-  if (i === 8) body.push(`(local.set ${o(8)} (i32x4.add (i32x4.splat (i32.load offset=32 (local.get $st))) (v128.const i32x4 0 1 2 3)))`)
-  else if (i === 9) body.push(`(local.set ${o(9)} (i32x4.add (i32x4.splat (i32.load offset=36 (local.get $st))) (v128.and (i32x4.lt_u (local.get ${o(8)}) (i32x4.splat (i32.load offset=32 (local.get $st)))) (v128.const i32x4 1 1 1 1))))`)
+  if (i === 8)
+    body.push(
+      `(local.set ${o(8)} (i32x4.add (i32x4.splat (i32.load offset=32 (local.get $st))) (v128.const i32x4 0 1 2 3)))`
+    )
+  else if (i === 9)
+    body.push(
+      `(local.set ${o(9)} (i32x4.add (i32x4.splat (i32.load offset=36 (local.get $st))) (v128.and (i32x4.lt_u (local.get ${o(8)}) (i32x4.splat (i32.load offset=32 (local.get $st)))) (v128.const i32x4 1 1 1 1))))`
+    )
   else body.push(`(local.set ${o(i)} (i32x4.splat (i32.load offset=${i * 4} (local.get $st))))`)
 }
 for (let i = 0; i < 16; i++) body.push(`(local.set ${x(i)} (local.get ${o(i)}))`)
 body.push(...rounds)
 for (let i = 0; i < 16; i++) body.push(`(local.set ${x(i)} (i32x4.add (local.get ${x(i)}) (local.get ${o(i)})))`)
 // Lanes back to blocks: a 4x4 transpose per group of four words, then XOR into the data.
-const shuffle = (p, q, lanes) => `(i8x16.shuffle ${lanes.flatMap(l => [0, 1, 2, 3].map(b => l * 4 + b)).join(' ')} ${p} ${q})`
+const shuffle = (p, q, lanes) =>
+  `(i8x16.shuffle ${lanes.flatMap(l => [0, 1, 2, 3].map(b => l * 4 + b)).join(' ')} ${p} ${q})`
 for (let g = 0; g < 4; g++) {
   const [a, b, c, d] = [0, 1, 2, 3].map(k => `(local.get ${x(4 * g + k)})`)
-  body.push(`(local.set $t0 ${shuffle(a, b, [0, 4, 1, 5])})`, `(local.set $t1 ${shuffle(a, b, [2, 6, 3, 7])})`, `(local.set $t2 ${shuffle(c, d, [0, 4, 1, 5])})`, `(local.set $t3 ${shuffle(c, d, [2, 6, 3, 7])})`)
-  const rows = [['$t0', '$t2', [0, 1, 4, 5]], ['$t0', '$t2', [2, 3, 6, 7]], ['$t1', '$t3', [0, 1, 4, 5]], ['$t1', '$t3', [2, 3, 6, 7]]]
+  body.push(
+    `(local.set $t0 ${shuffle(a, b, [0, 4, 1, 5])})`,
+    `(local.set $t1 ${shuffle(a, b, [2, 6, 3, 7])})`,
+    `(local.set $t2 ${shuffle(c, d, [0, 4, 1, 5])})`,
+    `(local.set $t3 ${shuffle(c, d, [2, 6, 3, 7])})`
+  )
+  const rows = [
+    ['$t0', '$t2', [0, 1, 4, 5]],
+    ['$t0', '$t2', [2, 3, 6, 7]],
+    ['$t1', '$t3', [0, 1, 4, 5]],
+    ['$t1', '$t3', [2, 3, 6, 7]]
+  ]
   rows.forEach(([p, q, lanes], j) => {
     const off = j * 64 + g * 16
-    body.push(`(v128.store offset=${off} (local.get $data) (v128.xor (v128.load offset=${off} (local.get $data)) ${shuffle(`(local.get ${p})`, `(local.get ${q})`, lanes)}))`)
+    body.push(
+      `(v128.store offset=${off} (local.get $data) (v128.xor (v128.load offset=${off} (local.get $data)) ${shuffle(`(local.get ${p})`, `(local.get ${q})`, lanes)}))`
+    )
   })
 }
 // Counter + 4, carried into the high word.
-body.push('(local.set $lo (i32.load offset=32 (local.get $st)))', '(i32.store offset=32 (local.get $st) (i32.add (local.get $lo) (i32.const 4)))',
-  '(if (i32.lt_u (i32.add (local.get $lo) (i32.const 4)) (local.get $lo)) (then (i32.store offset=36 (local.get $st) (i32.add (i32.load offset=36 (local.get $st)) (i32.const 1)))))')
+body.push(
+  '(local.set $lo (i32.load offset=32 (local.get $st)))',
+  '(i32.store offset=32 (local.get $st) (i32.add (local.get $lo) (i32.const 4)))',
+  '(if (i32.lt_u (i32.add (local.get $lo) (i32.const 4)) (local.get $lo)) (then (i32.store offset=36 (local.get $st) (i32.add (i32.load offset=36 (local.get $st)) (i32.const 1)))))'
+)
 const locals = [...Array(16).keys()].map(i => `(local ${x(i)} v128) (local ${o(i)} v128)`).join(' ')
 const wat = `(module (memory (export "memory") 1)
  ;; xor4(data, n, st): XORs the keystream of the state at st (16 words) into n groups of 256 bytes at data.
@@ -58,5 +94,8 @@ const wat = `(module (memory (export "memory") 1)
 const wabt = await wabtInit()
 const { buffer } = wabt.parseWat('salsa20.wat', wat, { simd: true }).toBinary({})
 const out = process.argv[2] ?? 'packages/xsalsa20-simd/wasm.js'
-writeFileSync(out, `// Generated by scripts/xsalsa20-wasm.mjs; do not edit.\nmodule.exports = ${JSON.stringify(Buffer.from(buffer).toString('base64'))}\n`)
+writeFileSync(
+  out,
+  `// Generated by scripts/xsalsa20-wasm.mjs; do not edit.\nmodule.exports = ${JSON.stringify(Buffer.from(buffer).toString('base64'))}\n`
+)
 console.log(`${out}: ${buffer.length} bytes of WebAssembly`)

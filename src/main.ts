@@ -5,7 +5,7 @@ import { userInfo } from 'node:os'
 import { PACKAGE, VERSION } from './util/version.js'
 import { lifelongV8Settings } from './cli/lean-start.js'
 
-export async function main (argv = process.argv.slice(2)): Promise<void> {
+export async function main(argv = process.argv.slice(2)): Promise<void> {
   // `--version` is what scripts call most: answer it (in oclif's format) before loading oclif.
   if (argv.length === 1 && argv[0] === '--version') {
     process.stdout.write(`${PACKAGE.name}/${VERSION} ${process.platform}-${process.arch} node-${process.version}\n`)
@@ -15,9 +15,16 @@ export async function main (argv = process.argv.slice(2)): Promise<void> {
   // oclif asks the OS for the user's shell when SHELL is unset, which throws for a user
   // without a passwd entry (common in containers: `docker run --user 12345`).
   if (process.env.SHELL === undefined) {
-    try { userInfo() } catch { process.env.SHELL = 'sh' }
+    try {
+      userInfo()
+    } catch {
+      process.env.SHELL = 'sh'
+    }
   }
-  const [{ Config, Plugin, flush, handle, run }, { COMMANDS }] = await Promise.all([import('@oclif/core'), import('./commands/index.js')])
+  const [{ Config, Plugin, flush, handle, run }, { COMMANDS }] = await Promise.all([
+    import('@oclif/core'),
+    import('./commands/index.js')
+  ])
   const root = process.cwd()
   const plugin = new Plugin({ root, isRoot: true, pjson: structuredClone(PACKAGE) as never })
   // The explicit command map is otherwise imported from the `target` file on disk.

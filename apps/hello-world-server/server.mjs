@@ -36,10 +36,15 @@ const server = createServer((req, res) => {
     case '/echo': {
       const hash = createHash('sha256')
       let length = 0
-      req.on('data', (c) => { length += c.length; hash.update(c) })
+      req.on('data', c => {
+        length += c.length
+        hash.update(c)
+      })
       req.on('end', () => {
         res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, length, sha256: hash.digest('hex') }))
+        res.end(
+          JSON.stringify({ method: req.method, url: req.url, headers: req.headers, length, sha256: hash.digest('hex') })
+        )
       })
       return
     }
@@ -51,7 +56,10 @@ const server = createServer((req, res) => {
         while (left > 0) {
           const n = Math.min(left, chunk.length)
           left -= n
-          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) { res.once('drain', pump); return }
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+            res.once('drain', pump)
+            return
+          }
         }
         res.end()
       }
@@ -59,17 +67,30 @@ const server = createServer((req, res) => {
       return
     }
     case '/slow':
-      setTimeout(() => { res.end(`slept ${q('ms', 1000)} ms\n`) }, q('ms', 1000))
+      setTimeout(
+        () => {
+          res.end(`slept ${q('ms', 1000)} ms\n`)
+        },
+        q('ms', 1000)
+      )
       return
     case '/sse': {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
       let i = 0
       const n = q('n', 3)
-      const t = setInterval(() => {
-        res.write(`data: event ${i}\n\n`)
-        if (++i >= n) { clearInterval(t); res.end() }
-      }, q('ms', 100))
-      req.on('close', () => { clearInterval(t) })
+      const t = setInterval(
+        () => {
+          res.write(`data: event ${i}\n\n`)
+          if (++i >= n) {
+            clearInterval(t)
+            res.end()
+          }
+        },
+        q('ms', 100)
+      )
+      req.on('close', () => {
+        clearInterval(t)
+      })
       return
     }
     case '/status':
@@ -89,6 +110,10 @@ const server = createServer((req, res) => {
 server.listen(port, process.env.HOST ?? '127.0.0.1', () => {
   console.log(`hello-world-server listening on ${server.address().port}`)
 })
-const stop = () => { server.close(() => process.exit(0)); server.closeAllConnections(); setTimeout(() => process.exit(0), 2000).unref() }
+const stop = () => {
+  server.close(() => process.exit(0))
+  server.closeAllConnections()
+  setTimeout(() => process.exit(0), 2000).unref()
+}
 process.on('SIGTERM', stop)
 process.on('SIGINT', stop)

@@ -12,7 +12,15 @@ export const ALLOC_PROTOCOL = '/physarum/alloc/1.0.0'
 export const MAX_ALLOC_MESSAGE = 16 * 1024
 
 /** Why an allocator refused, as it says on the wire. */
-export type AllocErrorCode = 'UNKNOWN_APP' | 'NO_CAPACITY' | 'START_FAILED' | 'NOT_READY' | 'RATE_LIMITED' | 'DRAINING' | 'BAD_REQUEST' | 'INTERNAL'
+export type AllocErrorCode =
+  | 'UNKNOWN_APP'
+  | 'NO_CAPACITY'
+  | 'START_FAILED'
+  | 'NOT_READY'
+  | 'RATE_LIMITED'
+  | 'DRAINING'
+  | 'BAD_REQUEST'
+  | 'INTERNAL'
 /** Why the client got no instance: the allocator's refusal, or the exchange itself failed. */
 export type AllocationErrorCode = AllocErrorCode | 'UNREACHABLE' | 'TIMEOUT' | 'BAD_RESPONSE'
 
@@ -49,8 +57,8 @@ export interface InstanceInfo {
 }
 
 export type AllocResponse =
-  | { v: 1, id: string, ok: true, instance: InstanceInfo }
-  | { v: 1, id: string, ok: false, error: { code: AllocErrorCode, message: string } }
+  | { v: 1; id: string; ok: true; instance: InstanceInfo }
+  | { v: 1; id: string; ok: false; error: { code: AllocErrorCode; message: string } }
 
 export const validateRequest = ajv.compile<AllocRequest>(requestSchema)
 
@@ -64,7 +72,14 @@ export const validateResponse = ajv.compile<AllocResponse>({
     instance: {
       type: 'object',
       required: ['id', 'app', 'peer', 'state'],
-      properties: { id: { type: 'string', maxLength: 128 }, app: { type: 'string', maxLength: 128 }, peer: { type: 'string', maxLength: 128 }, state: { const: 'ready' }, started: { type: 'boolean' }, readyMs: { type: 'number' } }
+      properties: {
+        id: { type: 'string', maxLength: 128 },
+        app: { type: 'string', maxLength: 128 },
+        peer: { type: 'string', maxLength: 128 },
+        state: { const: 'ready' },
+        started: { type: 'boolean' },
+        readyMs: { type: 'number' }
+      }
     },
     error: {
       type: 'object',
@@ -77,7 +92,7 @@ export const validateResponse = ajv.compile<AllocResponse>({
   else: { required: ['error'] }
 })
 
-export function encode (v: unknown): Uint8Array {
+export function encode(v: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(v))
 }
 
@@ -88,36 +103,63 @@ export function encode (v: unknown): Uint8Array {
  */
 export class AllocationError extends Error {
   override name = 'AllocationError'
-  constructor (readonly code: AllocationErrorCode, message: string) { super(message) }
+  constructor(
+    readonly code: AllocationErrorCode,
+    message: string
+  ) {
+    super(message)
+  }
 }
 
 let counter = 0
 
 /** Asks one allocator for a ready instance of `app`; resolves when it is ready. */
-export async function requestAllocation (node: PhysarumNode, allocator: PeerId, app: string, opts: { fresh?: boolean, timeoutMs?: number, signal?: AbortSignal } = {}): Promise<InstanceInfo> {
+export async function requestAllocation(
+  node: PhysarumNode,
+  allocator: PeerId,
+  app: string,
+  opts: { fresh?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}
+): Promise<InstanceInfo> {
   const timeoutMs = opts.timeoutMs ?? ALLOCATION_TIMEOUT_MS
-  const signal = opts.signal !== undefined ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs)
+  const signal =
+    opts.signal !== undefined
+      ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
+      : AbortSignal.timeout(timeoutMs)
   const id = `${Date.now().toString(36)}-${(counter++).toString(36)}`
   const req: AllocRequest = { v: 1, id, app, ...(opts.fresh === true ? { requirements: { fresh: true } } : {}) }
   let stream
   try {
     stream = await node.dialProtocol(allocator, ALLOC_PROTOCOL, { signal })
   } catch (err) {
-    throw new AllocationError(signal.aborted ? 'TIMEOUT' : 'UNREACHABLE', `cannot reach allocator ${allocator.toString()}: ${(err as Error).message}`)
+    throw new AllocationError(
+      signal.aborted ? 'TIMEOUT' : 'UNREACHABLE',
+      `cannot reach allocator ${allocator.toString()}: ${(err as Error).message}`
+    )
   }
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_ALLOC_MESSAGE })
     await lp.write(encode(req), { signal })
     const raw = await lp.read({ signal })
     let res: unknown
-    try { res = JSON.parse(new TextDecoder().decode(raw.subarray())) } catch { throw new AllocationError('BAD_RESPONSE', 'allocator sent a response that is not JSON') }
-    if (!validateResponse(res)) throw new AllocationError('BAD_RESPONSE', `allocator sent an invalid response: ${ajv.errorsText(validateResponse.errors)}`)
+    try {
+      res = JSON.parse(new TextDecoder().decode(raw.subarray()))
+    } catch {
+      throw new AllocationError('BAD_RESPONSE', 'allocator sent a response that is not JSON')
+    }
+    if (!validateResponse(res))
+      throw new AllocationError(
+        'BAD_RESPONSE',
+        `allocator sent an invalid response: ${ajv.errorsText(validateResponse.errors)}`
+      )
     await stream.close().catch(() => {})
     if (!res.ok) throw new AllocationError(res.error.code as AllocErrorCode, res.error.message)
     return res.instance
   } catch (err) {
     stream.abort(err as Error)
     if (err instanceof AllocationError) throw err
-    throw new AllocationError(signal.aborted ? 'TIMEOUT' : 'UNREACHABLE', `allocation of ${app} on ${allocator.toString()} failed: ${(err as Error).message}`)
+    throw new AllocationError(
+      signal.aborted ? 'TIMEOUT' : 'UNREACHABLE',
+      `allocation of ${app} on ${allocator.toString()} failed: ${(err as Error).message}`
+    )
   }
 }

@@ -6,27 +6,40 @@ import type { Stream, Connection, Startable } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
 import { debugOn, type Logger } from '../util/log.js'
 import { ANSWER_TIMEOUT_MS, MAX_INBOUND_ALLOCATIONS, RATE_LIMIT_PEERS, REQUEST_READ_TIMEOUT_MS } from './constants.js'
-import { ALLOC_PROTOCOL, MAX_ALLOC_MESSAGE, AllocationError, encode, validateRequest, type AllocErrorCode, type AllocResponse } from './protocol.js'
+import {
+  ALLOC_PROTOCOL,
+  MAX_ALLOC_MESSAGE,
+  AllocationError,
+  encode,
+  validateRequest,
+  type AllocErrorCode,
+  type AllocResponse
+} from './protocol.js'
 
 export interface AllocationStats {
   onResult?: (app: string, result: string, seconds: number) => void
 }
 
-
 /**
  * What the server asks for a ready instance (the allocator's instance manager): resolves once
  * the instance is ready, or throws an AllocationError whose code and message go to the peer.
  */
-export type Allocate = (app: string, opts: { fresh?: boolean }) => Promise<{ instance: { id: string, app: string }, started: boolean }>
+export type Allocate = (
+  app: string,
+  opts: { fresh?: boolean }
+) => Promise<{ instance: { id: string; app: string }; started: boolean }>
 
 /** A token bucket per peer: `burst` requests at once, refilled at `perSecond`. */
 export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
-  constructor (private readonly perSecond: number, private readonly burst: number) {}
+  private readonly buckets = new Map<string, { tokens: number; at: number }>()
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number
+  ) {}
 
-  take (key: string, now = Date.now()): boolean {
+  take(key: string, now = Date.now()): boolean {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now }
-    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) / 1000 * this.perSecond)
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond)
     b.at = now
     // Bounded (RATE_LIMIT_PEERS): the least recently seen goes first (Map order is insertion
     // order, so a seen bucket is moved to the end).
@@ -42,27 +55,35 @@ export class RateLimiter {
 export class AllocationServer implements Startable {
   private readonly limiter: RateLimiter
 
-  constructor (
-    private readonly components: { node: PhysarumNode, allocate: Allocate, log: Logger, stats?: AllocationStats },
-    init: { ratePerSecond: number, burst: number }
+  constructor(
+    private readonly components: { node: PhysarumNode; allocate: Allocate; log: Logger; stats?: AllocationStats },
+    init: { ratePerSecond: number; burst: number }
   ) {
     this.limiter = new RateLimiter(init.ratePerSecond, init.burst)
   }
 
-  async start (): Promise<void> {
-    await this.components.node.handle(ALLOC_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: MAX_INBOUND_ALLOCATIONS })
+  async start(): Promise<void> {
+    await this.components.node.handle(
+      ALLOC_PROTOCOL,
+      async (stream: Stream, connection: Connection) => {
+        await this.onStream(stream, connection)
+      },
+      { maxInboundStreams: MAX_INBOUND_ALLOCATIONS }
+    )
   }
 
   /** Takes no new allocation requests; those being answered finish. */
-  async beforeStop (): Promise<void> {
-    await this.components.node.unhandle(ALLOC_PROTOCOL).catch(debugOn(this.components.log, 'unhandle of the allocation protocol'))
+  async beforeStop(): Promise<void> {
+    await this.components.node
+      .unhandle(ALLOC_PROTOCOL)
+      .catch(debugOn(this.components.log, 'unhandle of the allocation protocol'))
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     await this.beforeStop()
   }
 
-  private async onStream (stream: Stream, connection: Connection): Promise<void> {
+  private async onStream(stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString()
     const lp = lpStream(stream, { maxDataLength: MAX_ALLOC_MESSAGE })
     const t0 = process.hrtime.bigint()
@@ -86,7 +107,10 @@ export class AllocationServer implements Startable {
       raw = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
     } catch (err) {
       // Too long: say so while the stream still takes an answer; cut short or garbage: reset.
-      if (err instanceof InvalidDataLengthError || err instanceof InvalidDataLengthLengthError) { await refuse('BAD_REQUEST', `request larger than ${MAX_ALLOC_MESSAGE} bytes`); return }
+      if (err instanceof InvalidDataLengthError || err instanceof InvalidDataLengthLengthError) {
+        await refuse('BAD_REQUEST', `request larger than ${MAX_ALLOC_MESSAGE} bytes`)
+        return
+      }
       stream.abort(err as Error)
       return
     }
@@ -94,22 +118,43 @@ export class AllocationServer implements Startable {
     try {
       req = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw.subarray()))
     } catch {
-      await refuse('BAD_REQUEST', 'request is not UTF-8 JSON'); return
+      await refuse('BAD_REQUEST', 'request is not UTF-8 JSON')
+      return
     }
-    if (typeof req === 'object' && req !== null && typeof (req as { id?: unknown }).id === 'string') id = String((req as { id: string }).id).slice(0, 128)
+    if (typeof req === 'object' && req !== null && typeof (req as { id?: unknown }).id === 'string')
+      id = String((req as { id: string }).id).slice(0, 128)
     if (!validateRequest(req)) {
       const e = validateRequest.errors?.[0]
-      await refuse('BAD_REQUEST', `invalid request: ${e?.instancePath ?? ''} ${e?.message ?? ''}`.trim()); return
+      await refuse('BAD_REQUEST', `invalid request: ${e?.instancePath ?? ''} ${e?.message ?? ''}`.trim())
+      return
     }
     app = req.app
-    if (!this.limiter.take(peer)) { await refuse('RATE_LIMITED', `too many allocation requests from ${peer}; retry later`); return }
+    if (!this.limiter.take(peer)) {
+      await refuse('RATE_LIMITED', `too many allocation requests from ${peer}; retry later`)
+      return
+    }
     try {
       const t = Date.now()
       const { instance, started } = await this.components.allocate(req.app, { fresh: req.requirements?.fresh })
-      await answer({ v: 1, id, ok: true, instance: { id: instance.id, app: instance.app, peer: this.components.node.peerId.toString(), state: 'ready', started, readyMs: Date.now() - t } })
+      await answer({
+        v: 1,
+        id,
+        ok: true,
+        instance: {
+          id: instance.id,
+          app: instance.app,
+          peer: this.components.node.peerId.toString(),
+          state: 'ready',
+          started,
+          readyMs: Date.now() - t
+        }
+      })
     } catch (err) {
       // A refusal the manager made (never one of the client-side codes, which it cannot throw).
-      if (err instanceof AllocationError) { await refuse(err.code as AllocErrorCode, err.message); return }
+      if (err instanceof AllocationError) {
+        await refuse(err.code as AllocErrorCode, err.message)
+        return
+      }
       // The details (paths, engine messages) go to this host's log, not to the peer.
       this.components.log.error(`allocation of ${req.app} failed: ${(err as Error).message}`)
       await refuse('INTERNAL', `internal error on the allocator while starting ${req.app}; its log has the details`)

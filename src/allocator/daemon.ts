@@ -23,16 +23,23 @@ export interface AllocatorOptions extends DaemonOptions {
   cwd?: string
 }
 
-async function chooseRuntime (cfg: Config, peer: string, log: Logger, stateDir: string, cwd?: string): Promise<Runtime> {
+async function chooseRuntime(cfg: Config, peer: string, log: Logger, stateDir: string, cwd?: string): Promise<Runtime> {
   const want = cfg.Allocator.Runtime
-  const proc = (): Runtime => new ProcessRuntime({ stateFile: join(stateDir, `instances-${peer}.json`), log: log.scope('app'), cwd })
+  const proc = (): Runtime =>
+    new ProcessRuntime({ stateFile: join(stateDir, `instances-${peer}.json`), log: log.scope('app'), cwd })
   if (want === 'process') return proc()
   const docker = new DockerRuntime({ peer, log: log.scope('docker') })
   if (want === 'docker') {
-    if (!(await dockerAvailable())) throw new Error('Allocator.Runtime is docker but no Docker engine answers (is dockerd running, and may this user use its socket?)')
+    if (!(await dockerAvailable()))
+      throw new Error(
+        'Allocator.Runtime is docker but no Docker engine answers (is dockerd running, and may this user use its socket?)'
+      )
     return docker
   }
-  if (await dockerAvailable()) { log.info('runtime: docker (a Docker engine answers)'); return docker }
+  if (await dockerAvailable()) {
+    log.info('runtime: docker (a Docker engine answers)')
+    return docker
+  }
   log.info('runtime: process (no Docker engine answers)')
   return proc()
 }
@@ -40,14 +47,14 @@ async function chooseRuntime (cfg: Config, peer: string, log: Logger, stateDir: 
 export class AllocatorDaemon {
   private stopping?: Promise<void>
 
-  private constructor (
+  private constructor(
     readonly agent: Agent,
     readonly manager: InstanceManager,
     readonly allocation: AllocationServer,
     readonly forward: ForwardServer
   ) {}
 
-  static async start (opts: AllocatorOptions): Promise<AllocatorDaemon> {
+  static async start(opts: AllocatorOptions): Promise<AllocatorDaemon> {
     const { config, log } = opts
     const catalog = new Catalog(config)
     let manager: InstanceManager | undefined
@@ -58,57 +65,130 @@ export class AllocatorDaemon {
     })
     try {
       const reg = agent.metrics.registry
-      const allocations = new Counter({ name: 'physarum_allocations_total', help: 'Allocation requests answered, by app and result (ok or an error code).', labelNames: ['app', 'result'], registers: [reg] })
-      const allocSeconds = new Histogram({ name: 'physarum_allocation_seconds', help: 'Time from an allocation request to its answer.', labelNames: ['app', 'result'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [reg] })
-      const forwarded = new Counter({ name: 'physarum_forwarded_requests_total', help: 'Requests served for hosted instances, by app and status.', labelNames: ['app', 'status'], registers: [reg] })
-      const culls = new Counter({ name: 'physarum_culls_total', help: 'Instances removed by the allocator, by app and reason (idle, unhealthy).', labelNames: ['app', 'reason'], registers: [reg] })
+      const allocations = new Counter({
+        name: 'physarum_allocations_total',
+        help: 'Allocation requests answered, by app and result (ok or an error code).',
+        labelNames: ['app', 'result'],
+        registers: [reg]
+      })
+      const allocSeconds = new Histogram({
+        name: 'physarum_allocation_seconds',
+        help: 'Time from an allocation request to its answer.',
+        labelNames: ['app', 'result'],
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+        registers: [reg]
+      })
+      const forwarded = new Counter({
+        name: 'physarum_forwarded_requests_total',
+        help: 'Requests served for hosted instances, by app and status.',
+        labelNames: ['app', 'status'],
+        registers: [reg]
+      })
+      const culls = new Counter({
+        name: 'physarum_culls_total',
+        help: 'Instances removed by the allocator, by app and reason (idle, unhealthy).',
+        labelNames: ['app', 'reason'],
+        registers: [reg]
+      })
       // Beside the key file: an allocator with a persistent identity finds its processes
       // after a restart. An ephemeral one never could, so its state stays in /tmp.
-      const stateDir = opts.ephemeral === true ? tmpdir() : config.KeyFile !== undefined ? join(expandHome(config.KeyFile), '..') : expandHome('~/.physarum')
+      const stateDir =
+        opts.ephemeral === true
+          ? tmpdir()
+          : config.KeyFile !== undefined
+            ? join(expandHome(config.KeyFile), '..')
+            : expandHome('~/.physarum')
       const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts.cwd)
-      manager = new InstanceManager({ runtime, catalog, log: log.scope('instances'), onCull: (app, reason) => { culls.inc({ app, reason }) } }, {
-        maxInstances: config.Allocator.MaxInstances,
-        memoryMB: config.Allocator.MemoryMB,
-        drainTimeoutMs: config.Allocator.DrainTimeoutS * 1000,
-        keepInstances: opts.keepInstances
-      })
+      manager = new InstanceManager(
+        {
+          runtime,
+          catalog,
+          log: log.scope('instances'),
+          onCull: (app, reason) => {
+            culls.inc({ app, reason })
+          }
+        },
+        {
+          maxInstances: config.Allocator.MaxInstances,
+          memoryMB: config.Allocator.MemoryMB,
+          drainTimeoutMs: config.Allocator.DrainTimeoutS * 1000,
+          keepInstances: opts.keepInstances
+        }
+      )
       const m = manager
       const gauge = new Gauge({
         name: 'physarum_instances',
         help: 'Instances on this allocator, by app and state.',
         labelNames: ['app', 'state'],
         registers: [reg],
-        collect () {
+        collect() {
           this.reset()
           for (const i of m.instances.values()) this.inc({ app: i.app, state: i.state })
         }
       })
       void gauge
       // Announce at once when an instance becomes ready or goes away.
-      manager.on('change', () => { agent.membership.announceSoon(0) })
+      manager.on('change', () => {
+        agent.membership.announceSoon(0)
+      })
       // Label values come from the catalog only: a peer naming made-up apps must not add a
       // series per name (memory that grew with every request).
-      const appLabel = (app: string): string => catalog.get(app) !== undefined ? app : '?'
-      const allocation = new AllocationServer({ node: agent.node, allocate: async (app, o) => await m.allocate(app, o), log: log.scope('alloc'), stats: { onResult: (app, result, s) => { allocations.inc({ app: appLabel(app), result }); allocSeconds.observe({ app: appLabel(app), result }, s) } } }, {
-        ratePerSecond: config.Allocator.RateLimit.PerSecond,
-        burst: config.Allocator.RateLimit.Burst
+      const appLabel = (app: string): string => (catalog.get(app) !== undefined ? app : '?')
+      const allocation = new AllocationServer(
+        {
+          node: agent.node,
+          allocate: async (app, o) => await m.allocate(app, o),
+          log: log.scope('alloc'),
+          stats: {
+            onResult: (app, result, s) => {
+              allocations.inc({ app: appLabel(app), result })
+              allocSeconds.observe({ app: appLabel(app), result }, s)
+            }
+          }
+        },
+        {
+          ratePerSecond: config.Allocator.RateLimit.PerSecond,
+          burst: config.Allocator.RateLimit.Burst
+        }
+      )
+      const forward = new ForwardServer(
+        {
+          node: agent.node,
+          log: log.scope('forward'),
+          onResponse: (app, status) => {
+            forwarded.inc({ app: appLabel(app), status: String(status) })
+          }
+        },
+        {
+          // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on DRAINING).
+          resolve: router<Instance>({
+            draining: () => m.draining,
+            serves: app => catalog.get(app) !== undefined,
+            ready: app => m.readyOf(app),
+            target: inst =>
+              inst.rt === undefined
+                ? undefined
+                : {
+                    app: inst.app,
+                    instanceId: inst.id,
+                    host: inst.rt.host,
+                    port: inst.rt.port,
+                    begin: () => m.begin(inst)
+                  }
+          })
+        }
+      )
+      manager.on('removed', inst => {
+        if (inst.rt !== undefined) forward.forget(inst.rt.host, inst.rt.port)
       })
-      const forward = new ForwardServer({ node: agent.node, log: log.scope('forward'), onResponse: (app, status) => { forwarded.inc({ app: appLabel(app), status: String(status) }) } }, {
-        // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on DRAINING).
-        resolve: router<Instance>({
-          draining: () => m.draining,
-          serves: app => catalog.get(app) !== undefined,
-          ready: app => m.readyOf(app),
-          target: inst => inst.rt === undefined ? undefined : { app: inst.app, instanceId: inst.id, host: inst.rt.host, port: inst.rt.port, begin: () => m.begin(inst) }
-        })
-      })
-      manager.on('removed', (inst) => { if (inst.rt !== undefined) forward.forget(inst.rt.host, inst.rt.port) })
       await manager.start()
       await allocation.start()
       await forward.start()
       agent.admin.route('/v1/instances', () => m.list())
       agent.membership.announceSoon(0)
-      log.info(`catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`)
+      log.info(
+        `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
+      )
       return new AllocatorDaemon(agent, manager, allocation, forward)
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched
@@ -120,12 +200,12 @@ export class AllocatorDaemon {
   }
 
   /** Graceful shutdown: DRAINING, leave, let in-flight requests finish, stop instances. */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.stopping ??= this.doStop()
     await this.stopping
   }
 
-  private async doStop (): Promise<void> {
+  private async doStop(): Promise<void> {
     const { agent, manager, allocation, forward } = this
     // Refuses new work at once (DRAINING), then waits for what is in flight; meanwhile no
     // new allocations are taken and the leave goes out, so that proxies look elsewhere.

@@ -10,17 +10,17 @@ export interface AppSpec {
   command?: string[]
   port: number
   env: Record<string, string>
-  health: { path: string, tcp: boolean, intervalMs: number, timeoutMs: number, failureThreshold: number }
-  resources: { memoryMB: number, cpus: number, pids: number }
+  health: { path: string; tcp: boolean; intervalMs: number; timeoutMs: number; failureThreshold: number }
+  resources: { memoryMB: number; cpus: number; pids: number }
   idleTimeoutS: number
   startTimeoutS: number
   maxInstances: number
   minInstances: number
   targetConcurrency: number
-  perf: { softRttMs: number, hardRttMs: number }
+  perf: { softRttMs: number; hardRttMs: number }
 }
 
-export function appSpec (name: string, a: AppConfig, global: Config['Perf']): AppSpec {
+export function appSpec(name: string, a: AppConfig, global: Config['Perf']): AppSpec {
   const d = APP_DEFAULTS
   return {
     name,
@@ -56,11 +56,17 @@ export function appSpec (name: string, a: AppConfig, global: Config['Perf']): Ap
 export class Catalog {
   private readonly apps = new Map<string, AppSpec>()
 
-  constructor (config: Pick<Config, 'Apps' | 'Perf'>) {
+  constructor(config: Pick<Config, 'Apps' | 'Perf'>) {
     for (const [name, a] of Object.entries(config.Apps)) this.apps.set(name, appSpec(name, a, config.Perf))
   }
 
-  get (name: string): AppSpec | undefined { return this.apps.get(name) }
-  names (): string[] { return [...this.apps.keys()].sort() }
-  list (): AppSpec[] { return [...this.apps.values()] }
+  get(name: string): AppSpec | undefined {
+    return this.apps.get(name)
+  }
+  names(): string[] {
+    return [...this.apps.keys()].sort()
+  }
+  list(): AppSpec[] {
+    return [...this.apps.values()]
+  }
 }

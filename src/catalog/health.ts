@@ -5,17 +5,33 @@ import { request } from 'undici'
 import type { AppSpec } from './catalog.js'
 import { hostPort } from '../util/http.js'
 
-export async function checkOnce (spec: AppSpec, host: string, port: number, timeoutMs: number): Promise<boolean> {
+export async function checkOnce(spec: AppSpec, host: string, port: number, timeoutMs: number): Promise<boolean> {
   if (spec.health.tcp) {
     return await new Promise(resolve => {
       const s = connect({ host, port })
-      const t = setTimeout(() => { s.destroy(); resolve(false) }, timeoutMs)
-      s.once('connect', () => { clearTimeout(t); s.destroy(); resolve(true) })
-      s.once('error', () => { clearTimeout(t); resolve(false) })
+      const t = setTimeout(() => {
+        s.destroy()
+        resolve(false)
+      }, timeoutMs)
+      s.once('connect', () => {
+        clearTimeout(t)
+        s.destroy()
+        resolve(true)
+      })
+      s.once('error', () => {
+        clearTimeout(t)
+        resolve(false)
+      })
     })
   }
   try {
-    const res = await request(`http://${hostPort(host, port)}${spec.health.path}`, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'physarum-health' } })
+    const res = await request(`http://${hostPort(host, port)}${spec.health.path}`, {
+      method: 'GET',
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { 'user-agent': 'physarum-health' }
+    })
     await res.body.dump()
     return res.statusCode < 500
   } catch {

@@ -6,7 +6,12 @@ import { ConfigError } from '../config/errors.js'
 /** An error the user caused or can fix: printed as one line, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError'
-  constructor (message: string, readonly exitCode = 2) { super(message) }
+  constructor(
+    message: string,
+    readonly exitCode = 2
+  ) {
+    super(message)
+  }
 }
 
 export abstract class BaseCommand extends Command {
@@ -15,9 +20,13 @@ export abstract class BaseCommand extends Command {
     help: Flags.help({ description: 'show help' })
   }
 
-  override async catch (err: Error & { exitCode?: number, oclif?: { exit?: number }, code?: string }): Promise<void> {
+  override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<void> {
     if (err.code === 'EEXIT' || err.oclif?.exit === 0) throw err
-    const firstLine = (s: string): string => s.split('\n').map(l => l.trim()).find(l => l !== '') ?? s
+    const firstLine = (s: string): string =>
+      s
+        .split('\n')
+        .map(l => l.trim())
+        .find(l => l !== '') ?? s
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`physarum: ${err.message}\n`)
       this.exit(err instanceof UsageError ? err.exitCode : 2)

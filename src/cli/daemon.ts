@@ -4,20 +4,25 @@
 import type { Logger } from '../util/log.js'
 import { leanStartEnd } from './lean-start.js'
 
-export interface Stoppable { stop: () => Promise<void> }
+export interface Stoppable {
+  stop: () => Promise<void>
+}
 
-export async function runDaemon (start: () => Promise<Stoppable>, log: Logger): Promise<never> {
+export async function runDaemon(start: () => Promise<Stoppable>, log: Logger): Promise<never> {
   let daemon: Stoppable | undefined
   let stopping: NodeJS.Signals | undefined
   const shutdown = (sig: NodeJS.Signals, d: Stoppable): void => {
     log.info(`${sig}: shutting down`)
-    d.stop().then(() => {
-      log.info('stopped')
-      process.exit(0)
-    }, (err: Error) => {
-      log.error(`shutdown failed: ${err.message}`)
-      process.exit(1)
-    })
+    d.stop().then(
+      () => {
+        log.info('stopped')
+        process.exit(0)
+      },
+      (err: Error) => {
+        log.error(`shutdown failed: ${err.message}`)
+        process.exit(1)
+      }
+    )
   }
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stopping !== undefined) {

@@ -3,8 +3,18 @@ import { Flags } from '@oclif/core'
 import type { ConfigFlags } from '../config/load.js'
 
 export const configFlags = {
-  configfile: Flags.string({ char: 'c', description: 'config file (default: ./conf/conf.json if present, else /etc/physarum/conf.json, else built-in defaults)', helpValue: 'PATH' }),
-  bootstrap: Flags.string({ char: 'b', multiple: true, description: 'multiaddr of a node to join through, /ip4/…/tcp/…/p2p/12D3… (repeatable)', helpValue: 'MULTIADDR' }),
+  configfile: Flags.string({
+    char: 'c',
+    description:
+      'config file (default: ./conf/conf.json if present, else /etc/physarum/conf.json, else built-in defaults)',
+    helpValue: 'PATH'
+  }),
+  bootstrap: Flags.string({
+    char: 'b',
+    multiple: true,
+    description: 'multiaddr of a node to join through, /ip4/…/tcp/…/p2p/12D3… (repeatable)',
+    helpValue: 'MULTIADDR'
+  }),
   'psk-file': Flags.string({ description: 'file holding the cluster PSK (mode 0600)', helpValue: 'PATH' }),
   'log-level': Flags.option({ options: ['error', 'warn', 'info', 'debug'] as const, description: 'log level' })(),
   'log-format': Flags.option({ options: ['text', 'json'] as const, description: 'log format' })()
@@ -12,14 +22,19 @@ export const configFlags = {
 
 export const daemonFlags = {
   ...configFlags,
-  listen: Flags.string({ char: 'l', multiple: true, description: 'multiaddr to listen on (repeatable)', helpValue: 'MULTIADDR' }),
+  listen: Flags.string({
+    char: 'l',
+    multiple: true,
+    description: 'multiaddr to listen on (repeatable)',
+    helpValue: 'MULTIADDR'
+  }),
   keyfile: Flags.string({ description: 'identity key file (created 0600 when missing)', helpValue: 'PATH' }),
   ephemeral: Flags.boolean({ description: 'use a throwaway identity instead of the key file' }),
   admin: Flags.string({ description: 'admin API address HOST:PORT (port 0 picks one)', helpValue: 'HOST:PORT' })
 }
 
 /** The flags of `flags` that are config values (the others are the command's own). */
-export function toConfigFlags (flags: Record<string, unknown>): ConfigFlags {
+export function toConfigFlags(flags: Record<string, unknown>): ConfigFlags {
   const pick = <K extends keyof ConfigFlags>(k: K): ConfigFlags[K] | undefined => flags[k] as ConfigFlags[K] | undefined
   return {
     configfile: pick('configfile'),

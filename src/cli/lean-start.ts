@@ -30,7 +30,7 @@ const ALWAYS = ['--no-allocation-site-pretenuring']
 let active = false
 
 /** Whether the user set V8 flags matching `concern` (NODE_OPTIONS, node flags): then those are left alone. */
-function userTuned (concern: RegExp): boolean {
+function userTuned(concern: RegExp): boolean {
   return concern.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
 }
 
@@ -40,18 +40,18 @@ const YOUNG_GENERATION_OR_TIERS = /semi-space|turbofan|(^|\s)--(no-)?opt\b|jitle
 const PRETENURING = /pretenuring/
 
 /** Before anything else runs: V8 takes its pretenuring decisions from the first scavenges on. */
-export function lifelongV8Settings (): void {
+export function lifelongV8Settings(): void {
   if (userTuned(PRETENURING)) return
   for (const f of ALWAYS) setFlagsFromString(f)
 }
 
-export function leanStartBegin (): void {
+export function leanStartBegin(): void {
   if (active || userTuned(YOUNG_GENERATION_OR_TIERS)) return
   for (const f of DURING) setFlagsFromString(f)
   active = true
 }
 
-export function leanStartEnd (): void {
+export function leanStartEnd(): void {
   if (!active) return
   for (const f of AFTER) setFlagsFromString(f)
   active = false

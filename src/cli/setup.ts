@@ -9,9 +9,12 @@ import { toConfigFlags } from './flags.js'
  * The role a command's config is for (`members` joins, if it must, as an observer), and the
  * proxy's entrypoint port when it was given (its key file's default depends on it).
  */
-export interface RunAs { role: Role, port?: number }
+export interface RunAs {
+  role: Role
+  port?: number
+}
 
-export function setup (flags: Record<string, unknown>, runAs: RunAs): { loaded: LoadedConfig, log: Logger } {
+export function setup(flags: Record<string, unknown>, runAs: RunAs): { loaded: LoadedConfig; log: Logger } {
   const configFlags = toConfigFlags(flags)
   if (runAs.port !== undefined) configFlags.port = runAs.port
   const loaded = loadConfig({ role: runAs.role, flags: configFlags })

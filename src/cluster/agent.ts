@@ -34,7 +34,10 @@ export interface AgentOptions {
 }
 
 /** What every daemon (allocator, proxy) passes through to its agent. */
-export type DaemonOptions = Pick<AgentOptions, 'config' | 'log' | 'ephemeral' | 'admin' | 'configFile' | 'processMetrics' | 'inboundOnly'>
+export type DaemonOptions = Pick<
+  AgentOptions,
+  'config' | 'log' | 'ephemeral' | 'admin' | 'configFile' | 'processMetrics' | 'inboundOnly'
+>
 
 /** One row of the member table as the admin API and `physarum members` show it. */
 export interface MemberView {
@@ -47,7 +50,7 @@ export interface MemberView {
   rttMs: number | null
   rttAgeMs: number | null
   catalog: string[]
-  instances: Record<string, { ready: number, inFlight: number }>
+  instances: Record<string, { ready: number; inFlight: number }>
   capacity: Record<string, number>
   lastSeen: string
   statusSince: string
@@ -56,11 +59,13 @@ export interface MemberView {
 
 export class Agent {
   /** Where its admin API listens (HOST:PORT), if it does. */
-  get adminAddress (): string | undefined { return this.admin.address }
+  get adminAddress(): string | undefined {
+    return this.admin.address
+  }
   readonly startedAt = Date.now()
   private stopped = false
 
-  private constructor (
+  private constructor(
     readonly node: PhysarumNode,
     readonly rtt: RttService,
     readonly membership: Membership,
@@ -70,7 +75,7 @@ export class Agent {
     readonly role: Role
   ) {}
 
-  static async start (opts: AgentOptions): Promise<Agent> {
+  static async start(opts: AgentOptions): Promise<Agent> {
     const { config, log, role } = opts
     const psk = resolvePsk(config)
     let privateKey
@@ -83,28 +88,56 @@ export class Agent {
       if (loaded.created) log.info(`created identity key ${file}`)
       privateKey = loaded.key
     }
-    const node = await createNode({ privateKey, listen: config.Listen, announce: config.Announce, inboundOnly: opts.inboundOnly, bootstraps: config.Bootstraps, psk: psk?.key })
-    const metrics = new Metrics({ defaultMetrics: opts.processMetrics })
-    const rtt = new RttService({ node, log: log.scope('rtt') }, { probeTimeoutMs: config.Membership.ProbeTimeoutMs, onSample: ms => { metrics.rtt.observe(ms / 1000) } })
-    const membership = new Membership({
-      node,
-      rtt,
-      log: log.scope('members'),
-      stats: { onAnnouncement: r => { metrics.announcements.inc({ result: r }) }, onSuspectNotice: r => { metrics.suspectNotices.inc({ result: r }) } }
-    }, {
-      roles: [role],
-      version: VERSION,
+    const node = await createNode({
+      privateKey,
+      listen: config.Listen,
+      announce: config.Announce,
+      inboundOnly: opts.inboundOnly,
       bootstraps: config.Bootstraps,
-      announceIntervalMs: config.Membership.AnnounceIntervalMs,
-      probeIntervalMs: config.Membership.ProbeIntervalMs,
-      probeTimeoutMs: config.Membership.ProbeTimeoutMs,
-      suspectTimeoutMs: config.Membership.SuspectTimeoutMs,
-      forgetAfterMs: config.Membership.ForgetAfterS * 1000,
-      localState: opts.localState
+      psk: psk?.key
     })
+    const metrics = new Metrics({ defaultMetrics: opts.processMetrics })
+    const rtt = new RttService(
+      { node, log: log.scope('rtt') },
+      {
+        probeTimeoutMs: config.Membership.ProbeTimeoutMs,
+        onSample: ms => {
+          metrics.rtt.observe(ms / 1000)
+        }
+      }
+    )
+    const membership = new Membership(
+      {
+        node,
+        rtt,
+        log: log.scope('members'),
+        stats: {
+          onAnnouncement: r => {
+            metrics.announcements.inc({ result: r })
+          },
+          onSuspectNotice: r => {
+            metrics.suspectNotices.inc({ result: r })
+          }
+        }
+      },
+      {
+        roles: [role],
+        version: VERSION,
+        bootstraps: config.Bootstraps,
+        announceIntervalMs: config.Membership.AnnounceIntervalMs,
+        probeIntervalMs: config.Membership.ProbeIntervalMs,
+        probeTimeoutMs: config.Membership.ProbeTimeoutMs,
+        suspectTimeoutMs: config.Membership.SuspectTimeoutMs,
+        forgetAfterMs: config.Membership.ForgetAfterS * 1000,
+        localState: opts.localState
+      }
+    )
     metrics.watchMembers(membership.table)
     const adminListen = opts.admin ?? config.Admin.Listen
-    const admin = new AdminServer({ registry: metrics.registry }, { listen: adminListen === false ? undefined : adminListen, hint: 'choose another with --admin HOST:PORT' })
+    const admin = new AdminServer(
+      { registry: metrics.registry },
+      { listen: adminListen === false ? undefined : adminListen, hint: 'choose another with --admin HOST:PORT' }
+    )
     const agent = new Agent(node, rtt, membership, metrics, admin, log, role)
     try {
       await node.start()
@@ -112,25 +145,40 @@ export class Agent {
       await membership.start()
       admin.route('/v1/members', () => agent.view())
       admin.route('/v1/self', () => agent.view().find(m => m.self))
-      admin.route('/v1/health', () => ({ status: 'ok', peer: node.peerId.toString(), role, version: VERSION, uptimeS: Math.round(process.uptime()) }))
+      admin.route('/v1/health', () => ({
+        status: 'ok',
+        peer: node.peerId.toString(),
+        role,
+        version: VERSION,
+        uptimeS: Math.round(process.uptime())
+      }))
       await admin.start()
     } catch (err) {
       await agent.stop()
       throw err
     }
     if (role !== 'observer') {
-      if (psk === undefined) log.warn('no PSK configured: this node runs an OPEN network that anyone who reaches it can join; set Psk, PskFile or PHYSARUM_PSK (physarum config init makes one)')
+      if (psk === undefined)
+        log.warn(
+          'no PSK configured: this node runs an OPEN network that anyone who reaches it can join; set Psk, PskFile or PHYSARUM_PSK (physarum config init makes one)'
+        )
       else log.info(`private network, PSK fingerprint ${psk.fingerprint}`)
-      log.info(`${role} ${node.peerId.toString()} started`, { version: VERSION, config: opts.configFile ?? '(built-in defaults)', ...(admin.address !== undefined ? { admin: admin.address } : {}) })
+      log.info(`${role} ${node.peerId.toString()} started`, {
+        version: VERSION,
+        config: opts.configFile ?? '(built-in defaults)',
+        ...(admin.address !== undefined ? { admin: admin.address } : {})
+      })
       for (const a of fullAddrs(node)) log.info(`listening on ${a}`)
     }
     return agent
   }
 
-  get peer (): string { return this.node.peerId.toString() }
+  get peer(): string {
+    return this.node.peerId.toString()
+  }
 
   /** Every member including this node, nearest first. */
-  view (): MemberView[] {
+  view(): MemberView[] {
     const now = Date.now()
     const self = this.membership.selfAnnouncement()
     const row = (m: Member | undefined, a = m?.announcement ?? self): MemberView => {
@@ -155,22 +203,30 @@ export class Agent {
     const rows = [row(undefined), ...this.membership.members().map(m => row(m))]
     // Peer IDs in code-unit order: a daemon's first localeCompare loads ICU's collation data
     // (~2 MB of resident memory; the dependencies that sorted with it are patched too).
-    return rows.sort((x, y) => Number(y.self) - Number(x.self) || (x.rttMs ?? Infinity) - (y.rttMs ?? Infinity) || (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0))
+    return rows.sort(
+      (x, y) =>
+        Number(y.self) - Number(x.self) ||
+        (x.rttMs ?? Infinity) - (y.rttMs ?? Infinity) ||
+        (x.peer < y.peer ? -1 : x.peer > y.peer ? 1 : 0)
+    )
   }
 
   /** The graceful part of a stop: announces the departure, so that others see 'left', not 'failed'. */
-  async beforeStop (): Promise<void> {
+  async beforeStop(): Promise<void> {
     await this.membership.beforeStop().catch(debugOn(this.log, 'leave announcement'))
   }
 
   /** Stops everything this agent started (after beforeStop, or without it: others then see it fail). */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
     await this.membership.stop().catch(debugOn(this.log, 'membership stop'))
     await this.admin.stop().catch(debugOn(this.log, 'admin API stop'))
     await this.rtt.stop().catch(debugOn(this.log, 'RTT service stop'))
-    try { await this.node.stop() } catch (err) { debugOn(this.log, 'libp2p node stop')(err) }
+    try {
+      await this.node.stop()
+    } catch (err) {
+      debugOn(this.log, 'libp2p node stop')(err)
+    }
   }
-
 }

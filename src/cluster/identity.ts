@@ -7,14 +7,16 @@ import type { PrivateKey } from '@libp2p/interface'
 import { ConfigError } from '../config/errors.js'
 import { checkPrivateFile } from '../config/files.js'
 
-export async function loadOrCreateKey (file: string): Promise<{ key: PrivateKey, created: boolean }> {
+export async function loadOrCreateKey(file: string): Promise<{ key: PrivateKey; created: boolean }> {
   if (existsSync(file)) {
     checkPrivateFile(file, 'key file')
     let buf: Buffer
     try {
       buf = readFileSync(file)
     } catch (err) {
-      throw new ConfigError(`key file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      throw new ConfigError(
+        `key file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+      )
     }
     try {
       return { key: privateKeyFromProtobuf(buf), created: false }
@@ -28,11 +30,13 @@ export async function loadOrCreateKey (file: string): Promise<{ key: PrivateKey,
     writeFileSync(file, privateKeyToProtobuf(key), { mode: 0o600, flag: 'wx' })
     chmodSync(file, 0o600)
   } catch (err) {
-    throw new ConfigError(`key file ${file} cannot be created: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new ConfigError(
+      `key file ${file} cannot be created: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+    )
   }
   return { key, created: true }
 }
 
-export async function ephemeralKey (): Promise<PrivateKey> {
+export async function ephemeralKey(): Promise<PrivateKey> {
   return await generateKeyPair('Ed25519')
 }

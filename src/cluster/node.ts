@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto'
 import { PING_STREAMS } from './constants.js'
 import { ListenError } from '../util/http.js'
 
-export type PhysarumNode = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
+export type PhysarumNode = Libp2p<{ identify: Identify; ping: Ping; pubsub: GossipSub }>
 
 export interface NodeInit {
   privateKey: PrivateKey
@@ -36,17 +36,19 @@ export interface NodeInit {
  * `transportManager.faultTolerance` …" on its first line and names the addresses and their
  * causes (with stacks) on the lines after it: a CLI that prints one line printed none of that.
  */
-function listenError (err: Error): ListenError {
+function listenError(err: Error): ListenError {
   const failures: string[] = []
   for (const m of err.message.matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)) {
     const code = /\b(E[A-Z]{3,})\b/.exec(m[2])?.[1]
     const why = code !== undefined ? `${m[2].replace(/^listen \w+: /, '').replace(/ \S+:?\d*$/, '')} (${code})` : m[2]
     failures.push(`${m[1]}: ${why}`)
   }
-  return new ListenError(`cannot listen on ${failures.length > 0 ? failures.join('; ') : 'the Listen addresses'} (change Listen in the config, or --listen)`)
+  return new ListenError(
+    `cannot listen on ${failures.length > 0 ? failures.join('; ') : 'the Listen addresses'} (change Listen in the config, or --listen)`
+  )
 }
 
-export async function createNode (init: NodeInit): Promise<PhysarumNode> {
+export async function createNode(init: NodeInit): Promise<PhysarumNode> {
   try {
     return await startNode(init)
   } catch (err) {
@@ -54,11 +56,14 @@ export async function createNode (init: NodeInit): Promise<PhysarumNode> {
   }
 }
 
-async function startNode (init: NodeInit): Promise<PhysarumNode> {
+async function startNode(init: NodeInit): Promise<PhysarumNode> {
   const bootstraps = init.bootstraps ?? []
   return await createLibp2p({
     privateKey: init.privateKey,
-    addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {}) },
+    addresses: {
+      listen: init.listen,
+      ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {})
+    },
     ...(init.inboundOnly === true ? { connectionGater: { denyDialMultiaddr: () => true } } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -103,9 +108,12 @@ async function startNode (init: NodeInit): Promise<PhysarumNode> {
         // Without a fast id, gossipsub verifies the signature of every duplicate copy before
         // it notices the duplicate. The id covers the signature and data, so a forged copy
         // cannot pre-empt the genuine message.
-        fastMsgIdFn: (m) => {
+        fastMsgIdFn: m => {
           const h = createHash('sha256')
-          for (const part of [m.from, m.seqno, m.signature, m.data]) { if (part !== undefined) h.update(part); h.update('|') }
+          for (const part of [m.from, m.seqno, m.signature, m.data]) {
+            if (part !== undefined) h.update(part)
+            h.update('|')
+          }
           return h.update(m.topic).digest('base64')
         }
       })
@@ -114,6 +122,6 @@ async function startNode (init: NodeInit): Promise<PhysarumNode> {
 }
 
 /** The node's full dialable multiaddrs, `/ip4/…/tcp/…/p2p/12D3…`; 0.0.0.0 expanded by libp2p. */
-export function fullAddrs (node: PhysarumNode): string[] {
+export function fullAddrs(node: PhysarumNode): string[] {
   return node.getMultiaddrs().map(m => m.toString())
 }

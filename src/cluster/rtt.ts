@@ -31,7 +31,12 @@ export class RttTimeoutError extends Error {
   override name = 'RttTimeoutError'
 }
 
-interface Pending { resolve: (ms: number) => void, reject: (err: Error) => void, sent: bigint, timer: NodeJS.Timeout }
+interface Pending {
+  resolve: (ms: number) => void
+  reject: (err: Error) => void
+  sent: bigint
+  timer: NodeJS.Timeout
+}
 
 /** One probe channel: a stream on which our probes come back echoed. */
 class Channel {
@@ -40,11 +45,11 @@ class Channel {
   private readonly buf = new Uint8ArrayList()
   closed = false
 
-  constructor (readonly stream: Stream) {
+  constructor(readonly stream: Stream) {
     void this.read()
   }
 
-  private async read (): Promise<void> {
+  private async read(): Promise<void> {
     try {
       for await (const chunk of this.stream) {
         this.buf.append(chunk)
@@ -64,13 +69,16 @@ class Channel {
     this.fail(new Error('rtt stream closed'))
   }
 
-  fail (err: Error): void {
+  fail(err: Error): void {
     this.closed = true
-    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(err) }
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
     this.pending.clear()
   }
 
-  probe (timeoutMs: number): Promise<number> {
+  probe(timeoutMs: number): Promise<number> {
     if (this.closed) return Promise.reject(new Error('rtt stream closed'))
     const seq = ++this.seq
     const frame = new Uint8Array(PROBE_BYTES)
@@ -106,47 +114,65 @@ class Channel {
 export class RttService implements Startable {
   private readonly channels = new Map<string, Promise<Channel>>()
   /** Recent samples per peer, with their median kept up to date: lookups are on the request path. */
-  private readonly samples = new Map<string, { values: number[], measuredAt: number, median: number }>()
+  private readonly samples = new Map<string, { values: number[]; measuredAt: number; median: number }>()
   private readonly window: number
   private readonly probeTimeoutMs: number
   /** Called when a peer's probe arrives. */
   onInbound?: (peer: string) => void
 
-  constructor (private readonly components: { node: PhysarumNode, log: Logger }, private readonly init: RttInit = {}) {
+  constructor(
+    private readonly components: { node: PhysarumNode; log: Logger },
+    private readonly init: RttInit = {}
+  ) {
     this.window = init.window ?? RTT_WINDOW
     this.probeTimeoutMs = init.probeTimeoutMs ?? PROBE_TIMEOUT_MS
   }
 
-  async start (): Promise<void> {
-    await this.components.node.handle(RTT_PROTOCOL, async (stream: Stream, connection: Connection) => {
-      // Echo server: send back whatever arrives, respecting backpressure. A peer that
-      // probes us is evidently alive: tell whoever listens (membership).
-      const peer = connection.remotePeer.toString()
-      try {
-        for await (const chunk of stream) {
-          this.onInbound?.(peer)
-          if (!stream.send(chunk)) await stream.onDrain()
+  async start(): Promise<void> {
+    await this.components.node.handle(
+      RTT_PROTOCOL,
+      async (stream: Stream, connection: Connection) => {
+        // Echo server: send back whatever arrives, respecting backpressure. A peer that
+        // probes us is evidently alive: tell whoever listens (membership).
+        const peer = connection.remotePeer.toString()
+        try {
+          for await (const chunk of stream) {
+            this.onInbound?.(peer)
+            if (!stream.send(chunk)) await stream.onDrain()
+          }
+          await stream.close()
+        } catch (err) {
+          stream.abort(err as Error)
         }
-        await stream.close()
-      } catch (err) {
-        stream.abort(err as Error)
-      }
-    }, { maxInboundStreams: RTT_STREAMS, maxOutboundStreams: RTT_STREAMS })
+      },
+      { maxInboundStreams: RTT_STREAMS, maxOutboundStreams: RTT_STREAMS }
+    )
   }
 
-  async stop (): Promise<void> {
-    await this.components.node.unhandle(RTT_PROTOCOL).catch(debugOn(this.components.log, 'unhandle of the RTT protocol'))
-    for (const ch of this.channels.values()) void ch.then(c => { c.fail(new Error('stopped')); c.stream.abort(new Error('stopped')) }, () => {})
+  async stop(): Promise<void> {
+    await this.components.node
+      .unhandle(RTT_PROTOCOL)
+      .catch(debugOn(this.components.log, 'unhandle of the RTT protocol'))
+    for (const ch of this.channels.values())
+      void ch.then(
+        c => {
+          c.fail(new Error('stopped'))
+          c.stream.abort(new Error('stopped'))
+        },
+        () => {}
+      )
     this.channels.clear()
   }
 
-  private channel (peer: PeerId, signal: AbortSignal): Promise<Channel> {
+  private channel(peer: PeerId, signal: AbortSignal): Promise<Channel> {
     const key = peer.toString()
     let ch = this.channels.get(key)
     if (ch === undefined) {
       ch = this.components.node.dialProtocol(peer, RTT_PROTOCOL, { signal }).then(s => new Channel(s))
       this.channels.set(key, ch)
-      ch.catch(() => { if (this.channels.get(key) === ch) this.channels.delete(key) })
+      ch.catch(() => {
+        if (this.channels.get(key) === ch) this.channels.delete(key)
+      })
     }
     return ch.then(c => {
       if (c.closed) {
@@ -158,7 +184,7 @@ export class RttService implements Startable {
   }
 
   /** One sample; updates the cache. Rejects on timeout or when the peer is unreachable. */
-  async probe (peer: PeerId, timeoutMs = this.probeTimeoutMs): Promise<number> {
+  async probe(peer: PeerId, timeoutMs = this.probeTimeoutMs): Promise<number> {
     const signal = AbortSignal.timeout(timeoutMs)
     const started = Date.now()
     let ch: Channel
@@ -183,24 +209,34 @@ export class RttService implements Startable {
   }
 
   /** Several samples in a row; resolves with the updated estimate. */
-  async measure (peer: PeerId, opts: { samples?: number, timeoutMs?: number } = {}): Promise<RttEstimate> {
+  async measure(peer: PeerId, opts: { samples?: number; timeoutMs?: number } = {}): Promise<RttEstimate> {
     const n = opts.samples ?? MEASURE_SAMPLES
     for (let i = 0; i < n; i++) await this.probe(peer, opts.timeoutMs)
     return this.get(peer.toString()) as RttEstimate
   }
 
   /** Measures many peers in parallel, each bounded by its own timeout; failures are left out. */
-  async measureMany (peers: PeerId[], opts: { samples?: number, timeoutMs?: number } = {}): Promise<Map<string, RttEstimate>> {
+  async measureMany(
+    peers: PeerId[],
+    opts: { samples?: number; timeoutMs?: number } = {}
+  ): Promise<Map<string, RttEstimate>> {
     const out = new Map<string, RttEstimate>()
-    await Promise.all(peers.map(async p => {
-      try { out.set(p.toString(), await this.measure(p, opts)) } catch {}
-    }))
+    await Promise.all(
+      peers.map(async p => {
+        try {
+          out.set(p.toString(), await this.measure(p, opts))
+        } catch {}
+      })
+    )
     return out
   }
 
-  private record (key: string, ms: number): void {
+  private record(key: string, ms: number): void {
     let s = this.samples.get(key)
-    if (s === undefined) { s = { values: [], measuredAt: 0, median: ms }; this.samples.set(key, s) }
+    if (s === undefined) {
+      s = { values: [], measuredAt: 0, median: ms }
+      this.samples.set(key, s)
+    }
     s.values.push(ms)
     if (s.values.length > this.window) s.values.shift()
     s.measuredAt = Date.now()
@@ -209,35 +245,45 @@ export class RttService implements Startable {
   }
 
   /** The cached estimate for a peer, or undefined when never measured. */
-  get (peer: string): RttEstimate | undefined {
+  get(peer: string): RttEstimate | undefined {
     const s = this.samples.get(peer)
     if (s === undefined) return undefined
     return { ms: s.median, samples: s.values.length, measuredAt: s.measuredAt }
   }
 
   /** Peers ordered nearest first; unmeasured peers last, in their given order. */
-  rank (peers: string[]): Array<{ peer: string, rtt?: RttEstimate }> {
-    return peers.map((peer, i) => ({ peer, rtt: this.get(peer), i }))
+  rank(peers: string[]): Array<{ peer: string; rtt?: RttEstimate }> {
+    return peers
+      .map((peer, i) => ({ peer, rtt: this.get(peer), i }))
       .sort((a, b) => (a.rtt?.ms ?? Infinity) - (b.rtt?.ms ?? Infinity) || a.i - b.i)
       .map(({ peer, rtt }) => ({ peer, rtt }))
   }
 
-  forget (peer: string): void {
+  forget(peer: string): void {
     this.samples.delete(peer)
     const ch = this.channels.get(peer)
     this.channels.delete(peer)
-    void ch?.then(c => { c.fail(new Error('forgotten')); c.stream.abort(new Error('forgotten')) }, () => {})
+    void ch?.then(
+      c => {
+        c.fail(new Error('forgotten'))
+        c.stream.abort(new Error('forgotten'))
+      },
+      () => {}
+    )
   }
 
   /** Drops the probe channel of a peer whose connection closed. */
-  onDisconnect (peer: string): void {
+  onDisconnect(peer: string): void {
     const ch = this.channels.get(peer)
     this.channels.delete(peer)
-    void ch?.then(c => c.fail(new Error('disconnected')), () => {})
+    void ch?.then(
+      c => c.fail(new Error('disconnected')),
+      () => {}
+    )
   }
 }
 
-export function median (values: number[]): number {
+export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b)
   const m = s.length >> 1
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2

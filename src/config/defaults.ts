@@ -8,7 +8,7 @@ import type { AppConfig, Config } from './schema.js'
 /** The defaults every role shares: all of a config but the role's own (roleDefaults). */
 export type SharedDefaults = Omit<Config, 'Listen'>
 
-export function builtinDefaults (): SharedDefaults {
+export function builtinDefaults(): SharedDefaults {
   return {
     Perf: {
       // PhysarumSM's conf.json: an instance within 100 ms (about one region) is preferred...
@@ -83,46 +83,64 @@ export function builtinDefaults (): SharedDefaults {
 export type Role = 'allocator' | 'proxy' | 'observer'
 
 /** What a role's defaults depend on: the proxy's entrypoint port, the bootstraps an observer joins through. */
-export interface RoleContext { proxyPort?: number, bootstraps?: string[] }
+export interface RoleContext {
+  proxyPort?: number
+  bootstraps?: string[]
+}
 
 /**
  * Values whose default depends on the role, so that an allocator and proxies share a host
  * without flags. None for KeyFile: a throwaway identity; none for AdminListen: no admin API.
  */
-export interface RoleDefaults { Listen: string[], AdminListen?: string, KeyFile?: string }
+export interface RoleDefaults {
+  Listen: string[]
+  AdminListen?: string
+  KeyFile?: string
+}
 
-export function roleDefaults (role: Role, context: RoleContext = {}): RoleDefaults {
+export function roleDefaults(role: Role, context: RoleContext = {}): RoleDefaults {
   switch (role) {
-    case 'allocator': return {
-      // A fixed port on every interface: others bootstrap from this multiaddr (PhysarumSM's, IPFS's swarm port).
-      Listen: ['/ip4/0.0.0.0/tcp/4001'],
-      // Loopback only, one port per role: the allocator's and a proxy's admin APIs share a host.
-      AdminListen: '127.0.0.1:7701',
-      // A stable peer ID across restarts: bootstraps name it, and it finds its instances again (state beside the key).
-      KeyFile: '~/.physarum/allocator.key'
-    }
-    case 'proxy': return {
-      // Any free port: nobody bootstraps from a proxy, and several share a host.
-      Listen: ['/ip4/0.0.0.0/tcp/0'],
-      AdminListen: '127.0.0.1:7702',
-      // One identity per entrypoint port: proxies on one host are distinct peers, each with a stable ID.
-      KeyFile: `~/.physarum/proxy-${context.proxyPort ?? builtinDefaults().Proxy.Port}.key`
-    }
+    case 'allocator':
+      return {
+        // A fixed port on every interface: others bootstrap from this multiaddr (PhysarumSM's, IPFS's swarm port).
+        Listen: ['/ip4/0.0.0.0/tcp/4001'],
+        // Loopback only, one port per role: the allocator's and a proxy's admin APIs share a host.
+        AdminListen: '127.0.0.1:7701',
+        // A stable peer ID across restarts: bootstraps name it, and it finds its instances again (state beside the key).
+        KeyFile: '~/.physarum/allocator.key'
+      }
+    case 'proxy':
+      return {
+        // Any free port: nobody bootstraps from a proxy, and several share a host.
+        Listen: ['/ip4/0.0.0.0/tcp/0'],
+        AdminListen: '127.0.0.1:7702',
+        // One identity per entrypoint port: proxies on one host are distinct peers, each with a stable ID.
+        KeyFile: `~/.physarum/proxy-${context.proxyPort ?? builtinDefaults().Proxy.Port}.key`
+      }
     // An observer (`members` joining briefly) never takes an agent's identity and has no
     // admin API; it listens on loopback only when every bootstrap is on loopback.
-    case 'observer': return { Listen: [(context.bootstraps ?? []).every(isLoopback) ? '/ip4/127.0.0.1/tcp/0' : '/ip4/0.0.0.0/tcp/0'] }
+    case 'observer':
+      return { Listen: [(context.bootstraps ?? []).every(isLoopback) ? '/ip4/127.0.0.1/tcp/0' : '/ip4/0.0.0.0/tcp/0'] }
   }
 }
 
-function isLoopback (addr: string): boolean {
-  const ip = multiaddr(addr).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
+function isLoopback(addr: string): boolean {
+  const ip =
+    multiaddr(addr)
+      .getComponents()
+      .find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
   return ip.startsWith('127.') || ip === '::1'
 }
 
 type Filled<T> = Required<NonNullable<T>>
 
 /** What an app's unset keys mean; an unset Perf is the top-level Perf. The catalog fills them in. */
-export const APP_DEFAULTS: Required<Pick<AppConfig, 'Port' | 'Env' | 'IdleTimeoutS' | 'StartTimeoutS' | 'MaxInstances' | 'MinInstances' | 'TargetConcurrency'>> & { Health: Filled<AppConfig['Health']>, Resources: Filled<AppConfig['Resources']> } = {
+export const APP_DEFAULTS: Required<
+  Pick<
+    AppConfig,
+    'Port' | 'Env' | 'IdleTimeoutS' | 'StartTimeoutS' | 'MaxInstances' | 'MinInstances' | 'TargetConcurrency'
+  >
+> & { Health: Filled<AppConfig['Health']>; Resources: Filled<AppConfig['Resources']> } = {
   // The usual port of an HTTP app in a container.
   Port: 8080,
   // Only PORT and HOST, which every instance gets.

@@ -2,11 +2,16 @@
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
-  constructor (message: string, readonly details: string[] = [message]) { super(message) }
+  constructor(
+    message: string,
+    readonly details: string[] = [message]
+  ) {
+    super(message)
+  }
 }
 
 /** Levenshtein distance, for "did you mean" on near-miss keys. */
-export function editDistance (a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)])
   for (let j = 1; j <= b.length; j++) dp[0][j] = j
   for (let i = 1; i <= a.length; i++) {
@@ -17,12 +22,15 @@ export function editDistance (a: string, b: string): number {
   return dp[a.length][b.length]
 }
 
-export function suggest (key: string, candidates: string[]): string | undefined {
+export function suggest(key: string, candidates: string[]): string | undefined {
   let best: string | undefined
   let bestD = Infinity
   for (const c of candidates) {
     const d = c.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key.toLowerCase(), c.toLowerCase())
-    if (d < bestD) { bestD = d; best = c }
+    if (d < bestD) {
+      bestD = d
+      best = c
+    }
   }
   return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined
 }

@@ -7,7 +7,7 @@ import { builtinDefaults } from './defaults.js'
 import { ConfigError } from './errors.js'
 import { multiaddrError } from './validate.js'
 
-export function initialConfig (bootstraps: string[] = []): Record<string, unknown> {
+export function initialConfig(bootstraps: string[] = []): Record<string, unknown> {
   const d = builtinDefaults()
   return {
     Perf: d.Perf,
@@ -23,9 +23,11 @@ export function initialConfig (bootstraps: string[] = []): Record<string, unknow
 }
 
 /** Writes the file (or stdout for "-"); returns the path written, undefined for stdout. */
-export function writeInitialConfig (
-  opts: { output: string, force?: boolean, bootstraps?: string[] }
-): string | undefined {
+export function writeInitialConfig(opts: {
+  output: string
+  force?: boolean
+  bootstraps?: string[]
+}): string | undefined {
   for (const b of opts.bootstraps ?? []) {
     const e = multiaddrError(b, true)
     if (e !== undefined) throw new ConfigError(`--bootstrap: ${e}`)
@@ -35,13 +37,16 @@ export function writeInitialConfig (
     process.stdout.write(text)
     return undefined
   }
-  if (existsSync(opts.output) && opts.force !== true) throw new ConfigError(`${opts.output} exists; pass --force to overwrite it`)
+  if (existsSync(opts.output) && opts.force !== true)
+    throw new ConfigError(`${opts.output} exists; pass --force to overwrite it`)
   try {
     mkdirSync(dirname(opts.output), { recursive: true })
     writeFileSync(opts.output, text, { mode: 0o600 })
     chmodSync(opts.output, 0o600)
   } catch (err) {
-    throw new ConfigError(`cannot write ${opts.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new ConfigError(
+      `cannot write ${opts.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+    )
   }
   return opts.output
 }

@@ -46,11 +46,11 @@ export const LOCAL_CONFIG = './conf/conf.json'
 // Values replaced as a whole by a higher layer rather than merged key by key.
 const ATOMIC = new Set(['Apps', 'Bootstraps', 'Listen', 'Announce'])
 
-function isObject (v: unknown): v is Record<string, unknown> {
+function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-function merge (base: Layer, over: Layer, path = ''): Layer {
+function merge(base: Layer, over: Layer, path = ''): Layer {
   const out: Layer = { ...base }
   for (const [k, v] of Object.entries(over)) {
     const p = path === '' ? k : `${path}.${k}`
@@ -59,7 +59,7 @@ function merge (base: Layer, over: Layer, path = ''): Layer {
   return out
 }
 
-function leaves (layer: Layer, path = '', out: string[] = []): string[] {
+function leaves(layer: Layer, path = '', out: string[] = []): string[] {
   for (const [k, v] of Object.entries(layer)) {
     const p = path === '' ? k : `${path}.${k}`
     if (isObject(v) && !ATOMIC.has(p) && Object.keys(v).length > 0) leaves(v, p, out)
@@ -69,13 +69,13 @@ function leaves (layer: Layer, path = '', out: string[] = []): string[] {
 }
 
 /** Where the config file is when --configfile is not given; undefined → defaults only. */
-export function defaultConfigFile (): string | undefined {
+export function defaultConfigFile(): string | undefined {
   if (existsSync(LOCAL_CONFIG)) return LOCAL_CONFIG
   if (existsSync(SYSTEM_CONFIG)) return SYSTEM_CONFIG
   return undefined
 }
 
-function lineCol (text: string, pos: number): string {
+function lineCol(text: string, pos: number): string {
   const before = text.slice(0, pos)
   const line = before.split('\n').length
   const col = pos - before.lastIndexOf('\n')
@@ -83,7 +83,7 @@ function lineCol (text: string, pos: number): string {
 }
 
 /** Reads and parses a config file; errors are one line naming the file. */
-export function readConfigFile (file: string): Layer {
+export function readConfigFile(file: string): Layer {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -99,19 +99,27 @@ export function readConfigFile (file: string): Layer {
   } catch (err) {
     const msg = (err as Error).message
     const m = /position (\d+)/.exec(msg) ?? /line (\d+) column (\d+)/.exec(msg)
-    const where = m === null ? lineCol(text, text.length) : m.length === 3 ? `line ${m[1]}, column ${m[2]}` : lineCol(text, Number(m[1]))
+    const where =
+      m === null
+        ? lineCol(text, text.length)
+        : m.length === 3
+          ? `line ${m[1]}, column ${m[2]}`
+          : lineCol(text, Number(m[1]))
     const reason = msg.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)/, '')
     throw new ConfigError(`config file ${file}: invalid JSON at ${where}: ${reason}`)
   }
-  if (!isObject(parsed)) throw new ConfigError(`config file ${file}: must hold a JSON object, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}`)
+  if (!isObject(parsed))
+    throw new ConfigError(
+      `config file ${file}: must hold a JSON object, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}`
+    )
   return parsed
 }
 
-function splitList (v: string): string[] {
+function splitList(v: string): string[] {
   return v.split(/[\s,]+/).filter(s => s !== '')
 }
 
-function envLayer (env: NodeJS.ProcessEnv): Layer {
+function envLayer(env: NodeJS.ProcessEnv): Layer {
   const layer: Layer = {}
   const boots = env.PHYSARUM_BOOTSTRAPS ?? env.P2P_BOOTSTRAPS
   if (boots !== undefined && boots.trim() !== '') layer.Bootstraps = splitList(boots)
@@ -120,7 +128,7 @@ function envLayer (env: NodeJS.ProcessEnv): Layer {
   return layer
 }
 
-function flagLayer (flags: ConfigFlags): Layer {
+function flagLayer(flags: ConfigFlags): Layer {
   const layer: Layer = {}
   if (flags.bootstrap !== undefined && flags.bootstrap.length > 0) layer.Bootstraps = flags.bootstrap.flatMap(splitList)
   if (flags.listen !== undefined && flags.listen.length > 0) layer.Listen = flags.listen
@@ -138,16 +146,19 @@ function flagLayer (flags: ConfigFlags): Layer {
   return layer
 }
 
-function check (layer: Layer, what: string): void {
+function check(layer: Layer, what: string): void {
   const errs = schemaErrors(layer)
   if (errs.length > 0) {
     const more = errs.length > 1 ? ` (and ${errs.length - 1} more; see physarum config validate)` : ''
-    throw new ConfigError(`${what}: ${errs[0]}${more}`, errs.map(e => `${what}: ${e}`))
+    throw new ConfigError(
+      `${what}: ${errs[0]}${more}`,
+      errs.map(e => `${what}: ${e}`)
+    )
   }
 }
 
 /** Multiaddr and cross-field checks on the merged config. */
-function semanticErrors (cfg: Config, sources: Map<string, Source>): string[] {
+function semanticErrors(cfg: Config, sources: Map<string, Source>): string[] {
   const errs: string[] = []
   cfg.Bootstraps.forEach((b, i) => {
     const e = multiaddrError(b, true)
@@ -159,12 +170,15 @@ function semanticErrors (cfg: Config, sources: Map<string, Source>): string[] {
       if (e !== undefined) errs.push(`${key}[${i}] (${sources.get(key) ?? 'default'}): ${e}`)
     }
   }
-  if (cfg.Perf.SoftReq.RTT > cfg.Perf.HardReq.RTT) errs.push(`Perf: SoftReq.RTT (${cfg.Perf.SoftReq.RTT}) must not exceed HardReq.RTT (${cfg.Perf.HardReq.RTT})`)
+  if (cfg.Perf.SoftReq.RTT > cfg.Perf.HardReq.RTT)
+    errs.push(`Perf: SoftReq.RTT (${cfg.Perf.SoftReq.RTT}) must not exceed HardReq.RTT (${cfg.Perf.HardReq.RTT})`)
   for (const [name, app] of Object.entries(cfg.Apps)) {
     const soft = app.Perf?.SoftReq?.RTT
     const hard = app.Perf?.HardReq?.RTT
-    if (soft !== undefined && hard !== undefined && soft > hard) errs.push(`Apps.${jsonPath('/' + name)}.Perf: SoftReq.RTT must not exceed HardReq.RTT`)
-    if (app.MinInstances !== undefined && app.MaxInstances !== undefined && app.MinInstances > app.MaxInstances) errs.push(`Apps[${JSON.stringify(name)}]: MinInstances must not exceed MaxInstances`)
+    if (soft !== undefined && hard !== undefined && soft > hard)
+      errs.push(`Apps.${jsonPath('/' + name)}.Perf: SoftReq.RTT must not exceed HardReq.RTT`)
+    if (app.MinInstances !== undefined && app.MaxInstances !== undefined && app.MinInstances > app.MaxInstances)
+      errs.push(`Apps[${JSON.stringify(name)}]: MinInstances must not exceed MaxInstances`)
   }
   return errs
 }
@@ -174,7 +188,7 @@ function semanticErrors (cfg: Config, sources: Map<string, Source>): string[] {
  * and an ephemeral daemon have no KeyFile even when the file names one: a config file
  * shared with the host's allocator must not give them its identity.
  */
-function resolveRole (merged: Layer, sources: Map<string, Source>, role: Role, flags: ConfigFlags): void {
+function resolveRole(merged: Layer, sources: Map<string, Source>, role: Role, flags: ConfigFlags): void {
   const cfg = merged as unknown as Omit<Config, 'Listen'> & Partial<Pick<Config, 'Listen'>>
   const d = roleDefaults(role, { proxyPort: cfg.Proxy.Port, bootstraps: cfg.Bootstraps })
   if (cfg.Listen === undefined) {
@@ -204,7 +218,7 @@ export interface LoadOptions {
 }
 
 /** The complete configuration of `role`: every default resolved, flags applied. */
-export function loadConfig (opts: LoadOptions): LoadedConfig {
+export function loadConfig(opts: LoadOptions): LoadedConfig {
   const flags = opts.flags ?? {}
   const env = opts.env ?? process.env
   const file = flags.configfile ?? (opts.noFile === true ? undefined : defaultConfigFile())
@@ -227,8 +241,14 @@ export function loadConfig (opts: LoadOptions): LoadedConfig {
     merged = merge(merged, layer)
     for (const p of leaves(layer)) sources.set(p, src)
     // Psk and PskFile are one setting: the higher layer's choice replaces the lower one's.
-    if ('Psk' in layer && !('PskFile' in layer)) { delete merged.PskFile; sources.delete('PskFile') }
-    if ('PskFile' in layer && !('Psk' in layer)) { delete merged.Psk; sources.delete('Psk') }
+    if ('Psk' in layer && !('PskFile' in layer)) {
+      delete merged.PskFile
+      sources.delete('PskFile')
+    }
+    if ('PskFile' in layer && !('Psk' in layer)) {
+      delete merged.Psk
+      sources.delete('Psk')
+    }
   }
   // Drop sources of leaves that a higher atomic layer replaced.
   const live = new Set(leaves(merged))
@@ -245,7 +265,7 @@ export function loadConfig (opts: LoadOptions): LoadedConfig {
 }
 
 /** Validates one file on its own merits (for `config validate`): every error, not just the first. */
-export function validateFile (file: string): string[] {
+export function validateFile(file: string): string[] {
   let layer: Layer
   try {
     layer = readConfigFile(file)

@@ -9,12 +9,12 @@ import type { Config } from './schema.js'
 const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\s*\n\/base16\/\s*\n\s*([0-9a-fA-F]{64})\s*$/
 
 /** A fresh random PSK as 64 hex digits. */
-export function generatePsk (): string {
+export function generatePsk(): string {
   return randomBytes(32).toString('hex')
 }
 
 /** 64 hex digits from any accepted PSK text. */
-export function pskHex (text: string): string {
+export function pskHex(text: string): string {
   const t = text.trim()
   const swarm = SWARM_KEY.exec(t)
   if (swarm !== null) return swarm[1].toLowerCase()
@@ -24,12 +24,12 @@ export function pskHex (text: string): string {
 }
 
 /** The swarm-key bytes for @libp2p/pnet. */
-export function swarmKey (hex: string): Uint8Array {
+export function swarmKey(hex: string): Uint8Array {
   return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex}`)
 }
 
 /** The configured PSK as swarm-key bytes, or undefined when the node runs open. */
-export function resolvePsk (cfg: Pick<Config, 'Psk' | 'PskFile'>): { key: Uint8Array, fingerprint: string } | undefined {
+export function resolvePsk(cfg: Pick<Config, 'Psk' | 'PskFile'>): { key: Uint8Array; fingerprint: string } | undefined {
   let text: string
   if (cfg.PskFile !== undefined) {
     const file = expandHome(cfg.PskFile)
@@ -38,7 +38,9 @@ export function resolvePsk (cfg: Pick<Config, 'Psk' | 'PskFile'>): { key: Uint8A
       text = readFileSync(file, 'utf8')
     } catch (err) {
       if (err instanceof ConfigError) throw err
-      throw new ConfigError(`PSK file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      throw new ConfigError(
+        `PSK file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+      )
     }
   } else if (cfg.Psk !== undefined) {
     text = cfg.Psk

@@ -30,9 +30,25 @@ export const appSchema = {
   description: 'An app that allocators may start. Only catalog apps can ever run.',
   properties: {
     Image: { type: 'string', minLength: 1, maxLength: 512, description: 'Docker image (Docker runtime).' },
-    Command: { type: 'array', minItems: 1, items: { type: 'string', maxLength: 4096 }, description: 'Command and arguments (process runtime), with PORT and HOST=127.0.0.1 in its environment; a first word `physarum` means this physarum executable.' },
-    Port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Port the app listens on inside its container, or its fixed port for a user-run instance.' },
-    Env: { type: 'object', additionalProperties: { type: 'string', maxLength: 65536 }, propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'Environment variables for the app.' },
+    Command: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', maxLength: 4096 },
+      description:
+        'Command and arguments (process runtime), with PORT and HOST=127.0.0.1 in its environment; a first word `physarum` means this physarum executable.'
+    },
+    Port: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 65535,
+      description: 'Port the app listens on inside its container, or its fixed port for a user-run instance.'
+    },
+    Env: {
+      type: 'object',
+      additionalProperties: { type: 'string', maxLength: 65536 },
+      propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+      description: 'Environment variables for the app.'
+    },
     Health: {
       type: 'object',
       additionalProperties: false,
@@ -40,9 +56,19 @@ export const appSchema = {
       properties: {
         Path: { type: 'string', pattern: '^/', maxLength: 2048, description: 'HTTP path to GET.' },
         Tcp: { type: 'boolean', description: 'Check with a TCP connect instead of HTTP.' },
-        IntervalMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'Time between liveness checks (ms).' },
+        IntervalMs: {
+          type: 'integer',
+          minimum: 10,
+          maximum: 600000,
+          description: 'Time between liveness checks (ms).'
+        },
         TimeoutMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'Timeout of one check (ms).' },
-        FailureThreshold: { type: 'integer', minimum: 1, maximum: 100, description: 'Consecutive failed checks before a running instance is removed.' }
+        FailureThreshold: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 100,
+          description: 'Consecutive failed checks before a running instance is removed.'
+        }
       }
     },
     Resources: {
@@ -50,16 +76,46 @@ export const appSchema = {
       additionalProperties: false,
       description: 'Limits applied to every instance.',
       properties: {
-        MemoryMB: { type: 'integer', minimum: 4, maximum: 1048576, description: 'Memory limit (MB); also charged to the allocator memory budget.' },
+        MemoryMB: {
+          type: 'integer',
+          minimum: 4,
+          maximum: 1048576,
+          description: 'Memory limit (MB); also charged to the allocator memory budget.'
+        },
         Cpus: { type: 'number', exclusiveMinimum: 0, maximum: 1024, description: 'CPU limit (cores).' },
         Pids: { type: 'integer', minimum: 1, maximum: 1000000, description: 'Process count limit (Docker).' }
       }
     },
-    IdleTimeoutS: { type: 'number', minimum: 0, maximum: 2592000, description: 'An instance with nothing in flight for this long is stopped (s).' },
-    StartTimeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 3600, description: 'An instance not ready within this time is removed, and the allocation answers NOT_READY (s).' },
-    MaxInstances: { type: 'integer', minimum: 1, maximum: 10000, description: 'Most instances of this app on one allocator.' },
-    MinInstances: { type: 'integer', minimum: 0, maximum: 10000, description: 'Instances kept warm on each allocator.' },
-    TargetConcurrency: { type: 'integer', minimum: 1, maximum: 100000, description: 'In-flight requests per instance above which proxies ask for another instance.' },
+    IdleTimeoutS: {
+      type: 'number',
+      minimum: 0,
+      maximum: 2592000,
+      description: 'An instance with nothing in flight for this long is stopped (s).'
+    },
+    StartTimeoutS: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      maximum: 3600,
+      description: 'An instance not ready within this time is removed, and the allocation answers NOT_READY (s).'
+    },
+    MaxInstances: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+      description: 'Most instances of this app on one allocator.'
+    },
+    MinInstances: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 10000,
+      description: 'Instances kept warm on each allocator.'
+    },
+    TargetConcurrency: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100000,
+      description: 'In-flight requests per instance above which proxies ask for another instance.'
+    },
     Perf: perfSchema
   }
 } as const
@@ -70,12 +126,44 @@ export const configSchema = {
   additionalProperties: false,
   properties: {
     Perf: perfSchema,
-    Bootstraps: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 1024, description: 'Multiaddrs, with /p2p/<peer id>, of nodes to join through.' },
-    Listen: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to listen on.' },
-    Announce: { type: 'array', items: { type: 'string', maxLength: 1024 }, maxItems: 64, description: 'Multiaddrs to announce instead of the listen addresses (behind NAT or a port forward).' },
-    Psk: { type: 'string', minLength: 1, maxLength: 4096, description: 'Cluster pre-shared key: 64 hex digits, or a passphrase hashed to a key. Without it (or PskFile) the network is open.' },
-    PskFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'File holding the PSK (64 hex digits, a passphrase, or a libp2p swarm.key); must not be group- or world-readable.' },
-    KeyFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'Identity key file (the peer ID), created 0600 when missing.' },
+    Bootstraps: {
+      type: 'array',
+      items: { type: 'string', maxLength: 1024 },
+      maxItems: 1024,
+      description: 'Multiaddrs, with /p2p/<peer id>, of nodes to join through.'
+    },
+    Listen: {
+      type: 'array',
+      items: { type: 'string', maxLength: 1024 },
+      maxItems: 64,
+      description: 'Multiaddrs to listen on.'
+    },
+    Announce: {
+      type: 'array',
+      items: { type: 'string', maxLength: 1024 },
+      maxItems: 64,
+      description: 'Multiaddrs to announce instead of the listen addresses (behind NAT or a port forward).'
+    },
+    Psk: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description:
+        'Cluster pre-shared key: 64 hex digits, or a passphrase hashed to a key. Without it (or PskFile) the network is open.'
+    },
+    PskFile: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description:
+        'File holding the PSK (64 hex digits, a passphrase, or a libp2p swarm.key); must not be group- or world-readable.'
+    },
+    KeyFile: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description: 'Identity key file (the peer ID), created 0600 when missing.'
+    },
     Apps: {
       type: 'object',
       description: 'The catalog: app name → definition.',
@@ -87,17 +175,45 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        Runtime: { enum: ['auto', 'docker', 'process'], description: 'Where instances run: docker, process, or auto (Docker when an engine answers).' },
-        MaxInstances: { type: 'integer', minimum: 0, maximum: 100000, description: 'Most instances on this allocator.' },
-        MemoryMB: { type: 'integer', minimum: 0, maximum: 16777216, description: 'Memory budget for all instances (MB).' },
-        DrainTimeoutS: { type: 'number', minimum: 0, maximum: 3600, description: 'On shutdown, how long in-flight requests may finish (s).' },
+        Runtime: {
+          enum: ['auto', 'docker', 'process'],
+          description: 'Where instances run: docker, process, or auto (Docker when an engine answers).'
+        },
+        MaxInstances: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 100000,
+          description: 'Most instances on this allocator.'
+        },
+        MemoryMB: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 16777216,
+          description: 'Memory budget for all instances (MB).'
+        },
+        DrainTimeoutS: {
+          type: 'number',
+          minimum: 0,
+          maximum: 3600,
+          description: 'On shutdown, how long in-flight requests may finish (s).'
+        },
         RateLimit: {
           type: 'object',
           additionalProperties: false,
           description: 'Allocation requests per requesting peer (token bucket).',
           properties: {
-            PerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 100000, description: 'Requests per second a peer may make, sustained (the refill rate).' },
-            Burst: { type: 'integer', minimum: 1, maximum: 100000, description: 'Requests a peer may make at once (the bucket size).' }
+            PerSecond: {
+              type: 'number',
+              exclusiveMinimum: 0,
+              maximum: 100000,
+              description: 'Requests per second a peer may make, sustained (the refill rate).'
+            },
+            Burst: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 100000,
+              description: 'Requests a peer may make at once (the bucket size).'
+            }
           }
         }
       }
@@ -108,15 +224,29 @@ export const configSchema = {
       properties: {
         Port: { type: 'integer', minimum: 0, maximum: 65535, description: 'HTTP entrypoint port.' },
         Bind: { type: 'string', minLength: 1, maxLength: 255, description: 'HTTP entrypoint address.' },
-        ColdStartTimeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 3600, description: 'How long a request may wait for a new instance (s).' },
-        RequestTimeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 86400, description: 'Per-request timeout (s).' }
+        ColdStartTimeoutS: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 3600,
+          description: 'How long a request may wait for a new instance (s).'
+        },
+        RequestTimeoutS: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 86400,
+          description: 'Per-request timeout (s).'
+        }
       }
     },
     Admin: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        Listen: { type: 'string', pattern: '^[^\\s]+:[0-9]{1,5}$', description: 'HOST:PORT of the local admin API (`members`, `/metrics`); port 0 picks one.' }
+        Listen: {
+          type: 'string',
+          pattern: '^[^\\s]+:[0-9]{1,5}$',
+          description: 'HOST:PORT of the local admin API (`members`, `/metrics`); port 0 picks one.'
+        }
       }
     },
     Membership: {
@@ -124,11 +254,37 @@ export const configSchema = {
       additionalProperties: false,
       description: 'Gossip membership and failure detection.',
       properties: {
-        AnnounceIntervalMs: { type: 'integer', minimum: 100, maximum: 3600000, description: 'Periodic re-announcement (ms); changes are announced at once.' },
-        ProbeIntervalMs: { type: 'integer', minimum: 50, maximum: 600000, description: 'How often each member is probed (RTT and liveness, ms).' },
-        ProbeTimeoutMs: { type: 'integer', minimum: 10, maximum: 600000, description: 'A probe without an answer in this time is a miss (ms).' },
-        SuspectTimeoutMs: { type: 'integer', minimum: 10, maximum: 3600000, description: 'Base wait before a silent suspect member is failed (ms): twice this when no other member confirms the suspicion, down to a third when three do; a node that is itself slow stretches it (local health).' },
-        ForgetAfterS: { type: 'number', minimum: 0, maximum: 31536000, description: 'Failed and left members are forgotten after this long (s).' }
+        AnnounceIntervalMs: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 3600000,
+          description: 'Periodic re-announcement (ms); changes are announced at once.'
+        },
+        ProbeIntervalMs: {
+          type: 'integer',
+          minimum: 50,
+          maximum: 600000,
+          description: 'How often each member is probed (RTT and liveness, ms).'
+        },
+        ProbeTimeoutMs: {
+          type: 'integer',
+          minimum: 10,
+          maximum: 600000,
+          description: 'A probe without an answer in this time is a miss (ms).'
+        },
+        SuspectTimeoutMs: {
+          type: 'integer',
+          minimum: 10,
+          maximum: 3600000,
+          description:
+            'Base wait before a silent suspect member is failed (ms): twice this when no other member confirms the suspicion, down to a third when three do; a node that is itself slow stretches it (local health).'
+        },
+        ForgetAfterS: {
+          type: 'number',
+          minimum: 0,
+          maximum: 31536000,
+          description: 'Failed and left members are forgotten after this long (s).'
+        }
       }
     },
     Log: {
@@ -136,7 +292,10 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         Level: { enum: ['error', 'warn', 'info', 'debug'], description: 'The least severe level that is logged.' },
-        Format: { enum: ['text', 'json'], description: 'text for a terminal, json (one object per line) for a log collector.' }
+        Format: {
+          enum: ['text', 'json'],
+          description: 'text for a terminal, json (one object per line) for a log collector.'
+        }
       }
     }
   }
@@ -160,7 +319,10 @@ type Complete<K extends keyof ConfigLayer> = DeepRequired<NonNullable<ConfigLaye
  * still: KeyFile (none: a throwaway identity), Admin.Listen (none: no admin API),
  * Announce, Psk, PskFile, and an app's own keys (see AppConfig).
  */
-export type Config = Omit<ConfigLayer, 'Perf' | 'Bootstraps' | 'Listen' | 'Apps' | 'Allocator' | 'Proxy' | 'Admin' | 'Membership' | 'Log'> & {
+export type Config = Omit<
+  ConfigLayer,
+  'Perf' | 'Bootstraps' | 'Listen' | 'Apps' | 'Allocator' | 'Proxy' | 'Admin' | 'Membership' | 'Log'
+> & {
   Perf: Complete<'Perf'>
   Bootstraps: string[]
   Listen: string[]

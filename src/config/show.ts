@@ -4,18 +4,28 @@
 import type { LoadedConfig } from './load.js'
 import { configSchema } from './schema.js'
 
-function flatten (value: unknown, path: string, out: Array<[string, unknown]>): void {
+function flatten(value: unknown, path: string, out: Array<[string, unknown]>): void {
   // Apps stop one level down: one line per app reads better than one per app field.
-  if (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0 && !path.startsWith('Apps.')) {
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.keys(value).length > 0 &&
+    !path.startsWith('Apps.')
+  ) {
     for (const [k, v] of Object.entries(value)) flatten(v, path === '' ? k : `${path}.${k}`, out)
   } else {
     out.push([path, value])
   }
 }
 
-export interface RenderOptions { sources?: boolean, json?: boolean, showSecrets?: boolean }
+export interface RenderOptions {
+  sources?: boolean
+  json?: boolean
+  showSecrets?: boolean
+}
 
-export function renderConfig (loaded: LoadedConfig, opts: RenderOptions): string {
+export function renderConfig(loaded: LoadedConfig, opts: RenderOptions): string {
   // In the schema's order, not the merge's (which adds the role's Listen and KeyFile last).
   const config: Record<string, unknown> = {}
   const all = loaded.config as Record<string, unknown>
@@ -33,14 +43,15 @@ export function renderConfig (loaded: LoadedConfig, opts: RenderOptions): string
   const leaves: Array<[string, unknown]> = []
   flatten(config, '', leaves)
   if (opts.json === true) {
-    const body = opts.sources === true
-      ? {
-          config,
-          role: loaded.role,
-          file: loaded.file ?? null,
-          sources: Object.fromEntries(leaves.map(([p]) => [p, sourceOf(p)]))
-        }
-      : config
+    const body =
+      opts.sources === true
+        ? {
+            config,
+            role: loaded.role,
+            file: loaded.file ?? null,
+            sources: Object.fromEntries(leaves.map(([p]) => [p, sourceOf(p)]))
+          }
+        : config
     return JSON.stringify(body, null, 2) + '\n'
   }
   const width = Math.max(...leaves.map(([p]) => p.length))

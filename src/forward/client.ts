@@ -16,7 +16,9 @@ import { streamToDuplex } from './duplex.js'
 export class ConnectError extends Error {
   override name = 'ConnectError'
   readonly code = 'PHYSARUM_CONNECT'
-  constructor (peer: string, cause: Error) { super(`cannot open a stream to ${peer}: ${cause.message}`) }
+  constructor(peer: string, cause: Error) {
+    super(`cannot open a stream to ${peer}: ${cause.message}`)
+  }
 }
 
 export class ForwardClient implements Startable {
@@ -26,17 +28,23 @@ export class ForwardClient implements Startable {
 
   private readonly closeFailed: (err: unknown) => void
 
-  constructor (private readonly node: PhysarumNode, private readonly opts: { connections?: number, connectTimeoutMs?: number, log?: Logger } = {}) {
+  constructor(
+    private readonly node: PhysarumNode,
+    private readonly opts: { connections?: number; connectTimeoutMs?: number; log?: Logger } = {}
+  ) {
     this.closeFailed = debugOn(opts.log ?? silentLogger, 'close of a forwarding pool')
   }
 
-  start (): void {}
+  start(): void {}
 
   /** Opens a forwarding stream and sends the header frame. */
-  async open (peer: PeerId, frame: HeaderFrame, signal?: AbortSignal): Promise<ReturnType<typeof streamToDuplex>> {
+  async open(peer: PeerId, frame: HeaderFrame, signal?: AbortSignal): Promise<ReturnType<typeof streamToDuplex>> {
     // libp2p allows 64 outbound streams of a protocol per connection unless told otherwise: one
     // stream per request in flight, so that would cap a proxy at 64 concurrent requests per host.
-    const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, { signal: signal ?? AbortSignal.timeout(this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS), maxOutboundStreams: MAX_STREAMS })
+    const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, {
+      signal: signal ?? AbortSignal.timeout(this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS),
+      maxOutboundStreams: MAX_STREAMS
+    })
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER_FRAME })
     try {
       await lp.write(new TextEncoder().encode(JSON.stringify(frame)), { signal })
@@ -48,12 +56,12 @@ export class ForwardClient implements Startable {
     return streamToDuplex(lp.unwrap())
   }
 
-  private key (peer: PeerId | string, frame: HeaderFrame): string {
+  private key(peer: PeerId | string, frame: HeaderFrame): string {
     return instanceKey(peer.toString(), frame.app, frame.instance)
   }
 
   /** The pool of a target; a peer given as a string is parsed only when its pool is made. */
-  pool (peer: PeerId | string, frame: HeaderFrame): Pool {
+  pool(peer: PeerId | string, frame: HeaderFrame): Pool {
     const key = this.key(peer, frame)
     let p = this.pools.get(key)
     if (p === undefined) {
@@ -69,9 +77,23 @@ export class ForwardClient implements Startable {
           const opening = this.opening.get(host) ?? new Set()
           this.opening.set(host, opening)
           opening.add(ac)
-          this.open(id, frame, AbortSignal.any([ac.signal, AbortSignal.timeout(this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS)]))
-            .finally(() => { opening.delete(ac); if (opening.size === 0 && this.opening.get(host) === opening) this.opening.delete(host) })
-            .then(s => { cb(null, s as unknown as Socket) }, (err: Error) => { cb(new ConnectError(host, err), null) })
+          this.open(
+            id,
+            frame,
+            AbortSignal.any([ac.signal, AbortSignal.timeout(this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS)])
+          )
+            .finally(() => {
+              opening.delete(ac)
+              if (opening.size === 0 && this.opening.get(host) === opening) this.opening.delete(host)
+            })
+            .then(
+              s => {
+                cb(null, s as unknown as Socket)
+              },
+              (err: Error) => {
+                cb(new ConnectError(host, err), null)
+              }
+            )
         }
       })
       this.pools.set(key, p)
@@ -79,7 +101,11 @@ export class ForwardClient implements Startable {
     return p
   }
 
-  async request (peer: PeerId | string, frame: HeaderFrame, opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  async request(
+    peer: PeerId | string,
+    frame: HeaderFrame,
+    opts: Dispatcher.RequestOptions
+  ): Promise<Dispatcher.ResponseData> {
     return await this.pool(peer, frame).request(opts)
   }
 
@@ -88,7 +114,7 @@ export class ForwardClient implements Startable {
    * open that failed (timed out on a busy host, or aborted) says nothing of the requests in
    * flight on the pool's other streams, which finish.
    */
-  forget (peer: PeerId | string, frame: HeaderFrame): void {
+  forget(peer: PeerId | string, frame: HeaderFrame): void {
     const key = this.key(peer, frame)
     const p = this.pools.get(key)
     this.pools.delete(key)
@@ -96,7 +122,7 @@ export class ForwardClient implements Startable {
   }
 
   /** Closes the pools of instances that are gone (`keep` says no); their requests in flight finish. */
-  sweep (keep: (key: string) => boolean): void {
+  sweep(keep: (key: string) => boolean): void {
     for (const [key, p] of this.pools) {
       if (keep(key)) continue
       this.pools.delete(key)
@@ -105,7 +131,9 @@ export class ForwardClient implements Startable {
   }
 
   /** How many instances it holds a pool for. */
-  get size (): number { return this.pools.size }
+  get size(): number {
+    return this.pools.size
+  }
 
   /**
    * The host was declared failed: the stream opens waiting on it give up now (a frozen host
@@ -113,13 +141,17 @@ export class ForwardClient implements Startable {
    * Requests already sent keep waiting for their answers: the verdict may be wrong (a host
    * too busy to answer probes), and for a host that is really gone the request timeout ends them.
    */
-  abortOpens (peer: string): void {
+  abortOpens(peer: string): void {
     for (const ac of this.opening.get(peer) ?? []) ac.abort(new Error(`host ${peer} was declared failed`))
   }
 
   /** Destroys every pool: what is still in flight fails (the entrypoint has drained by then). */
-  async stop (): Promise<void> {
-    await Promise.all([...this.pools.values()].map(async p => { await p.destroy().catch(this.closeFailed) }))
+  async stop(): Promise<void> {
+    await Promise.all(
+      [...this.pools.values()].map(async p => {
+        await p.destroy().catch(this.closeFailed)
+      })
+    )
     this.pools.clear()
   }
 }

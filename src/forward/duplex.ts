@@ -10,45 +10,65 @@ export interface StreamSocket extends Duplex {
   setKeepAlive: (enable?: boolean, delay?: number) => StreamSocket
 }
 
-export function streamToDuplex (stream: Stream, remoteAddress?: string): StreamSocket {
+export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSocket {
   let paused = false
   const send = (buf: Uint8Array, cb: (err?: Error | null) => void): void => {
     try {
       if (stream.send(buf)) cb()
-      else stream.onDrain().then(() => { cb() }, cb)
+      else
+        stream.onDrain().then(() => {
+          cb()
+        }, cb)
     } catch (err) {
       cb(err as Error)
     }
   }
   const d = new Duplex({
     allowHalfOpen: true,
-    read () {
-      if (paused) { paused = false; if (stream.readStatus === 'paused') stream.resume() }
+    read() {
+      if (paused) {
+        paused = false
+        if (stream.readStatus === 'paused') stream.resume()
+      }
     },
-    write (chunk: Buffer, _enc, cb) { send(chunk, cb) },
+    write(chunk: Buffer, _enc, cb) {
+      send(chunk, cb)
+    },
     // HTTP writes headers and body as separate chunks: one libp2p message for all of
     // them means one yamux frame, one noise frame and one socket write instead of several.
-    writev (chunks: Array<{ chunk: Buffer }>, cb) {
+    writev(chunks: Array<{ chunk: Buffer }>, cb) {
       send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map(c => c.chunk)), cb)
     },
-    final (cb) {
-      stream.close().then(() => { cb() }, () => { cb() })
+    final(cb) {
+      stream.close().then(
+        () => {
+          cb()
+        },
+        () => {
+          cb()
+        }
+      )
     },
-    destroy (err, cb) {
+    destroy(err, cb) {
       if (stream.status === 'open' || stream.status === 'closing') stream.abort(err ?? new Error('socket destroyed'))
       cb(err)
     }
   }) as StreamSocket
-  stream.addEventListener('message', (evt) => {
+  stream.addEventListener('message', evt => {
     const data = evt.data
     const buf = data instanceof Uint8Array ? data : data.subarray()
     // push() may destroy the socket at once (Node's HTTP parser refusing the bytes aborts
     // the stream): a stream whose readable end is closing or closed cannot be paused, and
     // an exception here would be thrown from an event listener and end the process.
-    if (!d.push(buf) && !paused && stream.readStatus === 'readable') { paused = true; stream.pause() }
+    if (!d.push(buf) && !paused && stream.readStatus === 'readable') {
+      paused = true
+      stream.pause()
+    }
   })
-  stream.addEventListener('remoteCloseWrite', () => { d.push(null) })
-  stream.addEventListener('close', (evt) => {
+  stream.addEventListener('remoteCloseWrite', () => {
+    d.push(null)
+  })
+  stream.addEventListener('close', evt => {
     if (evt.error !== undefined && !d.destroyed) d.destroy(evt.error)
     else d.push(null)
   })

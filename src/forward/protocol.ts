@@ -59,14 +59,14 @@ export const ERROR_HEADER = 'x-physarum-error'
  * (placement's endpoints, the balancer's figures, the forwarding pools), so that the
  * sweep of instances that are gone finds them all.
  */
-export function instanceKey (peer: string, app: string, instance = ''): string {
+export function instanceKey(peer: string, app: string, instance = ''): string {
   return `${peer}/${app}/${instance}`
 }
 
 const validate = ajv.compile<HeaderFrame>(headerFrameSchema)
 
 /** The frame, or why the bytes are none (the stream is then reset). */
-export function decodeHeaderFrame (data: Uint8Array): { frame: HeaderFrame } | { error: string } {
+export function decodeHeaderFrame(data: Uint8Array): { frame: HeaderFrame } | { error: string } {
   try {
     const v: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
     if (validate(v)) return { frame: v }

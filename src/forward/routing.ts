@@ -21,12 +21,15 @@ export interface ForwardTarget {
 }
 
 /** Why this host does not pass a request on: the app never saw it. */
-export interface Refusal { code: ForwardErrorCode, message: string }
+export interface Refusal {
+  code: ForwardErrorCode
+  message: string
+}
 
 export type Resolve = (frame: HeaderFrame) => ForwardTarget | Refusal
 
 /** What a host knows of its own instances. */
-export interface InstanceSource<I extends { id: string, inFlight: number }> {
+export interface InstanceSource<I extends { id: string; inFlight: number }> {
   /** Shutting down: new requests go elsewhere. */
   draining: () => boolean
   /** Whether this host serves the app at all. */
@@ -37,7 +40,7 @@ export interface InstanceSource<I extends { id: string, inFlight: number }> {
   target: (inst: I) => ForwardTarget | undefined
 }
 
-export function isRefusal (r: ForwardTarget | Refusal): r is Refusal {
+export function isRefusal(r: ForwardTarget | Refusal): r is Refusal {
   return 'code' in r
 }
 
@@ -47,8 +50,8 @@ export function isRefusal (r: ForwardTarget | Refusal): r is Refusal {
  * the proxy's balancing figures, so a named instance that is gone is a refusal (the proxy
  * then picks again), not a substitute.
  */
-export function router<I extends { id: string, inFlight: number }> (source: InstanceSource<I>): Resolve {
-  return (frame) => {
+export function router<I extends { id: string; inFlight: number }>(source: InstanceSource<I>): Resolve {
+  return frame => {
     if (source.draining()) return { code: 'DRAINING', message: 'this host is shutting down' }
     if (!source.serves(frame.app)) return { code: 'UNKNOWN_APP', message: `app ${frame.app} is not hosted here` }
     const ready = source.ready(frame.app)
@@ -57,9 +60,10 @@ export function router<I extends { id: string, inFlight: number }> (source: Inst
     else for (const i of ready) if (inst === undefined || i.inFlight < inst.inFlight) inst = i
     const target = inst === undefined ? undefined : source.target(inst)
     if (target !== undefined) return target
-    const message = frame.instance !== undefined
-      ? `instance ${frame.instance} of ${frame.app} is not running here`
-      : `no ready instance of ${frame.app} here`
+    const message =
+      frame.instance !== undefined
+        ? `instance ${frame.instance} of ${frame.app} is not running here`
+        : `no ready instance of ${frame.app} here`
     return { code: 'NO_INSTANCE', message }
   }
 }

@@ -7,34 +7,75 @@ import { Pool } from 'undici'
 import type { Stream, Connection, Startable } from '@libp2p/interface'
 import type { PhysarumNode } from '../cluster/node.js'
 import { debugOn, type Logger } from '../util/log.js'
-import { ERROR_HEADER, FORWARD_STATUS, HTTP_PROTOCOL, MAX_HEADER_FRAME, decodeHeaderFrame, type ForwardErrorCode, type HeaderFrame } from './protocol.js'
-import { CLOSE_GRACE_MS, CLOSE_POLL_MS, HEADER_FRAME_TIMEOUT_MS, INSTANCE_CONNECTIONS, INSTANCE_KEEPALIVE_MS, MAX_STREAMS, SERVE_HEADERS_TIMEOUT_MS, SERVE_KEEPALIVE_MS, SERVE_MAX_HEADER_BYTES } from './constants.js'
+import {
+  ERROR_HEADER,
+  FORWARD_STATUS,
+  HTTP_PROTOCOL,
+  MAX_HEADER_FRAME,
+  decodeHeaderFrame,
+  type ForwardErrorCode,
+  type HeaderFrame
+} from './protocol.js'
+import {
+  CLOSE_GRACE_MS,
+  CLOSE_POLL_MS,
+  HEADER_FRAME_TIMEOUT_MS,
+  INSTANCE_CONNECTIONS,
+  INSTANCE_KEEPALIVE_MS,
+  MAX_STREAMS,
+  SERVE_HEADERS_TIMEOUT_MS,
+  SERVE_KEEPALIVE_MS,
+  SERVE_MAX_HEADER_BYTES
+} from './constants.js'
 import { isRefusal, type ForwardTarget, type Refusal, type Resolve } from './routing.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-interface SocketInfo { frame: HeaderFrame, remotePeer: string, remoteIp?: string }
+interface SocketInfo {
+  frame: HeaderFrame
+  remotePeer: string
+  remoteIp?: string
+}
 const INFO = Symbol('physarum')
 
 export const VIA = '1.1 physarum'
 
 /** An error answer in the one JSON shape every physarum error has: {"error": {code, message}}. */
-export function sendJsonError (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
-  if (res.headersSent) { res.destroy(new Error(message)); return }
+export function sendJsonError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  extra: Record<string, string> = {}
+): void {
+  if (res.headersSent) {
+    res.destroy(new Error(message))
+    return
+  }
   const body = JSON.stringify({ error: { code, message } }) + '\n'
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), via: VIA, ...extra })
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    via: VIA,
+    ...extra
+  })
   res.end(body)
 }
 
 /** The keep-alive pool to one local instance (an IPv6 host in brackets). */
-export function instancePool (host: string, port: number): Pool {
-  return new Pool(`http://${hostPort(host, port)}`, { connections: INSTANCE_CONNECTIONS, keepAliveTimeout: INSTANCE_KEEPALIVE_MS, headersTimeout: 0, bodyTimeout: 0 })
+export function instancePool(host: string, port: number): Pool {
+  return new Pool(`http://${hostPort(host, port)}`, {
+    connections: INSTANCE_CONNECTIONS,
+    keepAliveTimeout: INSTANCE_KEEPALIVE_MS,
+    headersTimeout: 0,
+    bodyTimeout: 0
+  })
 }
 
 /** A host's own answer: the status its code has; a refusal also says so in ERROR_HEADER. */
-function answer (res: ServerResponse, code: ForwardErrorCode, message: string, refusal = false): void {
+function answer(res: ServerResponse, code: ForwardErrorCode, message: string, refusal = false): void {
   sendJsonError(res, FORWARD_STATUS[code], code, message, refusal ? { [ERROR_HEADER]: code } : {})
 }
 
@@ -44,11 +85,25 @@ export class ForwardServer implements Startable {
   private readonly sockets = new Set<StreamSocket>()
   private started = false
 
-  constructor (
-    private readonly components: { node: PhysarumNode, log: Logger, onResponse?: (app: string, status: number) => void },
+  constructor(
+    private readonly components: {
+      node: PhysarumNode
+      log: Logger
+      onResponse?: (app: string, status: number) => void
+    },
     private readonly init: { resolve: Resolve }
   ) {
-    this.server = createServer({ requestTimeout: 0, headersTimeout: SERVE_HEADERS_TIMEOUT_MS, keepAliveTimeout: SERVE_KEEPALIVE_MS, maxHeaderSize: SERVE_MAX_HEADER_BYTES }, (req, res) => { this.onRequest(req, res) })
+    this.server = createServer(
+      {
+        requestTimeout: 0,
+        headersTimeout: SERVE_HEADERS_TIMEOUT_MS,
+        keepAliveTimeout: SERVE_KEEPALIVE_MS,
+        maxHeaderSize: SERVE_MAX_HEADER_BYTES
+      },
+      (req, res) => {
+        this.onRequest(req, res)
+      }
+    )
     this.server.on('clientError', (err, socket) => {
       // Malformed HTTP on a stream: answer 400 when possible, then drop that stream only.
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
@@ -56,12 +111,18 @@ export class ForwardServer implements Startable {
     })
   }
 
-  async start (): Promise<void> {
-    await this.components.node.handle(HTTP_PROTOCOL, async (stream: Stream, connection: Connection) => { await this.onStream(stream, connection) }, { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS })
+  async start(): Promise<void> {
+    await this.components.node.handle(
+      HTTP_PROTOCOL,
+      async (stream: Stream, connection: Connection) => {
+        await this.onStream(stream, connection)
+      },
+      { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS }
+    )
     this.started = true
   }
 
-  private async onStream (stream: Stream, connection: Connection): Promise<void> {
+  private async onStream(stream: Stream, connection: Connection): Promise<void> {
     let frame: HeaderFrame
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_HEADER_FRAME })
@@ -71,19 +132,28 @@ export class ForwardServer implements Startable {
       frame = decoded.frame
       lp.unwrap()
     } catch (err) {
-      this.components.log.debug('forwarding stream refused', { peer: connection.remotePeer.toString(), error: (err as Error).message })
+      this.components.log.debug('forwarding stream refused', {
+        peer: connection.remotePeer.toString(),
+        error: (err as Error).message
+      })
       stream.abort(err as Error)
       return
     }
     const ip = connection.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
     const socket = streamToDuplex(stream, ip)
-    ;(socket as unknown as Record<symbol, SocketInfo>)[INFO] = { frame, remotePeer: connection.remotePeer.toString(), remoteIp: ip }
+    ;(socket as unknown as Record<symbol, SocketInfo>)[INFO] = {
+      frame,
+      remotePeer: connection.remotePeer.toString(),
+      remoteIp: ip
+    }
     this.sockets.add(socket)
-    socket.once('close', () => { this.sockets.delete(socket) })
+    socket.once('close', () => {
+      this.sockets.delete(socket)
+    })
     this.server.emit('connection', socket)
   }
 
-  private pool (t: ForwardTarget): Pool {
+  private pool(t: ForwardTarget): Pool {
     const key = hostPort(t.host, t.port)
     let p = this.pools.get(key)
     if (p === undefined) {
@@ -94,19 +164,25 @@ export class ForwardServer implements Startable {
   }
 
   /** Closes the keep-alive pool of an instance that stopped. */
-  forget (host: string, port: number): void {
+  forget(host: string, port: number): void {
     const key = hostPort(host, port)
     const p = this.pools.get(key)
     this.pools.delete(key)
     void p?.close().catch(debugOn(this.components.log, 'close of an instance pool'))
   }
 
-  private onRequest (req: IncomingMessage, res: ServerResponse): void {
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const info = (req.socket as unknown as Record<symbol, SocketInfo | undefined>)[INFO]
-    if (info === undefined) { answer(res, 'INTERNAL', 'no stream info'); return }
+    if (info === undefined) {
+      answer(res, 'INTERNAL', 'no stream info')
+      return
+    }
     // Only a path goes on to the instance: undici refuses '*' (OPTIONS *) and, refusing it,
     // left a connection of the instance's pool unusable; 256 of them and forwarding hung.
-    if (req.url === undefined || !req.url.startsWith('/')) { answer(res, 'BAD_REQUEST', 'request target must be a path'); return }
+    if (req.url === undefined || !req.url.startsWith('/')) {
+      answer(res, 'BAD_REQUEST', 'request target must be a path')
+      return
+    }
     const target: ForwardTarget | Refusal = this.init.resolve(info.frame)
     if (isRefusal(target)) {
       this.components.onResponse?.(info.frame.app, FORWARD_STATUS[target.code])
@@ -124,56 +200,82 @@ export class ForwardServer implements Startable {
     }
     const ac = new RequestAbort()
     // The client went away (stream reset): abort the request to the instance too.
-    onResponseOver(req, res, () => { if (!res.writableFinished) ac.abort(new Error('client disconnected')); finish(res.statusCode) })
+    onResponseOver(req, res, () => {
+      if (!res.writableFinished) ac.abort(new Error('client disconnected'))
+      finish(res.statusCode)
+    })
     const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
     const withBody = hasBody(req.headers)
     const send = (retry: boolean): void => {
-      this.pool(target).stream({
-        path: req.url ?? '/',
-        method: req.method as 'GET',
-        headers,
-        body: withBody ? req : null,
-        signal: ac,
-        opaque: res
-      }, ({ statusCode, headers: upstream }) => {
-        relayHead(res, statusCode, upstream, { via: appendList(upstream.via, VIA) })
-        return res
-      }).catch((err: Error) => {
-        if (ac.aborted) return
-        // A keep-alive connection the app closed just as it was reused (the app's idle timeout
-        // passed, e.g. while this process was stopped): an idempotent request without a body
-        // goes again, once, on a fresh connection (RFC 9112 §9.3.1).
-        if (retry && !res.headersSent && !withBody && IDEMPOTENT.has(req.method ?? '') && connectionLost(err)) { send(false); return }
-        this.components.log.debug('upstream request failed', { app: target.app, instance: target.instanceId, error: err.message })
-        if ((err as { code?: string }).code === 'ECONNREFUSED') {
-          // The instance is gone (its death not yet noticed): the app never saw the request, so
-          // the proxy may send it to another instance, whatever its method.
-          answer(res, 'INSTANCE_UNREACHABLE', `instance ${target.instanceId} of ${target.app} refused the connection`, true)
-          finish(FORWARD_STATUS.INSTANCE_UNREACHABLE)
-          return
-        }
-        answer(res, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
-        finish(FORWARD_STATUS.UPSTREAM_FAILED)
-      })
+      this.pool(target)
+        .stream(
+          {
+            path: req.url ?? '/',
+            method: req.method as 'GET',
+            headers,
+            body: withBody ? req : null,
+            signal: ac,
+            opaque: res
+          },
+          ({ statusCode, headers: upstream }) => {
+            relayHead(res, statusCode, upstream, { via: appendList(upstream.via, VIA) })
+            return res
+          }
+        )
+        .catch((err: Error) => {
+          if (ac.aborted) return
+          // A keep-alive connection the app closed just as it was reused (the app's idle timeout
+          // passed, e.g. while this process was stopped): an idempotent request without a body
+          // goes again, once, on a fresh connection (RFC 9112 §9.3.1).
+          if (retry && !res.headersSent && !withBody && IDEMPOTENT.has(req.method ?? '') && connectionLost(err)) {
+            send(false)
+            return
+          }
+          this.components.log.debug('upstream request failed', {
+            app: target.app,
+            instance: target.instanceId,
+            error: err.message
+          })
+          if ((err as { code?: string }).code === 'ECONNREFUSED') {
+            // The instance is gone (its death not yet noticed): the app never saw the request, so
+            // the proxy may send it to another instance, whatever its method.
+            answer(
+              res,
+              'INSTANCE_UNREACHABLE',
+              `instance ${target.instanceId} of ${target.app} refused the connection`,
+              true
+            )
+            finish(FORWARD_STATUS.INSTANCE_UNREACHABLE)
+            return
+          }
+          answer(res, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
+          finish(FORWARD_STATUS.UPSTREAM_FAILED)
+        })
     }
     send(true)
   }
 
   /** Stops taking new streams; open ones keep serving until they close. */
-  async beforeStop (): Promise<void> {
+  async beforeStop(): Promise<void> {
     if (!this.started) return
     this.started = false
-    await this.components.node.unhandle(HTTP_PROTOCOL).catch(debugOn(this.components.log, 'unhandle of the forwarding protocol'))
+    await this.components.node
+      .unhandle(HTTP_PROTOCOL)
+      .catch(debugOn(this.components.log, 'unhandle of the forwarding protocol'))
   }
 
   /** Closes every stream: ended first, so that the last bytes of a response still go out, then destroyed after CLOSE_GRACE_MS. */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     await this.beforeStop()
     for (const s of this.sockets) s.end()
     const deadline = Date.now() + CLOSE_GRACE_MS
     while (this.sockets.size > 0 && Date.now() < deadline) await sleep(CLOSE_POLL_MS)
     for (const s of this.sockets) s.destroy()
-    await Promise.all([...this.pools.values()].map(async p => { await p.close().catch(debugOn(this.components.log, 'close of an instance pool')) }))
+    await Promise.all(
+      [...this.pools.values()].map(async p => {
+        await p.close().catch(debugOn(this.components.log, 'close of an instance pool'))
+      })
+    )
     this.pools.clear()
   }
 }

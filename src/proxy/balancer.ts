@@ -16,7 +16,7 @@ export interface EndpointStats {
 export class Balancer {
   private readonly stats = new Map<string, EndpointStats>()
 
-  get (key: string, seedMs = 1): EndpointStats {
+  get(key: string, seedMs = 1): EndpointStats {
     let s = this.stats.get(key)
     if (s === undefined) {
       s = { ewmaMs: seedMs, lastAt: Date.now(), inFlight: 0, consecutiveFailures: 0, ejectedUntil: 0, ejections: 0 }
@@ -26,7 +26,7 @@ export class Balancer {
   }
 
   /** The cost of sending one more request there: latency × (in flight + 1). */
-  cost (key: string, seedMs = 1, now = Date.now()): number {
+  cost(key: string, seedMs = 1, now = Date.now()): number {
     const s = this.get(key, seedMs)
     const w = Math.exp(-(now - s.lastAt) / DECAY_MS)
     const decayed = s.ewmaMs * w + seedMs * (1 - w)
@@ -34,7 +34,12 @@ export class Balancer {
   }
 
   /** Power of two choices: two at random, the cheaper wins. */
-  pick<T> (items: T[], keyOf: (t: T) => string, seedOf: (t: T) => number = () => 1, random = Math.random): T | undefined {
+  pick<T>(
+    items: T[],
+    keyOf: (t: T) => string,
+    seedOf: (t: T) => number = () => 1,
+    random = Math.random
+  ): T | undefined {
     if (items.length <= 1) return items[0]
     const i = Math.floor(random() * items.length)
     let j = Math.floor(random() * (items.length - 1))
@@ -44,16 +49,18 @@ export class Balancer {
     return this.cost(keyOf(a), seedOf(a)) <= this.cost(keyOf(b), seedOf(b)) ? a : b
   }
 
-  start (key: string): void { this.get(key).inFlight++ }
+  start(key: string): void {
+    this.get(key).inFlight++
+  }
 
   /** A request that ended without a verdict on the endpoint (the client left, the host no longer has it). */
-  cancel (key: string): void {
+  cancel(key: string): void {
     const s = this.get(key)
     s.inFlight = Math.max(0, s.inFlight - 1)
   }
 
   /** Records a finished request; returns true when this failure ejected the endpoint. */
-  finish (key: string, latencyMs: number, ok: boolean, now = Date.now()): boolean {
+  finish(key: string, latencyMs: number, ok: boolean, now = Date.now()): boolean {
     const s = this.get(key)
     s.inFlight = Math.max(0, s.inFlight - 1)
     if (ok) {
@@ -73,14 +80,16 @@ export class Balancer {
     return false
   }
 
-  ejected (key: string, now = Date.now()): boolean {
+  ejected(key: string, now = Date.now()): boolean {
     return (this.stats.get(key)?.ejectedUntil ?? 0) > now
   }
 
-  inFlight (key: string): number { return this.stats.get(key)?.inFlight ?? 0 }
+  inFlight(key: string): number {
+    return this.stats.get(key)?.inFlight ?? 0
+  }
 
   /** Drops what it knows of instances that are gone (`keep` says no) and carry no request. */
-  sweep (keep: (key: string) => boolean): void {
+  sweep(keep: (key: string) => boolean): void {
     for (const [key, s] of this.stats) if (s.inFlight === 0 && !keep(key)) this.stats.delete(key)
   }
 }
@@ -88,9 +97,16 @@ export class Balancer {
 /** Retries may add at most `ratio` extra load: every request earns `ratio` of a token. */
 export class RetryBudget {
   private tokens: number
-  constructor (private readonly ratio = 0.2, private readonly cap = 10) { this.tokens = cap / 2 }
-  deposit (): void { this.tokens = Math.min(this.cap, this.tokens + this.ratio) }
-  withdraw (): boolean {
+  constructor(
+    private readonly ratio = 0.2,
+    private readonly cap = 10
+  ) {
+    this.tokens = cap / 2
+  }
+  deposit(): void {
+    this.tokens = Math.min(this.cap, this.tokens + this.ratio)
+  }
+  withdraw(): boolean {
     if (this.tokens < 1) return false
     this.tokens -= 1
     return true

@@ -25,7 +25,7 @@ export interface ProxyOptions extends DaemonOptions {
   bind: string
   /** Server mode: an instance of `app` run by the user at `address`. */
   app?: string
-  address?: { host: string, port: number }
+  address?: { host: string; port: number }
 }
 
 /** A user-run instance announced by a proxy in server mode. */
@@ -36,37 +36,47 @@ class LocalInstance implements Startable {
   readonly id: string
   readonly pool: Pool
 
-  constructor (readonly spec: AppSpec, readonly host: string, readonly port: number, peer: string, private readonly log: Logger, private readonly onChange: () => void) {
+  constructor(
+    readonly spec: AppSpec,
+    readonly host: string,
+    readonly port: number,
+    peer: string,
+    private readonly log: Logger,
+    private readonly onChange: () => void
+  ) {
     this.id = `local-${peer.slice(-6)}-${port}`
     this.pool = instancePool(host, port)
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     await this.check()
-    this.timer = setInterval(() => { void this.check() }, this.spec.health.intervalMs)
+    this.timer = setInterval(() => {
+      void this.check()
+    }, this.spec.health.intervalMs)
     this.timer.unref()
   }
 
-  private async check (): Promise<void> {
+  private async check(): Promise<void> {
     const ok = await checkOnce(this.spec, this.host, this.port, this.spec.health.timeoutMs)
     if (ok !== this.healthy) {
       this.healthy = ok
-      this.log[ok ? 'info' : 'warn'](`local instance of ${this.spec.name} at ${this.host}:${this.port} is ${ok ? 'healthy' : 'not answering its health check'}`)
+      this.log[ok ? 'info' : 'warn'](
+        `local instance of ${this.spec.name} at ${this.host}:${this.port} is ${ok ? 'healthy' : 'not answering its health check'}`
+      )
       this.onChange()
     }
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
     await this.pool.close().catch(debugOn(this.log, 'close of the local instance pool'))
   }
 }
 
-
 export class ProxyDaemon {
   private stopping?: Promise<void>
 
-  private constructor (
+  private constructor(
     readonly agent: Agent,
     readonly entrypoint: Entrypoint,
     readonly placement: Placement,
@@ -77,7 +87,7 @@ export class ProxyDaemon {
     private readonly sweeper: NodeJS.Timeout
   ) {}
 
-  static async start (opts: ProxyOptions): Promise<ProxyDaemon> {
+  static async start(opts: ProxyOptions): Promise<ProxyDaemon> {
     const { config, log } = opts
     const catalog = new Catalog(config)
     let local: LocalInstance | undefined
@@ -86,83 +96,178 @@ export class ProxyDaemon {
       role: 'proxy',
       localState: () => ({
         catalog: [],
-        instances: local?.healthy === true ? { [local.spec.name]: { ready: 1, inFlight: local.inFlight, ids: [local.id] } } : {},
+        instances:
+          local?.healthy === true ? { [local.spec.name]: { ready: 1, inFlight: local.inFlight, ids: [local.id] } } : {},
         capacity: {}
       })
     })
     try {
       const reg = agent.metrics.registry
-      const requestCount = new Counter({ name: 'physarum_proxy_requests_total', help: 'Requests through this proxy, by app and status.', labelNames: ['app', 'status'], registers: [reg] })
-      const latency = new Histogram({ name: 'physarum_proxy_request_seconds', help: 'Time to serve a request through this proxy, by app.', labelNames: ['app'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [reg] })
-      const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Requests that found no instance within HardReq and waited for one.', labelNames: ['app'], registers: [reg] })
-      const allocations = new Counter({ name: 'physarum_proxy_allocations_total', help: 'Allocation requests sent, by app and result.', labelNames: ['app', 'result'], registers: [reg] })
-      const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests retried on another instance.', labelNames: ['app'], registers: [reg] })
-      const ejections = new Counter({ name: 'physarum_proxy_ejections_total', help: 'Instances ejected after repeated failures.', labelNames: ['app'], registers: [reg] })
+      const requestCount = new Counter({
+        name: 'physarum_proxy_requests_total',
+        help: 'Requests through this proxy, by app and status.',
+        labelNames: ['app', 'status'],
+        registers: [reg]
+      })
+      const latency = new Histogram({
+        name: 'physarum_proxy_request_seconds',
+        help: 'Time to serve a request through this proxy, by app.',
+        labelNames: ['app'],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        registers: [reg]
+      })
+      const coldStarts = new Counter({
+        name: 'physarum_proxy_cold_starts_total',
+        help: 'Requests that found no instance within HardReq and waited for one.',
+        labelNames: ['app'],
+        registers: [reg]
+      })
+      const allocations = new Counter({
+        name: 'physarum_proxy_allocations_total',
+        help: 'Allocation requests sent, by app and result.',
+        labelNames: ['app', 'result'],
+        registers: [reg]
+      })
+      const retries = new Counter({
+        name: 'physarum_proxy_retries_total',
+        help: 'Requests retried on another instance.',
+        labelNames: ['app'],
+        registers: [reg]
+      })
+      const ejections = new Counter({
+        name: 'physarum_proxy_ejections_total',
+        help: 'Instances ejected after repeated failures.',
+        labelNames: ['app'],
+        registers: [reg]
+      })
 
       if (opts.app !== undefined) {
         const spec = catalog.get(opts.app) ?? appSpec(opts.app, {}, config.Perf)
         const host = opts.address?.host ?? '127.0.0.1'
         const port = opts.address?.port ?? spec.port
-        local = new LocalInstance(spec, host, port, agent.peer, log, () => { agent.membership.announceSoon(0) })
+        local = new LocalInstance(spec, host, port, agent.peer, log, () => {
+          agent.membership.announceSoon(0)
+        })
         await local.start()
       }
       const l = local
-      const serving = l === undefined
-        ? undefined
-        : new ForwardServer({ node: agent.node, log: log.scope('forward') }, {
-          resolve: router<LocalInstance>({
-            draining: () => false,
-            serves: app => app === l.spec.name,
-            ready: () => l.healthy ? [l] : [],
-            target: i => ({ app: i.spec.name, instanceId: i.id, host: i.host, port: i.port, begin: () => { i.inFlight++; return () => { i.inFlight-- } } })
-          })
-        })
+      const serving =
+        l === undefined
+          ? undefined
+          : new ForwardServer(
+              { node: agent.node, log: log.scope('forward') },
+              {
+                resolve: router<LocalInstance>({
+                  draining: () => false,
+                  serves: app => app === l.spec.name,
+                  ready: () => (l.healthy ? [l] : []),
+                  target: i => ({
+                    app: i.spec.name,
+                    instanceId: i.id,
+                    host: i.host,
+                    port: i.port,
+                    begin: () => {
+                      i.inFlight++
+                      return () => {
+                        i.inFlight--
+                      }
+                    }
+                  })
+                })
+              }
+            )
       await serving?.start()
 
       const balancer = new Balancer()
-      const placement = new Placement({
-        self: agent.peer,
-        startedAt: agent.startedAt,
-        members: () => agent.membership.members(),
-        member: peer => agent.membership.table.get(peer),
-        rtt: {
-          get: peer => agent.rtt.get(peer)?.ms,
-          measureMany: async (peers, o) => { await agent.rtt.measureMany(peers.map(p => peerIdFromString(p)), { samples: 1, timeoutMs: o.timeoutMs }) }
+      const placement = new Placement(
+        {
+          self: agent.peer,
+          startedAt: agent.startedAt,
+          members: () => agent.membership.members(),
+          member: peer => agent.membership.table.get(peer),
+          rtt: {
+            get: peer => agent.rtt.get(peer)?.ms,
+            measureMany: async (peers, o) => {
+              await agent.rtt.measureMany(
+                peers.map(p => peerIdFromString(p)),
+                { samples: 1, timeoutMs: o.timeoutMs }
+              )
+            }
+          },
+          allocate: async (peer, app, o) => await requestAllocation(agent.node, peerIdFromString(peer), app, o),
+          balancer,
+          log: log.scope('placement'),
+          stats: {
+            onAllocation: (app, result) => {
+              allocations.inc({ app, result })
+            },
+            onColdStart: app => {
+              coldStarts.inc({ app: placement.known(app) ? app : '?' })
+            }
+          }
         },
-        allocate: async (peer, app, o) => await requestAllocation(agent.node, peerIdFromString(peer), app, o),
-        balancer,
-        log: log.scope('placement'),
-        stats: { onAllocation: (app, result) => { allocations.inc({ app, result }) }, onColdStart: app => { coldStarts.inc({ app: placement.known(app) ? app : '?' }) } }
-      }, {
-        policy: (app) => {
-          const spec = catalog.get(app) ?? appSpec(app, {}, config.Perf)
-          return { softMs: spec.perf.softRttMs, hardMs: spec.perf.hardRttMs, targetConcurrency: spec.targetConcurrency, maxInstances: catalog.get(app) !== undefined ? spec.maxInstances : UNLISTED_MAX_INSTANCES }
-        },
-        inLocalCatalog: app => catalog.get(app) !== undefined,
-        coldStartTimeoutMs: config.Proxy.ColdStartTimeoutS * 1000,
-        local: (app): Endpoint | undefined => l !== undefined && l.healthy && l.spec.name === app
-          ? { key: instanceKey(agent.peer, app, l.id), peer: agent.peer, app, instance: l.id, rttMs: 0, local: true, announcedLoad: l.inFlight }
-          : undefined
-      })
+        {
+          policy: app => {
+            const spec = catalog.get(app) ?? appSpec(app, {}, config.Perf)
+            return {
+              softMs: spec.perf.softRttMs,
+              hardMs: spec.perf.hardRttMs,
+              targetConcurrency: spec.targetConcurrency,
+              maxInstances: catalog.get(app) !== undefined ? spec.maxInstances : UNLISTED_MAX_INSTANCES
+            }
+          },
+          inLocalCatalog: app => catalog.get(app) !== undefined,
+          coldStartTimeoutMs: config.Proxy.ColdStartTimeoutS * 1000,
+          local: (app): Endpoint | undefined =>
+            l !== undefined && l.healthy && l.spec.name === app
+              ? {
+                  key: instanceKey(agent.peer, app, l.id),
+                  peer: agent.peer,
+                  app,
+                  instance: l.id,
+                  rttMs: 0,
+                  local: true,
+                  announcedLoad: l.inFlight
+                }
+              : undefined
+        }
+      )
       const forward = new ForwardClient(agent.node, { log: log.scope('forward') })
       // A frozen host keeps its connection open but never answers a stream open: without this, a
       // request waiting for a stream to it would wait the full connect timeout.
-      agent.membership.table.on('change', (m, prev) => { if (m.status === 'failed' && prev !== 'failed') forward.abortOpens(m.announcement.peer) })
+      agent.membership.table.on('change', (m, prev) => {
+        if (m.status === 'failed' && prev !== 'failed') forward.abortOpens(m.announcement.peer)
+      })
       const recentErrors = new RecentErrors()
-      const requests = new Requests({
-        placement,
-        balancer,
-        forward,
-        recentErrors,
-        heard: peer => { agent.membership.table.heard(peer, Date.now()) },
-        localPool: app => l !== undefined && l.spec.name === app ? l.pool : undefined,
-        stats: {
-          onResponse: (app, status, s) => { requestCount.inc({ app, status: String(status) }); latency.observe({ app }, s) },
-          onRetry: app => { retries.inc({ app }) },
-          onEjection: app => { ejections.inc({ app }) }
-        }
-      }, { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000 })
-      const entrypoint = new Entrypoint({ agent, placement, requests, recentErrors, log: log.scope('proxy') }, { host: opts.bind, port: opts.port, drainTimeoutMs: ENTRYPOINT_DRAIN_MS })
+      const requests = new Requests(
+        {
+          placement,
+          balancer,
+          forward,
+          recentErrors,
+          heard: peer => {
+            agent.membership.table.heard(peer, Date.now())
+          },
+          localPool: app => (l !== undefined && l.spec.name === app ? l.pool : undefined),
+          stats: {
+            onResponse: (app, status, s) => {
+              requestCount.inc({ app, status: String(status) })
+              latency.observe({ app }, s)
+            },
+            onRetry: app => {
+              retries.inc({ app })
+            },
+            onEjection: app => {
+              ejections.inc({ app })
+            }
+          }
+        },
+        { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000 }
+      )
+      const entrypoint = new Entrypoint(
+        { agent, placement, requests, recentErrors, log: log.scope('proxy') },
+        { host: opts.bind, port: opts.port, drainTimeoutMs: ENTRYPOINT_DRAIN_MS }
+      )
       await entrypoint.start()
       const address = entrypoint.address as string
       agent.admin.route('/v1/status', () => statusJson(agent, placement, recentErrors.list))
@@ -184,7 +289,7 @@ export class ProxyDaemon {
     }
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.sweeper)
       await this.agent.beforeStop()

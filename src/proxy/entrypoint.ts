@@ -25,50 +25,78 @@ export class Entrypoint implements Startable {
   /** HOST:PORT it listens on, once started. */
   address?: string
 
-  constructor (
-    private readonly components: { agent: Agent, placement: Placement, requests: Requests, recentErrors: RecentErrors, log: Logger },
-    private readonly init: { host: string, port: number, drainTimeoutMs: number }
+  constructor(
+    private readonly components: {
+      agent: Agent
+      placement: Placement
+      requests: Requests
+      recentErrors: RecentErrors
+      log: Logger
+    },
+    private readonly init: { host: string; port: number; drainTimeoutMs: number }
   ) {}
 
   /** Requests being served now. */
-  get inFlight (): number { return this.components.requests.inFlight }
+  get inFlight(): number {
+    return this.components.requests.inFlight
+  }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const { host, port } = this.init
-    const server = createServer({ requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 }, (req, res) => {
-      this.lastActivityAt = Date.now()
-      res.once('close', () => { this.lastActivityAt = Date.now() })
-      // Shutting down: this is the last request on the connection, so that its client moves on.
-      if (this.closing) res.setHeader('connection', 'close')
-      // A bug on one request must not take the proxy down: a 500 for it, and a log line.
-      this.handle(req, res).catch((err: Error) => {
-        this.components.log.error(`request ${req.method ?? '?'} ${(req.url ?? '').slice(0, 200)} failed: ${err.message}`)
-        this.error(res, '-', 'INTERNAL', err.message)
-      })
-    })
+    const server = createServer(
+      { requestTimeout: 0, headersTimeout: 30000, keepAliveTimeout: 65000, maxHeaderSize: 32 * 1024 },
+      (req, res) => {
+        this.lastActivityAt = Date.now()
+        res.once('close', () => {
+          this.lastActivityAt = Date.now()
+        })
+        // Shutting down: this is the last request on the connection, so that its client moves on.
+        if (this.closing) res.setHeader('connection', 'close')
+        // A bug on one request must not take the proxy down: a 500 for it, and a log line.
+        this.handle(req, res).catch((err: Error) => {
+          this.components.log.error(
+            `request ${req.method ?? '?'} ${(req.url ?? '').slice(0, 200)} failed: ${err.message}`
+          )
+          this.error(res, '-', 'INTERNAL', err.message)
+        })
+      }
+    )
     server.on('clientError', (err, socket) => {
       // Malformed HTTP: a 400 with the reason, never a crash.
       const code = (err as NodeJS.ErrnoException).code
       if (socket.writable && code !== 'ECONNRESET') {
         // As Node's own default answers: a client too slow to send its headers gets 408, headers too large 431.
-        const status = code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
+        const status =
+          code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : code === 'HPE_HEADER_OVERFLOW'
+              ? '431 Request Header Fields Too Large'
+              : '400 Bad Request'
         const body = `${status.slice(4).toLowerCase()}: ${code ?? err.message}\n`
-        socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+        socket.end(
+          `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+        )
       } else socket.destroy()
     })
     this.address = await listenOn(server, host, port, { what: 'the proxy', hint: 'choose another with --port' })
     this.server = server
   }
 
-  private error (res: ServerResponse, app: string, code: ProxyErrorCode, message: string): void {
+  private error(res: ServerResponse, app: string, code: ProxyErrorCode, message: string): void {
     sendError(res, this.components.recentErrors, app, code, message)
   }
 
-  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/'
-    if (!url.startsWith('/')) { this.error(res, '-', 'BAD_REQUEST', 'request target must be a path'); return }
+    if (!url.startsWith('/')) {
+      this.error(res, '-', 'BAD_REQUEST', 'request target must be a path')
+      return
+    }
     const path = url.split('?')[0]
-    if (path === '/') { this.status(req, res); return }
+    if (path === '/') {
+      this.status(req, res)
+      return
+    }
     if (path.startsWith('/_physarum/') || path === '/_physarum') {
       // The agent's admin API answers them: /_physarum/metrics → /metrics, /_physarum/x → /v1/x.
       const name = path.slice('/_physarum/'.length)
@@ -77,7 +105,12 @@ export class Entrypoint implements Startable {
     }
     const seg = url.slice(1).split(/[/?]/)[0]
     if (!APP_RE.test(seg)) {
-      this.error(res, '-', 'BAD_APP_NAME', `malformed app name ${JSON.stringify(seg.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`)
+      this.error(
+        res,
+        '-',
+        'BAD_APP_NAME',
+        `malformed app name ${JSON.stringify(seg.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`
+      )
       return
     }
     let rest = url.slice(1 + seg.length)
@@ -85,7 +118,7 @@ export class Entrypoint implements Startable {
     await this.components.requests.forward(seg, rest, req, res)
   }
 
-  private status (req: IncomingMessage, res: ServerResponse): void {
+  private status(req: IncomingMessage, res: ServerResponse): void {
     const s = statusJson(this.components.agent, this.components.placement, this.components.recentErrors.list)
     if ((req.headers.accept ?? '').includes('application/json')) {
       const body = JSON.stringify(s, null, 2) + '\n'
@@ -106,27 +139,36 @@ export class Entrypoint implements Startable {
    * are closed once no request has come or ended for a moment (a keep-alive client sends its
    * next request right after an answer).
    */
-  async beforeStop (): Promise<void> {
+  async beforeStop(): Promise<void> {
     const s = this.server
     if (s === undefined || this.closing) return
     this.closing = true
     // net's close, not http's: since Node 19 the latter also closes idle keep-alive connections
     // at once, racing the request a client may be sending on one right then.
-    this.closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
+    this.closed = new Promise<void>(resolve => {
+      NetServer.prototype.close.call(s, () => {
+        resolve()
+      })
+    })
     const deadline = Date.now() + this.init.drainTimeoutMs
-    while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline) await sleep(DRAIN_POLL_MS)
+    while ((this.inFlight > 0 || Date.now() - this.lastActivityAt < QUIET_MS) && Date.now() < deadline)
+      await sleep(DRAIN_POLL_MS)
     s.closeIdleConnections()
     while (this.inFlight > 0 && Date.now() < deadline) await sleep(DRAIN_POLL_MS)
   }
 
   /** Closes every connection left (after beforeStop: those whose requests outlived the drain). */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     const s = this.server
     if (s === undefined) return
     this.server = undefined
     if (this.closed === undefined) {
       this.closing = true
-      this.closed = new Promise<void>(resolve => { NetServer.prototype.close.call(s, () => { resolve() }) })
+      this.closed = new Promise<void>(resolve => {
+        NetServer.prototype.close.call(s, () => {
+          resolve()
+        })
+      })
     }
     s.closeAllConnections()
     await this.closed

@@ -52,6 +52,13 @@ export const HTTP_STATUS: Readonly<Record<ProxyErrorCode, number>> = {
 /** Placement found no instance: its code says why, its message the details. */
 export class PlacementError extends Error {
   override name = 'PlacementError'
-  constructor (readonly code: PlacementCode, message: string) { super(message) }
-  get status (): number { return HTTP_STATUS[this.code] }
+  constructor(
+    readonly code: PlacementCode,
+    message: string
+  ) {
+    super(message)
+  }
+  get status(): number {
+    return HTTP_STATUS[this.code]
+  }
 }

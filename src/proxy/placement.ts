@@ -13,7 +13,13 @@ import { instanceKey } from '../forward/protocol.js'
 import type { AppInstances } from '../cluster/membership/announcement.js'
 import type { Member } from '../cluster/membership/table.js'
 import { PlacementError } from './errors.js'
-import { JOIN_SETTLE_MS, JOIN_SETTLE_POLL_MS, MEASURE_MAX_MS, MEASURE_MIN_MS, RECENT_ALLOCATION_MS } from './constants.js'
+import {
+  JOIN_SETTLE_MS,
+  JOIN_SETTLE_POLL_MS,
+  MEASURE_MAX_MS,
+  MEASURE_MIN_MS,
+  RECENT_ALLOCATION_MS
+} from './constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface Endpoint {
@@ -29,7 +35,7 @@ export interface Endpoint {
 }
 
 /** The instance IDs an announcement lists for one app (the schema has checked them). */
-function announcedIds (inst: AppInstances | undefined): string[] {
+function announcedIds(inst: AppInstances | undefined): string[] {
   return inst?.ids ?? []
 }
 
@@ -49,13 +55,18 @@ export interface PlacementComponents {
     measureMany: (peers: string[], opts: { timeoutMs: number }) => Promise<void>
   }
   /** Asks one allocator for a ready instance; throws an AllocationError when it gives none. */
-  allocate: (allocator: string, app: string, opts: { fresh: boolean, timeoutMs: number }) => Promise<InstanceInfo>
+  allocate: (allocator: string, app: string, opts: { fresh: boolean; timeoutMs: number }) => Promise<InstanceInfo>
   balancer: Balancer
   log: Logger
   stats?: PlacementStats
 }
 
-export interface AppPolicy { softMs: number, hardMs: number, targetConcurrency: number, maxInstances: number }
+export interface AppPolicy {
+  softMs: number
+  hardMs: number
+  targetConcurrency: number
+  maxInstances: number
+}
 
 export interface PlacementInit {
   policy: (app: string) => AppPolicy
@@ -70,34 +81,39 @@ export interface PlacementStats {
   onColdStart?: (app: string) => void
 }
 
-export interface Choice { endpoint: Endpoint, coldMs: number }
+export interface Choice {
+  endpoint: Endpoint
+  coldMs: number
+}
 
 export class Placement {
   private readonly cold = new Map<string, Promise<Endpoint>>()
   private readonly background = new Map<string, Promise<void>>()
   /** Instances we just allocated, usable before their announcement arrives. */
-  private readonly recent = new Map<string, { ep: Omit<Endpoint, 'rttMs'>, at: number }>()
+  private readonly recent = new Map<string, { ep: Omit<Endpoint, 'rttMs'>; at: number }>()
   readonly inFlightAllocations = new Set<string>()
 
-  constructor (
+  constructor(
     private readonly components: PlacementComponents,
     private readonly init: PlacementInit
   ) {}
 
-  private rttOf (peer: string): number | undefined {
+  private rttOf(peer: string): number | undefined {
     if (peer === this.components.self) return 0
     return this.components.rtt.get(peer)
   }
 
   /** Measures the peers whose RTT is unknown, in parallel, bounded by `timeoutMs`. */
-  private async measureUnknown (peers: string[], timeoutMs: number): Promise<void> {
+  private async measureUnknown(peers: string[], timeoutMs: number): Promise<void> {
     const unknown = [...new Set(peers)].filter(p => this.rttOf(p) === undefined)
     if (unknown.length === 0) return
-    await this.components.rtt.measureMany(unknown, { timeoutMs: Math.max(MEASURE_MIN_MS, Math.min(timeoutMs, MEASURE_MAX_MS)) })
+    await this.components.rtt.measureMany(unknown, {
+      timeoutMs: Math.max(MEASURE_MIN_MS, Math.min(timeoutMs, MEASURE_MAX_MS))
+    })
   }
 
   /** The keys of every instance any member still announces (of any app), and of recent allocations. */
-  liveKeys (): Set<string> {
+  liveKeys(): Set<string> {
     const out = new Set<string>()
     for (const m of this.components.members()) {
       for (const [app, inst] of Object.entries(m.announcement.instances)) {
@@ -109,7 +125,7 @@ export class Placement {
   }
 
   /** Every known ready instance of `app` with its host's RTT (unknown RTT: Infinity). */
-  endpoints (app: string): Endpoint[] {
+  endpoints(app: string): Endpoint[] {
     const out = new Map<string, Endpoint>()
     const local = this.init.local?.(app)
     if (local !== undefined) out.set(local.key, local)
@@ -119,31 +135,52 @@ export class Placement {
       const inst = a.instances[app]
       for (const id of announcedIds(inst)) {
         const key = instanceKey(a.peer, app, id)
-        out.set(key, { key, peer: a.peer, app, instance: id, rttMs: this.rttOf(a.peer) ?? Infinity, local: false, announcedLoad: (inst?.inFlight ?? 0) / Math.max(1, inst?.ready ?? 1) })
+        out.set(key, {
+          key,
+          peer: a.peer,
+          app,
+          instance: id,
+          rttMs: this.rttOf(a.peer) ?? Infinity,
+          local: false,
+          announcedLoad: (inst?.inFlight ?? 0) / Math.max(1, inst?.ready ?? 1)
+        })
       }
     }
     const now = Date.now()
     for (const [key, r] of this.recent) {
-      if (now - r.at > RECENT_ALLOCATION_MS) { this.recent.delete(key); continue }
+      if (now - r.at > RECENT_ALLOCATION_MS) {
+        this.recent.delete(key)
+        continue
+      }
       if (r.ep.app !== app || out.has(key)) continue
       const host = this.components.member(r.ep.peer)
       if (host !== undefined && host.status !== 'alive') continue
       // An announcement newer than the allocation that does not list the instance: it is gone.
-      if (host !== undefined && host.announcement.ts > r.at) { this.recent.delete(key); continue }
+      if (host !== undefined && host.announcement.ts > r.at) {
+        this.recent.delete(key)
+        continue
+      }
       out.set(key, { ...r.ep, rttMs: this.rttOf(r.ep.peer) ?? Infinity })
     }
     return [...out.values()]
   }
 
   /** Whether any member or our own config knows the app. */
-  known (app: string): boolean {
+  known(app: string): boolean {
     if (this.init.inLocalCatalog(app)) return true
-    return this.components.members().some(m => m.status === 'alive' && (m.announcement.catalog.includes(app) || m.announcement.instances[app] !== undefined))
+    return this.components
+      .members()
+      .some(
+        m =>
+          m.status === 'alive' && (m.announcement.catalog.includes(app) || m.announcement.instances[app] !== undefined)
+      )
   }
 
-  forgetRecent (key: string): void { this.recent.delete(key) }
+  forgetRecent(key: string): void {
+    this.recent.delete(key)
+  }
 
-  async choose (app: string, opts: { exclude?: Set<string>, signal?: RequestAbort } = {}): Promise<Choice> {
+  async choose(app: string, opts: { exclude?: Set<string>; signal?: RequestAbort } = {}): Promise<Choice> {
     const policy = this.init.policy(app)
     const { balancer } = this.components
     const all = this.endpoints(app).filter(e => opts.exclude?.has(e.key) !== true)
@@ -151,7 +188,10 @@ export class Placement {
     const healthy = all.filter(e => !balancer.ejected(e.key))
     let eps = healthy.length > 0 ? healthy : all
     if (eps.some(e => e.rttMs === Infinity)) {
-      await this.measureUnknown(eps.filter(e => e.rttMs === Infinity).map(e => e.peer), policy.hardMs)
+      await this.measureUnknown(
+        eps.filter(e => e.rttMs === Infinity).map(e => e.peer),
+        policy.hardMs
+      )
       eps = eps.map(e => ({ ...e, rttMs: this.rttOf(e.peer) ?? Infinity }))
     }
     const withinHard = eps.filter(e => e.rttMs <= policy.hardMs)
@@ -162,41 +202,67 @@ export class Placement {
     }
     const withinSoft = withinHard.filter(e => e.rttMs <= policy.softMs)
     if (withinSoft.length === 0) {
-      const best = withinHard.reduce((a, b) => a.rttMs <= b.rttMs ? a : b)
-      this.inBackground(`near:${app}`, async () => { await this.allocateNear(app, policy, best.rttMs) })
+      const best = withinHard.reduce((a, b) => (a.rttMs <= b.rttMs ? a : b))
+      this.inBackground(`near:${app}`, async () => {
+        await this.allocateNear(app, policy, best.rttMs)
+      })
       return { endpoint: best, coldMs: 0 }
     }
-    const endpoint = balancer.pick(withinSoft, e => e.key, e => Math.max(0.05, e.rttMs)) as Endpoint
+    const endpoint = balancer.pick(
+      withinSoft,
+      e => e.key,
+      e => Math.max(0.05, e.rttMs)
+    ) as Endpoint
     // Scale out when every instance within SoftReq carries its target concurrency.
     const saturated = withinSoft.every(e => e.announcedLoad + balancer.inFlight(e.key) >= policy.targetConcurrency)
-    if (saturated && eps.length < policy.maxInstances) this.inBackground(`scale:${app}`, async () => { await this.allocate(app, policy, { fresh: true, maxRttMs: policy.softMs }) })
+    if (saturated && eps.length < policy.maxInstances)
+      this.inBackground(`scale:${app}`, async () => {
+        await this.allocate(app, policy, { fresh: true, maxRttMs: policy.softMs })
+      })
     return { endpoint, coldMs: 0 }
   }
 
-  private inBackground (key: string, fn: () => Promise<void>): void {
+  private inBackground(key: string, fn: () => Promise<void>): void {
     if (this.background.has(key)) return
-    const p = fn().catch(err => { this.components.log.debug(`background allocation ${key} failed: ${(err as Error).message}`) }).finally(() => { this.background.delete(key) })
+    const p = fn()
+      .catch(err => {
+        this.components.log.debug(`background allocation ${key} failed: ${(err as Error).message}`)
+      })
+      .finally(() => {
+        this.background.delete(key)
+      })
     this.background.set(key, p)
   }
 
-  private async allocateNear (app: string, policy: AppPolicy, bestRtt: number): Promise<void> {
+  private async allocateNear(app: string, policy: AppPolicy, bestRtt: number): Promise<void> {
     await this.allocate(app, policy, { fresh: true, maxRttMs: Math.min(policy.softMs, bestRtt), strictlyNearer: true })
   }
 
   /** No instance within HardReq: allocate now; concurrent requests share one allocation. */
-  private async coldStart (app: string, policy: AppPolicy, signal?: RequestAbort): Promise<Endpoint> {
+  private async coldStart(app: string, policy: AppPolicy, signal?: RequestAbort): Promise<Endpoint> {
     let p = this.cold.get(app)
     if (p === undefined) {
       this.components.stats?.onColdStart?.(app)
-      p = this.allocate(app, policy, { fresh: false, maxRttMs: policy.hardMs }).finally(() => { this.cold.delete(app) })
+      p = this.allocate(app, policy, { fresh: false, maxRttMs: policy.hardMs }).finally(() => {
+        this.cold.delete(app)
+      })
       this.cold.set(app, p)
     }
     // Each waiting request has its own bound; the shared allocation goes on for the others.
     let timer: NodeJS.Timeout | undefined
     let gone: (() => void) | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new PlacementError('COLD_START_TIMEOUT', `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`)) }, this.init.coldStartTimeoutMs)
-      gone = () => { reject(new PlacementError('CLIENT_GONE', 'client went away')) }
+      timer = setTimeout(() => {
+        reject(
+          new PlacementError(
+            'COLD_START_TIMEOUT',
+            `no instance of ${app} became ready within ${this.init.coldStartTimeoutMs / 1000} s`
+          )
+        )
+      }, this.init.coldStartTimeoutMs)
+      gone = () => {
+        reject(new PlacementError('CLIENT_GONE', 'client went away'))
+      }
       // A client that left before this point (while RTTs were measured) gets no 'abort' event any more.
       if (signal?.aborted === true) gone()
       else signal?.once('abort', gone)
@@ -211,9 +277,20 @@ export class Placement {
   }
 
   /** Asks allocators, nearest first, that list the app and announce capacity. */
-  private async allocate (app: string, policy: AppPolicy, opts: { fresh: boolean, maxRttMs: number, strictlyNearer?: boolean }): Promise<Endpoint> {
+  private async allocate(
+    app: string,
+    policy: AppPolicy,
+    opts: { fresh: boolean; maxRttMs: number; strictlyNearer?: boolean }
+  ): Promise<Endpoint> {
     const { members } = this.components
-    const candidates = (): Member[] => members().filter(m => m.status === 'alive' && m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app) && (m.announcement.capacity.slotsFree ?? 1) > 0)
+    const candidates = (): Member[] =>
+      members().filter(
+        m =>
+          m.status === 'alive' &&
+          m.announcement.roles.includes('allocator') &&
+          m.announcement.catalog.includes(app) &&
+          (m.announcement.capacity.slotsFree ?? 1) > 0
+      )
     let hosts = candidates()
     // A proxy that has just started may not know the cluster yet: give the view a moment.
     const settle = this.components.startedAt + JOIN_SETTLE_MS
@@ -222,15 +299,23 @@ export class Placement {
       hosts = candidates()
     }
     if (hosts.length === 0) {
-      if (!this.known(app)) throw new PlacementError('UNKNOWN_APP', `unknown app ${app}: no instance and no allocator's catalog lists it`)
-      throw new PlacementError('NO_ALLOCATOR', `no allocator can host ${app}: none that lists it is alive with free capacity`)
+      if (!this.known(app))
+        throw new PlacementError('UNKNOWN_APP', `unknown app ${app}: no instance and no allocator's catalog lists it`)
+      throw new PlacementError(
+        'NO_ALLOCATOR',
+        `no allocator can host ${app}: none that lists it is alive with free capacity`
+      )
     }
-    await this.measureUnknown(hosts.map(h => h.announcement.peer), policy.hardMs)
+    await this.measureUnknown(
+      hosts.map(h => h.announcement.peer),
+      policy.hardMs
+    )
     const ranked = hosts
       .map(h => ({ peer: h.announcement.peer, rtt: this.rttOf(h.announcement.peer) ?? Infinity }))
-      .filter(h => opts.strictlyNearer === true ? h.rtt < opts.maxRttMs : h.rtt <= opts.maxRttMs)
+      .filter(h => (opts.strictlyNearer === true ? h.rtt < opts.maxRttMs : h.rtt <= opts.maxRttMs))
       .sort((a, b) => a.rtt - b.rtt)
-    if (ranked.length === 0) throw new PlacementError('OUT_OF_REACH', `no allocator that lists ${app} is within ${opts.maxRttMs} ms`)
+    if (ranked.length === 0)
+      throw new PlacementError('OUT_OF_REACH', `no allocator that lists ${app} is within ${opts.maxRttMs} ms`)
     const reasons: string[] = []
     const deadline = Date.now() + this.init.coldStartTimeoutMs
     for (const h of ranked) {

@@ -23,26 +23,26 @@ import { MAX_ATTEMPTS, RETRY_BUDGET_RATIO } from './constants.js'
 /** How one attempt on one instance ended. */
 export type Attempt =
   /** The instance's answer was relayed (whatever its status). */
-  | { kind: 'served', status: number }
+  | { kind: 'served'; status: number }
   /** The client went away: says nothing about the instance. */
   | { kind: 'client-gone' }
   /** The host answered that the app never saw the request (gone, draining, unknown here). */
-  | { kind: 'refused', code: string }
+  | { kind: 'refused'; code: string }
   /** No stream to the host could be opened: nothing of the request was sent. */
-  | { kind: 'unreachable', error: Error }
+  | { kind: 'unreachable'; error: Error }
   /** It failed before any of the answer was relayed; `hostLost`: the connection to the host broke. */
-  | { kind: 'failed', error: Error, hostLost: boolean }
+  | { kind: 'failed'; error: Error; hostLost: boolean }
   /** It failed after the answer's head was relayed: the response can only be cut short. */
-  | { kind: 'broken', error: Error }
+  | { kind: 'broken'; error: Error }
 
 /** How the request ended. */
 export type Outcome =
-  | { kind: 'served', status: number }
+  | { kind: 'served'; status: number }
   | { kind: 'client-gone' }
   /** The proxy answered with an error of its own. */
-  | { kind: 'error', code: ProxyErrorCode, message: string, status: number }
+  | { kind: 'error'; code: ProxyErrorCode; message: string; status: number }
   /** The response was cut short (it had begun). */
-  | { kind: 'cut', error: Error }
+  | { kind: 'cut'; error: Error }
 
 export interface RequestStats {
   onResponse?: (app: string, status: number, seconds: number) => void
@@ -80,7 +80,14 @@ interface Exchange {
 const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
 
 /** Answers with an error of the proxy's own, and keeps it for the status page. */
-export function sendError (res: ServerResponse, recent: RecentErrors, app: string, code: ProxyErrorCode, message: string, status = HTTP_STATUS[code]): void {
+export function sendError(
+  res: ServerResponse,
+  recent: RecentErrors,
+  app: string,
+  code: ProxyErrorCode,
+  message: string,
+  status = HTTP_STATUS[code]
+): void {
   recent.record(app, status, message)
   sendJsonError(res, status, code, message)
 }
@@ -90,13 +97,29 @@ export class Requests {
   /** Requests being served now. */
   inFlight = 0
 
-  constructor (private readonly components: RequestComponents, private readonly init: { requestTimeoutMs: number }) {}
+  constructor(
+    private readonly components: RequestComponents,
+    private readonly init: { requestTimeoutMs: number }
+  ) {}
 
   /** Serves `path` of `app` to the client: forwards it, answers it, counts it. */
-  async forward (app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async forward(app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const clientGone = new RequestAbort()
-    onResponseOver(req, res, () => { if (!res.writableFinished) clientGone.abort(new Error('client disconnected')) })
-    const x: Exchange = { app, path, req, res, method: req.method ?? 'GET', withBody: hasBody(req.headers), clientGone, clientIp: req.socket?.remoteAddress, t0: process.hrtime.bigint(), coldMs: 0 }
+    onResponseOver(req, res, () => {
+      if (!res.writableFinished) clientGone.abort(new Error('client disconnected'))
+    })
+    const x: Exchange = {
+      app,
+      path,
+      req,
+      res,
+      method: req.method ?? 'GET',
+      withBody: hasBody(req.headers),
+      clientGone,
+      clientIp: req.socket?.remoteAddress,
+      t0: process.hrtime.bigint(),
+      coldMs: 0
+    }
     this.budget.deposit()
     this.inFlight++
     try {
@@ -107,7 +130,7 @@ export class Requests {
   }
 
   /** Tries instances until one serves the request or there is nothing left to try. */
-  private async attempts (x: Exchange): Promise<Outcome> {
+  private async attempts(x: Exchange): Promise<Outcome> {
     const { placement, stats } = this.components
     const exclude = new Set<string>()
     let retried = false
@@ -119,14 +142,18 @@ export class Requests {
         x.coldMs += choice.coldMs
       } catch (err) {
         if (x.clientGone.aborted) return { kind: 'client-gone' }
-        if (err instanceof PlacementError) return { kind: 'error', code: err.code, message: err.message, status: err.status }
+        if (err instanceof PlacementError)
+          return { kind: 'error', code: err.code, message: err.message, status: err.status }
         throw err
       }
       const a = await this.attempt(x, ep)
       switch (a.kind) {
-        case 'served': return a
-        case 'client-gone': return a
-        case 'broken': return { kind: 'cut', error: a.error }
+        case 'served':
+          return a
+        case 'client-gone':
+          return a
+        case 'broken':
+          return { kind: 'cut', error: a.error }
         case 'refused':
           exclude.add(ep.key)
           placement.forgetRecent(ep.key)
@@ -150,57 +177,89 @@ export class Requests {
           }
           const timedOut = (a.error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT'
           const code = timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_FAILED'
-          return { kind: 'error', code, message: `instance ${ep.instance} of ${x.app} on ${ep.peer}: ${a.error.message}`, status: HTTP_STATUS[code] }
+          return {
+            kind: 'error',
+            code,
+            message: `instance ${ep.instance} of ${x.app} on ${ep.peer}: ${a.error.message}`,
+            status: HTTP_STATUS[code]
+          }
         }
       }
     }
-    return { kind: 'error', code: 'NO_REACHABLE_INSTANCE', message: `no instance of ${x.app} could be reached`, status: HTTP_STATUS.NO_REACHABLE_INSTANCE }
+    return {
+      kind: 'error',
+      code: 'NO_REACHABLE_INSTANCE',
+      message: `no instance of ${x.app} could be reached`,
+      status: HTTP_STATUS.NO_REACHABLE_INSTANCE
+    }
   }
 
   /** Sends the request to one instance and relays its answer; never throws. */
-  private async attempt (x: Exchange, ep: Endpoint): Promise<Attempt> {
+  private async attempt(x: Exchange, ep: Endpoint): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
-    const pool = ep.local ? this.components.localPool?.(x.app) : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
+    const pool = ep.local
+      ? this.components.localPool?.(x.app)
+      : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
     if (pool === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
     const tPlaced = process.hrtime.bigint()
-    const headers = addForwarded(endToEnd(x.req.headers), { clientIp: x.clientIp, proto: 'http', host: x.req.headers.host, via: VIA })
+    const headers = addForwarded(endToEnd(x.req.headers), {
+      clientIp: x.clientIp,
+      proto: 'http',
+      host: x.req.headers.host,
+      via: VIA
+    })
     balancer.start(ep.key)
     let relayed = false
     let refusal: string | undefined
-    const eject = (took: number, ok: boolean): void => { if (balancer.finish(ep.key, took, ok)) stats?.onEjection?.(x.app) }
+    const eject = (took: number, ok: boolean): void => {
+      if (balancer.finish(ep.key, took, ok)) stats?.onEjection?.(x.app)
+    }
     try {
-      await pool.stream({
-        path: x.path,
-        method: x.method as 'GET',
-        headers,
-        body: x.withBody ? x.req : null,
-        signal: x.clientGone,
-        headersTimeout: this.init.requestTimeoutMs,
-        bodyTimeout: this.init.requestTimeoutMs,
-        opaque: x.res
-      }, ({ statusCode, headers: upstream }) => {
-        // A host too busy to answer probes in time, but serving, is not taken for failed while it serves.
-        if (!ep.local) this.components.heard?.(ep.peer)
-        const hostError = upstream[ERROR_HEADER]
-        if (typeof hostError === 'string' && !x.withBody) {
-          // The host no longer has that instance (or app): the app never saw this request.
-          refusal = hostError
-          return new Writable({ write (_c, _e, cb) { cb() } })
+      await pool.stream(
+        {
+          path: x.path,
+          method: x.method as 'GET',
+          headers,
+          body: x.withBody ? x.req : null,
+          signal: x.clientGone,
+          headersTimeout: this.init.requestTimeoutMs,
+          bodyTimeout: this.init.requestTimeoutMs,
+          opaque: x.res
+        },
+        ({ statusCode, headers: upstream }) => {
+          // A host too busy to answer probes in time, but serving, is not taken for failed while it serves.
+          if (!ep.local) this.components.heard?.(ep.peer)
+          const hostError = upstream[ERROR_HEADER]
+          if (typeof hostError === 'string' && !x.withBody) {
+            // The host no longer has that instance (or app): the app never saw this request.
+            refusal = hostError
+            return new Writable({
+              write(_c, _e, cb) {
+                cb()
+              }
+            })
+          }
+          relayed = true
+          const tHead = process.hrtime.bigint()
+          relayHead(x.res, statusCode, upstream, {
+            'x-physarum-instance': `${ep.instance}@${ep.peer}`,
+            'server-timing': `placement;dur=${(ms(x.t0, tPlaced) - x.coldMs).toFixed(2)}, cold;dur=${x.coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
+          })
+          return x.res
         }
-        relayed = true
-        const tHead = process.hrtime.bigint()
-        relayHead(x.res, statusCode, upstream, {
-          'x-physarum-instance': `${ep.instance}@${ep.peer}`,
-          'server-timing': `placement;dur=${(ms(x.t0, tPlaced) - x.coldMs).toFixed(2)}, cold;dur=${x.coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
-        })
-        return x.res
-      })
-      if (refusal !== undefined) { balancer.cancel(ep.key); return { kind: 'refused', code: refusal } }
+      )
+      if (refusal !== undefined) {
+        balancer.cancel(ep.key)
+        return { kind: 'refused', code: refusal }
+      }
       eject(ms(tPlaced, process.hrtime.bigint()), x.res.statusCode < 500)
       return { kind: 'served', status: x.res.statusCode }
     } catch (err) {
       const error = err as Error
-      if (x.clientGone.aborted) { balancer.cancel(ep.key); return { kind: 'client-gone' } }
+      if (x.clientGone.aborted) {
+        balancer.cancel(ep.key)
+        return { kind: 'client-gone' }
+      }
       eject(0, false)
       if (x.res.headersSent || relayed) return { kind: 'broken', error }
       if (err instanceof ConnectError) return { kind: 'unreachable', error }
@@ -209,12 +268,15 @@ export class Requests {
   }
 
   /** The client's answer and the metrics, once per request. */
-  private settle (x: Exchange, o: Outcome): void {
+  private settle(x: Exchange, o: Outcome): void {
     const seconds = ms(x.t0, process.hrtime.bigint()) / 1000
     const { stats, placement } = this.components
     switch (o.kind) {
-      case 'client-gone': return
-      case 'served': stats?.onResponse?.(x.app, o.status, seconds); return
+      case 'client-gone':
+        return
+      case 'served':
+        stats?.onResponse?.(x.app, o.status, seconds)
+        return
       case 'cut':
         x.res.destroy(o.error)
         stats?.onResponse?.(x.app, 502, seconds)

@@ -24,7 +24,7 @@ let reporting: Ajv | undefined
  * that a person fixes them all in one go. Never for wire data (see `ajv`). Made on first
  * use: a process whose config is valid never builds it.
  */
-export function reportingAjv (): Ajv {
+export function reportingAjv(): Ajv {
   reporting ??= new Ajv({ ...OPTIONS, allErrors: true, verbose: true })
   return reporting
 }
@@ -40,27 +40,34 @@ type Flatten<T> = { [K in keyof T]: T[K] }
 
 type RequiredKeys<S> = S extends { required: ReadonlyArray<infer R> } ? R : never
 
-type PropertiesOf<P, R> =
-  { -readonly [K in keyof P as K extends R ? K : never]: FromSchema<P[K]> } &
-  { -readonly [K in keyof P as K extends R ? never : K]?: FromSchema<P[K]> }
+type PropertiesOf<P, R> = { -readonly [K in keyof P as K extends R ? K : never]: FromSchema<P[K]> } & {
+  -readonly [K in keyof P as K extends R ? never : K]?: FromSchema<P[K]>
+}
 
 // additionalProperties: false → closed; a schema → a record of it; absent → unknown keys
 // are tolerated (wire messages, for rolling upgrades) and typed unknown.
-type ExtraOf<S> =
-  S extends { additionalProperties: false } ? unknown
-    : S extends { additionalProperties: infer A extends object } ? Record<string, FromSchema<A>>
-      : Record<string, unknown>
+type ExtraOf<S> = S extends { additionalProperties: false }
+  ? unknown
+  : S extends { additionalProperties: infer A extends object }
+    ? Record<string, FromSchema<A>>
+    : Record<string, unknown>
 
 type PropertiesOfSchema<S> = S extends { properties: infer P } ? PropertiesOf<P, RequiredKeys<S>> : unknown
 
 type ObjectOf<S> = Flatten<PropertiesOfSchema<S> & ExtraOf<S>>
 
-export type FromSchema<S> =
-  S extends { const: infer C } ? C
-    : S extends { enum: ReadonlyArray<infer E> } ? E
-      : S extends { type: 'string' } ? string
-        : S extends { type: 'number' | 'integer' } ? number
-          : S extends { type: 'boolean' } ? boolean
-            : S extends { type: 'array', items: infer I } ? Array<FromSchema<I>>
-              : S extends { type: 'object' } ? ObjectOf<S>
-                : unknown
+export type FromSchema<S> = S extends { const: infer C }
+  ? C
+  : S extends { enum: ReadonlyArray<infer E> }
+    ? E
+    : S extends { type: 'string' }
+      ? string
+      : S extends { type: 'number' | 'integer' }
+        ? number
+        : S extends { type: 'boolean' }
+          ? boolean
+          : S extends { type: 'array'; items: infer I }
+            ? Array<FromSchema<I>>
+            : S extends { type: 'object' }
+              ? ObjectOf<S>
+              : unknown

@@ -5,14 +5,14 @@ import type { AddressInfo } from 'node:net'
 import { EventEmitter } from 'node:events'
 
 /** "host:port" or "[v6]:port" → parts; undefined when it is not that. */
-export function parseHostPort (s: string): { host: string, port: number } | undefined {
+export function parseHostPort(s: string): { host: string; port: number } | undefined {
   const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(s)
   if (m === null || Number(m[2]) > 65535) return undefined
   return { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }
 }
 
 /** "host:port" for a URL or a log line, an IPv6 host in brackets (the inverse of parseHostPort). */
-export function hostPort (host: string, port: number): string {
+export function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`
 }
 
@@ -27,16 +27,26 @@ export class ListenError extends Error {
 }
 
 /** Listens; resolves with the bound HOST:PORT, or throws a ListenError naming `what` (e.g. "admin API") and a `hint`. */
-export async function listenOn (server: Server, host: string, port: number, opts: { what?: string, hint?: string } = {}): Promise<string> {
+export async function listenOn(
+  server: Server,
+  host: string,
+  port: number,
+  opts: { what?: string; hint?: string } = {}
+): Promise<string> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
   } catch (err) {
     const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message
     const who = opts.what !== undefined ? `${opts.what} ` : ''
-    throw new ListenError(`${who}cannot listen on ${hostPort(host, port)}: ${cause}${opts.hint !== undefined ? ` (${opts.hint})` : ''}`)
+    throw new ListenError(
+      `${who}cannot listen on ${hostPort(host, port)}: ${cause}${opts.hint !== undefined ? ` (${opts.hint})` : ''}`
+    )
   }
   const a = server.address() as AddressInfo
   return hostPort(a.address, a.port)
@@ -50,7 +60,7 @@ export async function listenOn (server: Server, host: string, port: number, opts
 export class RequestAbort extends EventEmitter {
   aborted = false
   reason?: Error
-  abort (reason: Error): void {
+  abort(reason: Error): void {
     if (this.aborted) return
     this.aborted = true
     this.reason = reason
@@ -69,11 +79,16 @@ const pending = new WeakMap<Duplex, Set<() => void>>()
  * 'close', so that whatever else waits on it (`stream.finished`, undici's `stream()`
  * whose promise settles only then) hears that it is over too.
  */
-export function onResponseOver (req: IncomingMessage, res: ServerResponse, fn: () => void): void {
+export function onResponseOver(req: IncomingMessage, res: ServerResponse, fn: () => void): void {
   let called = false
   const socket = req.socket as Duplex | null
   let set: Set<() => void> | undefined
-  const once = (): void => { if (called) return; called = true; set?.delete(connectionGone); fn() }
+  const once = (): void => {
+    if (called) return
+    called = true
+    set?.delete(connectionGone)
+    fn()
+  }
   const connectionGone = (): void => {
     if (res.socket === null && !res.writableFinished) {
       res.destroy()
@@ -82,12 +97,18 @@ export function onResponseOver (req: IncomingMessage, res: ServerResponse, fn: (
     once()
   }
   res.once('close', once)
-  if (socket === null || socket.destroyed) { queueMicrotask(connectionGone); return }
+  if (socket === null || socket.destroyed) {
+    queueMicrotask(connectionGone)
+    return
+  }
   set = pending.get(socket)
   if (set === undefined) {
     const s = new Set<() => void>()
     pending.set(socket, s)
-    socket.once('close', () => { pending.delete(socket); for (const f of [...s]) f() })
+    socket.once('close', () => {
+      pending.delete(socket)
+      for (const f of [...s]) f()
+    })
     set = s
   }
   set.add(connectionGone)

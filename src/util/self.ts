@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Whether this process is the single executable (node:sea is missing on other runtimes). */
-function isSea (): boolean {
+function isSea(): boolean {
   try {
     return (createRequire(import.meta.url)('node:sea') as { isSea: () => boolean }).isSea()
   } catch {
@@ -14,12 +14,12 @@ function isSea (): boolean {
   }
 }
 
-export function selfCommand (): string[] {
+export function selfCommand(): string[] {
   if (isSea()) return [process.execPath]
   return [process.execPath, resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/physarum')]
 }
 
 /** The command line to spawn for a catalog Command. */
-export function resolveCommand (command: string[]): string[] {
+export function resolveCommand(command: string[]): string[] {
   return command[0] === 'physarum' ? [...selfCommand(), ...command.slice(1)] : command
 }

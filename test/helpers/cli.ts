@@ -17,25 +17,42 @@ export interface Daemon {
   stdout: () => string
   stderr: () => string
   waitFor: (re: RegExp, timeoutMs?: number) => Promise<RegExpExecArray>
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-function command (args: string[], bin = BIN): [string, string[]] {
-  return bin.endsWith('.js') || bin.endsWith('.mjs') || bin.endsWith('/bin/physarum') ? [process.execPath, [bin, ...args]] : [bin, args]
+function command(args: string[], bin = BIN): [string, string[]] {
+  return bin.endsWith('.js') || bin.endsWith('.mjs') || bin.endsWith('/bin/physarum')
+    ? [process.execPath, [bin, ...args]]
+    : [bin, args]
 }
 
-export interface SpawnOptions { env?: NodeJS.ProcessEnv, cwd?: string, /** another executable (default BIN) */ bin?: string }
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  /** another executable (default BIN) */ bin?: string
+}
 
-export function spawnCli (args: string[], opts: SpawnOptions = {}): Daemon {
+export function spawnCli(args: string[], opts: SpawnOptions = {}): Daemon {
   const [cmd, argv] = command(args, opts.bin)
-  const child = spawn(cmd, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(cmd, argv, {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
   children.add(child)
   let out = ''
   let err = ''
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
-    child.on('exit', (code, signal) => { children.delete(child); resolve({ code, signal }) })
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  child.stderr?.on('data', (d: Buffer) => {
+    err += d.toString()
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolve => {
+    child.on('exit', (code, signal) => {
+      children.delete(child)
+      resolve({ code, signal })
+    })
   })
   const waitFor = async (re: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> => {
     const deadline = Date.now() + timeoutMs
@@ -50,19 +67,35 @@ export function spawnCli (args: string[], opts: SpawnOptions = {}): Daemon {
   return { child, stdout: () => out, stderr: () => err, waitFor, exited }
 }
 
-export async function runCli (args: string[], opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+export async function runCli(
+  args: string[],
+  opts: SpawnOptions & { timeoutMs?: number } = {}
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const d = spawnCli(args, opts)
-  const timer = setTimeout(() => { d.child.kill('SIGKILL') }, opts.timeoutMs ?? 30000)
+  const timer = setTimeout(() => {
+    d.child.kill('SIGKILL')
+  }, opts.timeoutMs ?? 30000)
   const { code } = await d.exited
   clearTimeout(timer)
   return { code, stdout: d.stdout(), stderr: d.stderr() }
 }
 
 /** How a process ended, or 'timeout' if it is still running after `ms`. */
-export async function exitWithin (d: Daemon, ms: number): Promise<{ code: number | null, signal: NodeJS.Signals | null } | 'timeout'> {
+export async function exitWithin(
+  d: Daemon,
+  ms: number
+): Promise<{ code: number | null; signal: NodeJS.Signals | null } | 'timeout'> {
   let timer: NodeJS.Timeout | undefined
-  const late = new Promise<'timeout'>(resolve => { timer = setTimeout(() => { resolve('timeout') }, ms) })
-  try { return await Promise.race([d.exited, late]) } finally { clearTimeout(timer) }
+  const late = new Promise<'timeout'>(resolve => {
+    timer = setTimeout(() => {
+      resolve('timeout')
+    }, ms)
+  })
+  try {
+    return await Promise.race([d.exited, late])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /**
@@ -70,13 +103,18 @@ export async function exitWithin (d: Daemon, ms: number): Promise<{ code: number
  * A PID that is not a positive integer throws: kill(0) and kill(-1) address a group or
  * every process, and NaN is a lookup that failed, so none of them may read as an answer.
  */
-export function alive (pid: number): boolean {
+export function alive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) throw new TypeError(`not a process ID: ${pid}`)
-  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 /** PIDs whose parent is `pid`, from /proc. */
-export function childrenOf (pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   const out: number[] = []
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue
@@ -89,14 +127,23 @@ export function childrenOf (pid: number): number[] {
 }
 
 /** Kills every child still running (SIGCONT first, for stopped ones). */
-export async function killAll (): Promise<void> {
+export async function killAll(): Promise<void> {
   const waits: Array<Promise<unknown>> = []
   for (const c of children) {
     if (c.exitCode !== null || c.signalCode !== null) continue
     waits.push(new Promise(resolve => c.once('exit', resolve)))
-    try { c.kill('SIGCONT'); c.kill('SIGKILL') } catch {}
+    try {
+      c.kill('SIGCONT')
+      c.kill('SIGKILL')
+    } catch {}
   }
   await Promise.all(waits)
 }
 
-process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL') } catch {} } })
+process.on('exit', () => {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL')
+    } catch {}
+  }
+})

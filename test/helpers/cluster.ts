@@ -9,25 +9,38 @@ import { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { createLogger, silentLogger } from '../../src/util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-export function testConfig (over: Partial<Config> = {}): Config {
+export function testConfig(over: Partial<Config> = {}): Config {
   const c = builtinDefaults()
   return { ...c, Listen: ['/ip4/127.0.0.1/tcp/0'], Membership: { ...c.Membership, AnnounceIntervalMs: 2000 }, ...over }
 }
 
 const log = process.env.TEST_LOG === '1' ? createLogger({ level: 'debug' }) : silentLogger
 
-export async function startAgent (opts: { role?: Role, config?: Partial<Config> } = {}): Promise<Agent> {
-  return await Agent.start({ role: opts.role ?? 'allocator', config: testConfig(opts.config), log, ephemeral: true, admin: false })
+export async function startAgent(opts: { role?: Role; config?: Partial<Config> } = {}): Promise<Agent> {
+  return await Agent.start({
+    role: opts.role ?? 'allocator',
+    config: testConfig(opts.config),
+    log,
+    ephemeral: true,
+    admin: false
+  })
 }
 
-export async function waitFor<T> (what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10000, everyMs = 20): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10000,
+  everyMs = 20
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < deadline) {
     try {
       const v = await fn()
       if (v !== undefined && v !== false) return v
-    } catch (err) { last = err }
+    } catch (err) {
+      last = err
+    }
     await sleep(everyMs)
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}`)
@@ -38,7 +51,7 @@ export async function waitFor<T> (what: string, fn: () => T | undefined | false 
  * connection on which a test counts what one exchange costs. Both are stopped after,
  * however `fn` ends.
  */
-export async function withQuietPair (psk: string, fn: (a: Agent, b: Agent) => Promise<void>): Promise<void> {
+export async function withQuietPair(psk: string, fn: (a: Agent, b: Agent) => Promise<void>): Promise<void> {
   const a = await startAgent({ config: { Psk: psk } })
   const b = await startAgent({ config: { Psk: psk, Bootstraps: [addrOf(a)] } })
   try {
@@ -52,11 +65,14 @@ export async function withQuietPair (psk: string, fn: (a: Agent, b: Agent) => Pr
   }
 }
 
-export function addrOf (a: Agent): string {
-  return a.node.getMultiaddrs().map(m => m.toString()).find(s => s.startsWith('/ip4/127.0.0.1/')) as string
+export function addrOf(a: Agent): string {
+  return a.node
+    .getMultiaddrs()
+    .map(m => m.toString())
+    .find(s => s.startsWith('/ip4/127.0.0.1/')) as string
 }
 
-export function statusOf (observer: Agent, target: Agent): string | undefined {
+export function statusOf(observer: Agent, target: Agent): string | undefined {
   return observer.membership.table.get(target.peer)?.status
 }
 
@@ -65,14 +81,28 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export const HELLO_COMMAND = [process.execPath, resolve(REPO, 'apps/hello-world-server/server.mjs')]
 
 /** The hello-world-server as a process-runtime app, with overrides. */
-export function helloApp (over: AppConfig = {}): AppConfig {
-  return { Command: HELLO_COMMAND, Health: { Path: '/healthz' }, IdleTimeoutS: 300, MaxInstances: 4, Resources: { MemoryMB: 64 }, ...over }
+export function helloApp(over: AppConfig = {}): AppConfig {
+  return {
+    Command: HELLO_COMMAND,
+    Health: { Path: '/healthz' },
+    IdleTimeoutS: 300,
+    MaxInstances: 4,
+    Resources: { MemoryMB: 64 },
+    ...over
+  }
 }
 
-export async function startAllocator (config: Partial<Config> = {}, opts: { stateDir?: string, inboundOnly?: boolean } = {}): Promise<AllocatorDaemon> {
+export async function startAllocator(
+  config: Partial<Config> = {},
+  opts: { stateDir?: string; inboundOnly?: boolean } = {}
+): Promise<AllocatorDaemon> {
   const base = testConfig(config)
   return await AllocatorDaemon.start({
-    config: { ...base, Allocator: { ...base.Allocator, Runtime: 'process', ...config.Allocator }, ...(opts.stateDir !== undefined ? { KeyFile: resolve(opts.stateDir, 'allocator.key') } : {}) },
+    config: {
+      ...base,
+      Allocator: { ...base.Allocator, Runtime: 'process', ...config.Allocator },
+      ...(opts.stateDir !== undefined ? { KeyFile: resolve(opts.stateDir, 'allocator.key') } : {})
+    },
     log,
     ephemeral: opts.stateDir === undefined,
     admin: false,
@@ -82,6 +112,17 @@ export async function startAllocator (config: Partial<Config> = {}, opts: { stat
 
 // --- proxies in-process ----------------------------------------------------------------
 
-export async function startProxy (config: Partial<Config> = {}, opts: { app?: string, address?: { host: string, port: number } } = {}): Promise<ProxyDaemon> {
-  return await ProxyDaemon.start({ config: testConfig(config), log, port: 0, bind: '127.0.0.1', ephemeral: true, admin: false, ...opts })
+export async function startProxy(
+  config: Partial<Config> = {},
+  opts: { app?: string; address?: { host: string; port: number } } = {}
+): Promise<ProxyDaemon> {
+  return await ProxyDaemon.start({
+    config: testConfig(config),
+    log,
+    port: 0,
+    bind: '127.0.0.1',
+    ephemeral: true,
+    admin: false,
+    ...opts
+  })
 }

@@ -46,22 +46,29 @@ export interface Summary {
   errors: Record<string, number>
 }
 
-export function percentile (sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1))]
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
 }
 
 /** Counts and latency of the outcomes sent within [from, to) (ms since start). */
-export function summarize (outcomes: Outcome[], from = 0, to = Infinity): Summary {
+export function summarize(outcomes: Outcome[], from = 0, to = Infinity): Summary {
   const win = outcomes.filter(o => o.at >= from && o.at < to)
   const ok = win.filter(o => o.status === 200)
   const lat = ok.map(o => o.ms).sort((a, b) => a - b)
   const errors: Record<string, number> = {}
-  for (const o of win) if (o.status !== 200) { const k = o.error ?? String(o.status); errors[k] = (errors[k] ?? 0) + 1 }
+  for (const o of win)
+    if (o.status !== 200) {
+      const k = o.error ?? String(o.status)
+      errors[k] = (errors[k] ?? 0) + 1
+    }
   // A loop, not Math.max(...): a minute of load is more outcomes than a call takes arguments.
   let first = Infinity
   let last = -Infinity
-  for (const o of win) { first = Math.min(first, o.at); last = Math.max(last, o.at + o.ms) }
+  for (const o of win) {
+    first = Math.min(first, o.at)
+    last = Math.max(last, o.at + o.ms)
+  }
   const span = win.length > 0 ? (last - first) / 1000 : 0
   return {
     total: win.length,
@@ -77,14 +84,20 @@ export function summarize (outcomes: Outcome[], from = 0, to = Infinity): Summar
 }
 
 /** The distinct error messages of failed answers, most frequent first (for a failure message). */
-export function details (outcomes: Outcome[], max = 3): string {
+export function details(outcomes: Outcome[], max = 3): string {
   const n = new Map<string, number>()
   for (const o of outcomes) if (o.detail !== undefined) n.set(o.detail, (n.get(o.detail) ?? 0) + 1)
-  return [...n].sort((a, b) => b[1] - a[1]).slice(0, max).map(([d, k]) => `${k}× ${d}`).join(' | ')
+  return [...n]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, max)
+    .map(([d, k]) => `${k}× ${d}`)
+    .join(' | ')
 }
 
-export function describe (s: Summary): string {
-  const errs = Object.entries(s.errors).map(([k, v]) => `${k}×${v}`).join(', ')
+export function describe(s: Summary): string {
+  const errs = Object.entries(s.errors)
+    .map(([k, v]) => `${k}×${v}`)
+    .join(', ')
   return `${s.ok}/${s.total} ok (${(100 * s.okRate).toFixed(3)} %), ${s.rps} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms${errs !== '' ? `; failures: ${errs}` : ''}`
 }
 
@@ -95,18 +108,30 @@ export class Load {
   private readonly done: Promise<void>
   private readonly clients: Client[] = []
 
-  constructor (private readonly opts: LoadOptions) {
+  constructor(private readonly opts: LoadOptions) {
     const deadline = this.t0 + opts.durationMs
-    this.done = Promise.all(Array.from({ length: opts.concurrency }, async (_x, i) => { await this.client(i, deadline) })).then(() => {})
+    this.done = Promise.all(
+      Array.from({ length: opts.concurrency }, async (_x, i) => {
+        await this.client(i, deadline)
+      })
+    ).then(() => {})
   }
 
   /** Milliseconds since the load started. */
-  now (): number { return performance.now() - this.t0 }
+  now(): number {
+    return performance.now() - this.t0
+  }
 
-  private async client (i: number, deadline: number): Promise<void> {
+  private async client(i: number, deadline: number): Promise<void> {
     const timeoutMs = this.opts.timeoutMs ?? 30000
     const make = (): Client => {
-      const c = new Client(this.opts.origin, { pipelining: 1, keepAliveTimeout: 60000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: 5000 })
+      const c = new Client(this.opts.origin, {
+        pipelining: 1,
+        keepAliveTimeout: 60000,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        connectTimeout: 5000
+      })
       this.clients.push(c)
       return c
     }
@@ -122,7 +147,8 @@ export class Load {
         if (typeof r.headers['x-physarum-instance'] === 'string') o.instance = r.headers['x-physarum-instance']
         if (r.statusCode === 200) await r.body.dump()
         else {
-          const body = (await r.body.json().catch(() => undefined)) as { error?: { code?: string, message?: string } } | undefined
+          const body = (await r.body.json().catch(() => undefined)) as
+            { error?: { code?: string; message?: string } } | undefined
           o.error = `${r.statusCode} ${String(r.headers['x-physarum-error'] ?? body?.error?.code ?? '')}`.trim()
           o.detail = body?.error?.message
         }
@@ -142,15 +168,19 @@ export class Load {
   }
 
   /** Stops every client after its current request and resolves with the outcomes. */
-  async stop (): Promise<Outcome[]> {
+  async stop(): Promise<Outcome[]> {
     this.stopped = true
     await this.done
-    await Promise.all(this.clients.map(async c => { await c.close().catch(() => {}) }))
+    await Promise.all(
+      this.clients.map(async c => {
+        await c.close().catch(() => {})
+      })
+    )
     return this.outcomes
   }
 
   /** Resolves when the load has run its course by itself. */
-  async finished (): Promise<Outcome[]> {
+  async finished(): Promise<Outcome[]> {
     await this.done
     return await this.stop()
   }

@@ -16,14 +16,18 @@ const PSK = 'e'.repeat(64)
 const agents: Agent[] = []
 const rawNodes: PhysarumNode[] = []
 
-async function start (over: Parameters<typeof startAgent>[0] = {}): Promise<Agent> {
+async function start(over: Parameters<typeof startAgent>[0] = {}): Promise<Agent> {
   const a = await startAgent(over)
   agents.push(a)
   return a
 }
 
 /** A node's count of announcements (or of suspect notices) with this result. */
-async function counter (a: Agent, result: string, which: 'announcements' | 'suspectNotices' = 'announcements'): Promise<number> {
+async function counter(
+  a: Agent,
+  result: string,
+  which: 'announcements' | 'suspectNotices' = 'announcements'
+): Promise<number> {
   const m = await a.metrics[which].get()
   return m.values.find(v => v.labels.result === result)?.value ?? 0
 }
@@ -33,12 +37,21 @@ describe('five nodes on loopback', () => {
 
   before(async () => {
     const first = await start({ config: { Psk: PSK } })
-    const rest = await Promise.all([1, 2, 3, 4].map(async () => await start({ config: { Psk: PSK, Bootstraps: [addrOf(first)] } })))
+    const rest = await Promise.all(
+      [1, 2, 3, 4].map(async () => await start({ config: { Psk: PSK, Bootstraps: [addrOf(first)] } }))
+    )
     nodes = [first, ...rest]
   })
 
   after(async () => {
-    await Promise.all([...agents.map(async a => { await a.stop() }), ...rawNodes.map(async n => { await n.stop() })])
+    await Promise.all([
+      ...agents.map(async a => {
+        await a.stop()
+      }),
+      ...rawNodes.map(async n => {
+        await n.stop()
+      })
+    ])
   })
 
   test('every node listens on loopback only, as the test config says', () => {
@@ -46,12 +59,17 @@ describe('five nodes on loopback', () => {
     for (const n of nodes) {
       const addrs = n.node.getMultiaddrs().map(String)
       assert.ok(addrs.length > 0, `${n.peer} listens`)
-      for (const a of addrs) assert.match(a, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+(\/p2p\/\w+)?$/, `${n.peer} listens on ${a}`)
+      for (const a of addrs)
+        assert.match(a, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+(\/p2p\/\w+)?$/, `${n.peer} listens on ${a}`)
     }
   })
 
   test('everyone sees everyone alive', async () => {
-    await waitFor('a full view on every node', () => nodes.every(n => n.membership.members().filter(m => m.status === 'alive').length === 4), 10000)
+    await waitFor(
+      'a full view on every node',
+      () => nodes.every(n => n.membership.members().filter(m => m.status === 'alive').length === 4),
+      10000
+    )
     for (const n of nodes) {
       const view = n.view()
       assert.equal(view.length, 5)
@@ -71,13 +89,23 @@ describe('five nodes on loopback', () => {
 
   test('malformed, oversized and spoofed announcements from a real peer are dropped and counted', async () => {
     const target = nodes[0]
-    const raw = await createNode({ privateKey: await ephemeralKey(), listen: ['/ip4/127.0.0.1/tcp/0'], psk: swarmKey(pskHex(PSK)) })
+    const raw = await createNode({
+      privateKey: await ephemeralKey(),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      psk: swarmKey(pskHex(PSK))
+    })
     rawNodes.push(raw)
     await raw.start()
     raw.services.pubsub.subscribe(MEMBERS_TOPIC)
     await raw.dial(multiaddr(addrOf(target)))
-    await waitFor('the target in the topic mesh', () => raw.services.pubsub.getSubscribers(MEMBERS_TOPIC).some(p => p.equals(target.node.peerId)))
-    const before = { malformed: await counter(target, 'malformed'), oversized: await counter(target, 'oversized'), spoofed: await counter(target, 'spoofed') }
+    await waitFor('the target in the topic mesh', () =>
+      raw.services.pubsub.getSubscribers(MEMBERS_TOPIC).some(p => p.equals(target.node.peerId))
+    )
+    const before = {
+      malformed: await counter(target, 'malformed'),
+      oversized: await counter(target, 'oversized'),
+      spoofed: await counter(target, 'spoofed')
+    }
     const enc = (v: unknown): Uint8Array => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v))
     const good = target.membership.selfAnnouncement()
     const bad: Uint8Array[] = [
@@ -90,16 +118,31 @@ describe('five nodes on loopback', () => {
       enc({ ...good, peer: raw.peerId.toString(), addrs: Array.from({ length: 500 }, () => '/ip4/127.0.0.1/tcp/1') })
     ]
     for (const b of bad) await raw.services.pubsub.publish(MEMBERS_TOPIC, b)
-    await raw.services.pubsub.publish(MEMBERS_TOPIC, enc({ ...good, peer: raw.peerId.toString(), pad: 'x'.repeat(100 * 1024) }))
+    await raw.services.pubsub.publish(
+      MEMBERS_TOPIC,
+      enc({ ...good, peer: raw.peerId.toString(), pad: 'x'.repeat(100 * 1024) })
+    )
     // Speaks for another peer: the signature is raw's, the claimed peer is nodes[1].
     await raw.services.pubsub.publish(MEMBERS_TOPIC, enc({ ...good, peer: nodes[1].peer, seq: good.seq + 1000 }))
-    await waitFor('drops counted', async () => await counter(target, 'malformed') - before.malformed >= bad.length && await counter(target, 'oversized') > before.oversized && await counter(target, 'spoofed') > before.spoofed)
+    await waitFor(
+      'drops counted',
+      async () =>
+        (await counter(target, 'malformed')) - before.malformed >= bad.length &&
+        (await counter(target, 'oversized')) > before.oversized &&
+        (await counter(target, 'spoofed')) > before.spoofed
+    )
     assert.equal(target.membership.table.get(raw.peerId.toString()), undefined, 'the hostile peer is not a member')
     // Nobody crashed, and the view is intact.
     assert.ok(nodes.every(n => n.membership.members().filter(m => m.status === 'alive').length === 4))
     // An unknown field is tolerated (forward compatibility): a valid announcement with extras is accepted.
-    await raw.services.pubsub.publish(MEMBERS_TOPIC, enc({ ...good, peer: raw.peerId.toString(), addrs: [], roles: ['observer'], futureField: { x: 1 } }))
-    await waitFor('the extended announcement accepted', () => target.membership.table.get(raw.peerId.toString()) !== undefined)
+    await raw.services.pubsub.publish(
+      MEMBERS_TOPIC,
+      enc({ ...good, peer: raw.peerId.toString(), addrs: [], roles: ['observer'], futureField: { x: 1 } })
+    )
+    await waitFor(
+      'the extended announcement accepted',
+      () => target.membership.table.get(raw.peerId.toString()) !== undefined
+    )
     await raw.stop()
     for (const n of nodes) n.membership.table.forget(raw.peerId.toString())
   })
@@ -130,17 +173,31 @@ describe('five nodes on loopback', () => {
     const t0 = Date.now()
     // 100 valid notices (signed by a, a member), one every 10 ms.
     for (let i = 0; i < 100; i++) {
-      await a.node.services.pubsub.publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: a.peer, suspect: b.peer, ts: Date.now() + i })).then(() => { published++ }, () => {})
+      await a.node.services.pubsub
+        .publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: a.peer, suspect: b.peer, ts: Date.now() + i }))
+        .then(
+          () => {
+            published++
+          },
+          () => {}
+        )
       await sleep(10)
     }
     await sleep(500)
     assert.ok(published > 0, 'notices published')
-    await waitFor('every notice counted by b', async () => await counter(b, 'accepted', 'suspectNotices') - noticesBefore >= published, 5000)
+    await waitFor(
+      'every notice counted by b',
+      async () => (await counter(b, 'accepted', 'suspectNotices')) - noticesBefore >= published,
+      5000
+    )
     const took = Date.now() - t0
     const refutations = seq() - before
     // At most one per 200 ms, plus the periodic announcements (every 2 s in tests).
     assert.ok(refutations >= 1, 'the suspicion was refuted')
-    assert.ok(refutations <= Math.ceil(took / 200) + Math.ceil(took / 2000) + 1, `${refutations} announcements in ${took} ms for 100 notices`)
+    assert.ok(
+      refutations <= Math.ceil(took / 200) + Math.ceil(took / 2000) + 1,
+      `${refutations} announcements in ${took} ms for 100 notices`
+    )
     assert.equal(statusOf(a, b), 'alive')
   })
 

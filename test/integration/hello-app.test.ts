@@ -6,15 +6,25 @@ import { connect } from 'node:net'
 import { resolve } from 'node:path'
 import { ROOT, spawnCli, killAll } from '../helpers/cli.js'
 
-after(async () => { await killAll() })
+after(async () => {
+  await killAll()
+})
 
 test('hello-world-server answers a malformed absolute-form target with 400 and keeps serving', async () => {
-  const app = spawnCli([], { bin: resolve(ROOT, 'apps/hello-world-server/server.mjs'), env: { PORT: '0', HOST: '127.0.0.1' } })
+  const app = spawnCli([], {
+    bin: resolve(ROOT, 'apps/hello-world-server/server.mjs'),
+    env: { PORT: '0', HOST: '127.0.0.1' }
+  })
   const port = Number((await app.waitFor(/listening on (\d+)/))[1])
   assert.ok(port > 0, 'PORT=0 picks a free port')
   const status = await new Promise<string>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => { s.write('GET http://evil.example:e/ HTTP/1.1\r\nHost: x\r\n\r\n') })
-    s.once('data', d => { resolve(d.toString().split('\r\n')[0]); s.destroy() })
+    const s = connect(port, '127.0.0.1', () => {
+      s.write('GET http://evil.example:e/ HTTP/1.1\r\nHost: x\r\n\r\n')
+    })
+    s.once('data', d => {
+      resolve(d.toString().split('\r\n')[0])
+      s.destroy()
+    })
     s.once('error', reject)
   })
   assert.equal(status, 'HTTP/1.1 400 Bad Request')

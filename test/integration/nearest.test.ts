@@ -24,12 +24,33 @@ before(async () => {
   const farPort = await reservePort()
   relay = await delayRelay(farPort, 30)
   const farAddr = `/ip4/127.0.0.1/tcp/${relay.port}`
-  const allocCfg = { Psk: PSK, Apps: apps, Allocator: { Runtime: 'process' as const, MaxInstances: 8, MemoryMB: 2048, DrainTimeoutS: 2, RateLimit: { PerSecond: 100, Burst: 100 } } }
-  far = await startAllocator({ ...allocCfg, Listen: [`/ip4/127.0.0.1/tcp/${farPort}`], Announce: [farAddr] }, { inboundOnly: true })
+  const allocCfg = {
+    Psk: PSK,
+    Apps: apps,
+    Allocator: {
+      Runtime: 'process' as const,
+      MaxInstances: 8,
+      MemoryMB: 2048,
+      DrainTimeoutS: 2,
+      RateLimit: { PerSecond: 100, Burst: 100 }
+    }
+  }
+  far = await startAllocator(
+    { ...allocCfg, Listen: [`/ip4/127.0.0.1/tcp/${farPort}`], Announce: [farAddr] },
+    { inboundOnly: true }
+  )
   const farBoot = `${farAddr}/p2p/${far.agent.peer}`
   near = await startAllocator({ ...allocCfg, Bootstraps: [farBoot] })
-  proxy = await startProxy({ Psk: PSK, Bootstraps: [addrOf(near.agent), farBoot], Apps: { hello: { ...helloApp(), ...perf }, cold: { ...helloApp(), ...perf } } })
-  await waitFor('the proxy sees both allocators', () => [near, far].every(a => proxy.agent.membership.table.get(a.agent.peer)?.status === 'alive'), 15000)
+  proxy = await startProxy({
+    Psk: PSK,
+    Bootstraps: [addrOf(near.agent), farBoot],
+    Apps: { hello: { ...helloApp(), ...perf }, cold: { ...helloApp(), ...perf } }
+  })
+  await waitFor(
+    'the proxy sees both allocators',
+    () => [near, far].every(a => proxy.agent.membership.table.get(a.agent.peer)?.status === 'alive'),
+    15000
+  )
   await proxy.agent.rtt.measureMany([near.agent.node.peerId, far.agent.node.peerId], { samples: 3, timeoutMs: 2000 })
 })
 
@@ -63,23 +84,44 @@ test('an instance beyond SoftReq serves at once while a nearer one is allocated,
   const first = await request(`http://${proxy.address}/hello/hello`)
   assert.equal(first.statusCode, 200)
   await first.body.dump()
-  assert.match(String(first.headers['x-physarum-instance']), new RegExp(`@${far.agent.peer}$`), 'served by the far instance at once')
-  await waitFor('a nearer instance allocated in the background', () => near.manager.readyOf('hello').length === 1, 10000)
+  assert.match(
+    String(first.headers['x-physarum-instance']),
+    new RegExp(`@${far.agent.peer}$`),
+    'served by the far instance at once'
+  )
+  await waitFor(
+    'a nearer instance allocated in the background',
+    () => near.manager.readyOf('hello').length === 1,
+    10000
+  )
   const nearInstance = `${near.manager.readyOf('hello')[0].id}@${near.agent.peer}`
   // Requests keep succeeding (every one: a failure is not retried away), and now go to the near instance.
   const statuses: number[] = []
-  const servedBy = await waitFor('served by the near allocator', async () => {
-    const r = await request(`http://${proxy.address}/hello/hello`)
-    statuses.push(r.statusCode)
-    await r.body.dump()
-    const by = String(r.headers['x-physarum-instance'])
-    return by.endsWith(`@${near.agent.peer}`) ? by : undefined
-  }, 10000, 50)
-  assert.deepEqual(statuses.filter(s => s !== 200), [], `every request while the near instance came up answered 200: ${statuses.join(', ')}`)
+  const servedBy = await waitFor(
+    'served by the near allocator',
+    async () => {
+      const r = await request(`http://${proxy.address}/hello/hello`)
+      statuses.push(r.statusCode)
+      await r.body.dump()
+      const by = String(r.headers['x-physarum-instance'])
+      return by.endsWith(`@${near.agent.peer}`) ? by : undefined
+    },
+    10000,
+    50
+  )
+  assert.deepEqual(
+    statuses.filter(s => s !== 200),
+    [],
+    `every request while the near instance came up answered 200: ${statuses.join(', ')}`
+  )
   assert.equal(servedBy, nearInstance, 'served by the instance the near allocator started in the background')
   for (let i = 0; i < 10; i++) {
     const r = await request(`http://${proxy.address}/hello/hello`)
     await r.body.dump()
-    assert.match(String(r.headers['x-physarum-instance']), new RegExp(`@${near.agent.peer}$`), 'the far instance is beyond SoftReq: not balanced to')
+    assert.match(
+      String(r.headers['x-physarum-instance']),
+      new RegExp(`@${near.agent.peer}$`),
+      'the far instance is beyond SoftReq: not balanced to'
+    )
   }
 })

@@ -12,7 +12,10 @@ test('receiving a noise frame throws no RangeError', async () => {
     // Count RangeErrors made while probes go back and forth; `instanceof RangeError` still holds.
     const Original = globalThis.RangeError
     let made = 0
-    const Counting = function (this: unknown, ...args: unknown[]) { made++; return Reflect.construct(Original, args, new.target ?? Original) } as unknown as { prototype: RangeError }
+    const Counting = function (this: unknown, ...args: unknown[]) {
+      made++
+      return Reflect.construct(Original, args, new.target ?? Original)
+    } as unknown as { prototype: RangeError }
     Counting.prototype = Original.prototype
     globalThis.RangeError = Counting as unknown as RangeErrorConstructor
     try {

@@ -9,16 +9,25 @@ import type { Agent } from '../../src/cluster/agent.js'
 
 const MB = 1024 * 1024
 
-async function transfer (from: Agent, to: Agent, bytes: number): Promise<{ sent: string, received: string, got: number }> {
+async function transfer(
+  from: Agent,
+  to: Agent,
+  bytes: number
+): Promise<{ sent: string; received: string; got: number }> {
   const proto = `/physarum-test/sink/${Math.random().toString(36).slice(2)}`
   const hashIn = createHash('sha256')
   let got = 0
   const done = new Promise<void>((resolve, reject) => {
-    void to.node.handle(proto, async (stream) => {
+    void to.node.handle(proto, async stream => {
       try {
-        for await (const c of stream) { got += c.byteLength; hashIn.update(c.subarray()) }
+        for await (const c of stream) {
+          got += c.byteLength
+          hashIn.update(c.subarray())
+        }
         resolve()
-      } catch (err) { reject(err as Error) }
+      } catch (err) {
+        reject(err as Error)
+      }
     })
   })
   const stream = await from.node.dialProtocol(to.node.peerId, proto)

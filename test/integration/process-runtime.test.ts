@@ -11,27 +11,43 @@ import { builtinDefaults } from '../../src/config/defaults.js'
 import { silentLogger } from '../../src/util/log.js'
 
 test('app output is relayed by line, and a newline-less flood in pieces of at most MAX_LOG_LINE', async () => {
-  const child = spawn(process.execPath, ['-e', 'process.stdout.write("one\\r\\ntwo\\n" + "x".repeat(1 << 20) + "\\nlast")'])
+  const child = spawn(process.execPath, [
+    '-e',
+    'process.stdout.write("one\\r\\ntwo\\n" + "x".repeat(1 << 20) + "\\nlast")'
+  ])
   const lines: string[] = []
-  logLines(child.stdout, l => { lines.push(l) })
+  logLines(child.stdout, l => {
+    lines.push(l)
+  })
   await new Promise(resolve => child.stdout.on('end', resolve))
   assert.deepEqual(lines.slice(0, 2), ['one', 'two'])
   assert.equal(lines.at(-1), 'last')
   const flood = lines.slice(2, -1)
-  assert.ok(flood.every(l => l.length <= MAX_LOG_LINE && /^x+$/.test(l)), 'no piece longer than MAX_LOG_LINE')
+  assert.ok(
+    flood.every(l => l.length <= MAX_LOG_LINE && /^x+$/.test(l)),
+    'no piece longer than MAX_LOG_LINE'
+  )
   assert.equal(flood.join('').length, 1 << 20, 'nothing dropped')
   assert.ok(flood.length >= (1 << 20) / MAX_LOG_LINE)
 })
 
 test('a state file that cannot be written does not keep a process from starting or from being stopped', async () => {
   const rt = new ProcessRuntime({ stateFile: '/dev/null/instances.json', log: silentLogger })
-  const spec = appSpec('sleeper', { Command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] }, builtinDefaults().Perf)
+  const spec = appSpec(
+    'sleeper',
+    { Command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] },
+    builtinDefaults().Perf
+  )
   const inst = await rt.start(spec, 'state-file-test')
   const pid = Number(inst.handle)
   assert.equal(await rt.isRunning(inst), true)
   // The group exists now, so that the check below can only pass because the stop ended it.
   assert.doesNotThrow(() => process.kill(-pid, 0), `process group ${pid} runs`)
   await rt.stop(inst, { graceMs: 1000 })
-  assert.throws(() => process.kill(-pid, 0), (e: NodeJS.ErrnoException) => e.code === 'ESRCH', 'the process group is gone')
+  assert.throws(
+    () => process.kill(-pid, 0),
+    (e: NodeJS.ErrnoException) => e.code === 'ESRCH',
+    'the process group is gone'
+  )
   await rt.close()
 })

@@ -22,10 +22,26 @@ describe('proxy with real allocators', () => {
   let base: string
 
   before(async () => {
-    alloc = await startAllocator({ Psk: PSK, Apps: { hello: helloApp({ IdleTimeoutS: 300 }), sluggish: { Command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], StartTimeoutS: 20 } }, Allocator: { Runtime: 'process', MaxInstances: 8, MemoryMB: 2048, DrainTimeoutS: 5, RateLimit: { PerSecond: 100, Burst: 100 } } })
+    alloc = await startAllocator({
+      Psk: PSK,
+      Apps: {
+        hello: helloApp({ IdleTimeoutS: 300 }),
+        sluggish: { Command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], StartTimeoutS: 20 }
+      },
+      Allocator: {
+        Runtime: 'process',
+        MaxInstances: 8,
+        MemoryMB: 2048,
+        DrainTimeoutS: 5,
+        RateLimit: { PerSecond: 100, Burst: 100 }
+      }
+    })
     proxy = await startProxy({ Psk: PSK, Bootstraps: [addrOf(alloc.agent)], Apps: { 'only-here': helloApp() } })
     base = `http://${proxy.address}`
-    await waitFor('the proxy sees the allocator', () => proxy.agent.membership.table.get(alloc.agent.peer)?.status === 'alive')
+    await waitFor(
+      'the proxy sees the allocator',
+      () => proxy.agent.membership.table.get(alloc.agent.peer)?.status === 'alive'
+    )
   })
 
   after(async () => {
@@ -62,7 +78,11 @@ describe('proxy with real allocators', () => {
     await assert.rejects(proxy.placement.choose('sluggish', { signal: gone }), /client went away/)
     assert.ok(Date.now() - t0 < 5000, `let go after ${Date.now() - t0} ms`)
     // The shared allocation goes on for other requests; this suite's next tests count instances.
-    const starting = await waitFor('the allocation reaching the allocator', () => [...alloc.manager.instances.values()].find(i => i.app === 'sluggish'), 5000)
+    const starting = await waitFor(
+      'the allocation reaching the allocator',
+      () => [...alloc.manager.instances.values()].find(i => i.app === 'sluggish'),
+      5000
+    )
     await alloc.manager.remove(starting, 'test')
   })
 
@@ -71,7 +91,10 @@ describe('proxy with real allocators', () => {
     for (const i of [...alloc.manager.instances.values()]) await alloc.manager.remove(i, 'test')
     await waitFor('withdrawn', () => proxy.placement.endpoints('hello').length === 0, 5000)
     const rs = await Promise.all(Array.from({ length: 20 }, async () => await request(`${base}/hello/hello`)))
-    for (const r of rs) { assert.equal(r.statusCode, 200); await r.body.dump() }
+    for (const r of rs) {
+      assert.equal(r.statusCode, 200)
+      await r.body.dump()
+    }
     assert.equal(new Set(rs.map(r => r.headers['x-physarum-instance'])).size, 1)
     assert.equal(alloc.manager.instances.size, 1)
   })
@@ -82,7 +105,10 @@ describe('proxy with real allocators', () => {
     assert.match(((await r404.body.json()) as { error: { message: string } }).error.message, /unknown app nosuch/)
     const r503 = await request(`${base}/only-here/x`)
     assert.equal(r503.statusCode, 503)
-    assert.match(((await r503.body.json()) as { error: { message: string } }).error.message, /no allocator can host only-here/)
+    assert.match(
+      ((await r503.body.json()) as { error: { message: string } }).error.message,
+      /no allocator can host only-here/
+    )
     for (const bad of ['/Bad/x', '/a%0d%0aX-Injected:1/x', `/${'a'.repeat(80)}/x`]) {
       const r = await request(`${base}${bad}`)
       assert.equal(r.statusCode, 400, bad)
@@ -92,16 +118,24 @@ describe('proxy with real allocators', () => {
 
   test('malformed HTTP gets a 400 (headers too large a 431) and the proxy keeps serving', async () => {
     const [host, port] = proxy.address.split(':')
-    const raw = async (bytes: string): Promise<string> => await new Promise<string>((resolve, reject) => {
-      const s = connect(Number(port), host)
-      let data = ''
-      s.on('data', d => { data += d.toString() })
-      s.on('end', () => { resolve(data) })
-      s.on('error', reject)
-      s.write(bytes)
-    })
+    const raw = async (bytes: string): Promise<string> =>
+      await new Promise<string>((resolve, reject) => {
+        const s = connect(Number(port), host)
+        let data = ''
+        s.on('data', d => {
+          data += d.toString()
+        })
+        s.on('end', () => {
+          resolve(data)
+        })
+        s.on('error', reject)
+        s.write(bytes)
+      })
     assert.match(await raw('GARBAGE / HTTP/9.9\r\nthis is not a header\r\n\r\n'), /^HTTP\/1\.1 400 Bad Request/)
-    assert.match(await raw(`GET /hello/hello HTTP/1.1\r\nHost: p\r\nX-Big: ${'a'.repeat(33 * 1024)}\r\n\r\n`), /^HTTP\/1\.1 431 Request Header Fields Too Large/)
+    assert.match(
+      await raw(`GET /hello/hello HTTP/1.1\r\nHost: p\r\nX-Big: ${'a'.repeat(33 * 1024)}\r\n\r\n`),
+      /^HTTP\/1\.1 431 Request Header Fields Too Large/
+    )
     const r = await request(`${base}/hello/hello`)
     assert.equal(r.statusCode, 200)
     await r.body.dump()
@@ -113,7 +147,7 @@ describe('proxy with real allocators', () => {
     assert.match(String(html.headers['content-type']), /text\/html/)
     assert.match(await html.body.text(), /physarum proxy/)
     const json = await request(`${base}/`, { headers: { accept: 'application/json' } })
-    const s = await json.body.json() as { apps: Array<{ app: string, instances: unknown[] }> }
+    const s = (await json.body.json()) as { apps: Array<{ app: string; instances: unknown[] }> }
     assert.ok(s.apps.some(a => a.app === 'hello' && a.instances.length === 1))
     const m = await request(`${base}/_physarum/metrics`)
     const text = await m.body.text()
@@ -130,8 +164,12 @@ describe('proxy with real allocators', () => {
   describe('fidelity', () => {
     test('methods, status codes, query strings, request and response headers', async () => {
       for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
-        const r = await request(`${base}/hello/echo?a=1&b=%20x&a=2`, { method: method as 'GET', headers: { 'x-test': method, 'user-agent': 'physarum-test' }, body: method === 'GET' || method === 'OPTIONS' ? undefined : 'body' })
-        const e = await r.body.json() as { method: string, url: string, headers: Record<string, string> }
+        const r = await request(`${base}/hello/echo?a=1&b=%20x&a=2`, {
+          method: method as 'GET',
+          headers: { 'x-test': method, 'user-agent': 'physarum-test' },
+          body: method === 'GET' || method === 'OPTIONS' ? undefined : 'body'
+        })
+        const e = (await r.body.json()) as { method: string; url: string; headers: Record<string, string> }
         assert.equal(e.method, method)
         assert.equal(e.url, '/echo?a=1&b=%20x&a=2')
         assert.equal(e.headers['x-test'], method)
@@ -159,7 +197,11 @@ describe('proxy with real allocators', () => {
     })
 
     test('HEAD, 204 and 304 come back without a body', async () => {
-      for (const [path, method, status] of [['/hello/hello', 'HEAD', 200], ['/hello/status?code=204', 'GET', 204], ['/hello/status?code=304', 'GET', 304]] as const) {
+      for (const [path, method, status] of [
+        ['/hello/hello', 'HEAD', 200],
+        ['/hello/status?code=204', 'GET', 204],
+        ['/hello/status?code=304', 'GET', 304]
+      ] as const) {
         const r = await request(`${base}${path}`, { method })
         assert.equal(r.statusCode, status)
         assert.equal((await r.body.arrayBuffer()).byteLength, 0)
@@ -169,13 +211,13 @@ describe('proxy with real allocators', () => {
     test('1 MB bodies both ways, and a chunked upload, arrive intact', async () => {
       const body = randomBytes(1024 * 1024)
       const r = await request(`${base}/hello/echo`, { method: 'POST', body })
-      const e = await r.body.json() as { length: number, sha256: string, headers: Record<string, string> }
+      const e = (await r.body.json()) as { length: number; sha256: string; headers: Record<string, string> }
       assert.equal(e.length, body.length)
       assert.equal(e.sha256, createHash('sha256').update(body).digest('hex'))
       // Chunked: a stream without a length.
       const chunks = [randomBytes(300000), randomBytes(5), randomBytes(700000)]
       const rc = await request(`${base}/hello/echo`, { method: 'PUT', body: Readable.from(chunks) })
-      const ec = await rc.body.json() as { length: number, sha256: string, headers: Record<string, string> }
+      const ec = (await rc.body.json()) as { length: number; sha256: string; headers: Record<string, string> }
       assert.equal(ec.headers['transfer-encoding'], 'chunked')
       assert.equal(ec.length, 1000005)
       assert.equal(ec.sha256, createHash('sha256').update(Buffer.concat(chunks)).digest('hex'))
@@ -206,18 +248,29 @@ describe('proxy with real allocators', () => {
     const inst = String(r.headers['x-physarum-instance']).split('@')[0]
     const pid = Number(alloc.manager.instances.get(inst)?.rt?.handle)
     let got = 0
-    await assert.rejects((async () => {
-      for await (const c of r.body) {
-        got += (c as Buffer).length
-        if (got > 1024 * 1024 && pid > 0) { try { process.kill(-pid, 'SIGKILL') } catch {} }
-      }
-    })())
+    await assert.rejects(
+      (async () => {
+        for await (const c of r.body) {
+          got += (c as Buffer).length
+          if (got > 1024 * 1024 && pid > 0) {
+            try {
+              process.kill(-pid, 'SIGKILL')
+            } catch {}
+          }
+        }
+      })()
+    )
     assert.ok(got < 500 * 1024 * 1024)
-    const again = await waitFor('served again', async () => {
-      const x = await request(`${base}/hello/hello`)
-      const t = await x.body.text()
-      return x.statusCode === 200 && t === 'hello world\n' ? String(x.headers['x-physarum-instance']) : undefined
-    }, 10000, 100)
+    const again = await waitFor(
+      'served again',
+      async () => {
+        const x = await request(`${base}/hello/hello`)
+        const t = await x.body.text()
+        return x.statusCode === 200 && t === 'hello world\n' ? String(x.headers['x-physarum-instance']) : undefined
+      },
+      10000,
+      100
+    )
     assert.match(again, new RegExp(`^[^@]+@${alloc.agent.peer}$`))
     assert.notEqual(again.split('@')[0], inst, 'served by another instance: the killed one is gone')
   })
@@ -225,11 +278,21 @@ describe('proxy with real allocators', () => {
 
 test('server mode: a user-run app behind --app/--address is reachable through another proxy', async () => {
   const port = await reservePort()
-  const app: ChildProcess = spawn(HELLO_COMMAND[0], [HELLO_COMMAND[1]], { env: { ...process.env, PORT: String(port), PHYSARUM_INSTANCE: 'user-run', HOST: '127.0.0.1' }, stdio: 'ignore' })
-  const server = await startProxy({ Psk: PSK, Apps: { mine: { Port: port, Health: { Path: '/healthz' } } } }, { app: 'mine', address: { host: '127.0.0.1', port } })
+  const app: ChildProcess = spawn(HELLO_COMMAND[0], [HELLO_COMMAND[1]], {
+    env: { ...process.env, PORT: String(port), PHYSARUM_INSTANCE: 'user-run', HOST: '127.0.0.1' },
+    stdio: 'ignore'
+  })
+  const server = await startProxy(
+    { Psk: PSK, Apps: { mine: { Port: port, Health: { Path: '/healthz' } } } },
+    { app: 'mine', address: { host: '127.0.0.1', port } }
+  )
   const client = await startProxy({ Psk: PSK, Bootstraps: [addrOf(server.agent)] })
   try {
-    await waitFor('the instance announced', () => (client.agent.membership.table.get(server.agent.peer)?.announcement.instances.mine?.ready ?? 0) === 1, 10000)
+    await waitFor(
+      'the instance announced',
+      () => (client.agent.membership.table.get(server.agent.peer)?.announcement.instances.mine?.ready ?? 0) === 1,
+      10000
+    )
     const r = await request(`http://${client.address}/mine/hello`)
     assert.equal(r.statusCode, 200)
     assert.equal(await r.body.text(), 'hello world\n')

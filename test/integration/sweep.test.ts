@@ -18,7 +18,11 @@ test('sweep closes the pools of instances that are gone and keeps the others', a
     assert.equal(forward.size, 3)
     forward.sweep(k => k === `${peer}/a/i1`)
     assert.equal(forward.size, 1)
-    assert.equal(forward.pool(peer, { v: 1, app: 'a', instance: 'i1' }), kept, 'the pool of an instance still announced is the same')
+    assert.equal(
+      forward.pool(peer, { v: 1, app: 'a', instance: 'i1' }),
+      kept,
+      'the pool of an instance still announced is the same'
+    )
   } finally {
     await forward.stop()
     await agent.stop()

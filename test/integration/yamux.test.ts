@@ -19,10 +19,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 const PROTO = '/physarum-test/sink/1'
 
 /** How many socket writes this process makes while `fn` runs. */
-async function socketWrites (fn: () => Promise<void>): Promise<number> {
+async function socketWrites(fn: () => Promise<void>): Promise<number> {
   const original = Socket.prototype.write
   let writes = 0
-  Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>) { writes++; return original.apply(this, args) } as Socket['write']
+  Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
+    writes++
+    return original.apply(this, args)
+  } as Socket['write']
   try {
     await fn()
   } finally {
@@ -34,7 +37,9 @@ async function socketWrites (fn: () => Promise<void>): Promise<number> {
 test('a small request/response costs one socket write per side', async () => {
   await withQuietPair('7'.repeat(64), async (a, b) => {
     for (let i = 0; i < 20; i++) await a.rtt.probe(b.node.peerId)
-    const writes = await socketWrites(async () => { for (let i = 0; i < 200; i++) await a.rtt.probe(b.node.peerId) })
+    const writes = await socketWrites(async () => {
+      for (let i = 0; i < 200; i++) await a.rtt.probe(b.node.peerId)
+    })
     // One write for the probe, one for the echo; a little slack for stray traffic.
     assert.ok(writes / 200 < 2.5, `${(writes / 200).toFixed(2)} socket writes per round trip`)
   })
@@ -43,8 +48,19 @@ test('a small request/response costs one socket write per side', async () => {
 test('frames of many streams sent in one turn leave in one socket write', async () => {
   await withQuietPair('5'.repeat(64), async (a, b) => {
     const received: number[] = []
-    await b.node.handle(PROTO, async (stream) => { for await (const c of stream) received.push(c.byteLength) }, { maxInboundStreams: 64 })
-    const streams = await Promise.all(Array.from({ length: 32 }, async () => await a.node.dialProtocol(b.node.peerId, PROTO, { maxOutboundStreams: 64 })))
+    await b.node.handle(
+      PROTO,
+      async stream => {
+        for await (const c of stream) received.push(c.byteLength)
+      },
+      { maxInboundStreams: 64 }
+    )
+    const streams = await Promise.all(
+      Array.from(
+        { length: 32 },
+        async () => await a.node.dialProtocol(b.node.peerId, PROTO, { maxOutboundStreams: 64 })
+      )
+    )
     // Let stream opening settle (its frames are not what is counted).
     await sleep(200)
     const writes = await socketWrites(async () => {
@@ -62,10 +78,16 @@ test('a large send leaves in data frames of at most 64 KB, whole and in order', 
     const sizes: number[] = []
     const got: Uint8Array[] = []
     let ended = false
-    await b.node.handle(PROTO, (stream) => {
+    await b.node.handle(PROTO, stream => {
       // One 'message' per data frame: the receiver is never paused, so nothing is merged.
-      stream.addEventListener('message', (evt) => { const d = evt.data.subarray(); sizes.push(d.byteLength); got.push(d) })
-      stream.addEventListener('remoteCloseWrite', () => { ended = true })
+      stream.addEventListener('message', evt => {
+        const d = evt.data.subarray()
+        sizes.push(d.byteLength)
+        got.push(d)
+      })
+      stream.addEventListener('remoteCloseWrite', () => {
+        ended = true
+      })
     })
     const body = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 7) % 251)
     const stream = await a.node.dialProtocol(b.node.peerId, PROTO)
@@ -84,14 +106,24 @@ test('what is held is sent, in order, before the connection closes', async () =>
     // The receiver takes each message as it is decoded (no read buffer that a closing
     // connection would discard) and says when it is ready.
     let ended = false
-    await b.node.handle(PROTO, (stream) => {
-      stream.addEventListener('message', (evt) => { got.push(evt.data.subarray()) })
-      stream.addEventListener('close', () => { ended = true })
+    await b.node.handle(PROTO, stream => {
+      stream.addEventListener('message', evt => {
+        got.push(evt.data.subarray())
+      })
+      stream.addEventListener('close', () => {
+        ended = true
+      })
       stream.send(Uint8Array.of(1))
     })
     const stream = await a.node.dialProtocol(b.node.peerId, PROTO)
     let ready = false
-    stream.addEventListener('message', () => { ready = true }, { once: true })
+    stream.addEventListener(
+      'message',
+      () => {
+        ready = true
+      },
+      { once: true }
+    )
     await waitFor('the receiver ready', () => ready)
     // Small sends, held for coalescing, then at once a close of the stream and of the
     // whole connection: nothing held may be dropped or overtaken. (Unpatched, this lost

@@ -3,7 +3,17 @@
 // init/validate; the role defaults the daemons run with (key files, admin ports).
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, statSync, chmodSync, readFileSync, existsSync, readdirSync } from 'node:fs'
+import {
+  mkdtempSync,
+  mkdirSync,
+  writeFileSync,
+  rmSync,
+  statSync,
+  chmodSync,
+  readFileSync,
+  existsSync,
+  readdirSync
+} from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,11 +35,16 @@ const file = (name: string, text: string, mode = 0o644): string => {
   return p
 }
 
-before(() => { dir = mkdtempSync(join(tmpdir(), 'physarum-config-')) })
-after(async () => { await killAll(); rmSync(dir, { recursive: true, force: true }) })
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'physarum-config-'))
+})
+after(async () => {
+  await killAll()
+  rmSync(dir, { recursive: true, force: true })
+})
 
 /** Runs the CLI expecting a usage error: exit 2 and exactly one line, no stack trace. */
-async function expectOneLineError (args: string[], pattern: RegExp, env: NodeJS.ProcessEnv = {}): Promise<string> {
+async function expectOneLineError(args: string[], pattern: RegExp, env: NodeJS.ProcessEnv = {}): Promise<string> {
   const r = await runCli(args, { env: { ...env, HOME: dir }, cwd: dir })
   assert.equal(r.code, 2, `exit code for ${args.join(' ')}: ${r.stderr}`)
   const lines = r.stderr.trimEnd().split('\n')
@@ -49,9 +64,15 @@ describe('config errors are one line and exit 2', () => {
   })
   test('unknown key is named, with a suggestion for a near miss', async () => {
     const f = file('typo.json', JSON.stringify({ Bootstrap: [] }))
-    await expectOneLineError(['config', 'show', '--configfile', f], /unknown key Bootstrap \(did you mean Bootstraps\?\)/)
+    await expectOneLineError(
+      ['config', 'show', '--configfile', f],
+      /unknown key Bootstrap \(did you mean Bootstraps\?\)/
+    )
     const g = file('typo2.json', JSON.stringify({ Perf: { SoftReq: { Rtt: 5 } } }))
-    await expectOneLineError(['config', 'show', '--configfile', g], /unknown key Perf\.SoftReq\.Rtt \(did you mean RTT\?\)/)
+    await expectOneLineError(
+      ['config', 'show', '--configfile', g],
+      /unknown key Perf\.SoftReq\.Rtt \(did you mean RTT\?\)/
+    )
   })
   test('wrong type names the JSON path', async () => {
     const f = file('type.json', JSON.stringify({ Perf: { SoftReq: { RTT: 'fast' } } }))
@@ -66,13 +87,22 @@ describe('config errors are one line and exit 2', () => {
   test('invalid multiaddr, in the file and in a flag', async () => {
     const f = file('ma.json', JSON.stringify({ Bootstraps: ['/ip4/999.0.0.1/tcp/4001'] }))
     await expectOneLineError(['config', 'show', '--configfile', f], /Bootstraps\[0\].*not a valid multiaddr/)
-    await expectOneLineError(['config', 'show', '--configfile', file('ok.json', '{}'), '--bootstrap', '/ip4/192.0.2.1/tcp/4001'], /no \/p2p\/<peer id> part/)
+    await expectOneLineError(
+      ['config', 'show', '--configfile', file('ok.json', '{}'), '--bootstrap', '/ip4/192.0.2.1/tcp/4001'],
+      /no \/p2p\/<peer id> part/
+    )
   })
   test('unreadable or exposed PSK file', async () => {
     const ok = file('ok2.json', '{}')
-    await expectOneLineError(['config', 'show', '--configfile', ok, '--psk-file', join(dir, 'missing.psk')], /PSK file .*missing\.psk cannot be read: ENOENT/)
+    await expectOneLineError(
+      ['config', 'show', '--configfile', ok, '--psk-file', join(dir, 'missing.psk')],
+      /PSK file .*missing\.psk cannot be read: ENOENT/
+    )
     const exposed = file('exposed.psk', 'a'.repeat(64), 0o644)
-    await expectOneLineError(['config', 'show', '--configfile', ok, '--psk-file', exposed], /readable by group or others \(mode 644\)/)
+    await expectOneLineError(
+      ['config', 'show', '--configfile', ok, '--psk-file', exposed],
+      /readable by group or others \(mode 644\)/
+    )
   })
   test('bad flag and bad flag value', async () => {
     await expectOneLineError(['config', 'show', '--no-such-flag'], /no-such-flag.*\(see --help\)/)
@@ -80,7 +110,20 @@ describe('config errors are one line and exit 2', () => {
   })
   test('a daemon refuses an exposed key file', async () => {
     const key = file('id.key', 'x', 0o640)
-    await expectOneLineError(['allocator', '--configfile', file('ok3.json', '{}'), '--keyfile', key, '--listen', '/ip4/127.0.0.1/tcp/0', '--admin', '127.0.0.1:0'], /key file .* readable by group or others/)
+    await expectOneLineError(
+      [
+        'allocator',
+        '--configfile',
+        file('ok3.json', '{}'),
+        '--keyfile',
+        key,
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--admin',
+        '127.0.0.1:0'
+      ],
+      /key file .* readable by group or others/
+    )
   })
 })
 
@@ -98,14 +141,26 @@ describe('layering', () => {
     assert.equal(fl.config.Log.Format, 'text', 'unset keys keep their default')
     assert.equal(fl.sources.get('Log.Format'), 'default')
 
-    const e = loadConfig({ role: 'allocator', flags: { configfile: f }, env: { PHYSARUM_BOOTSTRAPS: `${BOOT_B}, ${BOOT_C}` } })
+    const e = loadConfig({
+      role: 'allocator',
+      flags: { configfile: f },
+      env: { PHYSARUM_BOOTSTRAPS: `${BOOT_B}, ${BOOT_C}` }
+    })
     assert.deepEqual(e.config.Bootstraps, [BOOT_B, BOOT_C])
     assert.equal(e.sources.get('Bootstraps'), 'env')
 
-    const orig = loadConfig({ role: 'allocator', flags: { configfile: f }, env: { P2P_BOOTSTRAPS: `${BOOT_B} ${BOOT_C}` } })
+    const orig = loadConfig({
+      role: 'allocator',
+      flags: { configfile: f },
+      env: { P2P_BOOTSTRAPS: `${BOOT_B} ${BOOT_C}` }
+    })
     assert.deepEqual(orig.config.Bootstraps, [BOOT_B, BOOT_C], 'the original P2P_BOOTSTRAPS, space-separated')
 
-    const fg = loadConfig({ role: 'allocator', flags: { configfile: f, bootstrap: [BOOT_C], 'log-level': 'warn' }, env: { PHYSARUM_BOOTSTRAPS: BOOT_B } })
+    const fg = loadConfig({
+      role: 'allocator',
+      flags: { configfile: f, bootstrap: [BOOT_C], 'log-level': 'warn' },
+      env: { PHYSARUM_BOOTSTRAPS: BOOT_B }
+    })
     assert.deepEqual(fg.config.Bootstraps, [BOOT_C])
     assert.equal(fg.sources.get('Bootstraps'), 'flag')
     assert.equal(fg.config.Log.Level, 'warn')
@@ -116,17 +171,24 @@ describe('layering', () => {
     const psk = file('cluster.psk', 'b'.repeat(64), 0o600)
     const f = file('pskfile.json', JSON.stringify({ PskFile: psk }))
     assert.equal(loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} }).config.PskFile, psk)
-    const e = loadConfig({ role: 'allocator', flags: { configfile: f }, env: { P2P_PSK: 'a passphrase of the original' } })
+    const e = loadConfig({
+      role: 'allocator',
+      flags: { configfile: f },
+      env: { P2P_PSK: 'a passphrase of the original' }
+    })
     assert.equal(e.config.Psk, 'a passphrase of the original')
     assert.equal(e.config.PskFile, undefined)
     assert.equal(e.sources.get('Psk'), 'env')
   })
 
   test('the original PhysarumSM conf.json loads unchanged, RTT in milliseconds', () => {
-    const f = file('original.json', JSON.stringify({
-      Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } },
-      Bootstraps: ['/ip4/192.0.2.10/tcp/4001/ipfs/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN']
-    }))
+    const f = file(
+      'original.json',
+      JSON.stringify({
+        Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } },
+        Bootstraps: ['/ip4/192.0.2.10/tcp/4001/ipfs/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN']
+      })
+    )
     const c = loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} }).config
     assert.equal(c.Perf.SoftReq.RTT, 100)
     assert.equal(c.Perf.HardReq.RTT, 1000)
@@ -134,7 +196,13 @@ describe('layering', () => {
   })
 
   test('the shipped conf/conf.json is valid', () => {
-    assert.doesNotThrow(() => loadConfig({ role: 'allocator', flags: { configfile: new URL('../../../conf/conf.json', import.meta.url).pathname }, env: {} }))
+    assert.doesNotThrow(() =>
+      loadConfig({
+        role: 'allocator',
+        flags: { configfile: new URL('../../../conf/conf.json', import.meta.url).pathname },
+        env: {}
+      })
+    )
   })
 
   test('the example multi-host config conf/cluster.example.json is valid (with its PSK file in place)', () => {
@@ -146,21 +214,38 @@ describe('layering', () => {
     assert.deepEqual(Object.keys(c.Apps), ['hello-world-server', 'thumbnails'])
   })
 
-  test('the systemd units pass systemd-analyze verify', { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? false : 'no systemd-analyze on this machine' }, () => {
-    // The units name /usr/local/bin/physarum; verify them against a copy that points at this executable.
-    const units = join(dir, 'units')
-    mkdirSync(units)
-    for (const [from, to] of [['physarum-allocator.service', 'physarum-allocator.service'], ['physarum-proxy@.service', 'physarum-proxy@1234.service']]) {
-      writeFileSync(join(units, to), readFileSync(join(ROOT, 'conf', from), 'utf8').replaceAll('/usr/local/bin/physarum', process.execPath))
+  test(
+    'the systemd units pass systemd-analyze verify',
+    { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? false : 'no systemd-analyze on this machine' },
+    () => {
+      // The units name /usr/local/bin/physarum; verify them against a copy that points at this executable.
+      const units = join(dir, 'units')
+      mkdirSync(units)
+      for (const [from, to] of [
+        ['physarum-allocator.service', 'physarum-allocator.service'],
+        ['physarum-proxy@.service', 'physarum-proxy@1234.service']
+      ]) {
+        writeFileSync(
+          join(units, to),
+          readFileSync(join(ROOT, 'conf', from), 'utf8').replaceAll('/usr/local/bin/physarum', process.execPath)
+        )
+      }
+      const r = spawnSync(
+        'systemd-analyze',
+        ['verify', join(units, 'physarum-allocator.service'), join(units, 'physarum-proxy@1234.service')],
+        { encoding: 'utf8' }
+      )
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(r.stderr.trim(), '')
     }
-    const r = spawnSync('systemd-analyze', ['verify', join(units, 'physarum-allocator.service'), join(units, 'physarum-proxy@1234.service')], { encoding: 'utf8' })
-    assert.equal(r.status, 0, r.stderr)
-    assert.equal(r.stderr.trim(), '')
-  })
+  )
 
   test('SoftReq above HardReq is refused', () => {
     const f = file('soft.json', JSON.stringify({ Perf: { SoftReq: { RTT: 500 }, HardReq: { RTT: 100 } } }))
-    assert.throws(() => loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} }), (e: unknown) => e instanceof ConfigError && /must not exceed/.test(e.message))
+    assert.throws(
+      () => loadConfig({ role: 'allocator', flags: { configfile: f }, env: {} }),
+      (e: unknown) => e instanceof ConfigError && /must not exceed/.test(e.message)
+    )
   })
 })
 
@@ -183,7 +268,10 @@ describe('config commands', () => {
     assert.match(v.stdout, /valid/)
     // One file for every host: each role keeps its own Listen (a proxy beside the allocator).
     assert.equal('Listen' in first, false)
-    for (const [role, listen] of [['allocator', '/ip4/0.0.0.0/tcp/4001'], ['proxy', '/ip4/0.0.0.0/tcp/0']]) {
+    for (const [role, listen] of [
+      ['allocator', '/ip4/0.0.0.0/tcp/4001'],
+      ['proxy', '/ip4/0.0.0.0/tcp/0']
+    ]) {
       const s = await runCli(['config', 'show', '--configfile', out, '--json', '--role', role], { cwd: dir })
       assert.deepEqual((JSON.parse(s.stdout) as { Listen: string[] }).Listen, [listen], role)
     }
@@ -202,7 +290,10 @@ describe('config commands', () => {
 
   test('config show --sources and --json; the PSK stays hidden', async () => {
     const f = file('show.json', JSON.stringify({ Psk: 'c'.repeat(64), Proxy: { Port: 4321 } }))
-    const r = await runCli(['config', 'show', '--configfile', f, '--sources', '--log-level', 'debug'], { cwd: dir, env: { PHYSARUM_BOOTSTRAPS: BOOT_A } })
+    const r = await runCli(['config', 'show', '--configfile', f, '--sources', '--log-level', 'debug'], {
+      cwd: dir,
+      env: { PHYSARUM_BOOTSTRAPS: BOOT_A }
+    })
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /Proxy\.Port\s+= 4321\s+\(file .*show\.json\)/)
     assert.match(r.stdout, /Bootstraps\s+= .*\(env\)/)
@@ -210,13 +301,21 @@ describe('config commands', () => {
     assert.match(r.stdout, /Perf\.SoftReq\.RTT\s+= 100\s+\(default\)/)
     assert.doesNotMatch(r.stdout, /cccccccc/)
     const j = await runCli(['config', 'show', '--configfile', f, '--json', '--sources'], { cwd: dir })
-    const body = JSON.parse(j.stdout) as { config: { Proxy: { Port: number } }, sources: Record<string, string> }
+    const body = JSON.parse(j.stdout) as { config: { Proxy: { Port: number } }; sources: Record<string, string> }
     assert.equal(body.config.Proxy.Port, 4321)
     assert.match(body.sources['Proxy.Port'], /^file /)
   })
 
   test('--help and --version on every command', async () => {
-    for (const cmd of [[], ['allocator'], ['proxy'], ['members'], ['config', 'show'], ['config', 'validate'], ['config', 'init']]) {
+    for (const cmd of [
+      [],
+      ['allocator'],
+      ['proxy'],
+      ['members'],
+      ['config', 'show'],
+      ['config', 'validate'],
+      ['config', 'init']
+    ]) {
       const h = await runCli([...cmd, '--help'], { cwd: dir })
       assert.equal(h.code, 0, `${cmd.join(' ')} --help: ${h.stderr}`)
       assert.match(h.stdout, /USAGE/)
@@ -228,13 +327,19 @@ describe('config commands', () => {
 })
 
 describe('role defaults', () => {
-  test('config show --sources names the role\'s defaults and the flags (default role: allocator)', async () => {
-    const a = await runCli(['config', 'show', '--configfile', file('role.json', '{}'), '--sources'], { cwd: dir, env: { HOME: dir } })
+  test("config show --sources names the role's defaults and the flags (default role: allocator)", async () => {
+    const a = await runCli(['config', 'show', '--configfile', file('role.json', '{}'), '--sources'], {
+      cwd: dir,
+      env: { HOME: dir }
+    })
     assert.equal(a.code, 0, a.stderr)
     assert.match(a.stdout, /^Listen\s+= \["\/ip4\/0\.0\.0\.0\/tcp\/4001"\]\s+\(default for allocator\)$/m)
     assert.match(a.stdout, /^KeyFile\s+= "~\/\.physarum\/allocator\.key"\s+\(default for allocator\)$/m)
     assert.match(a.stdout, /^Admin\.Listen\s+= "127\.0\.0\.1:7701"\s+\(default for allocator\)$/m)
-    const p = await runCli(['config', 'show', '--configfile', file('role.json', '{}'), '--sources', '--role', 'proxy', '--port', '1235'], { cwd: dir, env: { HOME: dir } })
+    const p = await runCli(
+      ['config', 'show', '--configfile', file('role.json', '{}'), '--sources', '--role', 'proxy', '--port', '1235'],
+      { cwd: dir, env: { HOME: dir } }
+    )
     assert.equal(p.code, 0, p.stderr)
     assert.match(p.stdout, /^Proxy\.Port\s+= 1235\s+\(flag\)$/m)
     assert.match(p.stdout, /^KeyFile\s+= "~\/\.physarum\/proxy-1235\.key"\s+\(default for proxy\)$/m)
@@ -242,10 +347,23 @@ describe('role defaults', () => {
     assert.match(p.stdout, /^Listen\s+= \["\/ip4\/0\.0\.0\.0\/tcp\/0"\]\s+\(default for proxy\)$/m)
   })
 
-  test('a file\'s values win over the role\'s; an observer never gets the file\'s KeyFile', async () => {
-    const f = file('shared.json', JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/4002'], KeyFile: '/etc/physarum/allocator.key', Proxy: { Port: 1300 } }))
-    const p = await runCli(['config', 'show', '--configfile', f, '--json', '--sources', '--role', 'proxy'], { cwd: dir })
-    interface Shown { role: string, config: { Listen: string[], KeyFile?: string }, sources: Record<string, string> }
+  test("a file's values win over the role's; an observer never gets the file's KeyFile", async () => {
+    const f = file(
+      'shared.json',
+      JSON.stringify({
+        Listen: ['/ip4/127.0.0.1/tcp/4002'],
+        KeyFile: '/etc/physarum/allocator.key',
+        Proxy: { Port: 1300 }
+      })
+    )
+    const p = await runCli(['config', 'show', '--configfile', f, '--json', '--sources', '--role', 'proxy'], {
+      cwd: dir
+    })
+    interface Shown {
+      role: string
+      config: { Listen: string[]; KeyFile?: string }
+      sources: Record<string, string>
+    }
     const body = JSON.parse(p.stdout) as Shown
     assert.equal(body.role, 'proxy')
     assert.deepEqual(body.config.Listen, ['/ip4/127.0.0.1/tcp/4002'])
@@ -257,22 +375,46 @@ describe('role defaults', () => {
     assert.equal((JSON.parse(e.stdout) as { KeyFile?: string }).KeyFile, undefined)
   })
 
-  test('a proxy\'s key file is named for its port, positional or --port; members makes none (real CLI)', { timeout: 60000 }, async () => {
-    const home = join(dir, 'home-keys')
-    mkdirSync(home)
-    const conf = file('keys.json', '{}')
-    const keys = (): string[] => existsSync(join(home, '.physarum')) ? readdirSync(join(home, '.physarum')).sort() : []
-    for (const args of [['proxy', '0'], ['proxy', '--port', '0', '--bind', '127.0.0.1']]) {
-      const d = spawnCli([...args, '--configfile', conf, '--listen', '/ip4/127.0.0.1/tcp/0', '--admin', '127.0.0.1:0'], { cwd: home, env: { HOME: home } })
-      await d.waitFor(/proxy listening on http:\/\/127\.0\.0\.1:\d+/)
-      d.child.kill('SIGTERM')
-      await d.exited
+  test(
+    "a proxy's key file is named for its port, positional or --port; members makes none (real CLI)",
+    { timeout: 60000 },
+    async () => {
+      const home = join(dir, 'home-keys')
+      mkdirSync(home)
+      const conf = file('keys.json', '{}')
+      const keys = (): string[] =>
+        existsSync(join(home, '.physarum')) ? readdirSync(join(home, '.physarum')).sort() : []
+      for (const args of [
+        ['proxy', '0'],
+        ['proxy', '--port', '0', '--bind', '127.0.0.1']
+      ]) {
+        const d = spawnCli(
+          [...args, '--configfile', conf, '--listen', '/ip4/127.0.0.1/tcp/0', '--admin', '127.0.0.1:0'],
+          { cwd: home, env: { HOME: home } }
+        )
+        await d.waitFor(/proxy listening on http:\/\/127\.0\.0\.1:\d+/)
+        d.child.kill('SIGTERM')
+        await d.exited
+      }
+      assert.deepEqual(keys(), ['proxy-0.key'], 'both runs used ~/.physarum/proxy-0.key')
+      const m = await runCli(
+        [
+          'members',
+          '--configfile',
+          conf,
+          '--agent',
+          '127.0.0.1:1',
+          '--bootstrap',
+          `/ip4/127.0.0.1/tcp/1/p2p/${PEER}`,
+          '--wait',
+          '0'
+        ],
+        { cwd: home, env: { HOME: home } }
+      )
+      assert.equal(m.code, 1, m.stderr)
+      assert.deepEqual(keys(), ['proxy-0.key'], 'the observer made no key file')
     }
-    assert.deepEqual(keys(), ['proxy-0.key'], 'both runs used ~/.physarum/proxy-0.key')
-    const m = await runCli(['members', '--configfile', conf, '--agent', '127.0.0.1:1', '--bootstrap', `/ip4/127.0.0.1/tcp/1/p2p/${PEER}`, '--wait', '0'], { cwd: home, env: { HOME: home } })
-    assert.equal(m.code, 1, m.stderr)
-    assert.deepEqual(keys(), ['proxy-0.key'], 'the observer made no key file')
-  })
+  )
 })
 
 test('the README config reference matches the schema (npm run docs regenerates it)', () => {

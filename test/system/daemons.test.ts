@@ -42,18 +42,29 @@ before(() => {
   trap = join(dir, 'collation-trap.cjs')
   writeFileSync(trap, COLLATION_TRAP)
 })
-after(async () => { await killAll(); rmSync(dir, { recursive: true, force: true }) })
+after(async () => {
+  await killAll()
+  rmSync(dir, { recursive: true, force: true })
+})
 
-interface Started { d: Daemon, addr: string, admin: string, peer: string }
+interface Started {
+  d: Daemon
+  addr: string
+  admin: string
+  peer: string
+}
 
-async function daemon (role: 'allocator' | 'proxy', extra: string[] = []): Promise<Started> {
-  const d = spawnCli([role, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', ...extra], { env: { PHYSARUM_PSK: PSK, NODE_OPTIONS: `--require ${trap}` }, cwd: dir })
-  const addr = (await d.waitFor(/listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/))
+async function daemon(role: 'allocator' | 'proxy', extra: string[] = []): Promise<Started> {
+  const d = spawnCli([role, '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', ...extra], {
+    env: { PHYSARUM_PSK: PSK, NODE_OPTIONS: `--require ${trap}` },
+    cwd: dir
+  })
+  const addr = await d.waitFor(/listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/)
   const admin = (await d.waitFor(/admin=(127\.0\.0\.1:\d+)/))[1]
   return { d, addr: addr[1], peer: addr[2], admin }
 }
 
-async function members (admin: string, extra: string[] = []): Promise<MemberView[]> {
+async function members(admin: string, extra: string[] = []): Promise<MemberView[]> {
   const r = await runCli(['members', '--agent', admin, '--json', ...extra], { cwd: dir })
   assert.equal(r.code, 0, r.stderr)
   return JSON.parse(r.stdout) as MemberView[]
@@ -66,7 +77,10 @@ describe('daemons as child processes', () => {
 
   before(async () => {
     a = await daemon('allocator')
-    ;[b, c] = await Promise.all([daemon('proxy', ['--bootstrap', a.addr, '--port', '0']), daemon('allocator', ['--bootstrap', a.addr])])
+    ;[b, c] = await Promise.all([
+      daemon('proxy', ['--bootstrap', a.addr, '--port', '0']),
+      daemon('allocator', ['--bootstrap', a.addr])
+    ])
   })
 
   test('the first daemon prints a full multiaddr and warns about nothing when a PSK is set', () => {
@@ -76,10 +90,17 @@ describe('daemons as child processes', () => {
   })
 
   test('members --json against one agent lists all three alive, with RTTs', async () => {
-    const rows = await waitFor('three alive members', async () => {
-      const r = await members(b.admin)
-      return r.filter(m => m.status === 'alive').length === 3 && r.filter(m => !m.self).every(m => m.rttMs !== null) ? r : undefined
-    }, 15000, 200)
+    const rows = await waitFor(
+      'three alive members',
+      async () => {
+        const r = await members(b.admin)
+        return r.filter(m => m.status === 'alive').length === 3 && r.filter(m => !m.self).every(m => m.rttMs !== null)
+          ? r
+          : undefined
+      },
+      15000,
+      200
+    )
     assert.deepEqual(rows.map(r => r.peer).sort(), [a.peer, b.peer, c.peer].sort())
     assert.deepEqual(rows.find(r => r.peer === b.peer)?.roles, ['proxy'])
     assert.deepEqual(rows.find(r => r.peer === a.peer)?.catalog, ['hello-world-server'])
@@ -92,7 +113,10 @@ describe('daemons as child processes', () => {
     const lines = r.stdout.trimEnd().split('\n')
     assert.match(lines[0], /^PEER\s+ADDRESS\s+STATUS\s+ROLES\s+RTT\(ms\)\s+APPS\s+LOAD/)
     assert.equal(lines.length, 3, r.stdout)
-    assert.ok(lines.slice(1).every(l => / alive\s+allocator\s+\d+\.\d\d\s+hello-world-server/.test(l)), r.stdout)
+    assert.ok(
+      lines.slice(1).every(l => / alive\s+allocator\s+\d+\.\d\d\s+hello-world-server/.test(l)),
+      r.stdout
+    )
     const none = await members(a.admin, ['--status', 'failed|left'])
     assert.equal(none.length, 0)
     const detailed = await runCli(['members', '--agent', a.admin, '--detailed'], { cwd: dir })
@@ -100,10 +124,10 @@ describe('daemons as child processes', () => {
   })
 
   test('the admin API: /v1/self, /v1/health, /metrics, and a clear 404', async () => {
-    const self = await (await fetch(`http://${a.admin}/v1/self`)).json() as MemberView
+    const self = (await (await fetch(`http://${a.admin}/v1/self`)).json()) as MemberView
     assert.equal(self.peer, a.peer)
     assert.equal(self.self, true)
-    const health = await (await fetch(`http://${a.admin}/v1/health`)).json() as { status: string, role: string }
+    const health = (await (await fetch(`http://${a.admin}/v1/health`)).json()) as { status: string; role: string }
     assert.deepEqual([health.status, health.role], ['ok', 'allocator'])
     const metrics = await (await fetch(`http://${a.admin}/metrics`)).text()
     assert.match(metrics, /physarum_members\{state="alive"\} 3/)
@@ -121,7 +145,10 @@ describe('daemons as child processes', () => {
   })
 
   test('members joins through the bootstraps when no agent answers', async () => {
-    const r = await runCli(['members', '--agent', '127.0.0.1:1', '--bootstrap', a.addr, '--json', '--wait', '3'], { cwd: dir, env: { PHYSARUM_PSK: PSK } })
+    const r = await runCli(['members', '--agent', '127.0.0.1:1', '--bootstrap', a.addr, '--json', '--wait', '3'], {
+      cwd: dir,
+      env: { PHYSARUM_PSK: PSK }
+    })
     assert.equal(r.code, 0, r.stderr)
     const rows = JSON.parse(r.stdout) as MemberView[]
     assert.deepEqual(rows.map(x => x.peer).sort(), [a.peer, b.peer, c.peer].sort())
@@ -140,13 +167,13 @@ describe('daemons as child processes', () => {
   test('SIGSTOP → failed on the others; SIGCONT → alive again', async () => {
     c.d.child.kill('SIGSTOP')
     const t0 = Date.now()
-    await waitFor('frozen daemon failed', async () => await statusAt(a.admin, c.peer) === 'failed', 10000, 50)
+    await waitFor('frozen daemon failed', async () => (await statusAt(a.admin, c.peer)) === 'failed', 10000, 50)
     const took = Date.now() - t0
-    await waitFor('seen failed by the proxy too', async () => await statusAt(b.admin, c.peer) === 'failed', 5000, 50)
+    await waitFor('seen failed by the proxy too', async () => (await statusAt(b.admin, c.peer)) === 'failed', 5000, 50)
     // And so says the CLI.
     assert.equal(statusIn(await members(a.admin), c.peer), 'failed')
     c.d.child.kill('SIGCONT')
-    await waitFor('resumed daemon alive', async () => await statusAt(a.admin, c.peer) === 'alive', 15000, 100)
+    await waitFor('resumed daemon alive', async () => (await statusAt(a.admin, c.peer)) === 'alive', 15000, 100)
     // Detection takes ~1.5–3 s (polled through the admin API, statusAt: a CLI process per poll took
     // 1–2 s each on a busy VM and once made this 9.5 s).
     assert.ok(took < 8000, `frozen daemon seen failed after ${took} ms`)
@@ -161,9 +188,13 @@ describe('daemons as child processes', () => {
     await waitFor('left on the other', async () => statusIn(await members(c.admin), b.peer) === 'left', 5000, 100)
   })
 
-  test('no daemon collates strings in its whole life (ICU\'s collation data stays out of memory)', () => {
+  test("no daemon collates strings in its whole life (ICU's collation data stays out of memory)", () => {
     // Start, join, probes, announcements, every members query above, a failure, a leave.
-    for (const [name, s] of [['a', a], ['b', b], ['c', c]] as const) {
+    for (const [name, s] of [
+      ['a', a],
+      ['b', b],
+      ['c', c]
+    ] as const) {
       assert.match(s.d.stderr(), /collation trap set/, `${name} ran with the preload`)
       assert.doesNotMatch(s.d.stderr(), /\[collation\]/, `daemon ${name}`)
     }
@@ -171,14 +202,17 @@ describe('daemons as child processes', () => {
 })
 
 test('--log-format json writes one JSON object per line', async () => {
-  const d = spawnCli(['proxy', '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', '--port', '0', '--log-format', 'json'], { cwd: dir })
+  const d = spawnCli(
+    ['proxy', '--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', '--port', '0', '--log-format', 'json'],
+    { cwd: dir }
+  )
   await d.waitFor(/proxy listening/)
   d.child.kill('SIGTERM')
   assert.equal((await d.exited).code, 0)
   const lines = d.stderr().trim().split('\n')
   assert.ok(lines.length >= 3)
   for (const l of lines) {
-    const j = JSON.parse(l) as { level: string, message: string, timestamp: string }
+    const j = JSON.parse(l) as { level: string; message: string; timestamp: string }
     assert.ok(typeof j.level === 'string' && typeof j.message === 'string' && typeof j.timestamp === 'string', l)
   }
 })
@@ -188,10 +222,15 @@ test('proxy arguments: the positional form, and --app without an address or cata
   await d.waitFor(/proxy listening on http:\/\/127\.0\.0\.1:\d+/)
   d.child.kill('SIGTERM')
   assert.equal((await d.exited).code, 0)
-  const r = await runCli(['proxy', '--port', '0', '--app', 'mystery', '--configfile', conf, '--ephemeral'], { cwd: dir })
+  const r = await runCli(['proxy', '--port', '0', '--app', 'mystery', '--configfile', conf, '--ephemeral'], {
+    cwd: dir
+  })
   assert.equal(r.code, 2)
   assert.match(r.stderr, /--app mystery needs --address HOST:PORT/)
-  const bad = await runCli(['proxy', '--port', '0', '--app', 'x', '--address', 'nowhere', '--configfile', conf, '--ephemeral'], { cwd: dir })
+  const bad = await runCli(
+    ['proxy', '--port', '0', '--app', 'x', '--address', 'nowhere', '--configfile', conf, '--ephemeral'],
+    { cwd: dir }
+  )
   assert.equal(bad.code, 2)
   assert.match(bad.stderr, /is not HOST:PORT/)
 })
@@ -202,9 +241,27 @@ test('a Listen address this host cannot take: one line naming it and the cause, 
   const port = (held.address() as AddressInfo).port
   try {
     for (const command of [['allocator'], ['proxy', '--port', '0']]) {
-      const r = await runCli([...command, '--configfile', conf, '--ephemeral', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--admin', '127.0.0.1:0'], { cwd: dir })
+      const r = await runCli(
+        [
+          ...command,
+          '--configfile',
+          conf,
+          '--ephemeral',
+          '--listen',
+          `/ip4/127.0.0.1/tcp/${port}`,
+          '--admin',
+          '127.0.0.1:0'
+        ],
+        { cwd: dir }
+      )
       assert.equal(r.code, 1, r.stderr)
-      assert.match(r.stderr, new RegExp(`^physarum: cannot listen on /ip4/127\\.0\\.0\\.1/tcp/${port}: address already in use \\(EADDRINUSE\\) \\(change Listen in the config, or --listen\\)$`, 'm'))
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^physarum: cannot listen on /ip4/127\\.0\\.0\\.1/tcp/${port}: address already in use \\(EADDRINUSE\\) \\(change Listen in the config, or --listen\\)$`,
+          'm'
+        )
+      )
       assert.doesNotMatch(r.stderr, /faultTolerance|\n\s+at /)
     }
   } finally {
@@ -214,13 +271,17 @@ test('a Listen address this host cannot take: one line naming it and the cause, 
 
 test('the identity key file is created 0600 and gives the same peer ID after a restart', async () => {
   const keyfile = join(dir, 'keys', 'allocator.key')
-  const first = spawnCli(['allocator', '--configfile', conf, '--keyfile', keyfile, '--admin', '127.0.0.1:0'], { cwd: dir })
+  const first = spawnCli(['allocator', '--configfile', conf, '--keyfile', keyfile, '--admin', '127.0.0.1:0'], {
+    cwd: dir
+  })
   const p1 = (await first.waitFor(/listening on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+)/))[1]
   assert.match(first.stderr(), /OPEN network/, 'without a PSK the node warns that it is open')
   first.child.kill('SIGTERM')
   assert.equal((await first.exited).code, 0)
   assert.equal(statSync(keyfile).mode & 0o777, 0o600)
-  const second = spawnCli(['allocator', '--configfile', conf, '--keyfile', keyfile, '--admin', '127.0.0.1:0'], { cwd: dir })
+  const second = spawnCli(['allocator', '--configfile', conf, '--keyfile', keyfile, '--admin', '127.0.0.1:0'], {
+    cwd: dir
+  })
   const p2 = (await second.waitFor(/listening on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+)/))[1]
   assert.equal(p2, p1)
   second.child.kill('SIGINT')

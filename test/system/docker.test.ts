@@ -12,7 +12,8 @@ import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 
 const PSK = '2'.repeat(64)
 const engine = dockerReady()
-if (!engine) console.log('# SKIP docker tests: no Docker engine answers (docker info failed); CI installs and starts one')
+if (!engine)
+  console.log('# SKIP docker tests: no Docker engine answers (docker info failed); CI installs and starts one')
 
 describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engine answers' }, () => {
   let alloc: AllocatorDaemon
@@ -24,11 +25,23 @@ describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engin
     alloc = await startAllocator({
       Psk: PSK,
       Apps: {
-        web: { Image: TEST_IMAGE, Port: 8080, Health: { Path: '/healthz' }, IdleTimeoutS: 2, Resources: { MemoryMB: 64, Cpus: 0.5, Pids: 64 } },
+        web: {
+          Image: TEST_IMAGE,
+          Port: 8080,
+          Health: { Path: '/healthz' },
+          IdleTimeoutS: 2,
+          Resources: { MemoryMB: 64, Cpus: 0.5, Pids: 64 }
+        },
         ghost: { Image: 'physarum-test/does-not-exist:1', Port: 8080 },
         deaf: { Image: TEST_IMAGE, Port: 9999, StartTimeoutS: 2 }
       },
-      Allocator: { Runtime: 'docker', MaxInstances: 8, MemoryMB: 2048, DrainTimeoutS: 5, RateLimit: { PerSecond: 100, Burst: 100 } }
+      Allocator: {
+        Runtime: 'docker',
+        MaxInstances: 8,
+        MemoryMB: 2048,
+        DrainTimeoutS: 5,
+        RateLimit: { PerSecond: 100, Burst: 100 }
+      }
     })
     client = await startAgent({ role: 'proxy', config: { Psk: PSK, Bootstraps: [addrOf(alloc.agent)] } })
     fwd = new ForwardClient(client.node)
@@ -54,7 +67,11 @@ describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engin
     assert.deepEqual(info.Mounts, [])
     const binding = info.NetworkSettings.Ports['8080/tcp']?.[0]
     assert.equal(binding?.HostIp, '127.0.0.1', 'the app port is published on loopback only')
-    const r = await fwd.request(alloc.agent.node.peerId, { v: 1, app: 'web', instance: inst.id }, { method: 'GET', path: '/index.html' })
+    const r = await fwd.request(
+      alloc.agent.node.peerId,
+      { v: 1, app: 'web', instance: inst.id },
+      { method: 'GET', path: '/index.html' }
+    )
     assert.equal(r.statusCode, 200)
     assert.equal(await r.body.text(), 'hello from busybox\n')
     assert.equal(labelled(alloc.agent.peer).length, 1)
@@ -64,13 +81,22 @@ describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engin
 
   test('an image that does not exist → START_FAILED naming it, fast', async () => {
     const t = Date.now()
-    await assert.rejects(requestAllocation(client.node, alloc.agent.node.peerId, 'ghost'), (e: unknown) => e instanceof AllocationError && e.code === 'START_FAILED' && e.message.includes('physarum-test/does-not-exist:1'))
+    await assert.rejects(
+      requestAllocation(client.node, alloc.agent.node.peerId, 'ghost'),
+      (e: unknown) =>
+        e instanceof AllocationError &&
+        e.code === 'START_FAILED' &&
+        e.message.includes('physarum-test/does-not-exist:1')
+    )
     assert.ok(Date.now() - t < 3000, `took ${Date.now() - t} ms`)
   })
 
   test('a health check that never passes → NOT_READY at the timeout, container removed', async () => {
     const t = Date.now()
-    await assert.rejects(requestAllocation(client.node, alloc.agent.node.peerId, 'deaf'), (e: unknown) => e instanceof AllocationError && e.code === 'NOT_READY')
+    await assert.rejects(
+      requestAllocation(client.node, alloc.agent.node.peerId, 'deaf'),
+      (e: unknown) => e instanceof AllocationError && e.code === 'NOT_READY'
+    )
     assert.ok(Date.now() - t >= 1900, 'waited for StartTimeoutS')
     await waitFor('container removed', () => labelled(alloc.agent.peer).length === 0, 10000)
   })

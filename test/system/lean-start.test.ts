@@ -16,7 +16,7 @@ const TURBOFANNED = 1 << 6
 const LEAN_START = JSON.stringify(pathToFileURL(resolve('build/src/cli/lean-start.js')).href)
 
 /** Runs `source` (an ES module that may import LEAN_START) in a child node with `flags`; its stdout. */
-function probe (source: string, flags: string[]): string {
+function probe(source: string, flags: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-lean-'))
   try {
     const script = join(dir, 'probe.mjs')
@@ -33,8 +33,10 @@ function probe (source: string, flags: string[]): string {
  * A child process whose allocation site first makes objects that live long, then many that
  * die at once; how much the old space grew during the second part (bytes).
  */
-function pretenuredBytes (settings: boolean, flags: string[] = []): number {
-  return Number(probe(`import { lifelongV8Settings } from ${LEAN_START}
+function pretenuredBytes(settings: boolean, flags: string[] = []): number {
+  return Number(
+    probe(
+      `import { lifelongV8Settings } from ${LEAN_START}
 import { getHeapSpaceStatistics } from 'node:v8'
 if (${String(settings)}) lifelongV8Settings()
 const old = () => getHeapSpaceStatistics().find(s => s.space_name === 'old_space').space_used_size
@@ -46,7 +48,10 @@ const before = old()
 let n = 0
 for (let i = 0; i < 2000000; i++) n += make(i).a.length
 console.log(old() - before, kept.length + n > 0)
-`, ['--expose-gc', ...flags]).split(' ')[0])
+`,
+      ['--expose-gc', ...flags]
+    ).split(' ')[0]
+  )
 }
 
 test('short-lived objects stay young after their allocation site made long-lived ones (no pretenuring)', () => {
@@ -58,11 +63,15 @@ test('short-lived objects stay young after their allocation site made long-lived
   assert.ok(withSettings < MB / 4, `with physarum's settings the old space does not grow (grew ${withSettings} bytes)`)
   // A flag of another concern (here the young generation's growth, at V8's own value) leaves the setting on.
   const withOtherFlag = pretenuredBytes(true, ['--semi-space-growth-factor=2'])
-  assert.ok(withOtherFlag < MB / 4, `with a young-generation flag given, still no pretenuring (grew ${withOtherFlag} bytes)`)
+  assert.ok(
+    withOtherFlag < MB / 4,
+    `with a young-generation flag given, still no pretenuring (grew ${withOtherFlag} bytes)`
+  )
 })
 
 test('TurboFan is off during the lean start-up and optimizes hot code again after it', () => {
-  const out = probe(`import { leanStartBegin, leanStartEnd } from ${LEAN_START}
+  const out = probe(
+    `import { leanStartBegin, leanStartEnd } from ${LEAN_START}
 const status = (f) => %GetOptimizationStatus(f)
 const hot = (n) => { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s }
 const warm = (f) => { for (let i = 0; i < 50000; i++) f(100) }
@@ -74,9 +83,23 @@ leanStartEnd()
 warm(hot)
 warm(early)
 console.log(JSON.stringify({ during, after: status(hot), earlyAfter: status(early) }))
-`, ['--allow-natives-syntax'])
-  const s = JSON.parse(out) as { during: number, after: number, earlyAfter: number }
-  assert.equal(s.during & TURBOFANNED, 0, `a hot function during start-up is not optimized (status ${s.during.toString(2)})`)
-  assert.notEqual(s.after & TURBOFANNED, 0, `a hot function after start-up is optimized (status ${s.after.toString(2)})`)
-  assert.notEqual(s.earlyAfter & TURBOFANNED, 0, `a function first run during start-up is optimized once it is hot after it (status ${s.earlyAfter.toString(2)})`)
+`,
+    ['--allow-natives-syntax']
+  )
+  const s = JSON.parse(out) as { during: number; after: number; earlyAfter: number }
+  assert.equal(
+    s.during & TURBOFANNED,
+    0,
+    `a hot function during start-up is not optimized (status ${s.during.toString(2)})`
+  )
+  assert.notEqual(
+    s.after & TURBOFANNED,
+    0,
+    `a hot function after start-up is optimized (status ${s.after.toString(2)})`
+  )
+  assert.notEqual(
+    s.earlyAfter & TURBOFANNED,
+    0,
+    `a function first run during start-up is optimized once it is hot after it (status ${s.earlyAfter.toString(2)})`
+  )
 })

@@ -10,9 +10,11 @@ import { ROOT, spawnCli, killAll, exitWithin, alive } from '../helpers/cli.js'
 import { waitFor } from '../helpers/cluster.js'
 import { dockerReady, labelled, removeLabelled } from '../helpers/docker.js'
 
-after(async () => { await killAll() })
+after(async () => {
+  await killAll()
+})
 
-async function freePort (): Promise<number> {
+async function freePort(): Promise<number> {
   const s = createServer()
   await new Promise<void>(resolve => s.listen(0, '127.0.0.1', resolve))
   const port = (s.address() as { port: number }).port
@@ -21,10 +23,17 @@ async function freePort (): Promise<number> {
 }
 
 /** PIDs of processes running the instance `id` (the runtime sets PHYSARUM_INSTANCE). */
-function instanceProcesses (id: string): number[] {
-  return readdirSync('/proc').filter(p => /^\d+$/.test(p)).filter(p => {
-    try { return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`PHYSARUM_INSTANCE=${id}`) } catch { return false }
-  }).map(Number)
+function instanceProcesses(id: string): number[] {
+  return readdirSync('/proc')
+    .filter(p => /^\d+$/.test(p))
+    .filter(p => {
+      try {
+        return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`PHYSARUM_INSTANCE=${id}`)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
 }
 
 test('npm start serves the hello-world-server curl and stops cleanly on Ctrl-C', { timeout: 120000 }, async () => {
@@ -34,13 +43,22 @@ test('npm start serves the hello-world-server curl and stops cleanly on Ctrl-C',
   let allocatorPeer: string | undefined
   const pids: number[] = []
   try {
-    for (const name of ['allocator', 'proxy']) pids.push(Number((await start.waitFor(new RegExp(`${name} pid (\\d+)`), 90000))[1]))
-    const [line] = await start.waitFor(new RegExp(`curl http://127\\.0\\.0\\.1:${port}/hello-world-server/hello`), 90000)
+    for (const name of ['allocator', 'proxy'])
+      pids.push(Number((await start.waitFor(new RegExp(`${name} pid (\\d+)`), 90000))[1]))
+    const [line] = await start.waitFor(
+      new RegExp(`curl http://127\\.0\\.0\\.1:${port}/hello-world-server/hello`),
+      90000
+    )
     allocatorPeer = (await start.waitFor(/allocator (12D3KooW\w+) started/))[1]
-    const r = await waitFor('the curl line answers', async () => {
-      const res = await fetch(line.slice('curl '.length))
-      return res.status === 200 ? res : undefined
-    }, 30000, 200)
+    const r = await waitFor(
+      'the curl line answers',
+      async () => {
+        const res = await fetch(line.slice('curl '.length))
+        return res.status === 200 ? res : undefined
+      },
+      30000,
+      200
+    )
     assert.equal(await r.text(), 'hello world\n')
     const instance = (r.headers.get('x-physarum-instance') ?? '').split('@')[0]
     assert.match(start.stderr(), engine ? /runtime: docker/ : /runtime: process/)

@@ -3,26 +3,45 @@
 // that peers of two versions can share a cluster during a rolling upgrade.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances } from '../../src/cluster/membership/announcement.js'
+import {
+  decodeAnnouncement,
+  encodeAnnouncement,
+  type Announcement,
+  type AppInstances
+} from '../../src/cluster/membership/announcement.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
 const ann = (instances: Record<string, unknown>, over: Record<string, unknown> = {}): Uint8Array =>
-  new TextEncoder().encode(JSON.stringify({ v: 1, peer: PEER, roles: ['allocator'], addrs: [], version: '0.1.0', catalog: ['web'], instances, capacity: { slots: 16, slotsFree: 14 }, seq: 1, ts: 1, ...over }))
+  new TextEncoder().encode(
+    JSON.stringify({
+      v: 1,
+      peer: PEER,
+      roles: ['allocator'],
+      addrs: [],
+      version: '0.1.0',
+      catalog: ['web'],
+      instances,
+      capacity: { slots: 16, slotsFree: 14 },
+      seq: 1,
+      ts: 1,
+      ...over
+    })
+  )
 
-function decoded (data: Uint8Array): Announcement {
+function decoded(data: Uint8Array): Announcement {
   const r = decodeAnnouncement(data)
   assert.ok(r.ok, r.ok ? '' : r.message)
   return r.announcement
 }
 
 /** Refused by the schema (not for its size in bytes); the message says where. */
-function refused (data: Uint8Array, what: string): string {
+function refused(data: Uint8Array, what: string): string {
   const r = decodeAnnouncement(data)
   assert.equal(r.ok ? 'accepted' : r.reason, 'malformed', what)
   return r.ok ? '' : r.message
 }
 
-test('an allocator\'s instances as its manager sends them: ready, inFlight, ids and starting, typed', () => {
+test("an allocator's instances as its manager sends them: ready, inFlight, ids and starting, typed", () => {
   // InstanceManager.localState(): per app, the ready ones (with their IDs) and those still starting.
   const a = decoded(ann({ web: { ready: 2, inFlight: 3, starting: 1, ids: ['0a1b2c3d4e5f', '6a7b8c9d0e1f'] } }))
   const web: AppInstances = a.instances.web
@@ -33,17 +52,28 @@ test('an allocator\'s instances as its manager sends them: ready, inFlight, ids 
   assert.equal(web.ready, 2)
   assert.equal(web.inFlight, 3)
   // A server-mode proxy announces its user-run instance the same way, without `starting`.
-  assert.deepEqual(decoded(ann({ web: { ready: 1, inFlight: 0, ids: ['local-6qGjud-8080'] } })).instances.web.ids, ['local-6qGjud-8080'])
+  assert.deepEqual(decoded(ann({ web: { ready: 1, inFlight: 0, ids: ['local-6qGjud-8080'] } })).instances.web.ids, [
+    'local-6qGjud-8080'
+  ])
 })
 
 test('ids and starting are optional, as are catalog, instances and capacity (filled in)', () => {
   assert.deepEqual(decoded(ann({ web: { ready: 0, inFlight: 0 } })).instances.web, { ready: 0, inFlight: 0 })
-  const bare = decoded(new TextEncoder().encode(JSON.stringify({ v: 1, peer: PEER, roles: ['proxy'], addrs: [], version: '0.1.0', seq: 1, ts: 1 })))
+  const bare = decoded(
+    new TextEncoder().encode(
+      JSON.stringify({ v: 1, peer: PEER, roles: ['proxy'], addrs: [], version: '0.1.0', seq: 1, ts: 1 })
+    )
+  )
   assert.deepEqual([bare.catalog, bare.instances, bare.capacity], [[], {}, {}])
 })
 
-test('unknown fields, at the top and in an app\'s entry, are kept and ignored (rolling upgrades)', () => {
-  const a = decoded(ann({ web: { ready: 1, inFlight: 0, ids: ['a'], draining: 1, zones: { eu: 1 } } }, { region: 'eu-west', weights: [1, 2] }))
+test("unknown fields, at the top and in an app's entry, are kept and ignored (rolling upgrades)", () => {
+  const a = decoded(
+    ann(
+      { web: { ready: 1, inFlight: 0, ids: ['a'], draining: 1, zones: { eu: 1 } } },
+      { region: 'eu-west', weights: [1, 2] }
+    )
+  )
   assert.equal(a.region, 'eu-west')
   assert.deepEqual(a.instances.web.zones, { eu: 1 })
   assert.deepEqual(a.instances.web.ids, ['a'])
@@ -62,7 +92,7 @@ test('malformed ids and starting are refused, naming the field', () => {
   for (const [what, web, field] of cases) assert.match(refused(ann({ web }), what), field, what)
 })
 
-test('sizes are bounded: ids per app, an id\'s length, app and capacity names', () => {
+test("sizes are bounded: ids per app, an id's length, app and capacity names", () => {
   const ids = (n: number, len = 12): string[] => Array.from({ length: n }, (_, i) => String(i).padStart(len, '0'))
   // The bounds themselves pass (within the 64 KB of an announcement)...
   assert.equal(decoded(ann({ web: { ready: 1, inFlight: 0, ids: ids(1, 128) } })).instances.web.ids?.[0].length, 128)

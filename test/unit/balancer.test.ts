@@ -12,8 +12,10 @@ test('cancel frees the in-flight slot and leaves latency and failure count alone
   b.start('x')
   b.finish('x', 200, true, now)
   const slow = b.cost('x', 1, now)
-  b.start('x'); b.finish('x', 0, false, now)
-  b.start('x'); b.finish('x', 0, false, now)
+  b.start('x')
+  b.finish('x', 0, false, now)
+  b.start('x')
+  b.finish('x', 0, false, now)
   b.start('x')
   b.cancel('x')
   assert.equal(b.inFlight('x'), 0)
@@ -26,8 +28,14 @@ test('sweep drops the figures of instances that are gone, but not of one with a 
   const b = new Balancer()
   const now = Date.now()
   // Each served one request in 500 ms (a failure would not charge its latency); 'kept' then fails until ejected.
-  for (const k of ['gone', 'busy', 'kept']) { b.start(k); b.finish(k, 500, true, now) }
-  for (let i = 0; i < EJECT_AFTER; i++) { b.start('kept'); b.finish('kept', 0, false, now) }
+  for (const k of ['gone', 'busy', 'kept']) {
+    b.start(k)
+    b.finish(k, 500, true, now)
+  }
+  for (let i = 0; i < EJECT_AFTER; i++) {
+    b.start('kept')
+    b.finish('kept', 0, false, now)
+  }
   assert.equal(b.ejected('kept', now), true)
   assert.equal(b.cost('gone', 1, now), 500, 'before the sweep, gone is charged its 500 ms')
   b.start('busy')

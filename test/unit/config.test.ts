@@ -25,7 +25,7 @@ test('a proxy: an ephemeral port, admin on 127.0.0.1:7702, a key file named for 
   const d = load('proxy')
   assert.deepEqual(d.config.Listen, ['/ip4/0.0.0.0/tcp/0'])
   assert.equal(d.config.Admin.Listen, '127.0.0.1:7702')
-  assert.equal(d.config.KeyFile, '~/.physarum/proxy-1234.key', 'Proxy.Port\'s default')
+  assert.equal(d.config.KeyFile, '~/.physarum/proxy-1234.key', "Proxy.Port's default")
   const p = load('proxy', { port: 1235, bind: '0.0.0.0' })
   assert.equal(p.config.Proxy.Port, 1235)
   assert.equal(p.config.Proxy.Bind, '0.0.0.0')
@@ -34,9 +34,16 @@ test('a proxy: an ephemeral port, admin on 127.0.0.1:7702, a key file named for 
   assert.equal(p.sources.get('KeyFile'), 'role')
 })
 
-test('flags (and so files and the environment) win over the role\'s defaults', () => {
-  const { config, sources } = load('allocator', { listen: ['/ip4/127.0.0.1/tcp/4002'], admin: '127.0.0.1:7711', keyfile: '/tmp/a2.key' })
-  assert.deepEqual([config.Listen, config.Admin.Listen, config.KeyFile], [['/ip4/127.0.0.1/tcp/4002'], '127.0.0.1:7711', '/tmp/a2.key'])
+test("flags (and so files and the environment) win over the role's defaults", () => {
+  const { config, sources } = load('allocator', {
+    listen: ['/ip4/127.0.0.1/tcp/4002'],
+    admin: '127.0.0.1:7711',
+    keyfile: '/tmp/a2.key'
+  })
+  assert.deepEqual(
+    [config.Listen, config.Admin.Listen, config.KeyFile],
+    [['/ip4/127.0.0.1/tcp/4002'], '127.0.0.1:7711', '/tmp/a2.key']
+  )
   for (const k of ['Listen', 'Admin.Listen', 'KeyFile']) assert.equal(sources.get(k), 'flag', k)
 })
 
@@ -52,21 +59,36 @@ test('an observer and an ephemeral daemon have no key file, even when one is nam
 })
 
 test('an observer listens on loopback only when every bootstrap is on loopback', () => {
-  assert.deepEqual(load('observer', { bootstrap: [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`] }).config.Listen, ['/ip4/127.0.0.1/tcp/0'])
-  assert.deepEqual(load('observer', { bootstrap: [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, `/ip4/192.0.2.1/tcp/4001/p2p/${PEER}`] }).config.Listen, ['/ip4/0.0.0.0/tcp/0'])
-  assert.deepEqual(load('observer', { bootstrap: [`/ip6/::1/tcp/4001/p2p/${PEER}`] }).config.Listen, ['/ip4/127.0.0.1/tcp/0'])
+  assert.deepEqual(load('observer', { bootstrap: [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`] }).config.Listen, [
+    '/ip4/127.0.0.1/tcp/0'
+  ])
+  assert.deepEqual(
+    load('observer', { bootstrap: [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, `/ip4/192.0.2.1/tcp/4001/p2p/${PEER}`] })
+      .config.Listen,
+    ['/ip4/0.0.0.0/tcp/0']
+  )
+  assert.deepEqual(load('observer', { bootstrap: [`/ip6/::1/tcp/4001/p2p/${PEER}`] }).config.Listen, [
+    '/ip4/127.0.0.1/tcp/0'
+  ])
 })
 
 test('the loaded config is complete: every schema key with a default has a value', () => {
   for (const role of ['allocator', 'proxy', 'observer'] as const) {
     const { config } = load(role)
     const missing: string[] = []
-    interface Node { description?: string, properties?: Record<string, Node> }
+    interface Node {
+      description?: string
+      properties?: Record<string, Node>
+    }
     const walk = (schema: Node, value: Record<string, unknown>, path: string): void => {
       for (const [k, node] of Object.entries(schema.properties ?? {})) {
         const p = path === '' ? k : `${path}.${k}`
         // Optional by design: see Config in schema.ts.
-        if (['Announce', 'Psk', 'PskFile', 'Apps'].includes(p) || (role === 'observer' && ['KeyFile', 'Admin.Listen'].includes(p))) continue
+        if (
+          ['Announce', 'Psk', 'PskFile', 'Apps'].includes(p) ||
+          (role === 'observer' && ['KeyFile', 'Admin.Listen'].includes(p))
+        )
+          continue
         if (!(k in value)) missing.push(p)
         else if (node.properties !== undefined) walk(node, value[k] as Record<string, unknown>, p)
       }
@@ -77,10 +99,26 @@ test('the loaded config is complete: every schema key with a default has a value
 })
 
 test('APP_DEFAULTS gives every app key a value but Image, Command and Perf (the top-level Perf)', () => {
-  const keys = (o: object, prefix = ''): string[] => Object.entries(o).flatMap(([k, v]) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0 ? keys(v, `${prefix}${k}.`) : [`${prefix}${k}`])
-  interface Node { type?: string, properties?: Record<string, Node> }
-  const schemaKeys = (s: Node, prefix = ''): string[] => Object.entries(s.properties ?? {}).flatMap(([k, v]) => v.properties !== undefined ? schemaKeys(v, `${prefix}${k}.`) : [`${prefix}${k}`])
-  assert.deepEqual(keys(APP_DEFAULTS).sort(), schemaKeys(appSchema).filter(k => !/^(Image|Command|Perf)\b/.test(k)).sort())
+  const keys = (o: object, prefix = ''): string[] =>
+    Object.entries(o).flatMap(([k, v]) =>
+      typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0
+        ? keys(v, `${prefix}${k}.`)
+        : [`${prefix}${k}`]
+    )
+  interface Node {
+    type?: string
+    properties?: Record<string, Node>
+  }
+  const schemaKeys = (s: Node, prefix = ''): string[] =>
+    Object.entries(s.properties ?? {}).flatMap(([k, v]) =>
+      v.properties !== undefined ? schemaKeys(v, `${prefix}${k}.`) : [`${prefix}${k}`]
+    )
+  assert.deepEqual(
+    keys(APP_DEFAULTS).sort(),
+    schemaKeys(appSchema)
+      .filter(k => !/^(Image|Command|Perf)\b/.test(k))
+      .sort()
+  )
   const spec = appSpec('bare', {}, builtinDefaults().Perf)
   assert.equal(spec.health.path, APP_DEFAULTS.Health.Path)
   assert.equal(spec.resources.memoryMB, APP_DEFAULTS.Resources.MemoryMB)
@@ -93,13 +131,21 @@ test('roleDefaults keeps its one-argument form (members asks for both admin port
 })
 
 test('the generated reference: every row has a key, a type, a default and a meaning', () => {
-  const rows = configReference().split('\n').filter(l => l.startsWith('|') && !l.startsWith('|---'))
+  const rows = configReference()
+    .split('\n')
+    .filter(l => l.startsWith('|') && !l.startsWith('|---'))
   assert.ok(rows.length > 50)
   for (const row of rows) {
     // Cells split on the pipes that are not escaped (an enum's \| stays inside its cell).
-    const cells = row.slice(1, -1).split(/(?<!\\)\|/).map(c => c.trim())
+    const cells = row
+      .slice(1, -1)
+      .split(/(?<!\\)\|/)
+      .map(c => c.trim())
     assert.equal(cells.length, 4, row)
-    assert.ok(cells.every(c => c !== ''), row)
+    assert.ok(
+      cells.every(c => c !== ''),
+      row
+    )
   }
   assert.match(configReference(), /^\| `Apps\.<name>\.Health\.IntervalMs` \| integer \(≥ 10, ≤ 600000\) \| `2000` \| /m)
   assert.match(configReference(), /^\| `KeyFile` \| string \| allocator `"~\/\.physarum\/allocator\.key"`; proxy /m)

@@ -17,15 +17,25 @@ test('hostPort brackets IPv6 hosts', () => {
   assert.equal(hostPort('::1', 8080), '[::1]:8080')
 })
 
-test('an instance on ::1 is reached by its pool and passes its health check', async (t) => {
-  const server = createServer((_req, res) => { res.end('ok') })
-  try { await listenOn(server, '::1', 0) } catch { t.skip('no IPv6 loopback on this machine'); return }
+test('an instance on ::1 is reached by its pool and passes its health check', async t => {
+  const server = createServer((_req, res) => {
+    res.end('ok')
+  })
+  try {
+    await listenOn(server, '::1', 0)
+  } catch {
+    t.skip('no IPv6 loopback on this machine')
+    return
+  }
   const port = (server.address() as { port: number }).port
   const pool = instancePool('::1', port)
   try {
     const r = await pool.request({ path: '/', method: 'GET' })
     assert.equal(await r.body.text(), 'ok')
-    assert.equal(await checkOnce(appSpec('v6', { Port: port, Health: { Path: '/' } }, builtinDefaults().Perf), '::1', port, 2000), true)
+    assert.equal(
+      await checkOnce(appSpec('v6', { Port: port, Health: { Path: '/' } }, builtinDefaults().Perf), '::1', port, 2000),
+      true
+    )
   } finally {
     await pool.close()
     server.close()
@@ -41,13 +51,26 @@ test('onResponseOver: responses queued behind a pipelined request are over, for 
   let over = 0
   let finishedHeard = 0
   const server = createServer((req, res) => {
-    if (req.url === '/slow') { slow.push(res); onResponseOver(req, res, () => { over++ }); return }
+    if (req.url === '/slow') {
+      slow.push(res)
+      onResponseOver(req, res, () => {
+        over++
+      })
+      return
+    }
     // As undici's stream() does: it waits on finished(res) from the upstream's head on.
-    finished(res, { readable: false }, () => { finishedHeard++ })
-    onResponseOver(req, res, () => { over++ })
+    finished(res, { readable: false }, () => {
+      finishedHeard++
+    })
+    onResponseOver(req, res, () => {
+      over++
+    })
     // Some upstream answers are over, some still streaming, when the client leaves.
     if (queued++ % 2 === 0) res.end('answered, but queued behind /slow')
-    else { res.writeHead(200); res.write('part of an answer queued behind /slow') }
+    else {
+      res.writeHead(200)
+      res.write('part of an answer queued behind /slow')
+    }
   })
   const address = await listenOn(server, '127.0.0.1', 0)
   const [host, port] = address.split(':')

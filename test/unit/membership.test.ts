@@ -2,16 +2,35 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MemberTable } from '../../src/cluster/membership/table.js'
-import { decodeAnnouncement, encodeAnnouncement, MAX_ANNOUNCEMENT_BYTES, type Announcement } from '../../src/cluster/membership/announcement.js'
+import {
+  decodeAnnouncement,
+  encodeAnnouncement,
+  MAX_ANNOUNCEMENT_BYTES,
+  type Announcement
+} from '../../src/cluster/membership/announcement.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
-const ann = (over: Partial<Announcement> = {}): Announcement => ({ v: 1, peer: PEER, roles: ['allocator'], addrs: [], version: '0.1.0', catalog: [], instances: {}, capacity: {}, seq: 10, ts: 0, ...over })
+const ann = (over: Partial<Announcement> = {}): Announcement => ({
+  v: 1,
+  peer: PEER,
+  roles: ['allocator'],
+  addrs: [],
+  version: '0.1.0',
+  catalog: [],
+  instances: {},
+  capacity: {},
+  seq: 10,
+  ts: 0,
+  ...over
+})
 const timing = { suspectTimeoutMs: 1500, silenceMs: 1400, forgetAfterMs: 60000 }
 
 test('alive → suspect on silence → failed after the suspect wait → forgotten', () => {
   const t = new MemberTable()
   const changes: string[] = []
-  t.on('change', (m, prev) => { if (prev !== m.status) changes.push(m.status) })
+  t.on('change', (m, prev) => {
+    if (prev !== m.status) changes.push(m.status)
+  })
   t.apply(ann(), 0)
   t.tick(1000, timing)
   assert.equal(t.get(PEER)?.status, 'alive')
@@ -56,7 +75,9 @@ test('a stale announcement (seq not above the known one) changes nothing: not th
   const t = new MemberTable()
   t.apply(ann({ seq: 10 }), 0)
   const changes: string[] = []
-  t.on('change', m => { changes.push(m.status) })
+  t.on('change', m => {
+    changes.push(m.status)
+  })
   assert.equal(t.apply(ann({ seq: 9, roles: ['proxy'] }), 10), 'stale')
   assert.equal(t.apply(ann({ seq: 10, roles: ['proxy'] }), 20), 'stale', 'the same seq again is stale too')
   assert.deepEqual(t.get(PEER)?.announcement.roles, ['allocator'])
@@ -68,7 +89,13 @@ test('announcement decoding: valid, extra fields kept, malformed and oversized r
   const ok = decodeAnnouncement(encodeAnnouncement(ann({ future: true } as Partial<Announcement>)))
   assert.ok(ok.ok)
   assert.equal(ok.ok && ok.announcement.future, true)
-  for (const bad of ['{', '[]', '{"v":2}', JSON.stringify({ ...ann(), peer: 'x' }), JSON.stringify({ ...ann(), seq: -1 })]) {
+  for (const bad of [
+    '{',
+    '[]',
+    '{"v":2}',
+    JSON.stringify({ ...ann(), peer: 'x' }),
+    JSON.stringify({ ...ann(), seq: -1 })
+  ]) {
     const r = decodeAnnouncement(new TextEncoder().encode(bad))
     assert.equal(r.ok, false, bad)
     assert.equal(!r.ok && r.reason, 'malformed')

@@ -11,7 +11,7 @@ import { AllocationError, type InstanceInfo } from '../../src/allocation/protoco
 import type { Member, MemberStatus } from '../../src/cluster/membership/table.js'
 import type { Logger } from '../../src/util/log.js'
 
-const quiet: Logger = { error () {}, warn () {}, info () {}, debug () {}, scope: () => quiet }
+const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, scope: () => quiet }
 const POLICY: AppPolicy = { softMs: 10, hardMs: 100, targetConcurrency: 5, maxInstances: 4 }
 const SELF = 'self-proxy'
 
@@ -29,11 +29,23 @@ interface HostSpec {
   ts?: number
 }
 
-function member (h: HostSpec): Member {
+function member(h: HostSpec): Member {
   const instances: Member['announcement']['instances'] = {}
-  for (const [app, ids] of Object.entries(h.ids ?? {})) instances[app] = { ready: ids.length, inFlight: h.inFlight ?? 0, ids }
+  for (const [app, ids] of Object.entries(h.ids ?? {}))
+    instances[app] = { ready: ids.length, inFlight: h.inFlight ?? 0, ids }
   return {
-    announcement: { v: 1, peer: h.peer, roles: h.roles ?? ['allocator'], addrs: [], version: 'test', catalog: h.catalog ?? ['web'], instances, capacity: { slotsFree: h.slotsFree ?? 4 }, seq: 1, ts: h.ts ?? 0 },
+    announcement: {
+      v: 1,
+      peer: h.peer,
+      roles: h.roles ?? ['allocator'],
+      addrs: [],
+      version: 'test',
+      catalog: h.catalog ?? ['web'],
+      instances,
+      capacity: { slotsFree: h.slotsFree ?? 4 },
+      seq: 1,
+      ts: h.ts ?? 0
+    },
     status: h.status ?? 'alive',
     statusSince: 0,
     lastHeard: 0,
@@ -55,7 +67,16 @@ interface Fake {
  * A fake cluster. `allocate` answers with `answer(peer)`: an instance ID, or an
  * AllocationError to throw; `gate` holds every allocation until it resolves.
  */
-function fake (hosts: HostSpec[], opts: { answer?: (peer: string) => string | AllocationError, gate?: Promise<void>, policy?: Partial<AppPolicy>, unmeasured?: Record<string, number>, coldStartTimeoutMs?: number } = {}): Fake {
+function fake(
+  hosts: HostSpec[],
+  opts: {
+    answer?: (peer: string) => string | AllocationError
+    gate?: Promise<void>
+    policy?: Partial<AppPolicy>
+    unmeasured?: Record<string, number>
+    coldStartTimeoutMs?: number
+  } = {}
+): Fake {
   const table = new Map(hosts.map(h => [h.peer, h]))
   const rtts = new Map(hosts.filter(h => h.rttMs !== undefined).map(h => [h.peer, h.rttMs as number]))
   const asked: string[] = []
@@ -65,10 +86,13 @@ function fake (hosts: HostSpec[], opts: { answer?: (peer: string) => string | Al
     self: SELF,
     startedAt: 0,
     members: () => [...table.values()].map(member),
-    member: peer => { const h = table.get(peer); return h === undefined ? undefined : member(h) },
+    member: peer => {
+      const h = table.get(peer)
+      return h === undefined ? undefined : member(h)
+    },
     rtt: {
       get: peer => rtts.get(peer),
-      measureMany: async (peers) => {
+      measureMany: async peers => {
         for (const p of peers) {
           measured.push(p)
           const ms = opts.unmeasured?.[p]
@@ -94,13 +118,20 @@ function fake (hosts: HostSpec[], opts: { answer?: (peer: string) => string | Al
   return { placement, balancer, asked, measured, hosts: table }
 }
 
-async function codeOf (p: Promise<unknown>): Promise<string> {
-  try { await p } catch (err) { if (err instanceof PlacementError) return err.code; throw err }
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+  } catch (err) {
+    if (err instanceof PlacementError) return err.code
+    throw err
+  }
   throw new Error('placement did not refuse')
 }
 
 /** Background allocations run after choose() returns: let them. */
-const settle = async (): Promise<void> => { await sleep(5) }
+const settle = async (): Promise<void> => {
+  await sleep(5)
+}
 
 test('an instance within SoftReq is used at once, with no allocation', async () => {
   const f = fake([{ peer: 'near', rttMs: 2, ids: { web: ['a'] } }])
@@ -141,17 +172,29 @@ test('within HardReq but beyond SoftReq: used at once while a nearer one is allo
 })
 
 test('unmeasured hosts are measured before the choice, then ranked by RTT', async () => {
-  const f = fake([{ peer: 'x', ids: { web: ['a'] } }, { peer: 'y', ids: { web: ['b'] } }], { unmeasured: { x: 500, y: 3 } })
+  const f = fake(
+    [
+      { peer: 'x', ids: { web: ['a'] } },
+      { peer: 'y', ids: { web: ['b'] } }
+    ],
+    { unmeasured: { x: 500, y: 3 } }
+  )
   const c = await f.placement.choose('web')
   assert.deepEqual(f.measured.sort(), ['x', 'y'])
   assert.equal(c.endpoint.peer, 'y')
 })
 
 test('an ejected instance sits out while another is healthy, but beats a cold start when it is the only one', async () => {
-  const f = fake([{ peer: 'h1', rttMs: 1, ids: { web: ['a'] } }, { peer: 'h2', rttMs: 1, ids: { web: ['b'] } }])
+  const f = fake([
+    { peer: 'h1', rttMs: 1, ids: { web: ['a'] } },
+    { peer: 'h2', rttMs: 1, ids: { web: ['b'] } }
+  ])
   const bad = f.placement.endpoints('web').find(e => e.peer === 'h1')
   assert.ok(bad !== undefined)
-  for (let i = 0; i < 3; i++) { f.balancer.start(bad.key); f.balancer.finish(bad.key, 0, false) }
+  for (let i = 0; i < 3; i++) {
+    f.balancer.start(bad.key)
+    f.balancer.finish(bad.key, 0, false)
+  }
   assert.ok(f.balancer.ejected(bad.key), 'three failures in a row eject it')
   for (let i = 0; i < 20; i++) assert.equal((await f.placement.choose('web')).endpoint.peer, 'h2')
   f.hosts.delete('h2')
@@ -162,7 +205,9 @@ test('an ejected instance sits out while another is healthy, but beats a cold st
 
 test('every instance within SoftReq at its target concurrency: one more is allocated (scale out), once at a time', async () => {
   let open!: () => void
-  const gate = new Promise<void>(resolve => { open = resolve })
+  const gate = new Promise<void>(resolve => {
+    open = resolve
+  })
   const f = fake([{ peer: 'h1', rttMs: 1, ids: { web: ['a'] }, inFlight: 5 }], { gate })
   await f.placement.choose('web')
   await f.placement.choose('web')
@@ -184,7 +229,9 @@ test('every instance within SoftReq at its target concurrency: one more is alloc
 
 test('concurrent cold requests share one allocation (single-flight)', async () => {
   let open!: () => void
-  const gate = new Promise<void>(resolve => { open = resolve })
+  const gate = new Promise<void>(resolve => {
+    open = resolve
+  })
   const f = fake([{ peer: 'a1', rttMs: 1 }], { gate })
   const waiting = Array.from({ length: 20 }, async () => await f.placement.choose('web'))
   await settle()
@@ -195,23 +242,59 @@ test('concurrent cold requests share one allocation (single-flight)', async () =
 })
 
 test('a refusal falls through to the next allocator, nearest first; all refusing is ALL_REFUSED with every reason', async () => {
-  const f = fake([{ peer: 'near', rttMs: 1 }, { peer: 'next', rttMs: 2 }], {
-    answer: peer => peer === 'near' ? new AllocationError('NO_CAPACITY', 'full') : 'i-next'
-  })
+  const f = fake(
+    [
+      { peer: 'near', rttMs: 1 },
+      { peer: 'next', rttMs: 2 }
+    ],
+    {
+      answer: peer => (peer === 'near' ? new AllocationError('NO_CAPACITY', 'full') : 'i-next')
+    }
+  )
   const c = await f.placement.choose('web')
   assert.equal(c.endpoint.peer, 'next')
   assert.deepEqual(f.asked, ['near web false', 'next web false'])
 
-  const g = fake([{ peer: 'near', rttMs: 1 }, { peer: 'next', rttMs: 2 }], { answer: () => new AllocationError('START_FAILED', 'no image') })
-  await assert.rejects(g.placement.choose('web'), (e: unknown) => e instanceof PlacementError && e.code === 'ALL_REFUSED' && e.status === 503 && /near: START_FAILED/.test(e.message) && /next: START_FAILED/.test(e.message))
+  const g = fake(
+    [
+      { peer: 'near', rttMs: 1 },
+      { peer: 'next', rttMs: 2 }
+    ],
+    { answer: () => new AllocationError('START_FAILED', 'no image') }
+  )
+  await assert.rejects(
+    g.placement.choose('web'),
+    (e: unknown) =>
+      e instanceof PlacementError &&
+      e.code === 'ALL_REFUSED' &&
+      e.status === 503 &&
+      /near: START_FAILED/.test(e.message) &&
+      /next: START_FAILED/.test(e.message)
+  )
 })
 
 test('each reason for finding nothing has its own code', async () => {
   assert.equal(await codeOf(fake([{ peer: 'a', rttMs: 1 }]).placement.choose('nosuchapp')), 'UNKNOWN_APP')
-  assert.equal(await codeOf(fake([{ peer: 'a', rttMs: 1, slotsFree: 0 }]).placement.choose('web')), 'NO_ALLOCATOR', 'listed, but no free slot')
-  assert.equal(await codeOf(fake([{ peer: 'a', rttMs: 1, status: 'failed' }]).placement.choose('web')), 'UNKNOWN_APP', 'only a failed member lists it: nobody alive knows it')
-  assert.equal(await codeOf(fake([{ peer: 'a', rttMs: 1, roles: ['proxy'] }]).placement.choose('web')), 'NO_ALLOCATOR', 'a proxy lists it but cannot host it')
-  assert.equal(await codeOf(fake([{ peer: 'a', rttMs: 900 }]).placement.choose('web')), 'OUT_OF_REACH', 'the only allocator is beyond HardReq')
+  assert.equal(
+    await codeOf(fake([{ peer: 'a', rttMs: 1, slotsFree: 0 }]).placement.choose('web')),
+    'NO_ALLOCATOR',
+    'listed, but no free slot'
+  )
+  assert.equal(
+    await codeOf(fake([{ peer: 'a', rttMs: 1, status: 'failed' }]).placement.choose('web')),
+    'UNKNOWN_APP',
+    'only a failed member lists it: nobody alive knows it'
+  )
+  assert.equal(
+    await codeOf(fake([{ peer: 'a', rttMs: 1, roles: ['proxy'] }]).placement.choose('web')),
+    'NO_ALLOCATOR',
+    'a proxy lists it but cannot host it'
+  )
+  assert.equal(
+    await codeOf(fake([{ peer: 'a', rttMs: 900 }]).placement.choose('web')),
+    'OUT_OF_REACH',
+    'the only allocator is beyond HardReq'
+  )
   const never = new Promise<void>(() => {})
   const slow = fake([{ peer: 'a', rttMs: 1 }], { gate: never, coldStartTimeoutMs: 50 })
   const e = await slow.placement.choose('web').catch((err: unknown) => err)
@@ -222,7 +305,11 @@ test('an announcement newer than an allocation that does not list the instance e
   const f = fake([{ peer: 'a1', rttMs: 1 }])
   const c = await f.placement.choose('web')
   assert.equal(c.endpoint.instance, 'i-a1')
-  assert.equal(f.placement.endpoints('web').length, 1, 'the recent allocation is an endpoint before any announcement lists it')
+  assert.equal(
+    f.placement.endpoints('web').length,
+    1,
+    'the recent allocation is an endpoint before any announcement lists it'
+  )
   const h = f.hosts.get('a1')
   assert.ok(h !== undefined)
   h.ts = Date.now() + 1

@@ -6,19 +6,32 @@ import assert from 'node:assert/strict'
 import { router, isRefusal, type InstanceSource } from '../../src/forward/routing.js'
 import { FORWARD_STATUS } from '../../src/forward/protocol.js'
 
-interface Inst { id: string, inFlight: number, port?: number }
+interface Inst {
+  id: string
+  inFlight: number
+  port?: number
+}
 
-function source (insts: Inst[], opts: { draining?: boolean } = {}): InstanceSource<Inst> {
+function source(insts: Inst[], opts: { draining?: boolean } = {}): InstanceSource<Inst> {
   return {
     draining: () => opts.draining === true,
     serves: app => app === 'web',
     ready: () => insts,
-    target: i => i.port === undefined ? undefined : { app: 'web', instanceId: i.id, host: '127.0.0.1', port: i.port, begin: () => () => {} }
+    target: i =>
+      i.port === undefined
+        ? undefined
+        : { app: 'web', instanceId: i.id, host: '127.0.0.1', port: i.port, begin: () => () => {} }
   }
 }
 
 test('the least loaded ready instance, or the one the frame names', () => {
-  const route = router(source([{ id: 'a', inFlight: 3, port: 1 }, { id: 'b', inFlight: 1, port: 2 }, { id: 'c', inFlight: 2, port: 3 }]))
+  const route = router(
+    source([
+      { id: 'a', inFlight: 3, port: 1 },
+      { id: 'b', inFlight: 1, port: 2 },
+      { id: 'c', inFlight: 2, port: 3 }
+    ])
+  )
   const least = route({ v: 1, app: 'web' })
   assert.ok(!isRefusal(least) && least.instanceId === 'b')
   const named = route({ v: 1, app: 'web', instance: 'c' })
@@ -26,10 +39,20 @@ test('the least loaded ready instance, or the one the frame names', () => {
 })
 
 test('refusals: draining, unknown app, a named instance that is gone, none with an address', () => {
-  const cases: Array<[InstanceSource<Inst>, { v: 1, app: string, instance?: string }, string, RegExp]> = [
-    [source([{ id: 'a', inFlight: 0, port: 1 }], { draining: true }), { v: 1, app: 'web' }, 'DRAINING', /shutting down/],
+  const cases: Array<[InstanceSource<Inst>, { v: 1; app: string; instance?: string }, string, RegExp]> = [
+    [
+      source([{ id: 'a', inFlight: 0, port: 1 }], { draining: true }),
+      { v: 1, app: 'web' },
+      'DRAINING',
+      /shutting down/
+    ],
     [source([{ id: 'a', inFlight: 0, port: 1 }]), { v: 1, app: 'other' }, 'UNKNOWN_APP', /other is not hosted here/],
-    [source([{ id: 'a', inFlight: 0, port: 1 }]), { v: 1, app: 'web', instance: 'gone' }, 'NO_INSTANCE', /gone of web is not running here/],
+    [
+      source([{ id: 'a', inFlight: 0, port: 1 }]),
+      { v: 1, app: 'web', instance: 'gone' },
+      'NO_INSTANCE',
+      /gone of web is not running here/
+    ],
     [source([{ id: 'a', inFlight: 0 }]), { v: 1, app: 'web' }, 'NO_INSTANCE', /no ready instance of web/],
     [source([]), { v: 1, app: 'web' }, 'NO_INSTANCE', /no ready instance of web/]
   ]

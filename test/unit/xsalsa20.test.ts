@@ -38,7 +38,10 @@ test('into a given output, and two ciphers interleaved share nothing', () => {
   for (let i = 0; i < 50; i++) {
     const input = randomBytes(randomInt(0, 5000))
     const [out1, out2, want1, want2] = [0, 0, 0, 0].map(() => Buffer.alloc(input.length))
-    a1.update(input, out1); a2.update(input, out2); b1.update(input, want1); b2.update(input, want2)
+    a1.update(input, out1)
+    a2.update(input, out2)
+    b1.update(input, want1)
+    b2.update(input, want2)
     assert.deepEqual(out1, want1)
     assert.deepEqual(out2, want2)
   }

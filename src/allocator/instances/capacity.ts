@@ -20,9 +20,12 @@ export interface Usage {
   memoryMB: number
 }
 
-export interface Limits { maxInstances: number, memoryMB: number }
+export interface Limits {
+  maxInstances: number
+  memoryMB: number
+}
 
-export function usage (instances: Iterable<Counted>, app?: string): Usage {
+export function usage(instances: Iterable<Counted>, app?: string): Usage {
   const u = { slots: 0, ofApp: 0, memoryMB: 0 }
   for (const i of instances) {
     const live = i.state !== 'stopping'
@@ -34,7 +37,11 @@ export function usage (instances: Iterable<Counted>, app?: string): Usage {
 }
 
 /** Why one more instance of the app (`appMax` instances at most, `appMemoryMB` each) may not start; undefined: it may. */
-export function refusal (u: Usage, limits: Limits, app: { name: string, maxInstances: number, memoryMB: number }): string | undefined {
+export function refusal(
+  u: Usage,
+  limits: Limits,
+  app: { name: string; maxInstances: number; memoryMB: number }
+): string | undefined {
   if (u.slots >= limits.maxInstances) return `all ${limits.maxInstances} instance slots of this allocator are in use`
   if (u.ofApp >= app.maxInstances) return `${app.name} already has its maximum of ${app.maxInstances} instance(s) here`
   if (u.memoryMB + app.memoryMB > limits.memoryMB) {

@@ -13,7 +13,14 @@ import { AllocationError } from '../../allocation/protocol.js'
 import type { LocalState } from '../../cluster/membership/membership.js'
 import { checkOnce } from '../../catalog/health.js'
 import { refusal, usage, type Usage } from './capacity.js'
-import { ADOPT_CHECK_TIMEOUT_MS, CULL_INTERVAL_MS, DRAIN_POLL_MS, HEALTH_TICK_MS, READY_POLL_MS, STOP_GRACE_MS } from '../constants.js'
+import {
+  ADOPT_CHECK_TIMEOUT_MS,
+  CULL_INTERVAL_MS,
+  DRAIN_POLL_MS,
+  HEALTH_TICK_MS,
+  READY_POLL_MS,
+  STOP_GRACE_MS
+} from '../constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export type InstanceState = 'starting' | 'ready' | 'stopping'
@@ -59,8 +66,13 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   private timers: NodeJS.Timeout[] = []
   draining = false
 
-  constructor (
-    private readonly components: { runtime: Runtime, catalog: Catalog, log: Logger, onCull?: (app: string, reason: string) => void },
+  constructor(
+    private readonly components: {
+      runtime: Runtime
+      catalog: Catalog
+      log: Logger
+      onCull?: (app: string, reason: string) => void
+    },
     private readonly init: ManagerInit
   ) {
     super()
@@ -72,18 +84,28 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     })
   }
 
-  get runtime (): Runtime { return this.components.runtime }
+  get runtime(): Runtime {
+    return this.components.runtime
+  }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     await this.reconcile()
-    this.timers.push(setInterval(() => { this.cull() }, this.init.cullIntervalMs ?? CULL_INTERVAL_MS))
-    this.timers.push(setInterval(() => { void this.checkHealth() }, HEALTH_TICK_MS))
+    this.timers.push(
+      setInterval(() => {
+        this.cull()
+      }, this.init.cullIntervalMs ?? CULL_INTERVAL_MS)
+    )
+    this.timers.push(
+      setInterval(() => {
+        void this.checkHealth()
+      }, HEALTH_TICK_MS)
+    )
     for (const t of this.timers) t.unref()
     void this.ensureMinimum()
   }
 
   /** Restart recovery: adopt our healthy leftovers, remove the rest. No orphans. */
-  private async reconcile (): Promise<void> {
+  private async reconcile(): Promise<void> {
     let own: RuntimeInstance[]
     try {
       own = await this.components.runtime.listOwn()
@@ -91,47 +113,78 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
       this.components.log.warn(`cannot list leftover instances: ${(err as Error).message}`)
       return
     }
-    await Promise.all(own.map(async rt => {
-      const spec = this.components.catalog.get(rt.app)
-      const healthy = spec !== undefined && rt.port > 0 && await this.components.runtime.isRunning(rt) && await checkOnce(spec, rt.host, rt.port, ADOPT_CHECK_TIMEOUT_MS)
-      if (spec !== undefined && healthy) {
-        const now = Date.now()
-        this.instances.set(rt.id, { id: rt.id, app: rt.app, spec, state: 'ready', rt, inFlight: 0, lastUsed: now, startedAt: rt.startedAt, readyAt: now, healthFailures: 0, nextHealthAt: now + spec.health.intervalMs, adopted: true })
-        this.components.log.info(`adopted instance ${rt.id} of ${rt.app} left by a previous run`, { port: rt.port })
-      } else {
-        this.components.log.info(`removing leftover instance ${rt.id} of ${rt.app || '?'} (${spec === undefined ? 'not in the catalog' : 'not healthy'})`)
-        await this.components.runtime.stop(rt, { graceMs: this.init.stopGraceMs ?? STOP_GRACE_MS }).catch(() => {})
-      }
-    }))
+    await Promise.all(
+      own.map(async rt => {
+        const spec = this.components.catalog.get(rt.app)
+        const healthy =
+          spec !== undefined &&
+          rt.port > 0 &&
+          (await this.components.runtime.isRunning(rt)) &&
+          (await checkOnce(spec, rt.host, rt.port, ADOPT_CHECK_TIMEOUT_MS))
+        if (spec !== undefined && healthy) {
+          const now = Date.now()
+          this.instances.set(rt.id, {
+            id: rt.id,
+            app: rt.app,
+            spec,
+            state: 'ready',
+            rt,
+            inFlight: 0,
+            lastUsed: now,
+            startedAt: rt.startedAt,
+            readyAt: now,
+            healthFailures: 0,
+            nextHealthAt: now + spec.health.intervalMs,
+            adopted: true
+          })
+          this.components.log.info(`adopted instance ${rt.id} of ${rt.app} left by a previous run`, { port: rt.port })
+        } else {
+          this.components.log.info(
+            `removing leftover instance ${rt.id} of ${rt.app || '?'} (${spec === undefined ? 'not in the catalog' : 'not healthy'})`
+          )
+          await this.components.runtime.stop(rt, { graceMs: this.init.stopGraceMs ?? STOP_GRACE_MS }).catch(() => {})
+        }
+      })
+    )
     if (own.length > 0) this.emit('change')
   }
 
   /** Keeps MinInstances of every app warm. */
-  private async ensureMinimum (): Promise<void> {
+  private async ensureMinimum(): Promise<void> {
     for (const spec of this.components.catalog.list()) {
       while (!this.draining && this.count(spec.name) < spec.minInstances) {
         try {
           await this.allocate(spec.name, { fresh: true })
         } catch (err) {
-          this.components.log.warn(`cannot keep ${spec.minInstances} instance(s) of ${spec.name} warm: ${(err as Error).message}`)
+          this.components.log.warn(
+            `cannot keep ${spec.minInstances} instance(s) of ${spec.name} warm: ${(err as Error).message}`
+          )
           break
         }
       }
     }
   }
 
-  private count (app?: string, states: InstanceState[] = ['starting', 'ready']): number {
+  private count(app?: string, states: InstanceState[] = ['starting', 'ready']): number {
     let n = 0
     for (const i of this.instances.values()) if ((app === undefined || i.app === app) && states.includes(i.state)) n++
     return n
   }
 
   /** Slots and memory in use, for the capacity decision (./capacity.ts). */
-  private usage (app?: string): Usage {
-    return usage([...this.instances.values()].map(i => ({ app: i.app, state: i.state, memoryMB: i.spec.resources.memoryMB, running: i.rt !== undefined })), app)
+  private usage(app?: string): Usage {
+    return usage(
+      [...this.instances.values()].map(i => ({
+        app: i.app,
+        state: i.state,
+        memoryMB: i.spec.resources.memoryMB,
+        running: i.rt !== undefined
+      })),
+      app
+    )
   }
 
-  readyOf (app: string): Instance[] {
+  readyOf(app: string): Instance[] {
     return [...this.instances.values()].filter(i => i.app === app && i.state === 'ready')
   }
 
@@ -140,7 +193,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
    * only once the instance passed its readiness check; concurrent calls for an app that
    * is starting share that start.
    */
-  async allocate (app: string, opts: { fresh?: boolean } = {}): Promise<{ instance: Instance, started: boolean }> {
+  async allocate(app: string, opts: { fresh?: boolean } = {}): Promise<{ instance: Instance; started: boolean }> {
     if (this.draining) throw new AllocationError('DRAINING', 'this allocator is shutting down')
     const spec = this.components.catalog.get(app)
     if (spec === undefined) throw new AllocationError('UNKNOWN_APP', `app ${app} is not in this allocator's catalog`)
@@ -154,7 +207,11 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
         return { instance: ready, started: false }
       }
     }
-    const full = refusal(this.usage(app), this.init, { name: app, maxInstances: spec.maxInstances, memoryMB: spec.resources.memoryMB })
+    const full = refusal(this.usage(app), this.init, {
+      name: app,
+      maxInstances: spec.maxInstances,
+      memoryMB: spec.resources.memoryMB
+    })
     if (full !== undefined) throw new AllocationError('NO_CAPACITY', full)
     const p = this.launch(spec)
     this.starting.set(app, p)
@@ -165,10 +222,21 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     }
   }
 
-  private async launch (spec: AppSpec): Promise<Instance> {
+  private async launch(spec: AppSpec): Promise<Instance> {
     const id = randomBytes(6).toString('hex')
     const now = Date.now()
-    const inst: Instance = { id, app: spec.name, spec, state: 'starting', inFlight: 0, lastUsed: now, startedAt: now, healthFailures: 0, nextHealthAt: 0, adopted: false }
+    const inst: Instance = {
+      id,
+      app: spec.name,
+      spec,
+      state: 'starting',
+      inFlight: 0,
+      lastUsed: now,
+      startedAt: now,
+      healthFailures: 0,
+      nextHealthAt: 0,
+      adopted: false
+    }
     this.instances.set(id, inst)
     this.emit('change')
     const deadline = now + spec.startTimeoutS * 1000
@@ -180,7 +248,10 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     } catch (err) {
       this.instances.delete(id)
       this.emit('change')
-      throw new AllocationError('START_FAILED', err instanceof StartError ? err.message : `cannot start ${spec.name}: ${(err as Error).message}`)
+      throw new AllocationError(
+        'START_FAILED',
+        err instanceof StartError ? err.message : `cannot start ${spec.name}: ${(err as Error).message}`
+      )
     }
     if (removed()) {
       // Removed while the runtime was starting it (shutdown, or a death event): remove()
@@ -190,10 +261,16 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     }
     const poll = this.init.readyPollMs ?? READY_POLL_MS
     while (true) {
-      if (removed()) throw new AllocationError('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
+      if (removed())
+        throw new AllocationError('START_FAILED', `instance ${id} of ${spec.name} exited before it was ready`)
       const left = deadline - Date.now()
       if (left <= 0) break
-      const passed = await checkOnce(spec, inst.rt.host, inst.rt.port, Math.min(spec.health.timeoutMs, Math.max(left, 10)))
+      const passed = await checkOnce(
+        spec,
+        inst.rt.host,
+        inst.rt.port,
+        Math.min(spec.health.timeoutMs, Math.max(left, 10))
+      )
       // Removed during the check: the loop's first line says so, never 'ready'.
       if (removed()) continue
       if (passed) {
@@ -201,7 +278,10 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
         inst.readyAt = Date.now()
         inst.lastUsed = inst.readyAt
         inst.nextHealthAt = inst.readyAt + spec.health.intervalMs
-        this.components.log.info(`instance ${id} of ${spec.name} ready in ${inst.readyAt - now} ms`, { port: inst.rt.port, runtime: this.components.runtime.kind })
+        this.components.log.info(`instance ${id} of ${spec.name} ready in ${inst.readyAt - now} ms`, {
+          port: inst.rt.port,
+          runtime: this.components.runtime.kind
+        })
         this.emit('change')
         return inst
       }
@@ -212,11 +292,14 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
       await sleep(poll)
     }
     await this.remove(inst, `not ready within ${spec.startTimeoutS} s`)
-    throw new AllocationError('NOT_READY', `${spec.name} did not pass its readiness check within ${spec.startTimeoutS} s; the instance was removed`)
+    throw new AllocationError(
+      'NOT_READY',
+      `${spec.name} did not pass its readiness check within ${spec.startTimeoutS} s; the instance was removed`
+    )
   }
 
   /** Marks a request in flight on an instance; returns the function that ends it. */
-  begin (inst: Instance): () => void {
+  begin(inst: Instance): () => void {
     inst.inFlight++
     inst.lastUsed = Date.now()
     let ended = false
@@ -229,12 +312,15 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   }
 
   /** Withdraws (announce first), then stops. */
-  async remove (inst: Instance, reason: string): Promise<void> {
+  async remove(inst: Instance, reason: string): Promise<void> {
     if (inst.state === 'stopping') return
     inst.state = 'stopping'
     this.emit('change')
     this.components.log.info(`stopping instance ${inst.id} of ${inst.app}: ${reason}`)
-    if (inst.rt !== undefined) await this.components.runtime.stop(inst.rt, { graceMs: this.init.stopGraceMs ?? STOP_GRACE_MS }).catch(err => { this.components.log.warn(`stop of ${inst.id} failed: ${(err as Error).message}`) })
+    if (inst.rt !== undefined)
+      await this.components.runtime.stop(inst.rt, { graceMs: this.init.stopGraceMs ?? STOP_GRACE_MS }).catch(err => {
+        this.components.log.warn(`stop of ${inst.id} failed: ${(err as Error).message}`)
+      })
     this.instances.delete(inst.id)
     this.emit('removed', inst, reason)
     this.emit('change')
@@ -243,7 +329,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   }
 
   /** Idle culling: nothing in flight for IdleTimeoutS, never below MinInstances. */
-  private cull (): void {
+  private cull(): void {
     if (this.draining) return
     const now = Date.now()
     for (const inst of this.instances.values()) {
@@ -255,63 +341,80 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     }
   }
 
-  private async checkHealth (): Promise<void> {
+  private async checkHealth(): Promise<void> {
     const now = Date.now()
-    await Promise.all([...this.instances.values()].map(async inst => {
-      if (inst.state !== 'ready' || inst.rt === undefined || now < inst.nextHealthAt) return
-      inst.nextHealthAt = now + inst.spec.health.intervalMs
-      const ok = await checkOnce(inst.spec, inst.rt.host, inst.rt.port, inst.spec.health.timeoutMs)
-      if (ok) { inst.healthFailures = 0; return }
-      inst.healthFailures++
-      if (inst.healthFailures >= inst.spec.health.failureThreshold && inst.state === 'ready') {
-        this.components.onCull?.(inst.app, 'unhealthy')
-        await this.remove(inst, `failed ${inst.healthFailures} health checks in a row`)
-      }
-    }))
+    await Promise.all(
+      [...this.instances.values()].map(async inst => {
+        if (inst.state !== 'ready' || inst.rt === undefined || now < inst.nextHealthAt) return
+        inst.nextHealthAt = now + inst.spec.health.intervalMs
+        const ok = await checkOnce(inst.spec, inst.rt.host, inst.rt.port, inst.spec.health.timeoutMs)
+        if (ok) {
+          inst.healthFailures = 0
+          return
+        }
+        inst.healthFailures++
+        if (inst.healthFailures >= inst.spec.health.failureThreshold && inst.state === 'ready') {
+          this.components.onCull?.(inst.app, 'unhealthy')
+          await this.remove(inst, `failed ${inst.healthFailures} health checks in a row`)
+        }
+      })
+    )
   }
 
   /**
    * Drain: refuses new allocations and requests at once (DRAINING: the proxy sends them
    * elsewhere), then waits until nothing is in flight, or drainTimeoutMs.
    */
-  async beforeStop (): Promise<void> {
+  async beforeStop(): Promise<void> {
     this.draining = true
     const timeoutMs = this.init.drainTimeoutMs ?? 0
     const deadline = Date.now() + timeoutMs
     let inFlight = this.inFlight()
-    if (inFlight > 0) this.components.log.info(`draining ${inFlight} request(s) in flight (up to ${timeoutMs / 1000} s)`)
+    if (inFlight > 0)
+      this.components.log.info(`draining ${inFlight} request(s) in flight (up to ${timeoutMs / 1000} s)`)
     while (inFlight > 0 && Date.now() < deadline) {
       await sleep(DRAIN_POLL_MS)
       inFlight = this.inFlight()
     }
-    if (inFlight > 0) this.components.log.warn(`${inFlight} request(s) still in flight after ${timeoutMs / 1000} s; stopping anyway`)
+    if (inFlight > 0)
+      this.components.log.warn(`${inFlight} request(s) still in flight after ${timeoutMs / 1000} s; stopping anyway`)
   }
 
-  inFlight (): number {
+  inFlight(): number {
     let n = 0
     for (const i of this.instances.values()) n += i.inFlight
     return n
   }
 
   /** Stops its timers and, unless keepInstances, every instance; then the runtime (its event watch). */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     if (this.init.keepInstances === true) {
-      this.components.log.info(`leaving ${this.instances.size} instance(s) running (--keep-instances); the next start adopts them`)
+      this.components.log.info(
+        `leaving ${this.instances.size} instance(s) running (--keep-instances); the next start adopts them`
+      )
     } else {
-      await Promise.all([...this.instances.values()].map(async i => { await this.remove(i, 'shutdown') }))
+      await Promise.all(
+        [...this.instances.values()].map(async i => {
+          await this.remove(i, 'shutdown')
+        })
+      )
     }
     await this.runtime.close()
   }
 
   /** What the allocator announces about itself. */
-  localState (): LocalState {
+  localState(): LocalState {
     const instances: LocalState['instances'] = {}
     for (const i of this.instances.values()) {
       if (i.state === 'stopping') continue
       const e = instances[i.app] ?? (instances[i.app] = { ready: 0, inFlight: 0, starting: 0, ids: [] as string[] })
-      if (i.state === 'ready') { e.ready++; e.inFlight += i.inFlight; (e.ids as string[]).push(i.id) } else (e.starting as number)++
+      if (i.state === 'ready') {
+        e.ready++
+        e.inFlight += i.inFlight
+        ;(e.ids as string[]).push(i.id)
+      } else (e.starting as number)++
     }
     const used = this.usage()
     return {
@@ -328,7 +431,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   }
 
   /** For the admin API. */
-  list (): Array<Record<string, unknown>> {
+  list(): Array<Record<string, unknown>> {
     return [...this.instances.values()].map(i => ({
       id: i.id,
       app: i.app,

@@ -13,22 +13,27 @@ import type { Logger } from '../../util/log.js'
 import { StartError, logLines, type Runtime, type RuntimeEvent, type RuntimeInstance } from './runtime.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-interface Entry extends RuntimeInstance { pid: number, procStart: string }
+interface Entry extends RuntimeInstance {
+  pid: number
+  procStart: string
+}
 
 /** A free port on 127.0.0.1, chosen by the kernel. */
-export async function reservePort (): Promise<number> {
+export async function reservePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)
     s.listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port
-      s.close(() => { resolve(port) })
+      s.close(() => {
+        resolve(port)
+      })
     })
   })
 }
 
 /** The start time of a process from /proc (guards against PID reuse); undefined when gone. */
-function procStart (pid: number): string | undefined {
+function procStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
@@ -37,8 +42,13 @@ function procStart (pid: number): string | undefined {
   }
 }
 
-function groupAlive (pgid: number): boolean {
-  try { process.kill(-pgid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 export class ProcessRuntime implements Runtime {
@@ -47,22 +57,25 @@ export class ProcessRuntime implements Runtime {
   private readonly children = new Map<string, ChildProcess>()
   private readonly listeners: Array<(e: RuntimeEvent) => void> = []
 
-  constructor (private readonly opts: { stateFile: string, log: Logger, cwd?: string }) {}
+  constructor(private readonly opts: { stateFile: string; log: Logger; cwd?: string }) {}
 
   /** Writes the state file; a failure (disk full, permissions) is logged, never thrown, so that a start or stop still completes. */
-  private save (): void {
+  private save(): void {
     try {
       mkdirSync(dirname(this.opts.stateFile), { recursive: true, mode: 0o700 })
       const tmp = `${this.opts.stateFile}.tmp`
       writeFileSync(tmp, JSON.stringify([...this.entries.values()], null, 2), { mode: 0o600 })
       renameSync(tmp, this.opts.stateFile)
     } catch (err) {
-      this.opts.log.warn(`cannot write ${this.opts.stateFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): after a crash these instances would not be found`)
+      this.opts.log.warn(
+        `cannot write ${this.opts.stateFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): after a crash these instances would not be found`
+      )
     }
   }
 
-  async start (spec: AppSpec, id: string): Promise<RuntimeInstance> {
-    if (spec.command === undefined || spec.command.length === 0) throw new StartError(`app ${spec.name} has no Command for the process runtime`)
+  async start(spec: AppSpec, id: string): Promise<RuntimeInstance> {
+    if (spec.command === undefined || spec.command.length === 0)
+      throw new StartError(`app ${spec.name} has no Command for the process runtime`)
     const port = await reservePort()
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -78,47 +91,82 @@ export class ProcessRuntime implements Runtime {
     const [cmd, ...args] = resolveCommand(spec.command)
     const child = spawn(cmd, args, { detached: true, env, cwd: this.opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     const spawned = await new Promise<Error | undefined>(resolve => {
-      child.once('spawn', () => { resolve(undefined) })
-      child.once('error', err => { resolve(err) })
+      child.once('spawn', () => {
+        resolve(undefined)
+      })
+      child.once('error', err => {
+        resolve(err)
+      })
     })
-    if (spawned !== undefined || child.pid === undefined) throw new StartError(`cannot run ${cmd} for ${spec.name}: ${(spawned as NodeJS.ErrnoException | undefined)?.code ?? spawned?.message ?? 'no pid'}`)
+    if (spawned !== undefined || child.pid === undefined)
+      throw new StartError(
+        `cannot run ${cmd} for ${spec.name}: ${(spawned as NodeJS.ErrnoException | undefined)?.code ?? spawned?.message ?? 'no pid'}`
+      )
     const log = this.opts.log.scope(`${spec.name}:${id}`)
-    for (const [stream, level] of [[child.stdout, 'info'], [child.stderr, 'warn']] as const) {
-      if (stream !== null) logLines(stream, line => { log[level](line) })
+    for (const [stream, level] of [
+      [child.stdout, 'info'],
+      [child.stderr, 'warn']
+    ] as const) {
+      if (stream !== null)
+        logLines(stream, line => {
+          log[level](line)
+        })
     }
-    const entry: Entry = { id, app: spec.name, host: '127.0.0.1', port, handle: String(child.pid), startedAt: Date.now(), pid: child.pid, procStart: procStart(child.pid) ?? '' }
+    const entry: Entry = {
+      id,
+      app: spec.name,
+      host: '127.0.0.1',
+      port,
+      handle: String(child.pid),
+      startedAt: Date.now(),
+      pid: child.pid,
+      procStart: procStart(child.pid) ?? ''
+    }
     this.entries.set(id, entry)
     this.children.set(id, child)
     this.save()
     child.once('exit', (code, signal) => {
       this.children.delete(id)
-      if (this.entries.has(id)) this.emit({ type: 'exited', id, reason: signal !== null ? `killed by ${signal}` : `exited with code ${String(code)}` })
+      if (this.entries.has(id))
+        this.emit({
+          type: 'exited',
+          id,
+          reason: signal !== null ? `killed by ${signal}` : `exited with code ${String(code)}`
+        })
     })
     return entry
   }
 
-  private emit (e: RuntimeEvent): void { for (const l of this.listeners) l(e) }
+  private emit(e: RuntimeEvent): void {
+    for (const l of this.listeners) l(e)
+  }
 
-  async stop (inst: RuntimeInstance, opts: { graceMs?: number } = {}): Promise<void> {
+  async stop(inst: RuntimeInstance, opts: { graceMs?: number } = {}): Promise<void> {
     const entry = this.entries.get(inst.id)
     const pgid = Number(inst.handle)
     this.entries.delete(inst.id)
     this.save()
     if (entry === undefined && !groupAlive(pgid)) return
-    try { process.kill(-pgid, 'SIGTERM') } catch {}
+    try {
+      process.kill(-pgid, 'SIGTERM')
+    } catch {}
     const deadline = Date.now() + (opts.graceMs ?? STOP_GRACE_MS)
     while (groupAlive(pgid) && Date.now() < deadline) await sleep(20)
     if (groupAlive(pgid)) {
-      try { process.kill(-pgid, 'SIGKILL') } catch {}
+      try {
+        process.kill(-pgid, 'SIGKILL')
+      } catch {}
       const hard = Date.now() + 2000
       while (groupAlive(pgid) && Date.now() < hard) await sleep(20)
     }
     this.children.delete(inst.id)
   }
 
-  async listOwn (): Promise<RuntimeInstance[]> {
+  async listOwn(): Promise<RuntimeInstance[]> {
     let saved: Entry[] = []
-    try { saved = JSON.parse(readFileSync(this.opts.stateFile, 'utf8')) as Entry[] } catch {}
+    try {
+      saved = JSON.parse(readFileSync(this.opts.stateFile, 'utf8')) as Entry[]
+    } catch {}
     const out: RuntimeInstance[] = []
     for (const e of saved) {
       // A PID whose start time changed belongs to another process now: not ours.
@@ -130,17 +178,21 @@ export class ProcessRuntime implements Runtime {
     return out
   }
 
-  async isRunning (inst: RuntimeInstance): Promise<boolean> {
+  async isRunning(inst: RuntimeInstance): Promise<boolean> {
     const e = this.entries.get(inst.id)
     return e !== undefined && procStart(e.pid) === e.procStart
   }
 
-  onEvent (fn: (e: RuntimeEvent) => void): void { this.listeners.push(fn) }
+  onEvent(fn: (e: RuntimeEvent) => void): void {
+    this.listeners.push(fn)
+  }
 
   /** Nothing left to recover: the state file goes too. */
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     if (this.entries.size === 0) {
-      try { rmSync(this.opts.stateFile, { force: true }) } catch {}
+      try {
+        rmSync(this.opts.stateFile, { force: true })
+      } catch {}
     }
   }
 }

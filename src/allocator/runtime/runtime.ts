@@ -14,7 +14,7 @@ export interface RuntimeInstance {
   startedAt: number
 }
 
-export type RuntimeEvent = { type: 'exited', id: string, reason: string }
+export type RuntimeEvent = { type: 'exited'; id: string; reason: string }
 
 export class StartError extends Error {
   override name = 'StartError'
@@ -46,12 +46,15 @@ export const MAX_LOG_LINE = 16 * 1024
  * Calls `fn` for each line of `stream`. Unlike readline, a stream without newlines
  * cannot grow the allocator's memory: a partial line is cut at MAX_LOG_LINE.
  */
-export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+export function logLines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
   let partial = ''
   // Any line longer than MAX_LOG_LINE goes out in pieces: a held partial line as soon as it
   // has a whole piece, a line that ends in this chunk (what was held, plus the chunk) at once.
   const emit = (line: string): void => {
-    if (line.length <= MAX_LOG_LINE) { fn(line); return }
+    if (line.length <= MAX_LOG_LINE) {
+      fn(line)
+      return
+    }
     for (let i = 0; i < line.length; i += MAX_LOG_LINE) fn(line.slice(i, i + MAX_LOG_LINE))
   }
   stream.setEncoding('utf8')
@@ -59,11 +62,13 @@ export function logLines (stream: NodeJS.ReadableStream, fn: (line: string) => v
     const lines = (partial + chunk).split('\n')
     partial = lines.pop() ?? ''
     for (const l of lines) emit(l.endsWith('\r') ? l.slice(0, -1) : l)
-    const whole = partial.length - partial.length % MAX_LOG_LINE
+    const whole = partial.length - (partial.length % MAX_LOG_LINE)
     if (whole > 0) {
       emit(partial.slice(0, whole))
       partial = partial.slice(whole)
     }
   })
-  stream.on('end', () => { if (partial !== '') fn(partial) })
+  stream.on('end', () => {
+    if (partial !== '') fn(partial)
+  })
 }

@@ -11,9 +11,13 @@ export class AgentUnreachableError extends Error {
   override name = 'AgentUnreachableError'
 }
 
-export async function fromAgent (hostPort: string, timeoutMs = 1500): Promise<MemberView[]> {
+export async function fromAgent(hostPort: string, timeoutMs = 1500): Promise<MemberView[]> {
   try {
-    const res = await request(`http://${hostPort}/v1/members`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
+    const res = await request(`http://${hostPort}/v1/members`, {
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs)
+    })
     if (res.statusCode !== 200) {
       await res.body.dump()
       throw new AgentUnreachableError(`agent at ${hostPort} answered ${res.statusCode}`)
@@ -23,12 +27,14 @@ export async function fromAgent (hostPort: string, timeoutMs = 1500): Promise<Me
     return body as MemberView[]
   } catch (err) {
     if (err instanceof AgentUnreachableError) throw err
-    throw new AgentUnreachableError(`no agent answers on ${hostPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    throw new AgentUnreachableError(
+      `no agent answers on ${hostPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`
+    )
   }
 }
 
 /** Joins as an ephemeral observer, waits for the view to settle, measures RTTs, leaves. */
-export async function byJoining (config: Config, log: Logger, waitMs: number): Promise<MemberView[]> {
+export async function byJoining(config: Config, log: Logger, waitMs: number): Promise<MemberView[]> {
   // The config is the observer's (loadConfig): it listens on loopback when the bootstraps are there.
   const agent = await Agent.start({ role: 'observer', config, log, admin: false })
   try {
@@ -38,11 +44,17 @@ export async function byJoining (config: Config, log: Logger, waitMs: number): P
     // Settled: at least one member, and no newcomer for 400 ms (or the wait is over).
     while (Date.now() < deadline) {
       const n = agent.membership.members().length
-      if (n !== count) { count = n; stableSince = Date.now() }
+      if (n !== count) {
+        count = n
+        stableSince = Date.now()
+      }
       if (n > 0 && Date.now() - stableSince > 400) break
       await sleep(50)
     }
-    const peers = agent.membership.members().filter(m => m.status === 'alive').map(m => peerIdFromString(m.announcement.peer))
+    const peers = agent.membership
+      .members()
+      .filter(m => m.status === 'alive')
+      .map(m => peerIdFromString(m.announcement.peer))
     await agent.rtt.measureMany(peers, { samples: 3, timeoutMs: Math.max(300, Math.min(1000, deadline - Date.now())) })
     return agent.view().filter(v => !v.self)
   } finally {

@@ -2,31 +2,41 @@
 import type { MemberView } from '../../cluster/agent.js'
 import { shortPeer } from '../../cluster/membership/membership.js'
 
-export interface MemberFilter { status?: string, role?: string, app?: string }
-
-export function filterMembers (rows: MemberView[], f: MemberFilter): MemberView[] {
-  const status = f.status !== undefined ? new RegExp(`^(?:${f.status})$`) : undefined
-  return rows.filter(r =>
-    (status === undefined || status.test(r.status)) &&
-    (f.role === undefined || r.roles.includes(f.role)) &&
-    (f.app === undefined || r.catalog.includes(f.app) || r.instances[f.app] !== undefined))
+export interface MemberFilter {
+  status?: string
+  role?: string
+  app?: string
 }
 
+export function filterMembers(rows: MemberView[], f: MemberFilter): MemberView[] {
+  const status = f.status !== undefined ? new RegExp(`^(?:${f.status})$`) : undefined
+  return rows.filter(
+    r =>
+      (status === undefined || status.test(r.status)) &&
+      (f.role === undefined || r.roles.includes(f.role)) &&
+      (f.app === undefined || r.catalog.includes(f.app) || r.instances[f.app] !== undefined)
+  )
+}
 
 /** host:port of the most useful address: a routable one before loopback. */
-export function mainAddress (addrs: string[]): string {
-  const parsed = addrs.map(a => /^\/ip[46]\/([^/]+)\/tcp\/(\d+)/.exec(a)).filter((m): m is RegExpExecArray => m !== null)
+export function mainAddress(addrs: string[]): string {
+  const parsed = addrs
+    .map(a => /^\/ip[46]\/([^/]+)\/tcp\/(\d+)/.exec(a))
+    .filter((m): m is RegExpExecArray => m !== null)
   const pick = parsed.find(m => !m[1].startsWith('127.') && m[1] !== '::1') ?? parsed[0]
   return pick === undefined ? '-' : pick[1].includes(':') ? `[${pick[1]}]:${pick[2]}` : `${pick[1]}:${pick[2]}`
 }
 
-function apps (r: MemberView): string {
+function apps(r: MemberView): string {
   const names = new Set([...r.catalog, ...Object.keys(r.instances)])
   if (names.size === 0) return '-'
-  return [...names].sort().map(n => r.instances[n] !== undefined ? `${n}(${r.instances[n].ready})` : n).join(',')
+  return [...names]
+    .sort()
+    .map(n => (r.instances[n] !== undefined ? `${n}(${r.instances[n].ready})` : n))
+    .join(',')
 }
 
-function load (r: MemberView): string {
+function load(r: MemberView): string {
   const c = r.capacity
   const parts: string[] = []
   const inFlight = Object.values(r.instances).reduce((s, i) => s + i.inFlight, 0)
@@ -36,12 +46,21 @@ function load (r: MemberView): string {
   return parts.length > 0 ? parts.join(' ') : '-'
 }
 
-function table (rows: string[][]): string {
+function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
-  return rows.map(r => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n'
+  return (
+    rows
+      .map(r =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i])))
+          .join('  ')
+          .trimEnd()
+      )
+      .join('\n') + '\n'
+  )
 }
 
-export function formatMembers (rows: MemberView[], detailed = false): string {
+export function formatMembers(rows: MemberView[], detailed = false): string {
   const head = ['PEER', 'ADDRESS', 'STATUS', 'ROLES', 'RTT(ms)', 'APPS', 'LOAD']
   if (detailed) head.push('VERSION', 'LAST SEEN')
   const body = rows.map(r => {

@@ -17,28 +17,30 @@ export class AdminServer implements Startable {
   /** HOST:PORT it listens on, once started (none: it answers only through serve(), e.g. a proxy's /_physarum/). */
   address?: string
 
-  constructor (
+  constructor(
     private readonly components: { registry: Registry },
-    private readonly init: { listen?: string, hint?: string } = {}
+    private readonly init: { listen?: string; hint?: string } = {}
   ) {}
 
-  route (path: string, handler: Route): void {
+  route(path: string, handler: Route): void {
     this.routes.set(path, handler)
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const hostPort = this.init.listen
     if (hostPort === undefined) return
     const target = parseHostPort(hostPort)
     if (target === undefined) throw new Error(`${JSON.stringify(hostPort)} is not HOST:PORT`)
-    const server = createServer((req, res) => { void this.serve(req, res) })
+    const server = createServer((req, res) => {
+      void this.serve(req, res)
+    })
     server.keepAliveTimeout = KEEPALIVE_MS
     this.address = await listenOn(server, target.host, target.port, { what: 'admin API', hint: this.init.hint })
     this.server = server
   }
 
   /** Answers one request; `pathname` overrides the request's path (the proxy maps /_physarum/… here). */
-  async serve (req: IncomingMessage, res: ServerResponse, pathname?: string): Promise<void> {
+  async serve(req: IncomingMessage, res: ServerResponse, pathname?: string): Promise<void> {
     const send = (status: number, body: unknown, type = 'application/json'): void => {
       const text = type === 'application/json' ? JSON.stringify(body, null, 2) + '\n' : String(body)
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) })
@@ -48,9 +50,13 @@ export class AdminServer implements Startable {
     try {
       url = new URL(req.url ?? '/', 'http://admin')
     } catch {
-      send(400, { error: 'bad request target' }); return
+      send(400, { error: 'bad request target' })
+      return
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') { send(405, { error: 'only GET is supported' }); return }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(405, { error: 'only GET is supported' })
+      return
+    }
     if (pathname !== undefined) url.pathname = pathname
     try {
       if (url.pathname === '/metrics') {
@@ -58,18 +64,25 @@ export class AdminServer implements Startable {
         return
       }
       const route = this.routes.get(url.pathname)
-      if (route === undefined) { send(404, { error: `no such endpoint: ${url.pathname}`, endpoints: ['/metrics', ...this.routes.keys()] }); return }
+      if (route === undefined) {
+        send(404, { error: `no such endpoint: ${url.pathname}`, endpoints: ['/metrics', ...this.routes.keys()] })
+        return
+      }
       send(200, await route(req, url))
     } catch (err) {
       send(500, { error: (err as Error).message })
     }
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     const s = this.server
     if (s === undefined) return
     this.server = undefined
     s.closeIdleConnections()
-    await new Promise<void>(resolve => s.close(() => { resolve() }))
+    await new Promise<void>(resolve =>
+      s.close(() => {
+        resolve()
+      })
+    )
   }
 }

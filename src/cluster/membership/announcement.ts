@@ -16,10 +16,25 @@ export const appInstancesSchema = {
   type: 'object',
   required: ['ready', 'inFlight'],
   properties: {
-    ready: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances that passed their readiness check.' },
-    inFlight: { type: 'integer', minimum: 0, maximum: 100000000, description: 'Requests in flight across those instances.' },
+    ready: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 1000000,
+      description: 'Instances that passed their readiness check.'
+    },
+    inFlight: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 100000000,
+      description: 'Requests in flight across those instances.'
+    },
     // At most an app's largest MaxInstances (10000) per member; the forwarding frame's bounds.
-    ids: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 128 }, description: 'IDs of the ready instances: placement sends a request to one of them by its ID.' },
+    ids: {
+      type: 'array',
+      maxItems: 10000,
+      items: { type: 'string', minLength: 1, maxLength: 128 },
+      description: 'IDs of the ready instances: placement sends a request to one of them by its ID.'
+    },
     starting: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances started, not ready yet.' }
   }
 } as const
@@ -34,8 +49,18 @@ export const announcementSchema = {
     addrs: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 1024 } },
     version: shortString,
     catalog: { type: 'array', maxItems: 1000, items: shortString },
-    instances: { type: 'object', maxProperties: 1000, propertyNames: shortString, additionalProperties: appInstancesSchema },
-    capacity: { type: 'object', maxProperties: 64, propertyNames: shortString, additionalProperties: { type: 'number' } },
+    instances: {
+      type: 'object',
+      maxProperties: 1000,
+      propertyNames: shortString,
+      additionalProperties: appInstancesSchema
+    },
+    capacity: {
+      type: 'object',
+      maxProperties: 64,
+      propertyNames: shortString,
+      additionalProperties: { type: 'number' }
+    },
     seq: { type: 'integer', minimum: 0 },
     ts: { type: 'number', minimum: 0 },
     leaving: { type: 'boolean' }
@@ -50,11 +75,13 @@ export type Announcement = WireAnnouncement & Required<Pick<WireAnnouncement, 'c
 
 const validate = ajv.compile<WireAnnouncement>(announcementSchema)
 
-export type DecodeResult = { ok: true, announcement: Announcement } | { ok: false, reason: 'oversized' | 'malformed', message: string }
+export type DecodeResult =
+  { ok: true; announcement: Announcement } | { ok: false; reason: 'oversized' | 'malformed'; message: string }
 
 /** Parses and validates one announcement; never throws. */
-export function decodeAnnouncement (data: Uint8Array): DecodeResult {
-  if (data.byteLength > MAX_ANNOUNCEMENT_BYTES) return { ok: false, reason: 'oversized', message: `${data.byteLength} bytes > ${MAX_ANNOUNCEMENT_BYTES}` }
+export function decodeAnnouncement(data: Uint8Array): DecodeResult {
+  if (data.byteLength > MAX_ANNOUNCEMENT_BYTES)
+    return { ok: false, reason: 'oversized', message: `${data.byteLength} bytes > ${MAX_ANNOUNCEMENT_BYTES}` }
   let value: unknown
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
@@ -63,7 +90,11 @@ export function decodeAnnouncement (data: Uint8Array): DecodeResult {
   }
   if (!validate(value)) {
     const e = validate.errors?.[0]
-    return { ok: false, reason: 'malformed', message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}` }
+    return {
+      ok: false,
+      reason: 'malformed',
+      message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}`
+    }
   }
   value.catalog ??= []
   value.instances ??= {}
@@ -71,7 +102,7 @@ export function decodeAnnouncement (data: Uint8Array): DecodeResult {
   return { ok: true, announcement: value as Announcement }
 }
 
-export function encodeAnnouncement (a: Announcement): Uint8Array {
+export function encodeAnnouncement(a: Announcement): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(a))
 }
 
@@ -90,11 +121,11 @@ export type SuspectNotice = FromSchema<typeof suspectSchema>
 
 const suspectValidate = ajv.compile<SuspectNotice>(suspectSchema)
 
-export function encodeSuspect (n: SuspectNotice): Uint8Array {
+export function encodeSuspect(n: SuspectNotice): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(n))
 }
 
-export function decodeSuspect (data: Uint8Array): SuspectNotice | undefined {
+export function decodeSuspect(data: Uint8Array): SuspectNotice | undefined {
   if (data.byteLength > 1024) return undefined
   try {
     const v: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))

@@ -26,7 +26,7 @@ export class LocalHealth {
   private lastSample?: number
   private lastRefuteDecay = 0
 
-  constructor (private readonly init: LocalHealthInit) {
+  constructor(private readonly init: LocalHealthInit) {
     this.maxScore = init.maxScore ?? HEALTH_MAX_SCORE
     this.halfLifeMs = init.lagHalfLifeMs ?? HEALTH_LAG_HALF_LIFE_MS
     this.refuteDecayMs = init.refuteDecayMs ?? HEALTH_REFUTE_DECAY_MS
@@ -37,15 +37,18 @@ export class LocalHealth {
    * every 100 ms). No timer of its own: a finer event-loop monitor would wake an idle
    * daemon dozens of times a second, and a late tick is the lag that matters here.
    */
-  sample (now: number, lag: number): void {
+  sample(now: number, lag: number): void {
     const since = this.lastSample === undefined ? 0 : now - this.lastSample
     this.lastSample = now
     this.lagMs = Math.max(lag, this.lagMs * Math.pow(0.5, since / this.halfLifeMs))
-    if (this.refutes > 0 && now - this.lastRefuteDecay >= this.refuteDecayMs) { this.refutes--; this.lastRefuteDecay = now }
+    if (this.refutes > 0 && now - this.lastRefuteDecay >= this.refuteDecayMs) {
+      this.refutes--
+      this.lastRefuteDecay = now
+    }
   }
 
   /** Others suspected this node: it was too slow to answer them in time. */
-  refuted (now: number): void {
+  refuted(now: number): void {
     // Every member that suspected it says so: one point per burst of notices, not per notice.
     if (this.refutes > 0 && now - this.lastRefuteDecay < 500) return
     this.refutes = Math.min(this.maxScore, this.refutes + 1)
@@ -53,13 +56,17 @@ export class LocalHealth {
   }
 
   /** 0 (healthy) … maxScore. */
-  get score (): number {
+  get score(): number {
     return Math.min(this.maxScore, Math.floor(this.lagMs / this.init.lagUnitMs) + this.refutes)
   }
 
   /** What this node's failure-detector timeouts are multiplied by. */
-  get multiplier (): number { return 1 + this.score }
+  get multiplier(): number {
+    return 1 + this.score
+  }
 
   /** The remembered worst lag (ms), for logs and metrics. */
-  get lag (): number { return this.lagMs }
+  get lag(): number {
+    return this.lagMs
+  }
 }

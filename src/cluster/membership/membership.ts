@@ -8,14 +8,32 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import type { Startable, PeerId } from '@libp2p/interface'
-import { MEMBERS_TOPIC, SUSPECT_TOPIC, decodeSuspect, encodeSuspect, decodeAnnouncement, encodeAnnouncement, type Announcement, type AppInstances, type SuspectNotice } from './announcement.js'
+import {
+  MEMBERS_TOPIC,
+  SUSPECT_TOPIC,
+  decodeSuspect,
+  encodeSuspect,
+  decodeAnnouncement,
+  encodeAnnouncement,
+  type Announcement,
+  type AppInstances,
+  type SuspectNotice
+} from './announcement.js'
 import { MemberTable, type Member, type TableTiming } from './table.js'
 import { LocalHealth } from './health.js'
 import type { PhysarumNode } from '../node.js'
 import type { RttService } from '../rtt.js'
 import { debugOn, type Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BOOTSTRAP_DIAL_TIMEOUT_MS, FAILED_PROBE_FACTOR, LEAVE_FLUSH_MS, PROBE_SPACING_MS, REFUTE_MS, REJOIN_INTERVAL_MS, SLOW_LOG_INTERVAL_MS } from '../constants.js'
+import {
+  BOOTSTRAP_DIAL_TIMEOUT_MS,
+  FAILED_PROBE_FACTOR,
+  LEAVE_FLUSH_MS,
+  PROBE_SPACING_MS,
+  REFUTE_MS,
+  REJOIN_INTERVAL_MS,
+  SLOW_LOG_INTERVAL_MS
+} from '../constants.js'
 
 export interface LocalState {
   catalog: string[]
@@ -67,7 +85,10 @@ export class Membership implements Startable {
   private slowLoggedAt = -Infinity
   private nextRefuteAt = 0
 
-  constructor (private readonly components: { node: PhysarumNode, rtt: RttService, log: Logger, stats?: MembershipStats }, private readonly init: MembershipInit) {
+  constructor(
+    private readonly components: { node: PhysarumNode; rtt: RttService; log: Logger; stats?: MembershipStats },
+    private readonly init: MembershipInit
+  ) {
     this.selfPeer = components.node.peerId.toString()
     this.log = components.log
     this.timing = { suspectTimeoutMs: init.suspectTimeoutMs, forgetAfterMs: init.forgetAfterMs }
@@ -78,25 +99,41 @@ export class Membership implements Startable {
     this.table.on('change', (m, prev) => {
       if (prev !== m.status) {
         const level = m.status === 'failed' ? 'warn' : 'info'
-        this.log[level](`member ${shortPeer(m.announcement.peer)} is ${m.status}`, { peer: m.announcement.peer, roles: m.announcement.roles.join(','), was: prev })
+        this.log[level](`member ${shortPeer(m.announcement.peer)} is ${m.status}`, {
+          peer: m.announcement.peer,
+          roles: m.announcement.roles.join(','),
+          was: prev
+        })
       }
       // An observer (a one-off `physarum members`) that left is of no further interest.
-      if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer')) this.table.forget(m.announcement.peer)
+      if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer'))
+        this.table.forget(m.announcement.peer)
     })
     // A member that probes us is alive: evidence in the other direction, at no cost.
-    components.rtt.onInbound = peer => { if (this.started) this.table.heard(peer, Date.now()) }
-    this.table.on('forget', peer => { components.rtt.forget(peer); this.lastProbe.delete(peer); this.peerIds.delete(peer) })
+    components.rtt.onInbound = peer => {
+      if (this.started) this.table.heard(peer, Date.now())
+    }
+    this.table.on('forget', peer => {
+      components.rtt.forget(peer)
+      this.lastProbe.delete(peer)
+      this.peerIds.delete(peer)
+    })
   }
 
-  get peer (): string { return this.selfPeer }
+  get peer(): string {
+    return this.selfPeer
+  }
 
-  private peerId (peer: string): PeerId {
+  private peerId(peer: string): PeerId {
     let id = this.peerIds.get(peer)
-    if (id === undefined) { id = peerIdFromString(peer); this.peerIds.set(peer, id) }
+    if (id === undefined) {
+      id = peerIdFromString(peer)
+      this.peerIds.set(peer, id)
+    }
     return id
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.topicValidators.set(MEMBERS_TOPIC, (_from: PeerId, msg: Message) => this.validate(msg))
@@ -108,15 +145,27 @@ export class Membership implements Startable {
     pubsub.subscribe(SUSPECT_TOPIC)
     this.started = true
     this.announce()
-    this.timers.push(setInterval(() => { this.announce() }, this.init.announceIntervalMs))
+    this.timers.push(
+      setInterval(() => {
+        this.announce()
+      }, this.init.announceIntervalMs)
+    )
     this.lastTick = performance.now()
-    this.timers.push(setInterval(() => { this.probeAll() }, this.tickMs))
-    this.timers.push(setInterval(() => { this.rejoin() }, REJOIN_INTERVAL_MS))
+    this.timers.push(
+      setInterval(() => {
+        this.probeAll()
+      }, this.tickMs)
+    )
+    this.timers.push(
+      setInterval(() => {
+        this.rejoin()
+      }, REJOIN_INTERVAL_MS)
+    )
     for (const t of this.timers) t.unref()
   }
 
   /** The graceful part of a stop: no more probes or announcements, then a leave announcement, given time to go out. */
-  async beforeStop (): Promise<void> {
+  async beforeStop(): Promise<void> {
     if (!this.started || this.leaving) return
     this.stopTimers()
     this.leaving = true
@@ -125,14 +174,14 @@ export class Membership implements Startable {
     await sleep(LEAVE_FLUSH_MS)
   }
 
-  private stopTimers (): void {
+  private stopTimers(): void {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     if (this.announceTimer !== undefined) clearTimeout(this.announceTimer)
   }
 
   /** Stops; without beforeStop first, others see this node fail rather than leave. */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     if (!this.started) return
     this.stopTimers()
     const { node } = this.components
@@ -142,12 +191,17 @@ export class Membership implements Startable {
     node.removeEventListener('peer:disconnect', this.onDisconnect)
     pubsub.topicValidators.delete(MEMBERS_TOPIC)
     pubsub.topicValidators.delete(SUSPECT_TOPIC)
-    try { pubsub.unsubscribe(MEMBERS_TOPIC); pubsub.unsubscribe(SUSPECT_TOPIC) } catch (err) { debugOn(this.log, 'unsubscribe on stop')(err) }
+    try {
+      pubsub.unsubscribe(MEMBERS_TOPIC)
+      pubsub.unsubscribe(SUSPECT_TOPIC)
+    } catch (err) {
+      debugOn(this.log, 'unsubscribe on stop')(err)
+    }
     this.started = false
   }
 
   /** Announces soon (coalescing bursts of changes into one message). */
-  announceSoon (delayMs = 5): void {
+  announceSoon(delayMs = 5): void {
     if (!this.started || this.announceTimer !== undefined) return
     this.announceTimer = setTimeout(() => {
       this.announceTimer = undefined
@@ -155,13 +209,13 @@ export class Membership implements Startable {
     }, delayMs)
   }
 
-  private announce (): void {
+  private announce(): void {
     if (!this.started) return
     void this.publish()
   }
 
   /** This node's own announcement as it would be published now. */
-  selfAnnouncement (): Announcement {
+  selfAnnouncement(): Announcement {
     const state = this.init.localState?.() ?? { catalog: [], instances: {}, capacity: {} }
     return {
       v: 1,
@@ -178,7 +232,7 @@ export class Membership implements Startable {
     }
   }
 
-  private async publish (): Promise<void> {
+  private async publish(): Promise<void> {
     this.seq++
     const a = this.selfAnnouncement()
     try {
@@ -188,7 +242,7 @@ export class Membership implements Startable {
     }
   }
 
-  private validate (msg: Message): TopicValidatorResult {
+  private validate(msg: Message): TopicValidatorResult {
     const res = decodeAnnouncement(msg.data)
     if (!res.ok) {
       this.components.stats?.onAnnouncement?.(res.reason)
@@ -204,7 +258,7 @@ export class Membership implements Startable {
     return TopicValidatorResult.Accept
   }
 
-  private validateSuspect (msg: Message): TopicValidatorResult {
+  private validateSuspect(msg: Message): TopicValidatorResult {
     const n = decodeSuspect(msg.data)
     if (n === undefined || msg.type !== 'signed' || msg.from.toString() !== n.peer) {
       this.components.stats?.onSuspectNotice?.(n === undefined ? 'malformed' : 'spoofed')
@@ -223,7 +277,10 @@ export class Membership implements Startable {
       this.components.stats?.onSuspectNotice?.('accepted')
       // Suspected ourselves (slow, not dead): refute at once with a fresh announcement, which
       // turns every member's view of us back to alive before the suspicion ripens into failed.
-      if (n.suspect === this.selfPeer) { this.refute(Date.now()); return }
+      if (n.suspect === this.selfPeer) {
+        this.refute(Date.now())
+        return
+      }
       this.table.confirm(n.suspect, n.peer, Date.now())
       const m = this.table.get(n.suspect)
       if (m !== undefined && m.status === 'alive' && !this.probing.has(n.suspect)) void this.probe(m, true)
@@ -251,7 +308,7 @@ export class Membership implements Startable {
    * per REFUTE_MS, so that a member with the PSK sending notice after notice cannot make
    * this node flood the cluster with announcements (one per notice).
    */
-  private refute (now: number): void {
+  private refute(now: number): void {
     this.health.refuted(now)
     // An announcement already on its way refutes this one too.
     if (this.announceTimer !== undefined) return
@@ -276,7 +333,7 @@ export class Membership implements Startable {
     })
   }
 
-  private addrsOf (a: Announcement): Multiaddr[] {
+  private addrsOf(a: Announcement): Multiaddr[] {
     const out: Multiaddr[] = []
     for (const s of a.addrs) {
       try {
@@ -287,18 +344,20 @@ export class Membership implements Startable {
     return out
   }
 
-  private connect (a: Announcement): void {
+  private connect(a: Announcement): void {
     if (this.components.node.getConnections(this.peerId(a.peer)).length > 0) return
     void this.dial(a)
   }
 
-  private async dial (a: Announcement): Promise<boolean> {
+  private async dial(a: Announcement): Promise<boolean> {
     if (this.dialing.has(a.peer)) return true
     const addrs = this.addrsOf(a)
     if (addrs.length === 0) return false
     this.dialing.add(a.peer)
     try {
-      await this.components.node.dial(addrs, { signal: AbortSignal.timeout(Math.max(1000, this.init.suspectTimeoutMs * this.health.multiplier)) })
+      await this.components.node.dial(addrs, {
+        signal: AbortSignal.timeout(Math.max(1000, this.init.suspectTimeoutMs * this.health.multiplier))
+      })
       return true
     } catch {
       return false
@@ -314,7 +373,7 @@ export class Membership implements Startable {
    * under load is not taken for a failure, and a member that misses both is announced
    * on the suspect topic so that every other member probes it at once.
    */
-  private probeAll (): void {
+  private probeAll(): void {
     const now = Date.now()
     const tick = performance.now()
     this.health.sample(now, Math.max(0, tick - this.lastTick - this.tickMs))
@@ -327,64 +386,88 @@ export class Membership implements Startable {
       const peer = m.announcement.peer
       if (m.status === 'left' || this.probing.has(peer)) continue
       // Failed members are retried less often, so that one that comes back is noticed.
-      const due = (this.lastProbe.get(peer) ?? 0) + (m.status === 'failed' ? FAILED_PROBE_FACTOR * period : m.status === 'suspect' ? this.init.probeIntervalMs : period)
+      const due =
+        (this.lastProbe.get(peer) ?? 0) +
+        (m.status === 'failed'
+          ? FAILED_PROBE_FACTOR * period
+          : m.status === 'suspect'
+            ? this.init.probeIntervalMs
+            : period)
       if (now < due) continue
       void this.probe(m, true)
     }
     // Silence long enough to have missed two probes makes a member suspect.
-    this.table.tick(now, { suspectTimeoutMs: this.timing.suspectTimeoutMs * slower, forgetAfterMs: this.timing.forgetAfterMs, silenceMs: (2 * period + this.init.probeTimeoutMs) * slower })
+    this.table.tick(now, {
+      suspectTimeoutMs: this.timing.suspectTimeoutMs * slower,
+      forgetAfterMs: this.timing.forgetAfterMs,
+      silenceMs: (2 * period + this.init.probeTimeoutMs) * slower
+    })
   }
 
   /**
    * Says so when this node turns slow enough to stretch its timeouts, and when it recovers;
    * at info at most once a minute (a loaded node may flap), else at debug.
    */
-  private reportHealth (now: number): void {
+  private reportHealth(now: number): void {
     const m = this.health.multiplier
     if (m > 1 && this.slowSince === undefined) {
       this.slowSince = now
       this.slowLevel = now - this.slowLoggedAt > SLOW_LOG_INTERVAL_MS ? 'info' : 'debug'
       if (this.slowLevel === 'info') this.slowLoggedAt = now
-      this.log[this.slowLevel](`this node is slow (event loop ${Math.round(this.health.lag)} ms late): failure-detector timeouts ×${m} until it recovers`)
+      this.log[this.slowLevel](
+        `this node is slow (event loop ${Math.round(this.health.lag)} ms late): failure-detector timeouts ×${m} until it recovers`
+      )
     } else if (m === 1 && this.slowSince !== undefined) {
-      this.log[this.slowLevel](`this node has recovered after ${((now - this.slowSince) / 1000).toFixed(1)} s: failure-detector timeouts back to normal`)
+      this.log[this.slowLevel](
+        `this node has recovered after ${((now - this.slowSince) / 1000).toFixed(1)} s: failure-detector timeouts back to normal`
+      )
       this.slowSince = undefined
     }
   }
 
-  private async probe (m: Member, retry: boolean): Promise<void> {
+  private async probe(m: Member, retry: boolean): Promise<void> {
     const peer = m.announcement.peer
     this.probing.add(peer)
     this.lastProbe.set(peer, Date.now())
     const pid = this.peerId(peer)
     try {
-      if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement))) throw new Error('unreachable')
+      if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement)))
+        throw new Error('unreachable')
       await this.components.rtt.probe(pid, this.init.probeTimeoutMs * this.health.multiplier)
       this.table.heard(peer, Date.now())
       this.probing.delete(peer)
     } catch {
       this.probing.delete(peer)
-      if (retry && this.started) { await this.probe(m, false); return }
+      if (retry && this.started) {
+        await this.probe(m, false)
+        return
+      }
       if (this.table.missed(peer, Date.now()) && this.started) {
-        void this.components.node.services.pubsub.publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: this.selfPeer, suspect: peer, ts: Date.now() })).catch(() => {})
+        void this.components.node.services.pubsub
+          .publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: this.selfPeer, suspect: peer, ts: Date.now() }))
+          .catch(() => {})
       }
     }
   }
 
   /** Keeps trying the bootstraps while this node knows no live member. */
-  private rejoin (): void {
+  private rejoin(): void {
     const alive = this.table.list().some(m => m.status === 'alive')
     if (alive || this.init.bootstraps.length === 0) return
     for (const b of this.init.bootstraps) {
-      void this.components.node.dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) }).catch(() => {})
+      void this.components.node
+        .dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) })
+        .catch(() => {})
     }
   }
 
   /** Members other than this node. */
-  members (): Member[] { return this.table.list() }
+  members(): Member[] {
+    return this.table.list()
+  }
 }
 
 /** 12D3KooW…5qGjud: enough to tell members apart in a log or a table. */
-export function shortPeer (peer: string): string {
+export function shortPeer(peer: string): string {
   return peer.length > 16 ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : peer
 }

@@ -40,11 +40,17 @@ export interface TableEvents {
 export class MemberTable extends EventEmitter<TableEvents> {
   private readonly members = new Map<string, Member>()
 
-  get (peer: string): Member | undefined { return this.members.get(peer) }
-  list (): Member[] { return [...this.members.values()] }
-  get size (): number { return this.members.size }
+  get(peer: string): Member | undefined {
+    return this.members.get(peer)
+  }
+  list(): Member[] {
+    return [...this.members.values()]
+  }
+  get size(): number {
+    return this.members.size
+  }
 
-  private setStatus (m: Member, status: MemberStatus, now: number): void {
+  private setStatus(m: Member, status: MemberStatus, now: number): void {
     if (m.status === status) return
     if (status === 'alive') m.confirmations.clear()
     const prev = m.status
@@ -54,10 +60,16 @@ export class MemberTable extends EventEmitter<TableEvents> {
   }
 
   /** Applies an announcement; a seq not above the known one is stale and ignored. */
-  apply (a: Announcement, now: number): 'new' | 'updated' | 'stale' {
+  apply(a: Announcement, now: number): 'new' | 'updated' | 'stale' {
     const m = this.members.get(a.peer)
     if (m === undefined) {
-      const fresh: Member = { announcement: a, status: a.leaving === true ? 'left' : 'alive', statusSince: now, lastHeard: now, confirmations: new Map() }
+      const fresh: Member = {
+        announcement: a,
+        status: a.leaving === true ? 'left' : 'alive',
+        statusSince: now,
+        lastHeard: now,
+        confirmations: new Map()
+      }
       this.members.set(a.peer, fresh)
       this.emit('change', fresh, undefined)
       return 'new'
@@ -72,7 +84,7 @@ export class MemberTable extends EventEmitter<TableEvents> {
   }
 
   /** A probe answered: the member is alive (a member that left stays left until it announces again). */
-  heard (peer: string, now: number): void {
+  heard(peer: string, now: number): void {
     const m = this.members.get(peer)
     if (m === undefined) return
     m.lastHeard = now
@@ -80,7 +92,7 @@ export class MemberTable extends EventEmitter<TableEvents> {
   }
 
   /** A probe went unanswered; true when that made the member suspect. */
-  missed (peer: string, now: number): boolean {
+  missed(peer: string, now: number): boolean {
     const m = this.members.get(peer)
     if (m?.status !== 'alive') return false
     this.setStatus(m, 'suspect', now)
@@ -88,7 +100,7 @@ export class MemberTable extends EventEmitter<TableEvents> {
   }
 
   /** Its connection closed and a redial was refused: the process is gone. */
-  unreachable (peer: string, now: number): void {
+  unreachable(peer: string, now: number): void {
     const m = this.members.get(peer)
     if (m !== undefined && (m.status === 'alive' || m.status === 'suspect')) this.setStatus(m, 'failed', now)
   }
@@ -98,24 +110,24 @@ export class MemberTable extends EventEmitter<TableEvents> {
    * counts: throwaway keys (anyone with the PSK can sign) must not hasten a verdict, nor
    * grow the map of a member that is not suspect.
    */
-  confirm (peer: string, reporter: string, now: number): void {
+  confirm(peer: string, reporter: string, now: number): void {
     const m = this.members.get(peer)
     if (reporter === peer || this.members.get(reporter)?.status !== 'alive') return
     if (m !== undefined && (m.status === 'alive' || m.status === 'suspect')) m.confirmations.set(reporter, now)
   }
 
   /** How long a suspect may stay silent before it is failed, given the confirmations. */
-  static suspectWait (t: Pick<TableTiming, 'suspectTimeoutMs'>, confirmations: number, expected = 3): number {
+  static suspectWait(t: Pick<TableTiming, 'suspectTimeoutMs'>, confirmations: number, expected = 3): number {
     // With nobody else to ask (a two-node cluster), the plain timeout applies.
     if (expected <= 0) return t.suspectTimeoutMs
     const max = 2 * t.suspectTimeoutMs
     const min = t.suspectTimeoutMs / 3
     const c = Math.min(confirmations, expected)
-    return Math.max(min, max - (max - min) * Math.log(c + 1) / Math.log(expected + 1))
+    return Math.max(min, max - ((max - min) * Math.log(c + 1)) / Math.log(expected + 1))
   }
 
   /** Advances timers: silence → suspect, suspect too long → failed, old failed/left → forgotten. */
-  tick (now: number, t: TableTiming): void {
+  tick(now: number, t: TableTiming): void {
     for (const m of this.members.values()) {
       const silent = now - m.lastHeard
       if (m.status === 'alive' && silent > t.silenceMs) this.setStatus(m, 'suspect', now)
@@ -123,13 +135,15 @@ export class MemberTable extends EventEmitter<TableEvents> {
         for (const [r, at] of m.confirmations) if (now - at > 10000) m.confirmations.delete(r)
         // Up to three other members can confirm; fewer in a small cluster.
         const expected = Math.min(3, this.members.size - 1)
-        if (now - Math.max(m.statusSince, m.lastHeard) >= MemberTable.suspectWait(t, m.confirmations.size, expected)) this.setStatus(m, 'failed', now)
+        if (now - Math.max(m.statusSince, m.lastHeard) >= MemberTable.suspectWait(t, m.confirmations.size, expected))
+          this.setStatus(m, 'failed', now)
       }
-      if ((m.status === 'failed' || m.status === 'left') && now - m.statusSince > t.forgetAfterMs) this.forget(m.announcement.peer)
+      if ((m.status === 'failed' || m.status === 'left') && now - m.statusSince > t.forgetAfterMs)
+        this.forget(m.announcement.peer)
     }
   }
 
-  forget (peer: string): void {
+  forget(peer: string): void {
     if (this.members.delete(peer)) this.emit('forget', peer)
   }
 }

@@ -3,19 +3,34 @@ import { BaseCommand } from '../../cli/base.js'
 
 export default class ConfigInit extends BaseCommand {
   static override summary = 'Write a working config with a freshly generated PSK (mode 0600).'
-  static override description = 'Copy the file to every host of the cluster (it holds the shared PSK), then add the multiaddr of a first allocator to Bootstraps.'
-  static override examples = ['<%= config.bin %> config init --output /etc/physarum/conf.json', '<%= config.bin %> config init --output - > conf.json']
+  static override description =
+    'Copy the file to every host of the cluster (it holds the shared PSK), then add the multiaddr of a first allocator to Bootstraps.'
+  static override examples = [
+    '<%= config.bin %> config init --output /etc/physarum/conf.json',
+    '<%= config.bin %> config init --output - > conf.json'
+  ]
 
   static override flags = {
-    output: Flags.string({ char: 'o', description: `where to write it ("-" for stdout)`, default: '/etc/physarum/conf.json', helpValue: 'FILE' }),
+    output: Flags.string({
+      char: 'o',
+      description: `where to write it ("-" for stdout)`,
+      default: '/etc/physarum/conf.json',
+      helpValue: 'FILE'
+    }),
     force: Flags.boolean({ char: 'f', description: 'overwrite an existing file' }),
-    bootstrap: Flags.string({ char: 'b', multiple: true, description: 'bootstrap multiaddr to put in the file (repeatable)', helpValue: 'MULTIADDR' })
+    bootstrap: Flags.string({
+      char: 'b',
+      multiple: true,
+      description: 'bootstrap multiaddr to put in the file (repeatable)',
+      helpValue: 'MULTIADDR'
+    })
   }
 
-  async run (): Promise<void> {
+  async run(): Promise<void> {
     const { flags } = await this.parse(ConfigInit)
     const { writeInitialConfig } = await import('../../config/init.js')
     const written = writeInitialConfig({ output: flags.output, force: flags.force, bootstraps: flags.bootstrap ?? [] })
-    if (written !== undefined) process.stderr.write(`wrote ${written} (mode 0600); copy it to every host of the cluster\n`)
+    if (written !== undefined)
+      process.stderr.write(`wrote ${written} (mode 0600); copy it to every host of the cluster\n`)
   }
 }
