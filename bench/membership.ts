@@ -32,7 +32,10 @@ interface ClusterAdapter {
   start: (i: number) => Promise<number>
   /** The latest time at which every observer logged `change` for node i at or after `after`. */
   seenByAll: (observers: number[], i: number, change: Change, after: number) => number | undefined
-  /** Changes logged since `since`, by kind (for false alarms during the soak); undefined when the tool does not log that kind. */
+  /**
+   * Changes logged since `since`, by kind (for false alarms during the soak); undefined when the tool does not log that
+   * kind.
+   */
   count: (change: Change, since: number) => number | undefined
   signal: (i: number, sig: NodeJS.Signals) => void
   /** The signal on which a node leaves gracefully. */

@@ -5,7 +5,10 @@
 /** How long a client waits for a ready instance by default (ms): a cold start of a slow image, with margin. */
 export const ALLOCATION_TIMEOUT_MS = 30000
 
-/** A request must arrive within this long of the stream opening (ms), or the stream is reset: a peer cannot park streams. */
+/**
+ * A request must arrive within this long of the stream opening (ms), or the stream is reset: a peer cannot park
+ * streams.
+ */
 export const REQUEST_READ_TIMEOUT_MS = 10000
 
 /** Writing the answer and closing the stream may take this long (ms); a peer that stops reading is cut off. */

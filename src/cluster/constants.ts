@@ -34,16 +34,24 @@ export const PING_STREAMS = 32
  */
 export const PROBE_SPACING_MS = 100
 
-/** A failed member is probed this many times less often than a live one: one that comes back is noticed, a dead one costs little. */
+/**
+ * A failed member is probed this many times less often than a live one: one that comes back is noticed, a dead one
+ * costs little.
+ */
 export const FAILED_PROBE_FACTOR = 10
 
 /** While this node knows no live member, the bootstraps are dialled again this often (ms). */
 export const REJOIN_INTERVAL_MS = 2000
 
-/** A leave announcement is given this long to reach every mesh peer before the streams close (ms): 2–9 ms measured, with margin. */
+/**
+ * A leave announcement is given this long to reach every mesh peer before the streams close (ms): 2–9 ms measured, with
+ * margin.
+ */
 export const LEAVE_FLUSH_MS = 150
 
-/** A bootstrap dial while this node knows no live member gives up after this long (ms); it is retried at the next tick. */
+/**
+ * A bootstrap dial while this node knows no live member gives up after this long (ms); it is retried at the next tick.
+ */
 export const BOOTSTRAP_DIAL_TIMEOUT_MS = 2000
 
 /** The least time between two refutations of a suspicion of this node (ms); well under a suspect's wait. */
@@ -52,7 +60,9 @@ export const REFUTE_MS = 200
 /** "This node is slow" is logged at info at most this often (ms), else at debug: a loaded node may flap. */
 export const SLOW_LOG_INTERVAL_MS = 60000
 
-/** Local health (Lifeguard): the highest score; Lifeguard's default is 8, so timeouts stretch to at most 9× their base. */
+/**
+ * Local health (Lifeguard): the highest score; Lifeguard's default is 8, so timeouts stretch to at most 9× their base.
+ */
 export const HEALTH_MAX_SCORE = 8
 
 /** Local health: the remembered event-loop lag halves in this long (ms), so that one bad second counts for a few. */

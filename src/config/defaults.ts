@@ -106,7 +106,8 @@ export function roleDefaults(role: Role, context: RoleContext = {}): RoleDefault
         Listen: ['/ip4/0.0.0.0/tcp/4001'],
         // Loopback only, one port per role: the allocator's and a proxy's admin APIs share a host.
         AdminListen: '127.0.0.1:7701',
-        // A stable peer ID across restarts: bootstraps name it, and it finds its instances again (state beside the key).
+        // A stable peer ID across restarts: bootstraps name it, and it finds its instances again (state beside the
+        // key).
         KeyFile: '~/.physarum/allocator.key'
       }
     case 'proxy':

@@ -15,10 +15,16 @@ export const MAX_STREAMS = 4096
  */
 export const STREAMS_PER_INSTANCE = 128
 
-/** An idle stream is closed after this long (ms): a warm request pays no stream open (~1.3 ms), an idle proxy holds nothing for long. */
+/**
+ * An idle stream is closed after this long (ms): a warm request pays no stream open (~1.3 ms), an idle proxy holds
+ * nothing for long.
+ */
 export const STREAM_KEEPALIVE_MS = 60000
 
-/** A stream open (dial + protocol select + header frame) that takes longer than this fails (ms); a frozen host is cut sooner by abortOpens. */
+/**
+ * A stream open (dial + protocol select + header frame) that takes longer than this fails (ms); a frozen host is cut
+ * sooner by abortOpens.
+ */
 export const CONNECT_TIMEOUT_MS = 10000
 
 /** Connections from a host to one local instance (undici pool): above any app's TargetConcurrency. */
@@ -34,13 +40,21 @@ export const INSTANCE_KEEPALIVE_MS = 30000
 /** A stream must send its header frame within this long of opening (ms), or it is reset: a peer cannot park streams. */
 export const HEADER_FRAME_TIMEOUT_MS = 10000
 
-/** The HTTP head of a request on a stream must arrive within this long (ms), as Node's own server default (slowloris). */
+/**
+ * The HTTP head of a request on a stream must arrive within this long (ms), as Node's own server default (slowloris).
+ */
 export const SERVE_HEADERS_TIMEOUT_MS = 30000
 
-/** An idle stream on the serving side is closed after this long (ms): longer than the client's keep-alive, so the client closes first. */
+/**
+ * An idle stream on the serving side is closed after this long (ms): longer than the client's keep-alive, so the client
+ * closes first.
+ */
 export const SERVE_KEEPALIVE_MS = 120000
 
-/** The largest request head the serving side reads (bytes): twice the entrypoint's, so what the entrypoint accepts passes. */
+/**
+ * The largest request head the serving side reads (bytes): twice the entrypoint's, so what the entrypoint accepts
+ * passes.
+ */
 export const SERVE_MAX_HEADER_BYTES = 64 * 1024
 
 /** How often a stop looks whether the streams have closed (ms). */

@@ -264,7 +264,10 @@ export class ForwardServer implements Startable {
       .catch(debugOn(this.components.log, 'unhandle of the forwarding protocol'))
   }
 
-  /** Closes every stream: ended first, so that the last bytes of a response still go out, then destroyed after CLOSE_GRACE_MS. */
+  /**
+   * Closes every stream: ended first, so that the last bytes of a response still go out, then destroyed after
+   * CLOSE_GRACE_MS.
+   */
   async stop(): Promise<void> {
     await this.beforeStop()
     for (const s of this.sockets) s.end()

@@ -26,7 +26,9 @@ export class ListenError extends Error {
   override name = 'ListenError'
 }
 
-/** Listens; resolves with the bound HOST:PORT, or throws a ListenError naming `what` (e.g. "admin API") and a `hint`. */
+/**
+ * Listens; resolves with the bound HOST:PORT, or throws a ListenError naming `what` (e.g. "admin API") and a `hint`.
+ */
 export async function listenOn(
   server: Server,
   host: string,

@@ -43,7 +43,9 @@ export async function waitFor<T>(
     }
     await sleep(everyMs)
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}`)
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`
+  )
 }
 
 /**

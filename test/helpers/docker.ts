@@ -47,7 +47,10 @@ export function buildTestImage(): void {
   }
 }
 
-/** Containers labelled as created by the allocator `peer` (all states); `host` names another engine (a DOCKER_HOST value). */
+/**
+ * Containers labelled as created by the allocator `peer` (all states); `host` names another engine (a DOCKER_HOST
+ * value).
+ */
 export function labelled(peer: string, host?: string): string[] {
   const out = execFileSync('docker', [
     ...(host !== undefined ? ['-H', host] : []),

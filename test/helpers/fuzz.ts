@@ -52,7 +52,10 @@ export function caseRng(seed: number, index: number): Rng {
 const enc = new TextEncoder()
 export const utf8 = (s: string): Uint8Array => enc.encode(s)
 
-/** Byte sequences that are not valid UTF-8: a lone continuation, an overlong form, a surrogate, past U+10FFFF, a cut-off sequence. */
+/**
+ * Byte sequences that are not valid UTF-8: a lone continuation, an overlong form, a surrogate, past U+10FFFF, a cut-off
+ * sequence.
+ */
 export const INVALID_UTF8 = [
   [0x80],
   [0xc0, 0xaf],
@@ -97,7 +100,10 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out
 }
 
-/** One to four byte-level mutations of `input`: flips, random bytes, insertions, deletions, truncation, duplication, invalid UTF-8. */
+/**
+ * One to four byte-level mutations of `input`: flips, random bytes, insertions, deletions, truncation, duplication,
+ * invalid UTF-8.
+ */
 export function mutateBytes(rng: Rng, input: Uint8Array, maxLen = 1 << 16): Uint8Array {
   let b: Uint8Array = Uint8Array.from(input)
   const rounds = 1 + rng.int(4)
@@ -241,7 +247,7 @@ export function hostileJson(
         break
       }
       default:
-        msg[rng.pick(keys)] = rng.pick([null, true, [], {}, -1, 1e309, '', 'x'.repeat(200)])
+        msg[rng.pick(keys)] = rng.pick([null, true, [], {}, -1, Number.MAX_VALUE, '', 'x'.repeat(200)])
         break
     }
   }
@@ -397,7 +403,10 @@ const VERSIONS = [
   'HTTP/1.1\u0000'
 ]
 
-/** A request line and headers from hostile parts: odd methods, targets and versions; huge, many, duplicate or malformed headers. */
+/**
+ * A request line and headers from hostile parts: odd methods, targets and versions; huge, many, duplicate or malformed
+ * headers.
+ */
 export function generatedRequest(rng: Rng): Uint8Array {
   const line = rng.chance(0.1)
     ? Buffer.from(rng.bytes(rng.size(200))).toString('latin1')

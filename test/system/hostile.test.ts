@@ -365,7 +365,8 @@ describe(
                 ? mutateBytes(rng, utf8(JSON.stringify(template)))
                 : rng.bytes(rng.size(3 * MAX_HEADER_FRAME))
           const { parts, proper } = frame(rng, body)
-          // A whole frame is answered (a reset, or the HTTP response); a frame cut short only once the write side closes.
+          // A whole frame is answered (a reset, or the HTTP response); a frame cut short only once the write side
+          // closes.
           const { bytes, end } = await exchange(
             HTTP_PROTOCOL,
             allocPeer,
@@ -622,7 +623,8 @@ describe(
         const bytes = await rawHttp(host, Number(port), utf8(raw), 15000)
         assert.equal(statusOf(bytes), 'http 400', JSON.stringify(raw))
       }
-      // A CRLF that ends the request line early leaves an app name and a header of the client's own: nothing is injected into the answer.
+      // A CRLF that ends the request line early leaves an app name and a header of the client's own: nothing is
+      // injected into the answer.
       const split = (
         await rawHttp(
           host,

@@ -59,7 +59,9 @@ const environ = (pid: number): Record<string, string> =>
       .map(kv => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])
   )
 
-/** An instance process runs the catalog Command with the catalog environment only (no PSK), listening on 127.0.0.1 only. */
+/**
+ * An instance process runs the catalog Command with the catalog environment only (no PSK), listening on 127.0.0.1 only.
+ */
 function instanceAsCatalogSays(pid: number): void {
   assert.deepEqual(cmdline(pid), HELLO_COMMAND, 'the catalog Command, nothing else')
   const env = environ(pid)
@@ -330,7 +332,8 @@ describe('security of an allocator and a proxy (CLI child processes)', { timeout
         s.send(utf8('GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
         const { bytes } = await readAll(s, 15000)
         const text = bytes.toString()
-        // Either an instance of hello answers (its own 404 for /v1/health), or a clear refusal: never the admin API or another port.
+        // Either an instance of hello answers (its own 404 for /v1/health), or a clear refusal: never the admin API or
+        // another port.
         assert.match(text, /^HTTP\/1\.1 (404|503)/, `${JSON.stringify(frame)}: ${text.slice(0, 200)}`)
         assert.doesNotMatch(text, /"status":\s*"ok"|uptimeS|SSH/, JSON.stringify(frame))
       }

@@ -104,7 +104,8 @@ test('announcement decoding: valid, extra fields kept, malformed and oversized r
   assert.equal(!big.ok && big.reason, 'oversized')
   const utf = decodeAnnouncement(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]))
   assert.equal(!utf.ok && utf.reason, 'malformed')
-  // What the gossip test (test/integration/cluster.test.ts) publishes from a hostile peer, each refused for its own reason here.
+  // What the gossip test (test/integration/cluster.test.ts) publishes from a hostile peer, each refused for its own
+  // reason here.
   const enc = (v: unknown): Uint8Array => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v))
   const hostile: Array<[string, Uint8Array, 'malformed' | 'oversized']> = [
     ['not JSON', enc('not json'), 'malformed'],

@@ -36,7 +36,9 @@ export function usage(instances: Iterable<Counted>, app?: string): Usage {
   return u
 }
 
-/** Why one more instance of the app (`appMax` instances at most, `appMemoryMB` each) may not start; undefined: it may. */
+/**
+ * Why one more instance of the app (`appMax` instances at most, `appMemoryMB` each) may not start; undefined: it may.
+ */
 export function refusal(
   u: Usage,
   limits: Limits,

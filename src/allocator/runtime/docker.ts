@@ -106,7 +106,8 @@ export class DockerRuntime implements Runtime {
     try {
       await Promise.race([
         new Promise<void>((resolve, reject) => {
-          // With an options object, the callback overload (no promise); without, the types took the callback for options.
+          // With an options object, the callback overload (no promise); without, the types took the callback for
+          // options.
           this.docker.pull(image, {}, (err: Error | null, stream?: NodeJS.ReadableStream) => {
             if (err !== null || stream === undefined) {
               reject(err ?? new Error('no stream'))
@@ -151,7 +152,10 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  /** Removes the containers whose removal failed while the engine was unreachable (it keeps them, stopped, across its restart). */
+  /**
+   * Removes the containers whose removal failed while the engine was unreachable (it keeps them, stopped, across its
+   * restart).
+   */
   private async removeUnremoved(): Promise<void> {
     for (const handle of [...this.unremoved]) {
       try {

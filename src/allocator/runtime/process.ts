@@ -59,7 +59,10 @@ export class ProcessRuntime implements Runtime {
 
   constructor(private readonly opts: { stateFile: string; log: Logger; cwd?: string }) {}
 
-  /** Writes the state file; a failure (disk full, permissions) is logged, never thrown, so that a start or stop still completes. */
+  /**
+   * Writes the state file; a failure (disk full, permissions) is logged, never thrown, so that a start or stop still
+   * completes.
+   */
   private save(): void {
     try {
       mkdirSync(dirname(this.opts.stateFile), { recursive: true, mode: 0o700 })

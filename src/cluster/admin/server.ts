@@ -5,7 +5,10 @@ import { listenOn, parseHostPort } from '../../util/http.js'
 import type { Registry } from 'prom-client'
 import type { Startable } from '@libp2p/interface'
 
-/** Idle keep-alive connections of the admin API close after this long (ms): its clients are CLIs and scrapers, not hot paths. */
+/**
+ * Idle keep-alive connections of the admin API close after this long (ms): its clients are CLIs and scrapers, not hot
+ * paths.
+ */
 const KEEPALIVE_MS = 5000
 
 /** A route's answer (or a promise of it), sent as JSON. */
