@@ -3,7 +3,6 @@
 // shutdown order that loses nothing: refuse, announce leaving, drain, stop instances.
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
-import { Counter, Gauge, Histogram } from 'prom-client'
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
 import { expandHome } from '../config/files.js'
@@ -16,6 +15,7 @@ import { DockerRuntime, dockerAvailable } from './runtime/docker.js'
 import { ProcessRuntime } from './runtime/process.js'
 import type { Runtime } from './runtime/runtime.js'
 import type { Logger } from '../util/log.js'
+import { allocatorMetrics, instancesGauge } from './metrics.js'
 
 export interface AllocatorOptions extends DaemonOptions {
   keepInstances?: boolean
@@ -64,32 +64,7 @@ export class AllocatorDaemon {
       localState: () => manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
     })
     try {
-      const reg = agent.metrics.registry
-      const allocations = new Counter({
-        name: 'physarum_allocations_total',
-        help: 'Allocation requests answered, by app and result (ok or an error code).',
-        labelNames: ['app', 'result'],
-        registers: [reg]
-      })
-      const allocSeconds = new Histogram({
-        name: 'physarum_allocation_seconds',
-        help: 'Time from an allocation request to its answer.',
-        labelNames: ['app', 'result'],
-        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
-        registers: [reg]
-      })
-      const forwarded = new Counter({
-        name: 'physarum_forwarded_requests_total',
-        help: 'Requests served for hosted instances, by app and status.',
-        labelNames: ['app', 'status'],
-        registers: [reg]
-      })
-      const culls = new Counter({
-        name: 'physarum_culls_total',
-        help: 'Instances removed by the allocator, by app and reason (idle, unhealthy).',
-        labelNames: ['app', 'reason'],
-        registers: [reg]
-      })
+      const metrics = allocatorMetrics(agent.metrics.registry)
       // Beside the key file: an allocator with a persistent identity finds its processes
       // after a restart. An ephemeral one never could, so its state stays in /tmp.
       const stateDir =
@@ -105,7 +80,7 @@ export class AllocatorDaemon {
           catalog,
           log: log.scope('instances'),
           onCull: (app, reason) => {
-            culls.inc({ app, reason })
+            metrics.culls.inc({ app, reason })
           }
         },
         {
@@ -116,17 +91,7 @@ export class AllocatorDaemon {
         }
       )
       const m = manager
-      const gauge = new Gauge({
-        name: 'physarum_instances',
-        help: 'Instances on this allocator, by app and state.',
-        labelNames: ['app', 'state'],
-        registers: [reg],
-        collect() {
-          this.reset()
-          for (const i of m.instances.values()) this.inc({ app: i.app, state: i.state })
-        }
-      })
-      void gauge
+      instancesGauge(agent.metrics.registry, manager)
       // Announce at once when an instance becomes ready or goes away.
       manager.on('change', () => {
         agent.membership.announceSoon(0)
@@ -141,8 +106,8 @@ export class AllocatorDaemon {
           log: log.scope('alloc'),
           stats: {
             onResult: (app, result, s) => {
-              allocations.inc({ app: appLabel(app), result })
-              allocSeconds.observe({ app: appLabel(app), result }, s)
+              metrics.allocations.inc({ app: appLabel(app), result })
+              metrics.allocSeconds.observe({ app: appLabel(app), result }, s)
             }
           }
         },
@@ -156,7 +121,7 @@ export class AllocatorDaemon {
           node: agent.node,
           log: log.scope('forward'),
           onResponse: (app, status) => {
-            forwarded.inc({ app: appLabel(app), status: String(status) })
+            metrics.forwarded.inc({ app: appLabel(app), status: String(status) })
           }
         },
         {

@@ -1,6 +1,5 @@
 // The proxy daemon: an agent, the HTTP entrypoint with placement and forwarding, and in
 // server mode a user-run instance that it health-checks, announces and serves.
-import { Counter, Histogram } from 'prom-client'
 import { Pool } from 'undici'
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import { statusJson, RecentErrors } from './status.js'
@@ -19,6 +18,7 @@ import { debugOn, type Logger } from '../util/log.js'
 import { Balancer } from './balancer.js'
 import { Placement, type Endpoint } from './placement.js'
 import { Entrypoint } from './entrypoint.js'
+import { proxyMetrics } from './metrics.js'
 
 export interface ProxyOptions extends DaemonOptions {
   port: number
@@ -102,44 +102,7 @@ export class ProxyDaemon {
       })
     })
     try {
-      const reg = agent.metrics.registry
-      const requestCount = new Counter({
-        name: 'physarum_proxy_requests_total',
-        help: 'Requests through this proxy, by app and status.',
-        labelNames: ['app', 'status'],
-        registers: [reg]
-      })
-      const latency = new Histogram({
-        name: 'physarum_proxy_request_seconds',
-        help: 'Time to serve a request through this proxy, by app.',
-        labelNames: ['app'],
-        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-        registers: [reg]
-      })
-      const coldStarts = new Counter({
-        name: 'physarum_proxy_cold_starts_total',
-        help: 'Requests that found no instance within HardReq and waited for one.',
-        labelNames: ['app'],
-        registers: [reg]
-      })
-      const allocations = new Counter({
-        name: 'physarum_proxy_allocations_total',
-        help: 'Allocation requests sent, by app and result.',
-        labelNames: ['app', 'result'],
-        registers: [reg]
-      })
-      const retries = new Counter({
-        name: 'physarum_proxy_retries_total',
-        help: 'Requests retried on another instance.',
-        labelNames: ['app'],
-        registers: [reg]
-      })
-      const ejections = new Counter({
-        name: 'physarum_proxy_ejections_total',
-        help: 'Instances ejected after repeated failures.',
-        labelNames: ['app'],
-        registers: [reg]
-      })
+      const metrics = proxyMetrics(agent.metrics.registry)
 
       if (opts.app !== undefined) {
         const spec = catalog.get(opts.app) ?? appSpec(opts.app, {}, config.Perf)
@@ -199,10 +162,10 @@ export class ProxyDaemon {
           log: log.scope('placement'),
           stats: {
             onAllocation: (app, result) => {
-              allocations.inc({ app, result })
+              metrics.allocations.inc({ app, result })
             },
             onColdStart: app => {
-              coldStarts.inc({ app: placement.known(app) ? app : '?' })
+              metrics.coldStarts.inc({ app: placement.known(app) ? app : '?' })
             }
           }
         },
@@ -251,14 +214,14 @@ export class ProxyDaemon {
           localPool: app => (l !== undefined && l.spec.name === app ? l.pool : undefined),
           stats: {
             onResponse: (app, status, s) => {
-              requestCount.inc({ app, status: String(status) })
-              latency.observe({ app }, s)
+              metrics.requestCount.inc({ app, status: String(status) })
+              metrics.latency.observe({ app }, s)
             },
             onRetry: app => {
-              retries.inc({ app })
+              metrics.retries.inc({ app })
             },
             onEjection: app => {
-              ejections.inc({ app })
+              metrics.ejections.inc({ app })
             }
           }
         },
