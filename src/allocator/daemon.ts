@@ -154,6 +154,7 @@ export class AllocatorDaemon {
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
+      agent.registerLocal()
       return new AllocatorDaemon(agent, manager, allocation, forward)
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched

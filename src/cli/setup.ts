@@ -12,12 +12,14 @@ import { toConfigFlags } from './flags.js'
 export interface RunAs {
   role: Role
   port?: number
+  /** A proxy that serves an app (--app): see LoadOptions.serverMode. */
+  serverMode?: boolean
 }
 
 export function setup(flags: Record<string, unknown>, runAs: RunAs): { loaded: LoadedConfig; log: Logger } {
   const configFlags = toConfigFlags(flags)
   if (runAs.port !== undefined) configFlags.port = runAs.port
-  const loaded = loadConfig({ role: runAs.role, flags: configFlags })
+  const loaded = loadConfig({ role: runAs.role, flags: configFlags, serverMode: runAs.serverMode })
   const log = createLogger({ level: loaded.config.Log.Level, format: loaded.config.Log.Format })
   return { loaded, log }
 }

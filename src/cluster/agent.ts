@@ -11,6 +11,7 @@ import { RttService } from './rtt.js'
 import { Membership, type LocalState } from './membership/membership.js'
 import { Metrics } from './admin/metrics.js'
 import { AdminServer } from './admin/server.js'
+import { registerLocal, unregisterLocal } from './local-agents.js'
 import { VERSION } from '../util/version.js'
 import { debugOn, type Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
@@ -24,6 +25,11 @@ export interface AgentOptions {
   ephemeral?: boolean
   /** Admin API address; false disables it; undefined → Admin.Listen (none: no admin API). */
   admin?: string | false
+  /**
+   * The admin address is the role's default (7701, 7702), not the user's: when another
+   * daemon on the host has that port, a free one is taken (and recorded in local-agents).
+   */
+  adminIsRoleDefault?: boolean
   localState?: () => LocalState
   /** The config file that was read, for the start-up log. */
   configFile?: string
@@ -36,7 +42,7 @@ export interface AgentOptions {
 /** What every daemon (allocator, proxy) passes through to its agent. */
 export type DaemonOptions = Pick<
   AgentOptions,
-  'config' | 'log' | 'ephemeral' | 'admin' | 'configFile' | 'processMetrics' | 'inboundOnly'
+  'config' | 'log' | 'ephemeral' | 'admin' | 'adminIsRoleDefault' | 'configFile' | 'processMetrics' | 'inboundOnly'
 >
 
 /** One row of the member table as the admin API and `physarum members` show it. */
@@ -64,6 +70,7 @@ export class Agent {
   }
   readonly startedAt = Date.now()
   private stopped = false
+  private localFile?: string
 
   private constructor(
     readonly node: PhysarumNode,
@@ -136,7 +143,11 @@ export class Agent {
     const adminListen = opts.admin ?? config.Admin.Listen
     const admin = new AdminServer(
       { registry: metrics.registry },
-      { listen: adminListen === false ? undefined : adminListen, hint: 'choose another with --admin HOST:PORT' }
+      {
+        listen: adminListen === false ? undefined : adminListen,
+        hint: 'choose another with --admin HOST:PORT',
+        anyPortIfTaken: opts.admin === undefined && opts.adminIsRoleDefault === true
+      }
     )
     const agent = new Agent(node, rtt, membership, metrics, admin, log, role)
     try {
@@ -171,6 +182,12 @@ export class Agent {
       for (const a of fullAddrs(node)) log.info(`listening on ${a}`)
     }
     return agent
+  }
+
+  /** Records this daemon where `physarum members` on this host looks (local-agents.ts); once it serves. */
+  registerLocal(http?: string): void {
+    if (this.role === 'observer') return
+    this.localFile = registerLocal({ role: this.role, peer: this.peer, admin: this.admin.address, http })
   }
 
   get peer(): string {
@@ -220,6 +237,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    unregisterLocal(this.localFile)
     await this.membership.stop().catch(debugOn(this.log, 'membership stop'))
     await this.admin.stop().catch(debugOn(this.log, 'admin API stop'))
     await this.rtt.stop().catch(debugOn(this.log, 'RTT service stop'))

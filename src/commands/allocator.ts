@@ -39,6 +39,7 @@ export default class Allocator extends BaseCommand {
           ephemeral: flags.ephemeral,
           keepInstances: flags['keep-instances'],
           configFile: loaded.file,
+          adminIsRoleDefault: loaded.sources.get('Admin.Listen') === 'role',
           processMetrics: true
         }),
       log

@@ -47,25 +47,15 @@ export default class Members extends BaseCommand {
         throw new UsageError(`--status ${JSON.stringify(flags.status)} is not a valid regular expression`)
       }
     }
-    const [
-      { setup },
-      { roleDefaults },
-      { AgentUnreachableError, byJoining, fromAgent },
-      { filterMembers, formatMembers }
-    ] = await Promise.all([
-      import('../cli/setup.js'),
-      import('../config/defaults.js'),
-      import('../cli/members/client.js'),
-      import('../cli/members/format.js')
-    ])
+    const [{ setup }, { AgentUnreachableError, agentsToAsk, byJoining, fromAgent }, { filterMembers, formatMembers }] =
+      await Promise.all([
+        import('../cli/setup.js'),
+        import('../cli/members/client.js'),
+        import('../cli/members/format.js')
+      ])
     const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
     const cfg = loaded.config
-    const agents =
-      flags.agent !== undefined
-        ? [flags.agent]
-        : cfg.Admin.Listen !== undefined
-          ? [cfg.Admin.Listen]
-          : ([roleDefaults('allocator').AdminListen, roleDefaults('proxy').AdminListen] as string[])
+    const agents = agentsToAsk(cfg, flags.agent)
     let rows: MemberView[] | undefined
     const tried: string[] = []
     for (const a of agents) {

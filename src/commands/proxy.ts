@@ -49,7 +49,11 @@ export default class Proxy extends BaseCommand {
       throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
     // The original positional form (`physarum proxy 1234`) is --port too.
     const given = flags.port ?? args.port
-    const { loaded, log } = setup(flags, { role: 'proxy', ...(given !== undefined ? { port: given } : {}) })
+    const { loaded, log } = setup(flags, {
+      role: 'proxy',
+      serverMode: (flags.app ?? args.app) !== undefined,
+      ...(given !== undefined ? { port: given } : {})
+    })
     const cfg = loaded.config
     const { app, target } = serverMode(cfg, flags.app ?? args.app, flags.address ?? args.address)
     await runDaemon(
@@ -63,6 +67,7 @@ export default class Proxy extends BaseCommand {
           address: target,
           ephemeral: flags.ephemeral,
           configFile: loaded.file,
+          adminIsRoleDefault: loaded.sources.get('Admin.Listen') === 'role',
           processMetrics: true
         }),
       log

@@ -116,7 +116,11 @@ export function roleDefaults(role: Role, context: RoleContext = {}): RoleDefault
         Listen: ['/ip4/0.0.0.0/tcp/0'],
         AdminListen: '127.0.0.1:7702',
         // One identity per entrypoint port: proxies on one host are distinct peers, each with a stable ID.
-        KeyFile: `~/.physarum/proxy-${context.proxyPort ?? builtinDefaults().Proxy.Port}.key`
+        // An entrypoint on a free port (0: a server-mode proxy's default) has no stable ID either.
+        KeyFile:
+          context.proxyPort === 0
+            ? undefined
+            : `~/.physarum/proxy-${context.proxyPort ?? builtinDefaults().Proxy.Port}.key`
       }
     // An observer (`members` joining briefly) never takes an agent's identity and has no
     // admin API; it listens on loopback only when every bootstrap is on loopback.

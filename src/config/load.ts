@@ -215,6 +215,11 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv
   /** Skip the file search (tests). */
   noFile?: boolean
+  /**
+   * A proxy in server mode (--app): unless a layer sets Proxy.Port, its entrypoint takes a
+   * free port (and so has no stable identity of its own), so that several share a host.
+   */
+  serverMode?: boolean
 }
 
 /** The complete configuration of `role`: every default resolved, flags applied. */
@@ -258,6 +263,10 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   if (errs.length > 0) throw new ConfigError(errs[0], errs)
   if (config.Psk !== undefined && config.PskFile !== undefined) throw new ConfigError('set Psk or PskFile, not both')
   // After the checks: an observer's Listen depends on the bootstraps being valid multiaddrs.
+  if (opts.role === 'proxy' && opts.serverMode === true && (sources.get('Proxy.Port') ?? 'default') === 'default') {
+    ;(merged.Proxy as Record<string, unknown>).Port = 0
+    sources.set('Proxy.Port', 'role')
+  }
   resolveRole(merged, sources, opts.role, flags)
   // Read the PSK now, so that an unreadable or exposed PSK file fails at load, not at first dial.
   resolvePsk(config)

@@ -235,6 +235,7 @@ export class ProxyDaemon {
       const address = entrypoint.address as string
       agent.admin.route('/v1/status', () => statusJson(agent, placement, recentErrors.list))
       log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
+      agent.registerLocal(address)
       // Pools and balancing figures are kept per instance; instances come and go (idle culls,
       // scale-outs), so what is kept of those no member announces any more is dropped.
       const sweeper = setInterval(() => {

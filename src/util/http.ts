@@ -24,6 +24,13 @@ export function hostPort(host: string, port: number): string {
  */
 export class ListenError extends Error {
   override name = 'ListenError'
+  /** The system's code (EADDRINUSE, EACCES, …), when there is one. */
+  constructor(
+    message: string,
+    readonly code?: string
+  ) {
+    super(message)
+  }
 }
 
 /**
@@ -47,7 +54,8 @@ export async function listenOn(
     const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message
     const who = opts.what !== undefined ? `${opts.what} ` : ''
     throw new ListenError(
-      `${who}cannot listen on ${hostPort(host, port)}: ${cause}${opts.hint !== undefined ? ` (${opts.hint})` : ''}`
+      `${who}cannot listen on ${hostPort(host, port)}: ${cause}${opts.hint !== undefined ? ` (${opts.hint})` : ''}`,
+      (err as NodeJS.ErrnoException).code
     )
   }
   const a = server.address() as AddressInfo

@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../src/config/load.js'
 import { ConfigError } from '../../src/config/errors.js'
 import { runCli, spawnCli, killAll, ROOT } from '../helpers/cli.js'
+import { reservePort } from '../../src/allocator/runtime/process.js'
 import { withReference } from '../../src/config/reference.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
@@ -376,27 +377,39 @@ describe('role defaults', () => {
   })
 
   test(
-    "a proxy's key file is named for its port, positional or --port; members makes none (real CLI)",
+    "a proxy's key file is named for its port, positional or --port; port 0 and members make none (real CLI)",
     { timeout: 60000 },
     async () => {
       const home = join(dir, 'home-keys')
       mkdirSync(home)
       const conf = file('keys.json', '{}')
+      // Key files only: the daemons' runtime records live beside them (~/.physarum/run).
       const keys = (): string[] =>
-        existsSync(join(home, '.physarum')) ? readdirSync(join(home, '.physarum')).sort() : []
+        existsSync(join(home, '.physarum'))
+          ? readdirSync(join(home, '.physarum'))
+              .filter(n => n.endsWith('.key'))
+              .sort()
+          : []
+      const port = await reservePort()
       for (const args of [
-        ['proxy', '0'],
-        ['proxy', '--port', '0', '--bind', '127.0.0.1']
+        ['proxy', String(port)],
+        ['proxy', '--port', String(port), '--bind', '127.0.0.1'],
+        // Any free port: no stable identity (two such proxies would otherwise share one).
+        ['proxy', '--port', '0']
       ]) {
         const d = spawnCli(
           [...args, '--configfile', conf, '--listen', '/ip4/127.0.0.1/tcp/0', '--admin', '127.0.0.1:0'],
-          { cwd: home, env: { HOME: home } }
+          { cwd: home, env: { HOME: home, XDG_RUNTIME_DIR: '' } }
         )
         await d.waitFor(/proxy listening on http:\/\/127\.0\.0\.1:\d+/)
         d.child.kill('SIGTERM')
         await d.exited
       }
-      assert.deepEqual(keys(), ['proxy-0.key'], 'both runs used ~/.physarum/proxy-0.key')
+      assert.deepEqual(
+        keys(),
+        [`proxy-${port}.key`],
+        `both runs on ${port} used ~/.physarum/proxy-${port}.key, port 0 none`
+      )
       const m = await runCli(
         [
           'members',
@@ -412,7 +425,7 @@ describe('role defaults', () => {
         { cwd: home, env: { HOME: home } }
       )
       assert.equal(m.code, 1, m.stderr)
-      assert.deepEqual(keys(), ['proxy-0.key'], 'the observer made no key file')
+      assert.deepEqual(keys(), [`proxy-${port}.key`], 'the observer made no key file')
     }
   )
 })

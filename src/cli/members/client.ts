@@ -3,12 +3,27 @@
 import { request } from 'undici'
 import { Agent, type MemberView } from '../../cluster/agent.js'
 import type { Config } from '../../config/schema.js'
+import { roleDefaults } from '../../config/defaults.js'
+import { localAgents } from '../../cluster/local-agents.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export class AgentUnreachableError extends Error {
   override name = 'AgentUnreachableError'
+}
+
+/**
+ * The admin APIs to ask, in order: --agent, else Admin.Listen when the user set one, else
+ * the daemons of this user on this host (local-agents.ts: allocators first), then the
+ * roles' default ports (a daemon of another user, or one started before it was recorded).
+ */
+export function agentsToAsk(config: Config, flagAgent?: string): string[] {
+  if (flagAgent !== undefined) return [flagAgent]
+  if (config.Admin.Listen !== undefined) return [config.Admin.Listen]
+  const local = localAgents().flatMap(a => (a.admin !== undefined ? [a.admin] : []))
+  const defaults = [roleDefaults('allocator').AdminListen, roleDefaults('proxy').AdminListen]
+  return [...new Set([...local, ...defaults.filter((a): a is string => a !== undefined)])]
 }
 
 export async function fromAgent(hostPort: string, timeoutMs = 1500): Promise<MemberView[]> {

@@ -1,7 +1,7 @@
 // The local admin API of a daemon (127.0.0.1 by default): JSON under /v1/ and
 // Prometheus text on /metrics. Concerns register their own GET routes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { listenOn, parseHostPort } from '../../util/http.js'
+import { listenOn, parseHostPort, type ListenError } from '../../util/http.js'
 import type { Registry } from 'prom-client'
 import type { Startable } from '@libp2p/interface'
 
@@ -22,7 +22,15 @@ export class AdminServer implements Startable {
 
   constructor(
     private readonly components: { registry: Registry },
-    private readonly init: { listen?: string; hint?: string } = {}
+    private readonly init: {
+      listen?: string
+      hint?: string
+      /**
+       * The address is a role default, not the user's: when another daemon on the host has its
+       * port, take a free one (local-agents.ts records it for `physarum members`).
+       */
+      anyPortIfTaken?: boolean
+    } = {}
   ) {}
 
   route(path: string, handler: Route): void {
@@ -38,7 +46,13 @@ export class AdminServer implements Startable {
       void this.serve(req, res)
     })
     server.keepAliveTimeout = KEEPALIVE_MS
-    this.address = await listenOn(server, target.host, target.port, { what: 'admin API', hint: this.init.hint })
+    const opts = { what: 'admin API', hint: this.init.hint }
+    try {
+      this.address = await listenOn(server, target.host, target.port, opts)
+    } catch (err) {
+      if (this.init.anyPortIfTaken !== true || (err as ListenError).code !== 'EADDRINUSE') throw err
+      this.address = await listenOn(server, target.host, 0, opts)
+    }
     this.server = server
   }
 
