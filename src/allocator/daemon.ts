@@ -23,10 +23,22 @@ export interface AllocatorOptions extends DaemonOptions {
   cwd?: string
 }
 
-async function chooseRuntime(cfg: Config, peer: string, log: Logger, stateDir: string, cwd?: string): Promise<Runtime> {
+async function chooseRuntime(
+  cfg: Config,
+  peer: string,
+  log: Logger,
+  stateDir: string,
+  opts: { cwd?: string; ephemeral?: boolean }
+): Promise<Runtime> {
   const want = cfg.Allocator.Runtime
+  // An ephemeral allocator never finds its processes again: they die with it.
   const proc = (): Runtime =>
-    new ProcessRuntime({ stateFile: join(stateDir, `instances-${peer}.json`), log: log.scope('app'), cwd })
+    new ProcessRuntime({
+      stateFile: join(stateDir, `instances-${peer}.json`),
+      log: log.scope('app'),
+      cwd: opts.cwd,
+      dieWithParent: opts.ephemeral === true
+    })
   if (want === 'process') return proc()
   const docker = new DockerRuntime({ peer, log: log.scope('docker') })
   if (want === 'docker') {
@@ -73,7 +85,7 @@ export class AllocatorDaemon {
           : config.KeyFile !== undefined
             ? join(expandHome(config.KeyFile), '..')
             : expandHome('~/.physarum')
-      const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts.cwd)
+      const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts)
       manager = new InstanceManager(
         {
           runtime,

@@ -113,6 +113,45 @@ test('kill -9 with process instances running, start again → healthy ones adopt
   await waitFor('adopted instance stopped on shutdown', () => !alive(pidOf(keep.id)), 5000)
 })
 
+test('kill -9 of an ephemeral allocator: its process instances die with it (none is left holding a port)', async () => {
+  const d = spawnCli(
+    [
+      'allocator',
+      '--configfile',
+      conf('ephemeral.json', { hello: helloApp() }),
+      '--ephemeral',
+      '--admin',
+      '127.0.0.1:0'
+    ],
+    {
+      env: { PHYSARUM_PSK: PSK },
+      cwd: dir
+    }
+  )
+  const m = await d.waitFor(/listening on (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/)
+  await d.waitFor(/catalog: /)
+  const c = await client(m[1])
+  const peer = peerIdFromString(m[2])
+  const insts = [
+    await requestAllocation(c.node, peer, 'hello'),
+    await requestAllocation(c.node, peer, 'hello', { fresh: true })
+  ]
+  // An ephemeral allocator keeps its state file in the temporary directory.
+  const state = JSON.parse(readFileSync(join(tmpdir(), `instances-${m[2]}.json`), 'utf8')) as Array<{
+    id: string
+    pid: number
+  }>
+  const ps = insts.map(i => state.find(e => e.id === i.id)?.pid ?? -1)
+  pids.push(...ps)
+  assert.ok(
+    ps.every(p => p > 0 && alive(p)),
+    `both instances run: ${ps.join(', ')}`
+  )
+  d.child.kill('SIGKILL')
+  await d.exited
+  await waitFor('no instance of the killed ephemeral allocator is left', () => ps.every(p => !alive(p)), 5000)
+})
+
 test('SIGTERM while a slow request is in flight: it completes, exit 0, instances gone', async () => {
   const a = await allocator(conf('drain.json', { hello: helloApp() }), join(dir, 'drain', 'allocator.key'))
   const c = await client(a.addr)

@@ -1,12 +1,21 @@
 // The local-process runtime: the app's Command in its own process group, with PORT set
 // to a port reserved on 127.0.0.1 and a minimal environment (the catalog's Env only:
 // never the allocator's own, which may hold the PSK). A state file lets an allocator
-// that was killed find, adopt or stop its processes when it starts again.
+// that was killed find, adopt or stop its processes when it starts again; an allocator
+// that will never come back for them (--ephemeral) has them die with it instead.
 import { STOP_GRACE_MS } from '../constants.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { readFileSync, writeFileSync, mkdirSync, renameSync, rmSync } from 'node:fs'
-import { dirname } from 'node:path'
+import {
+  accessSync,
+  constants as fsConstants,
+  readFileSync,
+  writeFileSync,
+  mkdirSync,
+  renameSync,
+  rmSync
+} from 'node:fs'
+import { delimiter, dirname, isAbsolute, join } from 'node:path'
 import { resolveCommand } from '../../util/self.js'
 import type { AppSpec } from '../../catalog/catalog.js'
 import type { Logger } from '../../util/log.js'
@@ -16,6 +25,23 @@ import { setTimeout as sleep } from 'node:timers/promises'
 interface Entry extends RuntimeInstance {
   pid: number
   procStart: string
+}
+
+/** The path of an executable: `name` itself when it has a slash (relative to `cwd`), else found on `path`. */
+function findExecutable(name: string, path = process.env.PATH ?? '', cwd = process.cwd()): string | undefined {
+  const candidates = name.includes('/')
+    ? [isAbsolute(name) ? name : join(cwd, name)]
+    : path
+        .split(delimiter)
+        .filter(d => d !== '')
+        .map(d => join(d, name))
+  for (const c of candidates) {
+    try {
+      accessSync(c, fsConstants.X_OK)
+      return c
+    } catch {}
+  }
+  return undefined
 }
 
 /** A free port on 127.0.0.1, chosen by the kernel. */
@@ -57,7 +83,27 @@ export class ProcessRuntime implements Runtime {
   private readonly children = new Map<string, ChildProcess>()
   private readonly listeners: Array<(e: RuntimeEvent) => void> = []
 
-  constructor(private readonly opts: { stateFile: string; log: Logger; cwd?: string }) {}
+  /** setpriv (util-linux), when the instances are to die with this process. */
+  private readonly setpriv?: string
+
+  constructor(
+    private readonly opts: {
+      stateFile: string
+      log: Logger
+      cwd?: string
+      /**
+       * The instances get SIGKILL when this process dies, however it dies (SIGKILL, a crash):
+       * the kernel's parent-death signal, set by util-linux's setpriv before it execs the app.
+       */
+      dieWithParent?: boolean
+    }
+  ) {
+    if (opts.dieWithParent === true) {
+      this.setpriv = findExecutable('setpriv')
+      if (this.setpriv === undefined)
+        opts.log.warn('setpriv (util-linux) not found: instances will outlive this allocator if it is killed')
+    }
+  }
 
   /**
    * Writes the state file; a failure (disk full, permissions) is logged, never thrown, so that a start or stop still
@@ -92,7 +138,20 @@ export class ProcessRuntime implements Runtime {
       PHYSARUM_INSTANCE: id
     }
     const [cmd, ...args] = resolveCommand(spec.command)
-    const child = spawn(cmd, args, { detached: true, env, cwd: this.opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let argv: [string, string[]] = [cmd, args]
+    if (this.setpriv !== undefined) {
+      // setpriv execs the app in place (same pid, same process group): only a missing app would
+      // now show as an early exit, so it is looked for first, for the same clear error as without.
+      if (findExecutable(cmd, env.PATH, this.opts.cwd) === undefined)
+        throw new StartError(`cannot run ${cmd} for ${spec.name}: ENOENT`)
+      argv = [this.setpriv, ['--pdeathsig', 'KILL', '--', cmd, ...args]]
+    }
+    const child = spawn(argv[0], argv[1], {
+      detached: true,
+      env,
+      cwd: this.opts.cwd,
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     const spawned = await new Promise<Error | undefined>(resolve => {
       child.once('spawn', () => {
         resolve(undefined)
