@@ -134,6 +134,9 @@ export class AllocatorDaemon {
           log: log.scope('forward'),
           onResponse: (app, status) => {
             metrics.forwarded.inc({ app: appLabel(app), status: String(status) })
+          },
+          onUpgraded: (app, delta) => {
+            metrics.upgraded.inc({ app: appLabel(app) }, delta)
           }
         },
         {

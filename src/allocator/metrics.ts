@@ -5,6 +5,12 @@ import type { InstanceManager } from './instances/manager.js'
 
 export function allocatorMetrics(reg: Registry) {
   return {
+    upgraded: new Gauge({
+      name: 'physarum_upgraded_connections',
+      help: 'Upgraded connections (WebSockets) open to hosted instances, by app.',
+      labelNames: ['app'],
+      registers: [reg]
+    }),
     allocations: new Counter({
       name: 'physarum_allocations_total',
       help: 'Allocation requests answered, by app and result (ok or an error code).',

@@ -62,3 +62,6 @@ export const CLOSE_POLL_MS = 20
 
 /** On shutdown, open streams get this long to finish their last response before they are destroyed (ms). */
 export const CLOSE_GRACE_MS = 2000
+
+/** After one side of an upgraded connection closed, the other gets this long to close too, then is destroyed (ms). */
+export const SPLICE_LINGER_MS = 5000

@@ -38,6 +38,8 @@ export type ForwardErrorCode =
   | 'UPSTREAM_FAILED'
   /** The request target is not a path. */
   | 'BAD_REQUEST'
+  /** A method the hop does not carry (CONNECT). */
+  | 'NOT_SUPPORTED'
   /** A bug on the host. */
   | 'INTERNAL'
 
@@ -48,6 +50,7 @@ export const FORWARD_STATUS: Readonly<Record<ForwardErrorCode, number>> = {
   INSTANCE_UNREACHABLE: 503,
   UPSTREAM_FAILED: 502,
   BAD_REQUEST: 400,
+  NOT_SUPPORTED: 501,
   INTERNAL: 500
 }
 

@@ -32,6 +32,8 @@ import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { connect } from 'node:net'
+import { CONNECT_REFUSED, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from './upgrade.js'
 
 interface SocketInfo {
   frame: HeaderFrame
@@ -82,6 +84,8 @@ function answer(res: ServerResponse, code: ForwardErrorCode, message: string, re
 export class ForwardServer implements Startable {
   private readonly server: Server
   private readonly pools = new Map<string, Pool>()
+  /** Streams upgraded to WebSocket, for the 1001 a stop sends them. */
+  private readonly webSockets = new Set<StreamSocket>()
   private readonly sockets = new Set<StreamSocket>()
   private started = false
 
@@ -90,6 +94,8 @@ export class ForwardServer implements Startable {
       node: PhysarumNode
       log: Logger
       onResponse?: (app: string, status: number) => void
+      /** An upgraded connection (WebSocket) opened (+1) or closed (-1). */
+      onUpgraded?: (app: string, delta: 1 | -1) => void
     },
     private readonly init: { resolve: Resolve }
   ) {
@@ -104,6 +110,13 @@ export class ForwardServer implements Startable {
         this.onRequest(req, res)
       }
     )
+    this.server.on('upgrade', (req: IncomingMessage, socket: StreamSocket, head: Buffer) => {
+      this.onUpgrade(req, socket, head)
+    })
+    this.server.on('connect', (_req: IncomingMessage, socket: StreamSocket) => {
+      socket.on('error', debugOn(this.components.log, 'CONNECT stream'))
+      refuseUpgrade(socket, FORWARD_STATUS.NOT_SUPPORTED, 'NOT_SUPPORTED', CONNECT_REFUSED)
+    })
     this.server.on('clientError', (err, socket) => {
       // Malformed HTTP on a stream: answer 400 when possible, then drop that stream only.
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
@@ -169,6 +182,51 @@ export class ForwardServer implements Startable {
     const p = this.pools.get(key)
     this.pools.delete(key)
     void p?.close().catch(debugOn(this.components.log, 'close of an instance pool'))
+  }
+
+  /** An HTTP/1.1 upgrade (WebSocket): on to the instance, then bytes both ways until either side closes. */
+  private onUpgrade(req: IncomingMessage, socket: StreamSocket, head: Buffer): void {
+    // The HTTP server lets go of an upgraded socket, its error listener too: a reset stream
+    // would otherwise be an uncaught error.
+    socket.on('error', debugOn(this.components.log, 'upgraded stream'))
+    const info = (socket as unknown as Record<symbol, SocketInfo | undefined>)[INFO]
+    if (info === undefined || req.url === undefined || !req.url.startsWith('/')) {
+      refuseUpgrade(socket, 400, 'BAD_REQUEST', 'request target must be a path')
+      return
+    }
+    const target: ForwardTarget | Refusal = this.init.resolve(info.frame)
+    if (isRefusal(target)) {
+      this.components.onResponse?.(info.frame.app, FORWARD_STATUS[target.code])
+      refuseUpgrade(socket, FORWARD_STATUS[target.code], target.code, target.message, { [ERROR_HEADER]: target.code })
+      return
+    }
+    const done = target.begin()
+    const upstream = connect(target.port, target.host)
+    const refused = (err: Error): void => {
+      done()
+      refuseUpgrade(
+        socket,
+        FORWARD_STATUS.INSTANCE_UNREACHABLE,
+        'INSTANCE_UNREACHABLE',
+        `instance ${target.instanceId} of ${target.app}: ${err.message}`,
+        {
+          [ERROR_HEADER]: 'INSTANCE_UNREACHABLE'
+        }
+      )
+    }
+    upstream.once('error', refused)
+    upstream.once('connect', () => {
+      upstream.off('error', refused)
+      upstream.write(upgradeHead(req, req.url ?? '/', { clientIp: info.remoteIp, via: VIA }))
+      if (head.length > 0) upstream.write(head)
+      if (isWebSocket(req)) this.webSockets.add(socket)
+      this.components.onUpgraded?.(target.app, 1)
+      splice(socket, upstream, () => {
+        this.webSockets.delete(socket)
+        done()
+        this.components.onUpgraded?.(target.app, -1)
+      })
+    })
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -270,6 +328,8 @@ export class ForwardServer implements Startable {
    */
   async stop(): Promise<void> {
     await this.beforeStop()
+    // WebSockets still open after the drain are told so (1001, going away), not cut.
+    for (const s of this.webSockets) s.write(WS_GOING_AWAY)
     for (const s of this.sockets) s.end()
     const deadline = Date.now() + CLOSE_GRACE_MS
     while (this.sockets.size > 0 && Date.now() < deadline) await sleep(CLOSE_POLL_MS)

@@ -211,7 +211,7 @@ export class ProxyDaemon {
           heard: peer => {
             agent.membership.table.heard(peer, Date.now())
           },
-          localPool: app => (l !== undefined && l.spec.name === app ? l.pool : undefined),
+          local: app => (l !== undefined && l.spec.name === app ? l : undefined),
           stats: {
             onResponse: (app, status, s) => {
               metrics.requestCount.inc({ app, status: String(status) })
@@ -222,6 +222,9 @@ export class ProxyDaemon {
             },
             onEjection: app => {
               metrics.ejections.inc({ app })
+            },
+            onUpgraded: (app, delta) => {
+              metrics.upgraded.inc({ app }, delta)
             }
           }
         },

@@ -5,17 +5,32 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import { Server as NetServer } from 'node:net'
 import { listenOn } from '../util/http.js'
 import type { Agent } from '../cluster/agent.js'
-import type { Logger } from '../util/log.js'
+import { debugOn, type Logger } from '../util/log.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 import type { Placement } from './placement.js'
 import { sendError, type Requests } from './request.js'
 import { statusJson, statusHtml, type RecentErrors } from './status.js'
-import type { ProxyErrorCode } from './errors.js'
+import { HTTP_STATUS, type ProxyErrorCode } from './errors.js'
+import type { Duplex } from 'node:stream'
+import { CONNECT_REFUSED, refuseUpgrade } from '../forward/upgrade.js'
 import { DRAIN_POLL_MS, QUIET_MS } from './constants.js'
 import type { Startable } from '@libp2p/interface'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const APP_RE = new RegExp(APP_NAME_PATTERN)
+
+/** The app that `/<app>/<rest>?<query>` names and the path on to it (`/<rest>?<query>`), or why it names none. */
+function appTarget(url: string): { app: string; rest: string } | { code: ProxyErrorCode; message: string } {
+  if (!url.startsWith('/')) return { code: 'BAD_REQUEST', message: 'request target must be a path' }
+  const app = url.slice(1).split(/[/?]/)[0]
+  if (!APP_RE.test(app)) {
+    const message = `malformed app name ${JSON.stringify(app.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`
+    return { code: 'BAD_APP_NAME', message }
+  }
+  let rest = url.slice(1 + app.length)
+  if (rest === '' || rest.startsWith('?')) rest = '/' + rest
+  return { app, rest }
+}
 
 export class Entrypoint implements Startable {
   private server?: Server
@@ -61,6 +76,24 @@ export class Entrypoint implements Startable {
         })
       }
     )
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.lastActivityAt = Date.now()
+      // The HTTP server lets go of an upgraded socket, its error listener too.
+      socket.on('error', debugOn(this.components.log, 'upgraded connection'))
+      const t = appTarget(req.url ?? '/')
+      if ('code' in t) {
+        refuseUpgrade(socket, HTTP_STATUS[t.code], t.code, t.message)
+        return
+      }
+      this.components.requests.upgrade(t.app, t.rest, req, socket, head).catch((err: Error) => {
+        this.components.log.error(`upgrade ${(req.url ?? '').slice(0, 200)} failed: ${err.message}`)
+        socket.destroy()
+      })
+    })
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', debugOn(this.components.log, 'CONNECT connection'))
+      refuseUpgrade(socket, HTTP_STATUS.NOT_SUPPORTED, 'NOT_SUPPORTED', CONNECT_REFUSED)
+    })
     server.on('clientError', (err, socket) => {
       // Malformed HTTP: a 400 with the reason, never a crash.
       const code = (err as NodeJS.ErrnoException).code
@@ -103,19 +136,12 @@ export class Entrypoint implements Startable {
       await this.components.agent.admin.serve(req, res, name === 'metrics' ? '/metrics' : `/v1/${name}`)
       return
     }
-    const seg = url.slice(1).split(/[/?]/)[0]
-    if (!APP_RE.test(seg)) {
-      this.error(
-        res,
-        '-',
-        'BAD_APP_NAME',
-        `malformed app name ${JSON.stringify(seg.slice(0, 64))}: lowercase letters, digits, '.', '_', '-' (at most 63)`
-      )
+    const t = appTarget(url)
+    if ('code' in t) {
+      this.error(res, '-', t.code, t.message)
       return
     }
-    let rest = url.slice(1 + seg.length)
-    if (rest === '' || rest.startsWith('?')) rest = '/' + rest
-    await this.components.requests.forward(seg, rest, req, res)
+    await this.components.requests.forward(t.app, t.rest, req, res)
   }
 
   private status(req: IncomingMessage, res: ServerResponse): void {
@@ -171,6 +197,7 @@ export class Entrypoint implements Startable {
       })
     }
     s.closeAllConnections()
+    this.components.requests.closeUpgraded()
     await this.closed
   }
 }

@@ -30,6 +30,8 @@ export type ProxyErrorCode =
   | 'UPSTREAM_FAILED'
   /** The instance did not begin its answer within the request timeout. */
   | 'UPSTREAM_TIMEOUT'
+  /** A method the proxy does not forward (CONNECT: it is no tunnel). */
+  | 'NOT_SUPPORTED'
   /** A bug in the proxy: the log has the details. */
   | 'INTERNAL'
 
@@ -46,6 +48,7 @@ export const HTTP_STATUS: Readonly<Record<ProxyErrorCode, number>> = {
   NO_REACHABLE_INSTANCE: 502,
   UPSTREAM_FAILED: 502,
   UPSTREAM_TIMEOUT: 504,
+  NOT_SUPPORTED: 501,
   INTERNAL: 500
 }
 

@@ -1,9 +1,15 @@
 // The proxy's Prometheus metrics, in the agent's registry: requests and their latency, cold
 // starts, allocations asked for, retries and ejections, by app.
-import { Counter, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 
 export function proxyMetrics(reg: Registry) {
   return {
+    upgraded: new Gauge({
+      name: 'physarum_proxy_upgraded_connections',
+      help: 'Upgraded connections (WebSockets) open through this proxy, by app.',
+      labelNames: ['app'],
+      registers: [reg]
+    }),
     requestCount: new Counter({
       name: 'physarum_proxy_requests_total',
       help: 'Requests through this proxy, by app and status.',

@@ -6,7 +6,10 @@
 // saw the request) or could not be reached → the next candidate, whatever the method; a
 // failure after the request was sent → only GET/HEAD/OPTIONS without a body, once, within
 // the retry budget (a host that died is not charged to it).
-import { Writable } from 'node:stream'
+import { Writable, type Duplex } from 'node:stream'
+import { connect } from 'node:net'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Pool } from 'undici'
 import { onResponseOver, RequestAbort } from '../util/http.js'
@@ -48,6 +51,8 @@ export interface RequestStats {
   onResponse?: (app: string, status: number, seconds: number) => void
   onRetry?: (app: string) => void
   onEjection?: (app: string) => void
+  /** An upgraded connection (WebSocket) opened (+1) or closed (-1). */
+  onUpgraded?: (app: string, delta: 1 | -1) => void
 }
 
 export interface RequestComponents {
@@ -58,7 +63,7 @@ export interface RequestComponents {
   /** An answer from a host is proof of life, as good as a probe. */
   heard?: (peer: string) => void
   /** The pool of this proxy's own server-mode instance of the app, if it has one. */
-  localPool?: (app: string) => Pool | undefined
+  local?: (app: string) => { pool: Pool; host: string; port: number } | undefined
   stats?: RequestStats
 }
 
@@ -79,6 +84,18 @@ interface Exchange {
 
 const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
 
+/** A TCP connection to HOST:PORT, once connected. */
+async function connected(host: string, port: number): Promise<Duplex> {
+  return await new Promise((resolve, reject) => {
+    const s = connect(port, host)
+    s.once('connect', () => {
+      s.off('error', reject)
+      resolve(s)
+    })
+    s.once('error', reject)
+  })
+}
+
 /** Answers with an error of the proxy's own, and keeps it for the status page. */
 export function sendError(
   res: ServerResponse,
@@ -94,8 +111,10 @@ export function sendError(
 
 export class Requests {
   private readonly budget = new RetryBudget(RETRY_BUDGET_RATIO)
-  /** Requests being served now. */
+  /** Requests being served now, and upgraded connections open. */
   inFlight = 0
+  /** Upgraded client connections, and whether each is a WebSocket. */
+  private readonly upgraded = new Map<Duplex, boolean>()
 
   constructor(
     private readonly components: RequestComponents,
@@ -126,6 +145,71 @@ export class Requests {
       this.settle(x, await this.attempts(x))
     } finally {
       this.inFlight--
+    }
+  }
+
+  /**
+   * An HTTP/1.1 upgrade (WebSocket): placed like a request, then the head goes on to the
+   * instance (over a stream of its own, or to this proxy's own instance directly) and the
+   * bytes flow both ways until either side closes. One attempt: once the head is on its way
+   * nothing can be sent again. An open connection counts as a request in flight.
+   */
+  async upgrade(app: string, path: string, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const { placement, forward, recentErrors, stats } = this.components
+    const gone = new RequestAbort()
+    const onGone = (): void => {
+      gone.abort(new Error('client disconnected'))
+    }
+    socket.once('close', onGone)
+    const refuse = (code: ProxyErrorCode, message: string, status = HTTP_STATUS[code]): void => {
+      recentErrors.record(app, status, message)
+      stats?.onResponse?.(placement.known(app) ? app : '?', status, 0)
+      refuseUpgrade(socket, status, code, message)
+    }
+    let ep: Endpoint
+    try {
+      ep = (await placement.choose(app, { signal: gone })).endpoint
+    } catch (err) {
+      if (gone.aborted) return
+      if (err instanceof PlacementError) {
+        refuse(err.code, err.message, err.status)
+        return
+      }
+      throw err
+    }
+    let upstream: Duplex
+    try {
+      const local = ep.local ? this.components.local?.(app) : undefined
+      upstream =
+        local !== undefined
+          ? await connected(local.host, local.port)
+          : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
+    } catch (err) {
+      refuse('UPSTREAM_FAILED', `instance ${ep.instance} of ${app} on ${ep.peer}: ${(err as Error).message}`)
+      return
+    }
+    socket.off('close', onGone)
+    if (gone.aborted) {
+      upstream.destroy()
+      return
+    }
+    upstream.write(upgradeHead(req, path, { clientIp: req.socket?.remoteAddress, proto: 'http', via: VIA }))
+    if (head.length > 0) upstream.write(head)
+    this.inFlight++
+    this.upgraded.set(socket, isWebSocket(req))
+    stats?.onUpgraded?.(app, 1)
+    splice(socket, upstream, () => {
+      this.inFlight--
+      this.upgraded.delete(socket)
+      stats?.onUpgraded?.(app, -1)
+    })
+  }
+
+  /** On shutdown, after the drain: WebSockets still open are told so (1001, going away), others closed. */
+  closeUpgraded(): void {
+    for (const [socket, ws] of this.upgraded) {
+      if (ws && socket.writable) socket.write(WS_GOING_AWAY)
+      socket.end()
     }
   }
 
@@ -198,7 +282,7 @@ export class Requests {
   private async attempt(x: Exchange, ep: Endpoint): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
     const pool = ep.local
-      ? this.components.localPool?.(x.app)
+      ? this.components.local?.(x.app)?.pool
       : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
     if (pool === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
     const tPlaced = process.hrtime.bigint()
