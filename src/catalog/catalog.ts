@@ -18,6 +18,12 @@ export interface AppSpec {
   minInstances: number
   targetConcurrency: number
   perf: { softRttMs: number; hardRttMs: number }
+  /** The proxy's traffic policy; the timeouts unset: the proxy's own (Proxy.RequestTimeoutS). */
+  traffic: {
+    requestTimeoutS?: number
+    tryTimeoutS?: number
+    retry: { attempts: number; on: Array<'error' | '5xx'>; budgetPercent: number }
+  }
 }
 
 export function appSpec(name: string, a: AppConfig, global: Config['Perf']): AppSpec {
@@ -45,6 +51,15 @@ export function appSpec(name: string, a: AppConfig, global: Config['Perf']): App
     maxInstances: a.MaxInstances ?? d.MaxInstances,
     minInstances: a.MinInstances ?? d.MinInstances,
     targetConcurrency: a.TargetConcurrency ?? d.TargetConcurrency,
+    traffic: {
+      requestTimeoutS: a.RequestTimeoutS,
+      tryTimeoutS: a.TryTimeoutS,
+      retry: {
+        attempts: a.Retry?.Attempts ?? d.Retry.Attempts,
+        on: [...(a.Retry?.On ?? d.Retry.On)],
+        budgetPercent: a.Retry?.BudgetPercent ?? d.Retry.BudgetPercent
+      }
+    },
     // An app without its own latency requirements has the cluster's.
     perf: {
       softRttMs: a.Perf?.SoftReq?.RTT ?? global.SoftReq.RTT,

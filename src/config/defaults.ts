@@ -145,7 +145,11 @@ export const APP_DEFAULTS: Required<
     AppConfig,
     'Port' | 'Env' | 'IdleTimeoutS' | 'StartTimeoutS' | 'MaxInstances' | 'MinInstances' | 'TargetConcurrency'
   >
-> & { Health: Filled<AppConfig['Health']>; Resources: Filled<AppConfig['Resources']> } = {
+> & {
+  Health: Filled<AppConfig['Health']>
+  Resources: Filled<AppConfig['Resources']>
+  Retry: Filled<AppConfig['Retry']>
+} = {
   // The usual port of an HTTP app in a container.
   Port: 8080,
   // Only PORT and HOST, which every instance gets.
@@ -179,5 +183,14 @@ export const APP_DEFAULTS: Required<
   // Nothing runs until a request asks for it.
   MinInstances: 0,
   // Requests one instance of a typical HTTP app serves at once without queueing.
-  TargetConcurrency: 50
+  TargetConcurrency: 50,
+  Retry: {
+    // One more try on another instance: enough to step past one that just died.
+    Attempts: 2,
+    // A broken connection or a timeout says little about the app; a 5xx may be the app's
+    // own verdict (an overloaded app says 503), so it is retried only when an app asks.
+    On: ['error'],
+    // Linkerd's and Finagle's 20 %: at most 1.2× an app's load comes from retries.
+    BudgetPercent: 20
+  }
 }

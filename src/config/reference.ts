@@ -37,7 +37,8 @@ function code(value: unknown): string {
 
 function typeOf(n: Node, key: string): string {
   if (n.enum !== undefined) return n.enum.map(v => `\`${String(v)}\``).join(' \\| ')
-  if (n.type === 'array') return `array of ${n.items?.type ?? 'any'}`
+  if (n.type === 'array')
+    return `array of ${n.items !== undefined && n.items.type === undefined && n.items.enum !== undefined ? typeOf(n.items, key) : (n.items?.type ?? 'any')}`
   if (n.type === 'object' && n.properties === undefined && typeof n.additionalProperties === 'object') {
     return `object: name → ${key === 'Apps' ? 'app (below)' : (n.additionalProperties.type ?? 'any')}`
   }

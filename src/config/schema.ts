@@ -116,6 +116,49 @@ export const appSchema = {
       maximum: 100000,
       description: 'In-flight requests per instance above which proxies ask for another instance.'
     },
+    RequestTimeoutS: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      maximum: 86400,
+      description:
+        'The longest a request to this app waits for its answer to begin, all tries together (s); default Proxy.RequestTimeoutS.'
+    },
+    TryTimeoutS: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      maximum: 86400,
+      description:
+        'The longest one try waits for the answer to begin, or between two pieces of its body, before it fails (s); default RequestTimeoutS.'
+    },
+    Retry: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'Which failed requests the proxy sends again, to another instance. A host that could not be reached, or that says the app never saw the request, is always tried next.',
+      properties: {
+        Attempts: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 5,
+          description: 'Tries of a request in all, the first included (1: never retried).'
+        },
+        On: {
+          type: 'array',
+          items: { enum: ['error', '5xx'] },
+          uniqueItems: true,
+          maxItems: 2,
+          description:
+            'What is retried once a GET, HEAD or OPTIONS without a body was sent (never another method): error (the connection broke or the try timed out), 5xx (the app answered 500 or above).'
+        },
+        BudgetPercent: {
+          type: 'number',
+          minimum: 0,
+          maximum: 100,
+          description:
+            'Retries allowed per 100 requests to the app (a retry budget: a struggling app sees no retry storm); a host that died is not charged.'
+        }
+      }
+    },
     Perf: perfSchema
   }
 } as const

@@ -3,18 +3,12 @@
 // (../config/defaults.ts).
 
 /**
- * Attempts per request: the first choice plus up to three more after refusals and
- * unreachable hosts (each excluded from the next choice), one of which may be a retry
- * after a failure. Enough to step past a host that just died and one that drains, few
- * enough that a request for a broken app fails in bounded time.
+ * Picks per request for refusals and unreachable hosts (each excluded from the next
+ * choice), besides the retries an app's policy allows after a failure (Apps.*.Retry).
+ * Enough to step past a host that just died and one that drains, few enough that a
+ * request for a broken app fails in bounded time.
  */
 export const MAX_ATTEMPTS = 4
-
-/**
- * Retries allowed per request served, as a share (Linkerd's and Finagle's retry budget,
- * 20 %): a struggling app sees at most 1.2× its load from retries, never a retry storm.
- */
-export const RETRY_BUDGET_RATIO = 0.2
 
 /** On shutdown, idle connections are closed after this long without a request coming or ending (ms):
  * a keep-alive client sends its next request right after an answer, so this is a few round trips. */

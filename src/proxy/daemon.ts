@@ -3,7 +3,7 @@
 import { Pool } from 'undici'
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import { statusJson, RecentErrors } from './status.js'
-import { Requests } from './request.js'
+import { Requests, type TrafficPolicy } from './request.js'
 import { ENTRYPOINT_DRAIN_MS, SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
 import type { Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -90,6 +90,25 @@ export class ProxyDaemon {
   static async start(opts: ProxyOptions): Promise<ProxyDaemon> {
     const { config, log } = opts
     const catalog = new Catalog(config)
+    // Made once per app: read on every request. An app this proxy's catalog does not list
+    // has the proxy's own timeouts and the default retry policy.
+    const policies = new Map<AppSpec | undefined, TrafficPolicy>()
+    const trafficPolicy = (spec: AppSpec | undefined): TrafficPolicy => {
+      let p = policies.get(spec)
+      if (p === undefined) {
+        const t = (spec ?? appSpec('-', {}, config.Perf)).traffic
+        const requestTimeoutS = t.requestTimeoutS ?? config.Proxy.RequestTimeoutS
+        p = {
+          requestTimeoutMs: requestTimeoutS * 1000,
+          tryTimeoutMs: (t.tryTimeoutS ?? requestTimeoutS) * 1000,
+          attempts: t.retry.attempts,
+          retryOn: t.retry.on,
+          budgetRatio: t.retry.budgetPercent / 100
+        }
+        policies.set(spec, p)
+      }
+      return p
+    }
     let local: LocalInstance | undefined
     const agent = await Agent.start({
       ...opts,
@@ -202,34 +221,32 @@ export class ProxyDaemon {
         if (m.status === 'failed' && prev !== 'failed') forward.abortOpens(m.announcement.peer)
       })
       const recentErrors = new RecentErrors()
-      const requests = new Requests(
-        {
-          placement,
-          balancer,
-          forward,
-          recentErrors,
-          heard: peer => {
-            agent.membership.table.heard(peer, Date.now())
+      const requests = new Requests({
+        placement,
+        balancer,
+        forward,
+        recentErrors,
+        heard: peer => {
+          agent.membership.table.heard(peer, Date.now())
+        },
+        local: app => (l !== undefined && l.spec.name === app ? l : undefined),
+        stats: {
+          onResponse: (app, status, s) => {
+            metrics.requestCount.inc({ app, status: String(status) })
+            metrics.latency.observe({ app }, s)
           },
-          local: app => (l !== undefined && l.spec.name === app ? l : undefined),
-          stats: {
-            onResponse: (app, status, s) => {
-              metrics.requestCount.inc({ app, status: String(status) })
-              metrics.latency.observe({ app }, s)
-            },
-            onRetry: app => {
-              metrics.retries.inc({ app })
-            },
-            onEjection: app => {
-              metrics.ejections.inc({ app })
-            },
-            onUpgraded: (app, delta) => {
-              metrics.upgraded.inc({ app }, delta)
-            }
+          onRetry: app => {
+            metrics.retries.inc({ app })
+          },
+          onEjection: app => {
+            metrics.ejections.inc({ app })
+          },
+          onUpgraded: (app, delta) => {
+            metrics.upgraded.inc({ app }, delta)
           }
         },
-        { requestTimeoutMs: config.Proxy.RequestTimeoutS * 1000 }
-      )
+        traffic: app => trafficPolicy(catalog.get(app))
+      })
       const entrypoint = new Entrypoint(
         { agent, placement, requests, recentErrors, log: log.scope('proxy') },
         { host: opts.bind, port: opts.port, drainTimeoutMs: ENTRYPOINT_DRAIN_MS }

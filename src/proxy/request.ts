@@ -3,9 +3,10 @@
 // stream, and each attempt ends in an Attempt that says what happened; the loop decides
 // whether another instance is tried, and the request ends in one Outcome, which is what
 // the client gets and what the metrics count. Retries: a host that refused (the app never
-// saw the request) or could not be reached → the next candidate, whatever the method; a
-// failure after the request was sent → only GET/HEAD/OPTIONS without a body, once, within
-// the retry budget (a host that died is not charged to it).
+// saw the request) or could not be reached → the next candidate, whatever the method; after
+// the request was sent, only GET/HEAD/OPTIONS without a body, as the app's traffic policy
+// says (Apps.*.Retry: how many tries, on errors and/or 5xx), within its retry budget (a host
+// that died is not charged to it) and its RequestTimeoutS for all tries together.
 import { Writable, type Duplex } from 'node:stream'
 import { connect } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -21,7 +22,7 @@ import { HTTP_STATUS, PlacementError, type ProxyErrorCode } from './errors.js'
 import { RetryBudget, type Balancer } from './balancer.js'
 import type { Endpoint, Placement } from './placement.js'
 import type { RecentErrors } from './status.js'
-import { MAX_ATTEMPTS, RETRY_BUDGET_RATIO } from './constants.js'
+import { MAX_ATTEMPTS } from './constants.js'
 
 /** How one attempt on one instance ended. */
 export type Attempt =
@@ -37,6 +38,8 @@ export type Attempt =
   | { kind: 'failed'; error: Error; hostLost: boolean }
   /** It failed after the answer's head was relayed: the response can only be cut short. */
   | { kind: 'broken'; error: Error }
+  /** The app answered 5xx and the policy retries that: the answer was not relayed. */
+  | { kind: 'app-5xx'; status: number }
 
 /** How the request ended. */
 export type Outcome =
@@ -55,7 +58,23 @@ export interface RequestStats {
   onUpgraded?: (app: string, delta: 1 | -1) => void
 }
 
+/** An app's traffic policy (its catalog keys, the proxy's own values where it sets none). */
+export interface TrafficPolicy {
+  /** Until the answer begins, all tries together (ms). */
+  requestTimeoutMs: number
+  /** One try, until its answer begins or between two pieces of its body (ms). */
+  tryTimeoutMs: number
+  /** Tries in all, the first included. */
+  attempts: number
+  /** What is retried once an idempotent request without a body was sent. */
+  retryOn: ReadonlyArray<'error' | '5xx'>
+  /** Retries per request allowed (0.2: 20 %). */
+  budgetRatio: number
+}
+
 export interface RequestComponents {
+  /** The traffic policy of an app. */
+  traffic: (app: string) => TrafficPolicy
   placement: Placement
   balancer: Balancer
   forward: ForwardClient
@@ -110,16 +129,26 @@ export function sendError(
 }
 
 export class Requests {
-  private readonly budget = new RetryBudget(RETRY_BUDGET_RATIO)
+  /**
+   * One retry budget per app that reached an instance (so bounded by the apps that really
+   * run: a made-up name never gets one).
+   */
+  private readonly budgets = new Map<string, RetryBudget>()
   /** Requests being served now, and upgraded connections open. */
   inFlight = 0
   /** Upgraded client connections, and whether each is a WebSocket. */
   private readonly upgraded = new Map<Duplex, boolean>()
 
-  constructor(
-    private readonly components: RequestComponents,
-    private readonly init: { requestTimeoutMs: number }
-  ) {}
+  constructor(private readonly components: RequestComponents) {}
+
+  private budget(app: string, ratio: number): RetryBudget {
+    let b = this.budgets.get(app)
+    if (b === undefined) {
+      b = new RetryBudget(ratio)
+      this.budgets.set(app, b)
+    }
+    return b
+  }
 
   /** Serves `path` of `app` to the client: forwards it, answers it, counts it. */
   async forward(app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -139,7 +168,6 @@ export class Requests {
       t0: process.hrtime.bigint(),
       coldMs: 0
     }
-    this.budget.deposit()
     this.inFlight++
     try {
       this.settle(x, await this.attempts(x))
@@ -216,9 +244,15 @@ export class Requests {
   /** Tries instances until one serves the request or there is nothing left to try. */
   private async attempts(x: Exchange): Promise<Outcome> {
     const { placement, stats } = this.components
+    const policy = this.components.traffic(x.app)
+    const deadline = Date.now() + policy.requestTimeoutMs
     const exclude = new Set<string>()
-    let retried = false
-    for (let n = 0; n < MAX_ATTEMPTS; n++) {
+    const idempotent = IDEMPOTENT.has(x.method) && !x.withBody
+    let budget: RetryBudget | undefined
+    let retries = 0
+    // Refusals and unreachable hosts take a pick each (MAX_ATTEMPTS of them); retries after a
+    // failure are the policy's.
+    for (let n = 0; n < MAX_ATTEMPTS + policy.attempts - 1; n++) {
       let ep: Endpoint
       try {
         const choice = await placement.choose(x.app, { exclude, signal: x.clientGone })
@@ -230,7 +264,24 @@ export class Requests {
           return { kind: 'error', code: err.code, message: err.message, status: err.status }
         throw err
       }
-      const a = await this.attempt(x, ep)
+      if (budget === undefined) {
+        budget = this.budget(x.app, policy.budgetRatio)
+        budget.deposit()
+      }
+      const left = deadline - Date.now()
+      const mayRetry = idempotent && retries < policy.attempts - 1
+      const a =
+        left > 0
+          ? await this.attempt(x, ep, {
+              headersTimeoutMs: Math.min(policy.tryTimeoutMs, left),
+              bodyTimeoutMs: policy.tryTimeoutMs,
+              retry5xx: mayRetry && policy.retryOn.includes('5xx') && budget.withdraw()
+            })
+          : ({
+              kind: 'failed',
+              error: Object.assign(new Error('the request timeout passed'), { code: 'UND_ERR_HEADERS_TIMEOUT' }),
+              hostLost: false
+            } as const)
       switch (a.kind) {
         case 'served':
           return a
@@ -238,6 +289,11 @@ export class Requests {
           return a
         case 'broken':
           return { kind: 'cut', error: a.error }
+        case 'app-5xx':
+          exclude.add(ep.key)
+          retries++
+          stats?.onRetry?.(x.app)
+          continue
         case 'refused':
           exclude.add(ep.key)
           placement.forgetRecent(ep.key)
@@ -254,8 +310,13 @@ export class Requests {
           // retry budget (which guards a struggling app against retry storms), and that host's
           // other instances sit out the retry.
           if (a.hostLost) for (const e of placement.endpoints(x.app)) if (e.peer === ep.peer) exclude.add(e.key)
-          if (!retried && IDEMPOTENT.has(x.method) && !x.withBody && (a.hostLost || this.budget.withdraw())) {
-            retried = true
+          if (
+            mayRetry &&
+            Date.now() < deadline &&
+            policy.retryOn.includes('error') &&
+            (a.hostLost || budget.withdraw())
+          ) {
+            retries++
             stats?.onRetry?.(x.app)
             continue
           }
@@ -279,7 +340,11 @@ export class Requests {
   }
 
   /** Sends the request to one instance and relays its answer; never throws. */
-  private async attempt(x: Exchange, ep: Endpoint): Promise<Attempt> {
+  private async attempt(
+    x: Exchange,
+    ep: Endpoint,
+    opts: { headersTimeoutMs: number; bodyTimeoutMs: number; retry5xx: boolean }
+  ): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
     const pool = ep.local
       ? this.components.local?.(x.app)?.pool
@@ -295,6 +360,13 @@ export class Requests {
     balancer.start(ep.key)
     let relayed = false
     let refusal: string | undefined
+    let app5xx: number | undefined
+    const discard = (): Writable =>
+      new Writable({
+        write(_c, _e, cb) {
+          cb()
+        }
+      })
     const eject = (took: number, ok: boolean): void => {
       if (balancer.finish(ep.key, took, ok)) stats?.onEjection?.(x.app)
     }
@@ -306,8 +378,8 @@ export class Requests {
           headers,
           body: x.withBody ? x.req : null,
           signal: x.clientGone,
-          headersTimeout: this.init.requestTimeoutMs,
-          bodyTimeout: this.init.requestTimeoutMs,
+          headersTimeout: opts.headersTimeoutMs,
+          bodyTimeout: opts.bodyTimeoutMs,
           opaque: x.res
         },
         ({ statusCode, headers: upstream }) => {
@@ -317,11 +389,12 @@ export class Requests {
           if (typeof hostError === 'string' && !x.withBody) {
             // The host no longer has that instance (or app): the app never saw this request.
             refusal = hostError
-            return new Writable({
-              write(_c, _e, cb) {
-                cb()
-              }
-            })
+            return discard()
+          }
+          if (statusCode >= 500 && opts.retry5xx) {
+            // Retried elsewhere: this answer is read and dropped, never relayed.
+            app5xx = statusCode
+            return discard()
           }
           relayed = true
           const tHead = process.hrtime.bigint()
@@ -335,6 +408,10 @@ export class Requests {
       if (refusal !== undefined) {
         balancer.cancel(ep.key)
         return { kind: 'refused', code: refusal }
+      }
+      if (app5xx !== undefined) {
+        eject(ms(tPlaced, process.hrtime.bigint()), false)
+        return { kind: 'app-5xx', status: app5xx }
       }
       eject(ms(tPlaced, process.hrtime.bigint()), x.res.statusCode < 500)
       return { kind: 'served', status: x.res.statusCode }
