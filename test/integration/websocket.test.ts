@@ -188,6 +188,55 @@ describe('WebSocket through physarum', () => {
     assert.match(answer, /"code":"NOT_SUPPORTED"/)
   })
 
+  test('hostile: malformed upgrades get an answer or a close, a flood of 200 sockets is served and released', async () => {
+    const [host, port] = proxy.address.split(':')
+    const raw = async (bytes: string): Promise<string> => {
+      const s = connect(Number(port), host)
+      s.on('error', () => {})
+      let got = ''
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1')
+      })
+      s.write(bytes)
+      const closed = new Promise(resolve => s.once('close', resolve))
+      await Promise.race([closed, sleep(3000)])
+      s.destroy()
+      return got
+    }
+    const up = 'Upgrade: websocket\r\nConnection: Upgrade\r\n'
+    const cases: Array<[string, RegExp]> = [
+      // No Sec-WebSocket-Key: the app (ws) refuses it, and its answer comes back.
+      [`GET /echo/ HTTP/1.1\r\nHost: p\r\n${up}Sec-WebSocket-Version: 13\r\n\r\n`, /^HTTP\/1\.1 400 /],
+      [`GET /Bad%00/ HTTP/1.1\r\nHost: p\r\n${up}\r\n`, /^HTTP\/1\.1 400 /],
+      [`GET * HTTP/1.1\r\nHost: p\r\n${up}\r\n`, /^HTTP\/1\.1 400 /],
+      [`GET /echo/ HTTP/1.1\r\nHost: p\r\n${up}X-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, /^(HTTP\/1\.1 431 |$)/],
+      // A valid upgrade followed by garbage where frames belong: the app closes it.
+      [
+        `GET /echo/ HTTP/1.1\r\nHost: p\r\n${up}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n\xff\xff\xff\xff garbage`,
+        /^HTTP\/1\.1 101 /
+      ]
+    ]
+    for (const [bytes, expected] of cases) assert.match(await raw(bytes), expected, JSON.stringify(bytes.slice(0, 80)))
+    const clients = await Promise.all(Array.from({ length: 200 }, async () => await open(`${base}/echo/`)))
+    await Promise.all(
+      clients.map(async (c, i) => {
+        await c.next()
+        c.ws.send(`n${i}`)
+        assert.equal((await c.next()).data.toString(), `n${i}`)
+        c.ws.terminate()
+      })
+    )
+    await waitFor(
+      'every socket released on both sides',
+      () => proxy.entrypoint.inFlight === 0 && alloc.manager.inFlight() === 0,
+      10000
+    )
+    const ok = await open(`${base}/echo/`)
+    await ok.next()
+    ok.ws.close()
+    await ok.closed
+  })
+
   test('a drain waits for open sockets up to the grace, then closes them with 1001', async () => {
     const other = await startAllocator({
       Psk: PSK,

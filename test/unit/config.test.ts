@@ -98,7 +98,7 @@ test('the loaded config is complete: every schema key with a default has a value
   }
 })
 
-test('APP_DEFAULTS gives every app key a value but Image, Command and Perf (the top-level Perf)', () => {
+test("APP_DEFAULTS gives every app key a value but Image, Command, Perf and the timeouts (the proxy's own)", () => {
   const keys = (o: object, prefix = ''): string[] =>
     Object.entries(o).flatMap(([k, v]) =>
       typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0
@@ -116,13 +116,19 @@ test('APP_DEFAULTS gives every app key a value but Image, Command and Perf (the 
   assert.deepEqual(
     keys(APP_DEFAULTS).sort(),
     schemaKeys(appSchema)
-      .filter(k => !/^(Image|Command|Perf)\b/.test(k))
+      // Perf falls back to the top-level Perf, the two timeouts to Proxy.RequestTimeoutS.
+      .filter(k => !/^(Image|Command|Perf|RequestTimeoutS|TryTimeoutS)\b/.test(k))
       .sort()
   )
   const spec = appSpec('bare', {}, builtinDefaults().Perf)
   assert.equal(spec.health.path, APP_DEFAULTS.Health.Path)
   assert.equal(spec.resources.memoryMB, APP_DEFAULTS.Resources.MemoryMB)
   assert.deepEqual(spec.perf, { softRttMs: 100, hardRttMs: 1000 })
+  assert.deepEqual(spec.traffic, {
+    requestTimeoutS: undefined,
+    tryTimeoutS: undefined,
+    retry: { attempts: 2, on: ['error'], budgetPercent: 20 }
+  })
 })
 
 test('roleDefaults keeps its one-argument form (members asks for both admin ports)', () => {
