@@ -166,10 +166,11 @@ export class AllocatorDaemon {
       await forward.start()
       agent.admin.route('/v1/instances', () => m.list())
       agent.membership.announceSoon(0)
+      // Recorded before it says it is up: whoever waits for that line finds the record.
+      agent.registerLocal()
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
-      agent.registerLocal()
       return new AllocatorDaemon(agent, manager, allocation, forward)
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched

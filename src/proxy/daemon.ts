@@ -254,8 +254,8 @@ export class ProxyDaemon {
       await entrypoint.start()
       const address = entrypoint.address as string
       agent.admin.route('/v1/status', () => statusJson(agent, placement, recentErrors.list))
-      log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
       agent.registerLocal(address)
+      log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
       // Pools and balancing figures are kept per instance; instances come and go (idle culls,
       // scale-outs), so what is kept of those no member announces any more is dropped.
       const sweeper = setInterval(() => {

@@ -1,6 +1,6 @@
 // WebSocket through the whole path (client proxy → libp2p → allocator → app and back), with
 // a real WebSocket server and client that nobody here wrote (the `ws` package): text and
-// binary echo, a 10 MB message, 1,000 messages in order, closes from either side, an idle
+// binary echo, pings, a 10 MB message, 1,000 messages in order, closes from either side, an idle
 // open socket that keeps its instance from being culled, the 1001 of a drain, refusals
 // before the app (unknown app, CONNECT) as plain HTTP answers, and the metric of open sockets.
 import { test, describe, before, after } from 'node:test'
@@ -123,6 +123,10 @@ describe('WebSocket through physarum', () => {
     const bin = await c.next()
     assert.equal(bin.binary, true)
     assert.ok(bin.data.equals(bytes))
+    // A ping from the client gets the app's pong (ws answers pings itself), its payload intact.
+    const pong = new Promise<Buffer>(resolve => c.ws.once('pong', resolve))
+    c.ws.ping(Buffer.from('are you there'))
+    assert.equal((await pong).toString(), 'are you there')
     c.ws.close(1000, 'bye')
     assert.deepEqual(await c.closed, { code: 1000, reason: 'bye' }, 'a client-initiated close is echoed by the app')
   })

@@ -64,7 +64,7 @@ test(
     // Each took its own admin port: the role's default where free, another one where not.
     const admins = daemons.map(d => /admin=(127\.0\.0\.1:\d+)/.exec(d.stderr())?.[1])
     assert.equal(new Set(admins).size, 4, `four distinct admin APIs: ${admins.join(', ')}`)
-    assert.equal(readdirSync(runDir).length, 4, 'each daemon is recorded in the runtime directory')
+    await waitFor('each daemon recorded in the runtime directory', () => readdirSync(runDir).length === 4, 10000)
 
     // members, with no --agent: finds a local agent through the runtime directory.
     const rows = await waitFor(
