@@ -103,6 +103,47 @@ interface Exchange {
 
 const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
 
+/** The most of an answer's head read before it is judged (bytes): as the entrypoint's own header limit. */
+const MAX_ANSWER_HEAD = 32 * 1024
+
+/**
+ * The bytes of an upgrade's answer up to the end of its head (and whatever came with them),
+ * with the stream paused there; 'closed' when it ended first, 'timeout' after `timeoutMs`.
+ */
+async function answerHead(upstream: Duplex, timeoutMs: number): Promise<Buffer | 'closed' | 'timeout'> {
+  return await new Promise(resolve => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (v: Buffer | 'closed' | 'timeout'): void => {
+      clearTimeout(timer)
+      upstream.off('data', onData)
+      upstream.off('close', onClose)
+      upstream.pause()
+      resolve(v)
+    }
+    const onData = (c: Buffer): void => {
+      chunks.push(c)
+      size += c.length
+      const all = Buffer.concat(chunks)
+      if (all.indexOf('\r\n\r\n') !== -1 || size > MAX_ANSWER_HEAD) done(all)
+    }
+    const onClose = (): void => {
+      done('closed')
+    }
+    const timer = setTimeout(() => {
+      done('timeout')
+    }, timeoutMs)
+    upstream.on('data', onData)
+    upstream.once('close', onClose)
+  })
+}
+
+/** Whether an answer's head is a host's own refusal (the app never saw the upgrade), not the app's. */
+function refusedByHost(answer: Buffer): boolean {
+  const head = answer.subarray(0, answer.indexOf('\r\n\r\n')).toString('latin1')
+  return !head.startsWith('HTTP/1.1 101') && new RegExp(`^${ERROR_HEADER}:`, 'im').test(head)
+}
+
 /** A TCP connection to HOST:PORT, once connected. */
 async function connected(host: string, port: number): Promise<Duplex> {
   return await new Promise((resolve, reject) => {
@@ -190,47 +231,73 @@ export class Requests {
     }
     socket.once('close', onGone)
     const refuse = (code: ProxyErrorCode, message: string, status = HTTP_STATUS[code]): void => {
+      socket.off('close', onGone)
       recentErrors.record(app, status, message)
       stats?.onResponse?.(placement.known(app) ? app : '?', status, 0)
       refuseUpgrade(socket, status, code, message)
     }
-    let ep: Endpoint
-    try {
-      ep = (await placement.choose(app, { signal: gone })).endpoint
-    } catch (err) {
-      if (gone.aborted) return
-      if (err instanceof PlacementError) {
-        refuse(err.code, err.message, err.status)
+    const exclude = new Set<string>()
+    // As for a request: a host that cannot be reached, or that answers that the app never saw
+    // the upgrade (its instance gone, draining), is no answer for the client: the next one is tried.
+    for (let n = 0; n < MAX_ATTEMPTS; n++) {
+      let ep: Endpoint
+      try {
+        ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
+      } catch (err) {
+        if (gone.aborted) return
+        if (err instanceof PlacementError) {
+          refuse(err.code, err.message, err.status)
+          return
+        }
+        throw err
+      }
+      const skip = (): void => {
+        exclude.add(ep.key)
+        placement.forgetRecent(ep.key)
+      }
+      let upstream: Duplex
+      try {
+        const local = ep.local ? this.components.local?.(app) : undefined
+        upstream =
+          local !== undefined
+            ? await connected(local.host, local.port)
+            : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
+      } catch {
+        skip()
+        if (!ep.local) forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+        continue
+      }
+      upstream.on('error', () => {})
+      upstream.write(upgradeHead(req, path, { clientIp: req.socket?.remoteAddress, proto: 'http', via: VIA }))
+      if (head.length > 0) upstream.write(head)
+      const answer = await answerHead(upstream, this.components.traffic(app).tryTimeoutMs)
+      if (answer === 'closed' || (typeof answer !== 'string' && refusedByHost(answer))) {
+        upstream.destroy()
+        skip()
+        continue
+      }
+      if (answer === 'timeout') {
+        upstream.destroy()
+        refuse('UPSTREAM_TIMEOUT', `instance ${ep.instance} of ${app} on ${ep.peer} did not answer the upgrade`)
         return
       }
-      throw err
-    }
-    let upstream: Duplex
-    try {
-      const local = ep.local ? this.components.local?.(app) : undefined
-      upstream =
-        local !== undefined
-          ? await connected(local.host, local.port)
-          : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
-    } catch (err) {
-      refuse('UPSTREAM_FAILED', `instance ${ep.instance} of ${app} on ${ep.peer}: ${(err as Error).message}`)
+      socket.off('close', onGone)
+      if (gone.aborted) {
+        upstream.destroy()
+        return
+      }
+      socket.write(answer)
+      this.inFlight++
+      this.upgraded.set(socket, isWebSocket(req))
+      stats?.onUpgraded?.(app, 1)
+      splice(socket, upstream, () => {
+        this.inFlight--
+        this.upgraded.delete(socket)
+        stats?.onUpgraded?.(app, -1)
+      })
       return
     }
-    socket.off('close', onGone)
-    if (gone.aborted) {
-      upstream.destroy()
-      return
-    }
-    upstream.write(upgradeHead(req, path, { clientIp: req.socket?.remoteAddress, proto: 'http', via: VIA }))
-    if (head.length > 0) upstream.write(head)
-    this.inFlight++
-    this.upgraded.set(socket, isWebSocket(req))
-    stats?.onUpgraded?.(app, 1)
-    splice(socket, upstream, () => {
-      this.inFlight--
-      this.upgraded.delete(socket)
-      stats?.onUpgraded?.(app, -1)
-    })
+    refuse('NO_REACHABLE_INSTANCE', `no instance of ${app} took the upgrade`)
   }
 
   /** On shutdown, after the drain: WebSockets still open are told so (1001, going away), others closed. */
