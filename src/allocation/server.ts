@@ -33,9 +33,15 @@ export type Allocate = (
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>()
   constructor(
-    private readonly perSecond: number,
-    private readonly burst: number
+    private perSecond: number,
+    private burst: number
   ) {}
+
+  /** New limits (a config reload); buckets keep what they hold, capped at the new burst. */
+  setLimits(perSecond: number, burst: number): void {
+    this.perSecond = perSecond
+    this.burst = burst
+  }
 
   take(key: string, now = Date.now()): boolean {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now }
@@ -70,6 +76,11 @@ export class AllocationServer implements Startable {
       },
       { maxInboundStreams: MAX_INBOUND_ALLOCATIONS }
     )
+  }
+
+  /** New rate limits (a config reload). */
+  setRateLimit(perSecond: number, burst: number): void {
+    this.limiter.setLimits(perSecond, burst)
   }
 
   /** Takes no new allocation requests; those being answered finish. */

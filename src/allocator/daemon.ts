@@ -63,8 +63,27 @@ export class AllocatorDaemon {
     readonly agent: Agent,
     readonly manager: InstanceManager,
     readonly allocation: AllocationServer,
-    readonly forward: ForwardServer
+    readonly forward: ForwardServer,
+    private readonly catalog: Catalog,
+    private readonly log: Logger
   ) {}
+
+  /**
+   * A new configuration (SIGHUP): the catalog (new apps can start at once; instances of a
+   * removed app run on until idle), latency requirements, limits and the log level. The
+   * change is announced at once.
+   */
+  reload(config: Config): void {
+    this.catalog.update(config)
+    this.manager.setLimits({
+      maxInstances: config.Allocator.MaxInstances,
+      memoryMB: config.Allocator.MemoryMB,
+      drainTimeoutMs: config.Allocator.DrainTimeoutS * 1000
+    })
+    this.allocation.setRateLimit(config.Allocator.RateLimit.PerSecond, config.Allocator.RateLimit.Burst)
+    this.log.setLevel(config.Log.Level)
+    this.agent.membership.announceSoon(0)
+  }
 
   static async start(opts: AllocatorOptions): Promise<AllocatorDaemon> {
     const { config, log } = opts
@@ -171,7 +190,7 @@ export class AllocatorDaemon {
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
-      return new AllocatorDaemon(agent, manager, allocation, forward)
+      return new AllocatorDaemon(agent, manager, allocation, forward, catalog, log)
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.

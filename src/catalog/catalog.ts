@@ -72,6 +72,12 @@ export class Catalog {
   private readonly apps = new Map<string, AppSpec>()
 
   constructor(config: Pick<Config, 'Apps' | 'Perf'>) {
+    this.update(config)
+  }
+
+  /** Replaces every app definition (a config reload); instances already running keep theirs. */
+  update(config: Pick<Config, 'Apps' | 'Perf'>): void {
+    this.apps.clear()
     for (const [name, a] of Object.entries(config.Apps)) this.apps.set(name, appSpec(name, a, config.Perf))
   }
 

@@ -16,10 +16,15 @@ export interface RunAs {
   serverMode?: boolean
 }
 
-export function setup(flags: Record<string, unknown>, runAs: RunAs): { loaded: LoadedConfig; log: Logger } {
+export function setup(
+  flags: Record<string, unknown>,
+  runAs: RunAs
+): { loaded: LoadedConfig; log: Logger; reload: () => LoadedConfig } {
   const configFlags = toConfigFlags(flags)
   if (runAs.port !== undefined) configFlags.port = runAs.port
-  const loaded = loadConfig({ role: runAs.role, flags: configFlags, serverMode: runAs.serverMode })
+  // A reload reads the same file, environment and flags again: what changed is the file's.
+  const reload = (): LoadedConfig => loadConfig({ role: runAs.role, flags: configFlags, serverMode: runAs.serverMode })
+  const loaded = reload()
   const log = createLogger({ level: loaded.config.Log.Level, format: loaded.config.Log.Format })
-  return { loaded, log }
+  return { loaded, log, reload }
 }

@@ -29,7 +29,7 @@ export default class Allocator extends BaseCommand {
       import('../cli/daemon.js'),
       import('../allocator/daemon.js')
     ])
-    const { loaded, log } = setup(flags, { role: 'allocator' })
+    const { loaded, log, reload } = setup(flags, { role: 'allocator' })
     const cfg = loaded.config
     await runDaemon(
       async () =>
@@ -42,7 +42,8 @@ export default class Allocator extends BaseCommand {
           adminIsRoleDefault: loaded.sources.get('Admin.Listen') === 'role',
           processMetrics: true
         }),
-      log
+      log,
+      { config: cfg, reload }
     )
   }
 }

@@ -49,7 +49,7 @@ export default class Proxy extends BaseCommand {
       throw new UsageError(`port given twice: ${args.port} and --port ${flags.port}`)
     // The original positional form (`physarum proxy 1234`) is --port too.
     const given = flags.port ?? args.port
-    const { loaded, log } = setup(flags, {
+    const { loaded, log, reload } = setup(flags, {
       role: 'proxy',
       serverMode: (flags.app ?? args.app) !== undefined,
       ...(given !== undefined ? { port: given } : {})
@@ -70,7 +70,8 @@ export default class Proxy extends BaseCommand {
           adminIsRoleDefault: loaded.sources.get('Admin.Listen') === 'role',
           processMetrics: true
         }),
-      log
+      log,
+      { config: cfg, reload }
     )
   }
 }

@@ -2,6 +2,7 @@
 // server mode a user-run instance that it health-checks, announces and serves.
 import { Pool } from 'undici'
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
+import type { Config } from '../config/schema.js'
 import { statusJson, RecentErrors } from './status.js'
 import { Requests, type TrafficPolicy } from './request.js'
 import { ENTRYPOINT_DRAIN_MS, SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
@@ -84,11 +85,19 @@ export class ProxyDaemon {
     private readonly forward: ForwardClient,
     private readonly serving: ForwardServer | undefined,
     private readonly local: LocalInstance | undefined,
-    private readonly sweeper: NodeJS.Timeout
+    private readonly sweeper: NodeJS.Timeout,
+    private readonly apply: (config: Config) => void
   ) {}
+
+  /** A new configuration (SIGHUP): the catalog, latency requirements, traffic policies and log level. */
+  reload(config: Config): void {
+    this.apply(config)
+  }
 
   static async start(opts: ProxyOptions): Promise<ProxyDaemon> {
     const { config, log } = opts
+    // What a reload may change (catalog, latency requirements, timeouts): read through `live`.
+    let live = config
     const catalog = new Catalog(config)
     // Made once per app: read on every request. An app this proxy's catalog does not list
     // has the proxy's own timeouts and the default retry policy.
@@ -96,8 +105,8 @@ export class ProxyDaemon {
     const trafficPolicy = (spec: AppSpec | undefined): TrafficPolicy => {
       let p = policies.get(spec)
       if (p === undefined) {
-        const t = (spec ?? appSpec('-', {}, config.Perf)).traffic
-        const requestTimeoutS = t.requestTimeoutS ?? config.Proxy.RequestTimeoutS
+        const t = (spec ?? appSpec('-', {}, live.Perf)).traffic
+        const requestTimeoutS = t.requestTimeoutS ?? live.Proxy.RequestTimeoutS
         p = {
           requestTimeoutMs: requestTimeoutS * 1000,
           tryTimeoutMs: (t.tryTimeoutS ?? requestTimeoutS) * 1000,
@@ -190,7 +199,7 @@ export class ProxyDaemon {
         },
         {
           policy: app => {
-            const spec = catalog.get(app) ?? appSpec(app, {}, config.Perf)
+            const spec = catalog.get(app) ?? appSpec(app, {}, live.Perf)
             return {
               softMs: spec.perf.softRttMs,
               hardMs: spec.perf.hardRttMs,
@@ -265,7 +274,13 @@ export class ProxyDaemon {
         forward.sweep(keep)
       }, SWEEP_MS)
       sweeper.unref()
-      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local, sweeper)
+      const apply = (next: Config): void => {
+        live = next
+        catalog.update(next)
+        policies.clear()
+        log.setLevel(next.Log.Level)
+      }
+      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local, sweeper, apply)
     } catch (err) {
       await local?.stop()
       await agent.stop()

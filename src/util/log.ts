@@ -11,6 +11,8 @@ export interface Logger {
   info(msg: string, meta?: Record<string, unknown>): void
   debug(msg: string, meta?: Record<string, unknown>): void
   scope(name: string): Logger
+  /** Changes the level of this logger and of every scope of it (a config reload). */
+  setLevel(level: LogLevel): void
 }
 
 function fmtMeta(meta: Record<string, unknown>): string {
@@ -52,6 +54,9 @@ class ScopedLogger implements Logger {
   }
   scope(name: string): Logger {
     return new ScopedLogger(this.w, this.name !== undefined ? `${this.name}:${name}` : name)
+  }
+  setLevel(level: LogLevel): void {
+    this.w.level = level
   }
 }
 

@@ -11,7 +11,7 @@ import { AllocationError, type InstanceInfo } from '../../src/allocation/protoco
 import type { Member, MemberStatus } from '../../src/cluster/membership/table.js'
 import type { Logger } from '../../src/util/log.js'
 
-const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, scope: () => quiet }
+const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, scope: () => quiet, setLevel() {} }
 const POLICY: AppPolicy = { softMs: 10, hardMs: 100, targetConcurrency: 5, maxInstances: 4 }
 const SELF = 'self-proxy'
 

@@ -73,7 +73,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
       log: Logger
       onCull?: (app: string, reason: string) => void
     },
-    private readonly init: ManagerInit
+    private init: ManagerInit
   ) {
     super()
     components.runtime.onEvent(e => {
@@ -359,6 +359,12 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
         }
       })
     )
+  }
+
+  /** New limits (a config reload): they bind the next allocations; running instances stay. */
+  setLimits(limits: Pick<ManagerInit, 'maxInstances' | 'memoryMB' | 'drainTimeoutMs'>): void {
+    this.init = { ...this.init, ...limits }
+    this.emit('change')
   }
 
   /**
