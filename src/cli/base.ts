@@ -17,7 +17,7 @@ export class UsageError extends Error {
 export abstract class BaseCommand extends Command {
   static override baseFlags = {
     version: Flags.version({ description: 'show the physarum version' }),
-    help: Flags.help({ description: 'show help' })
+    help: Flags.help({ char: 'h', description: 'show help' })
   }
 
   override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<void> {

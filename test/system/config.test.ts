@@ -307,7 +307,7 @@ describe('config commands', () => {
     assert.match(body.sources['Proxy.Port'], /^file /)
   })
 
-  test('--help and --version on every command', async () => {
+  test('--help (and -h) and --version on every command', async () => {
     for (const cmd of [
       [],
       ['allocator'],
@@ -320,6 +320,9 @@ describe('config commands', () => {
       const h = await runCli([...cmd, '--help'], { cwd: dir })
       assert.equal(h.code, 0, `${cmd.join(' ')} --help: ${h.stderr}`)
       assert.match(h.stdout, /USAGE/)
+      const short = await runCli([...cmd, '-h'], { cwd: dir })
+      assert.equal(short.code, 0, `${cmd.join(' ')} -h: ${short.stderr}`)
+      assert.equal(short.stdout, h.stdout, '-h is --help')
       const v = await runCli([...cmd, '--version'], { cwd: dir })
       assert.equal(v.code, 0, `${cmd.join(' ')} --version: ${v.stderr}`)
       assert.match(v.stdout, /physarum\/\d+\.\d+\.\d+/)
