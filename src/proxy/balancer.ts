@@ -106,6 +106,10 @@ export class RetryBudget {
   deposit(): void {
     this.tokens = Math.min(this.cap, this.tokens + this.ratio)
   }
+  /** Whether a retry could be taken now (withdraw takes it). */
+  available(): boolean {
+    return this.tokens >= 1
+  }
   withdraw(): boolean {
     if (this.tokens < 1) return false
     this.tokens -= 1

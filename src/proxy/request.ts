@@ -336,19 +336,17 @@ export class Requests {
         budget.deposit()
       }
       const left = deadline - Date.now()
+      if (left <= 0) {
+        const message = `no answer from an instance of ${x.app} within ${policy.requestTimeoutMs / 1000} s`
+        return { kind: 'error', code: 'UPSTREAM_TIMEOUT', message, status: HTTP_STATUS.UPSTREAM_TIMEOUT }
+      }
       const mayRetry = idempotent && retries < policy.attempts - 1
-      const a =
-        left > 0
-          ? await this.attempt(x, ep, {
-              headersTimeoutMs: Math.min(policy.tryTimeoutMs, left),
-              bodyTimeoutMs: policy.tryTimeoutMs,
-              retry5xx: mayRetry && policy.retryOn.includes('5xx') && budget.withdraw()
-            })
-          : ({
-              kind: 'failed',
-              error: Object.assign(new Error('the request timeout passed'), { code: 'UND_ERR_HEADERS_TIMEOUT' }),
-              hostLost: false
-            } as const)
+      const a = await this.attempt(x, ep, {
+        headersTimeoutMs: Math.min(policy.tryTimeoutMs, left),
+        bodyTimeoutMs: policy.tryTimeoutMs,
+        // Only a look at the budget: a token is taken when a 5xx is really retried.
+        retry5xx: mayRetry && policy.retryOn.includes('5xx') && budget.available()
+      })
       switch (a.kind) {
         case 'served':
           return a
@@ -357,6 +355,7 @@ export class Requests {
         case 'broken':
           return { kind: 'cut', error: a.error }
         case 'app-5xx':
+          budget.withdraw()
           exclude.add(ep.key)
           retries++
           stats?.onRetry?.(x.app)
