@@ -32,8 +32,16 @@ import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { connect } from 'node:net'
-import { CONNECT_REFUSED, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from './upgrade.js'
+import {
+  CONNECT_REFUSED,
+  connected,
+  errorBody,
+  isWebSocket,
+  refuseUpgrade,
+  splice,
+  upgradeHead,
+  WS_GOING_AWAY
+} from './upgrade.js'
 
 interface SocketInfo {
   frame: HeaderFrame
@@ -56,7 +64,7 @@ export function sendJsonError(
     res.destroy(new Error(message))
     return
   }
-  const body = JSON.stringify({ error: { code, message } }) + '\n'
+  const body = errorBody(code, message)
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
@@ -201,32 +209,26 @@ export class ForwardServer implements Startable {
       return
     }
     const done = target.begin()
-    const upstream = connect(target.port, target.host)
-    const refused = (err: Error): void => {
-      done()
-      refuseUpgrade(
-        socket,
-        FORWARD_STATUS.INSTANCE_UNREACHABLE,
-        'INSTANCE_UNREACHABLE',
-        `instance ${target.instanceId} of ${target.app}: ${err.message}`,
-        {
-          [ERROR_HEADER]: 'INSTANCE_UNREACHABLE'
-        }
-      )
-    }
-    upstream.once('error', refused)
-    upstream.once('connect', () => {
-      upstream.off('error', refused)
-      upstream.write(upgradeHead(req, req.url ?? '/', { clientIp: info.remoteIp, via: VIA }))
-      if (head.length > 0) upstream.write(head)
-      if (isWebSocket(req)) this.webSockets.add(socket)
-      this.components.onUpgraded?.(target.app, 1)
-      splice(socket, upstream, () => {
-        this.webSockets.delete(socket)
+    connected(target.host, target.port).then(
+      upstream => {
+        upstream.write(upgradeHead(req, req.url ?? '/', { clientIp: info.remoteIp, via: VIA }))
+        if (head.length > 0) upstream.write(head)
+        if (isWebSocket(req)) this.webSockets.add(socket)
+        this.components.onUpgraded?.(target.app, 1)
+        splice(socket, upstream, () => {
+          this.webSockets.delete(socket)
+          done()
+          this.components.onUpgraded?.(target.app, -1)
+        })
+      },
+      (err: Error) => {
         done()
-        this.components.onUpgraded?.(target.app, -1)
-      })
-    })
+        const message = `instance ${target.instanceId} of ${target.app}: ${err.message}`
+        refuseUpgrade(socket, FORWARD_STATUS.INSTANCE_UNREACHABLE, 'INSTANCE_UNREACHABLE', message, {
+          [ERROR_HEADER]: 'INSTANCE_UNREACHABLE'
+        })
+      }
+    )
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {

@@ -5,6 +5,7 @@
 // instance), the host towards the instance.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { connect, type Socket } from 'node:net'
 import { addForwarded } from './headers.js'
 import { SPLICE_LINGER_MS } from './constants.js'
 
@@ -61,6 +62,23 @@ export function splice(a: Duplex, b: Duplex, done: () => void): void {
   b.pipe(a)
 }
 
+/** A TCP connection to HOST:PORT, once connected (an instance, for an upgrade). */
+export async function connected(host: string, port: number): Promise<Socket> {
+  return await new Promise((resolve, reject) => {
+    const s = connect(port, host)
+    s.once('connect', () => {
+      s.off('error', reject)
+      resolve(s)
+    })
+    s.once('error', reject)
+  })
+}
+
+/** The body of every physarum error answer: {"error": {code, message}}. */
+export function errorBody(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } }) + '\n'
+}
+
 /** A plain HTTP answer on a socket that was to be upgraded, then the socket closed. */
 export function refuseUpgrade(
   socket: Duplex,
@@ -69,7 +87,7 @@ export function refuseUpgrade(
   message: string,
   extra: Record<string, string> = {}
 ): void {
-  const body = JSON.stringify({ error: { code, message } }) + '\n'
+  const body = errorBody(code, message)
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`
   for (const [k, v] of Object.entries(extra)) head += `${k}: ${v}\r\n`
   if (socket.writable) socket.end(head + '\r\n' + body)

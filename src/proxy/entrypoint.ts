@@ -121,10 +121,6 @@ export class Entrypoint implements Startable {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/'
-    if (!url.startsWith('/')) {
-      this.error(res, '-', 'BAD_REQUEST', 'request target must be a path')
-      return
-    }
     const path = url.split('?')[0]
     if (path === '/') {
       this.status(req, res)

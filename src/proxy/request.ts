@@ -8,9 +8,8 @@
 // says (Apps.*.Retry: how many tries, on errors and/or 5xx), within its retry budget (a host
 // that died is not charged to it) and its RequestTimeoutS for all tries together.
 import { Writable, type Duplex } from 'node:stream'
-import { connect } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
+import { connected, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Pool } from 'undici'
 import { onResponseOver, RequestAbort } from '../util/http.js'
@@ -141,20 +140,9 @@ async function answerHead(upstream: Duplex, timeoutMs: number): Promise<Buffer |
 /** Whether an answer's head is a host's own refusal (the app never saw the upgrade), not the app's. */
 function refusedByHost(answer: Buffer): boolean {
   const head = answer.subarray(0, answer.indexOf('\r\n\r\n')).toString('latin1')
-  return !head.startsWith('HTTP/1.1 101') && new RegExp(`^${ERROR_HEADER}:`, 'im').test(head)
+  return !head.startsWith('HTTP/1.1 101') && HOST_REFUSAL.test(head)
 }
-
-/** A TCP connection to HOST:PORT, once connected. */
-async function connected(host: string, port: number): Promise<Duplex> {
-  return await new Promise((resolve, reject) => {
-    const s = connect(port, host)
-    s.once('connect', () => {
-      s.off('error', reject)
-      resolve(s)
-    })
-    s.once('error', reject)
-  })
-}
+const HOST_REFUSAL = new RegExp(`^${ERROR_HEADER}:`, 'im')
 
 /** Answers with an error of the proxy's own, and keeps it for the status page. */
 export function sendError(
