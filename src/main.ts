@@ -11,6 +11,11 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     process.stdout.write(`${PACKAGE.name}/${VERSION} ${process.platform}-${process.arch} node-${process.version}\n`)
     return
   }
+  // The allocator's watchdog (a hidden mode, src/allocator/reaper.ts): lean, without oclif.
+  if (argv[0] === '__watchdog') {
+    await (await import('./allocator/reaper.js')).runWatchdog(argv[1])
+    return
+  }
   lifelongV8Settings()
   // oclif asks the OS for the user's shell when SHELL is unset, which throws for a user
   // without a passwd entry (common in containers: `docker run --user 12345`).

@@ -32,3 +32,21 @@ export const ADOPT_CHECK_TIMEOUT_MS = 2000
 
 /** A missing image is pulled for at most this long (ms): without a registry, a fast, clear START_FAILED. */
 export const PULL_TIMEOUT_MS = 20000
+
+/**
+ * How often the watchdog looks whether its allocator still runs, and whether a successor with the same identity
+ * started (ms). The closed pipe tells the death at once; this poll is the fallback, and a successor is seen this fast.
+ */
+export const WATCHDOG_POLL_MS = 250
+
+/**
+ * After a first sweep, the reaper sweeps once more this much later (ms): a container whose create call was on its way
+ * when the allocator died appears only after the first listing.
+ */
+export const REAP_SWEEP_AGAIN_MS = 1000
+
+/** SIGTERM-to-kill grace of a reaped instance (ms): nobody waits for its requests any more. */
+export const REAP_STOP_GRACE_MS = 1000
+
+/** Bounds the whole reap (ms): an engine that hangs must not keep the watchdog forever. */
+export const REAP_TIMEOUT_MS = 30000

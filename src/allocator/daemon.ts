@@ -1,7 +1,7 @@
 // The allocator daemon: an agent (node, membership, admin) plus the catalog, a runtime,
 // the instance manager, the allocation server and the forwarding server, with the
 // shutdown order that loses nothing: refuse, announce leaving, drain, stop instances.
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
@@ -16,11 +16,14 @@ import { ProcessRuntime } from './runtime/process.js'
 import type { Runtime } from './runtime/runtime.js'
 import type { Logger } from '../util/log.js'
 import { allocatorMetrics, instancesGauge } from './metrics.js'
+import { Watchdog, removePidFile, writePidFile } from './watchdog.js'
 
 export interface AllocatorOptions extends DaemonOptions {
   keepInstances?: boolean
   /** Working directory of process-runtime instances (relative Commands resolve here). */
   cwd?: string
+  /** A watchdog child that removes the instances if this allocator dies (default true; ./watchdog.ts). */
+  watchdog?: boolean
 }
 
 async function chooseRuntime(
@@ -65,7 +68,8 @@ export class AllocatorDaemon {
     readonly allocation: AllocationServer,
     readonly forward: ForwardServer,
     private readonly catalog: Catalog,
-    private readonly log: Logger
+    private readonly log: Logger,
+    private readonly lifeline: { watchdog?: Watchdog; pidFile?: string; keepInstances: boolean }
   ) {}
 
   /**
@@ -89,6 +93,8 @@ export class AllocatorDaemon {
     const { config, log } = opts
     const catalog = new Catalog(config)
     let manager: InstanceManager | undefined
+    let watchdog: Watchdog | undefined
+    let pidFile: string | undefined
     const agent = await Agent.start({
       ...opts,
       role: 'allocator',
@@ -98,13 +104,29 @@ export class AllocatorDaemon {
       const metrics = allocatorMetrics(agent.metrics.registry)
       // Beside the key file: an allocator with a persistent identity finds its processes
       // after a restart. An ephemeral one never could, so its state stays in /tmp.
-      const stateDir =
+      const stateDir = resolve(
         opts.ephemeral === true
           ? tmpdir()
           : config.KeyFile !== undefined
             ? join(expandHome(config.KeyFile), '..')
             : expandHome('~/.physarum')
+      )
+      // Before anything is adopted: an old watchdog in its grace sees a successor and leaves the instances to it.
+      if (opts.ephemeral !== true) writePidFile((pidFile = join(stateDir, `allocator-${agent.peer}.pid`)), log)
       const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts)
+      if (opts.watchdog !== false)
+        watchdog = Watchdog.start(
+          {
+            peer: agent.peer,
+            runtime: runtime.kind,
+            stateFile: join(stateDir, `instances-${agent.peer}.json`),
+            pidFile,
+            ephemeral: opts.ephemeral === true,
+            graceMs: config.Allocator.ReapGraceS * 1000,
+            logFile: join(stateDir, `watchdog-${agent.peer}.log`)
+          },
+          log.scope('watchdog')
+        )
       manager = new InstanceManager(
         {
           runtime,
@@ -190,11 +212,17 @@ export class AllocatorDaemon {
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
-      return new AllocatorDaemon(agent, manager, allocation, forward, catalog, log)
+      return new AllocatorDaemon(agent, manager, allocation, forward, catalog, log, {
+        watchdog,
+        pidFile,
+        keepInstances: opts.keepInstances === true
+      })
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.
       await manager?.stop()
+      watchdog?.release(opts.keepInstances === true ? 'kept' : 'stopped')
+      if (pidFile !== undefined) removePidFile(pidFile)
       await agent.stop()
       throw err
     }
@@ -218,6 +246,9 @@ export class AllocatorDaemon {
     await forward.stop()
     await allocation.stop()
     await manager.stop()
+    // Nothing left to remove, or (--keep-instances) left for the next start, removed only if none comes.
+    this.lifeline.watchdog?.release(this.lifeline.keepInstances ? 'kept' : 'stopped')
+    if (this.lifeline.pidFile !== undefined) removePidFile(this.lifeline.pidFile)
     await agent.stop()
   }
 }

@@ -45,6 +45,9 @@ export function builtinDefaults(): SharedDefaults {
       MemoryMB: 4096,
       // Half the systemd unit's TimeoutStopSec (60 s): requests in flight finish, and the instances still stop in time.
       DrainTimeoutS: 30,
+      // A restart (systemd's RestartSec 2 s, an upgrade, a reboot of the engine) comes back well within a minute; one
+      // that does not is not coming back soon, and its instances hold ports and memory for nobody.
+      ReapGraceS: 60,
       // Per requesting peer: a proxy asks once per cold start and app (single-flight), so
       // this is far above honest use, and a flood stays cheap.
       RateLimit: { PerSecond: 20, Burst: 40 }

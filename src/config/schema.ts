@@ -240,6 +240,13 @@ export const configSchema = {
           maximum: 3600,
           description: 'On shutdown, how long in-flight requests may finish (s).'
         },
+        ReapGraceS: {
+          type: 'number',
+          minimum: 0,
+          maximum: 86400,
+          description:
+            'After this allocator died (not --ephemeral), how long its instances wait for it to start again and adopt them before its watchdog removes them (s).'
+        },
         RateLimit: {
           type: 'object',
           additionalProperties: false,

@@ -9,14 +9,23 @@ import { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { createLogger, silentLogger } from '../../src/util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-export function testConfig(over: Partial<Config> = {}): Config {
+/** A partial config; its Allocator section partial too (defaults fill the rest). */
+export type TestConfig = Omit<Partial<Config>, 'Allocator'> & { Allocator?: Partial<Config['Allocator']> }
+
+export function testConfig(over: TestConfig = {}): Config {
   const c = builtinDefaults()
-  return { ...c, Listen: ['/ip4/127.0.0.1/tcp/0'], Membership: { ...c.Membership, AnnounceIntervalMs: 2000 }, ...over }
+  return {
+    ...c,
+    Listen: ['/ip4/127.0.0.1/tcp/0'],
+    Membership: { ...c.Membership, AnnounceIntervalMs: 2000 },
+    ...over,
+    Allocator: { ...c.Allocator, ...over.Allocator }
+  }
 }
 
 const log = process.env.TEST_LOG === '1' ? createLogger({ level: 'debug' }) : silentLogger
 
-export async function startAgent(opts: { role?: Role; config?: Partial<Config> } = {}): Promise<Agent> {
+export async function startAgent(opts: { role?: Role; config?: TestConfig } = {}): Promise<Agent> {
   return await Agent.start({
     role: opts.role ?? 'allocator',
     config: testConfig(opts.config),
@@ -95,7 +104,7 @@ export function helloApp(over: AppConfig = {}): AppConfig {
 }
 
 export async function startAllocator(
-  config: Partial<Config> = {},
+  config: TestConfig = {},
   opts: { stateDir?: string; inboundOnly?: boolean } = {}
 ): Promise<AllocatorDaemon> {
   const base = testConfig(config)
@@ -115,7 +124,7 @@ export async function startAllocator(
 // --- proxies in-process ----------------------------------------------------------------
 
 export async function startProxy(
-  config: Partial<Config> = {},
+  config: TestConfig = {},
   opts: { app?: string; address?: { host: string; port: number } } = {}
 ): Promise<ProxyDaemon> {
   return await ProxyDaemon.start({

@@ -59,7 +59,7 @@ export async function reservePort(): Promise<number> {
 }
 
 /** The start time of a process from /proc (guards against PID reuse); undefined when gone. */
-function procStart(pid: number): string | undefined {
+export function procStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
