@@ -6,6 +6,9 @@ import ConfigShow from './config/show.js'
 import ConfigValidate from './config/validate.js'
 import ConfigInit from './config/init.js'
 import HelloWorldServer from './hello-world-server.js'
+import ServiceInstall from './service/install.js'
+import ServiceRemove from './service/remove.js'
+import ServiceStatus from './service/status.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -14,5 +17,8 @@ export const COMMANDS = {
   'config:show': ConfigShow,
   'config:validate': ConfigValidate,
   'config:init': ConfigInit,
-  'hello-world-server': HelloWorldServer
+  'hello-world-server': HelloWorldServer,
+  'service:install': ServiceInstall,
+  'service:remove': ServiceRemove,
+  'service:status': ServiceStatus
 }
