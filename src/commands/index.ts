@@ -9,6 +9,7 @@ import HelloWorldServer from './hello-world-server.js'
 import ServiceInstall from './service/install.js'
 import ServiceRemove from './service/remove.js'
 import ServiceStatus from './service/status.js'
+import Completion from './completion.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -20,5 +21,6 @@ export const COMMANDS = {
   'hello-world-server': HelloWorldServer,
   'service:install': ServiceInstall,
   'service:remove': ServiceRemove,
-  'service:status': ServiceStatus
+  'service:status': ServiceStatus,
+  completion: Completion
 }
