@@ -50,3 +50,13 @@ export const REAP_STOP_GRACE_MS = 1000
 
 /** Bounds the whole reap (ms): an engine that hangs must not keep the watchdog forever. */
 export const REAP_TIMEOUT_MS = 30000
+
+/**
+ * A drain waits this long between a replacement being ready elsewhere and the local instances taking no new request
+ * (ms): the replacement's announcement reaches every proxy in 2–9 ms on a LAN (../../shared figures), so a second is
+ * ample; a proxy that has not heard yet is refused with NO_INSTANCE and picks again, so nothing fails either way.
+ */
+export const DRAIN_HANDOVER_MS = 1000
+
+/** `physarum drain` without --deadline: long requests and downloads get this long to finish (ms). */
+export const DRAIN_DEADLINE_MS = 5 * 60 * 1000

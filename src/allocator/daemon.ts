@@ -17,6 +17,22 @@ import type { Runtime } from './runtime/runtime.js'
 import type { Logger } from '../util/log.js'
 import { allocatorMetrics, instancesGauge } from './metrics.js'
 import { Watchdog, removePidFile, writePidFile } from './watchdog.js'
+import { DrainError, Drainer } from './drain.js'
+import { AdminError } from '../cluster/admin/server.js'
+import { DRAIN_DEADLINE_MS } from './constants.js'
+
+/** The body of POST /v1/drain: {} or {deadlineS} drains, {undo: true} ends the maintenance. */
+function drainRequest(body: unknown): { undo: boolean; deadlineMs: number } {
+  const b = (body ?? {}) as Record<string, unknown>
+  if (typeof b !== 'object' || Array.isArray(b)) throw new AdminError(400, 'the body must be a JSON object')
+  for (const k of Object.keys(b))
+    if (k !== 'undo' && k !== 'deadlineS') throw new AdminError(400, `unknown field ${JSON.stringify(k)}`)
+  if (b.undo !== undefined && typeof b.undo !== 'boolean') throw new AdminError(400, 'undo must be true or false')
+  const d = b.deadlineS
+  if (d !== undefined && (typeof d !== 'number' || !Number.isFinite(d) || d < 0 || d > 86400))
+    throw new AdminError(400, 'deadlineS must be a number of seconds from 0 to 86400')
+  return { undo: b.undo === true, deadlineMs: d !== undefined ? d * 1000 : DRAIN_DEADLINE_MS }
+}
 
 export interface AllocatorOptions extends DaemonOptions {
   keepInstances?: boolean
@@ -206,6 +222,26 @@ export class AllocatorDaemon {
       await allocation.start()
       await forward.start()
       agent.admin.route('/v1/instances', () => m.list())
+      const drainer = new Drainer({
+        manager,
+        node: agent.node,
+        membership: agent.membership,
+        rtt: agent.rtt,
+        log: log.scope('drain'),
+        announce: () => {
+          agent.membership.announceSoon(0)
+        }
+      })
+      agent.admin.route('/v1/drain', () => ({ state: drainer.state }))
+      agent.admin.post('/v1/drain', async body => {
+        const r = drainRequest(body)
+        try {
+          return r.undo ? drainer.undo() : await drainer.drain({ deadlineMs: r.deadlineMs })
+        } catch (err) {
+          if (err instanceof DrainError) throw new AdminError(409, err.message)
+          throw err
+        }
+      })
       agent.membership.announceSoon(0)
       // Recorded before it says it is up: whoever waits for that line finds the record.
       agent.registerLocal()

@@ -203,7 +203,8 @@ export class Agent {
       return {
         peer: a.peer,
         self: m === undefined,
-        status: m?.status ?? 'alive',
+        // An alive allocator under a planned drain shows that instead (physarum drain).
+        status: (m?.status ?? 'alive') === 'alive' && a.drain !== undefined ? a.drain : (m?.status ?? 'alive'),
         roles: a.roles,
         addrs: a.addrs,
         version: a.version,

@@ -10,6 +10,7 @@ import ServiceInstall from './service/install.js'
 import ServiceRemove from './service/remove.js'
 import ServiceStatus from './service/status.js'
 import Completion from './completion.js'
+import Drain from './drain.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -22,5 +23,6 @@ export const COMMANDS = {
   'service:install': ServiceInstall,
   'service:remove': ServiceRemove,
   'service:status': ServiceStatus,
-  completion: Completion
+  completion: Completion,
+  drain: Drain
 }

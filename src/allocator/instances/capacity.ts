@@ -5,7 +5,7 @@
 /** What the decision reads of an instance. */
 export interface Counted {
   app: string
-  state: 'starting' | 'ready' | 'stopping'
+  state: 'starting' | 'ready' | 'draining' | 'stopping'
   memoryMB: number
   /** Whether the runtime still holds it (a stopping instance holds memory until it is gone). */
   running: boolean

@@ -23,7 +23,8 @@ import {
 } from '../constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-export type InstanceState = 'starting' | 'ready' | 'stopping'
+/** draining: handed over by a drain (physarum drain): no new requests, its in-flight ones finish, then it stops. */
+export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopping'
 
 export interface Instance {
   id: string
@@ -65,6 +66,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   private readonly starting = new Map<string, Promise<Instance>>()
   private timers: NodeJS.Timeout[] = []
   draining = false
+  /** A planned drain (physarum drain) is under way or done: no allocations, no warm minimum, until undone. */
+  maintenance?: 'draining' | 'maintenance'
 
   constructor(
     private readonly components: {
@@ -152,7 +155,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   /** Keeps MinInstances of every app warm. */
   private async ensureMinimum(): Promise<void> {
     for (const spec of this.components.catalog.list()) {
-      while (!this.draining && this.count(spec.name) < spec.minInstances) {
+      while (!this.draining && this.maintenance === undefined && this.count(spec.name) < spec.minInstances) {
         try {
           await this.allocate(spec.name, { fresh: true })
         } catch (err) {
@@ -195,6 +198,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
    */
   async allocate(app: string, opts: { fresh?: boolean } = {}): Promise<{ instance: Instance; started: boolean }> {
     if (this.draining) throw new AllocationError('DRAINING', 'this allocator is shutting down')
+    if (this.maintenance !== undefined)
+      throw new AllocationError('DRAINING', 'this allocator is drained for maintenance (physarum drain --undo ends it)')
     const spec = this.components.catalog.get(app)
     if (spec === undefined) throw new AllocationError('UNKNOWN_APP', `app ${app} is not in this allocator's catalog`)
     const pending = this.starting.get(app)
@@ -325,6 +330,23 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     this.emit('removed', inst, reason)
     this.emit('change')
     // Keep MinInstances warm after a death, a failed health check or a cull.
+    if (!this.draining && this.maintenance === undefined && this.timers.length > 0) void this.ensureMinimum()
+  }
+
+  /**
+   * A drain hands the instance over: it leaves the announcements and takes no new request (a proxy that still names
+   * it is refused with NO_INSTANCE and picks again); what is in flight on it goes on.
+   */
+  handOver(inst: Instance): void {
+    if (inst.state !== 'ready') return
+    inst.state = 'draining'
+    this.emit('change')
+  }
+
+  /** Ends maintenance (physarum drain --undo): allocations again, and the warm minimum. */
+  endMaintenance(): void {
+    this.maintenance = undefined
+    this.emit('change')
     if (!this.draining && this.timers.length > 0) void this.ensureMinimum()
   }
 
@@ -414,7 +436,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   localState(): LocalState {
     const instances: LocalState['instances'] = {}
     for (const i of this.instances.values()) {
-      if (i.state === 'stopping') continue
+      if (i.state === 'stopping' || i.state === 'draining') continue
       const e = instances[i.app] ?? (instances[i.app] = { ready: 0, inFlight: 0, starting: 0, ids: [] as string[] })
       if (i.state === 'ready') {
         e.ready++
@@ -426,9 +448,11 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     return {
       catalog: this.components.catalog.names(),
       instances,
+      ...(this.maintenance !== undefined ? { drain: this.maintenance } : {}),
       capacity: {
         slots: this.init.maxInstances,
-        slotsFree: Math.max(0, this.init.maxInstances - used.slots),
+        // In maintenance: no room, so that no proxy asks.
+        slotsFree: this.maintenance !== undefined ? 0 : Math.max(0, this.init.maxInstances - used.slots),
         memoryMB: this.init.memoryMB,
         memoryFreeMB: Math.max(0, this.init.memoryMB - used.memoryMB),
         cpuLoad: Number((loadavg()[0] / Math.max(1, cpus().length)).toFixed(2))

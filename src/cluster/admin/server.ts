@@ -1,5 +1,5 @@
 // The local admin API of a daemon (127.0.0.1 by default): JSON under /v1/ and
-// Prometheus text on /metrics. Concerns register their own GET routes.
+// Prometheus text on /metrics. Concerns register their own GET routes, and POST routes for what changes state.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { listenOn, parseHostPort, type ListenError } from '../../util/http.js'
 import type { Registry } from 'prom-client'
@@ -14,8 +14,43 @@ const KEEPALIVE_MS = 5000
 /** A route's answer (or a promise of it), sent as JSON. */
 export type Route = (req: IncomingMessage, url: URL) => unknown
 
+/** A state-changing route: the request's JSON body (undefined when empty) → its answer, sent as JSON. */
+export type PostRoute = (body: unknown, url: URL) => unknown
+
+/** The largest POST body read (bytes): admin calls carry a few fields. */
+const MAX_BODY_BYTES = 64 * 1024
+
+/** A refusal of an admin call with its HTTP status (a bad body 400, a conflict 409, …). */
+export class AdminError extends Error {
+  override name = 'AdminError'
+  constructor(
+    readonly status: number,
+    message: string
+  ) {
+    super(message)
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length
+    if (size > MAX_BODY_BYTES) throw new AdminError(413, `request body over ${MAX_BODY_BYTES} bytes`)
+    chunks.push(c)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  if (text.trim() === '') return undefined
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new AdminError(400, 'the request body is not JSON')
+  }
+}
+
 export class AdminServer implements Startable {
   private readonly routes = new Map<string, Route>()
+  private readonly postRoutes = new Map<string, PostRoute>()
   private server?: Server
   /** HOST:PORT it listens on, once started (none: it answers only through serve(), e.g. a proxy's /_physarum/). */
   address?: string
@@ -35,6 +70,11 @@ export class AdminServer implements Startable {
 
   route(path: string, handler: Route): void {
     this.routes.set(path, handler)
+  }
+
+  /** A state-changing call (POST with a JSON body). */
+  post(path: string, handler: PostRoute): void {
+    this.postRoutes.set(path, handler)
   }
 
   async start(): Promise<void> {
@@ -70,11 +110,21 @@ export class AdminServer implements Startable {
       send(400, { error: 'bad request target' })
       return
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(405, { error: 'only GET is supported' })
+    if (pathname !== undefined) url.pathname = pathname
+    if (req.method === 'POST' && this.postRoutes.has(url.pathname)) {
+      const post = this.postRoutes.get(url.pathname) as PostRoute
+      // TOKEN: the admin token check of state-changing calls belongs here (issue 16, item 8), before the body is read.
+      try {
+        send(200, await post(await readBody(req), url))
+      } catch (err) {
+        send(err instanceof AdminError ? err.status : 500, { error: (err as Error).message })
+      }
       return
     }
-    if (pathname !== undefined) url.pathname = pathname
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(405, { error: `only GET is supported on ${url.pathname}` })
+      return
+    }
     try {
       if (url.pathname === '/metrics') {
         send(200, await this.components.registry.metrics(), this.components.registry.contentType)

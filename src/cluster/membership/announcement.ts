@@ -63,7 +63,9 @@ export const announcementSchema = {
     },
     seq: { type: 'integer', minimum: 0 },
     ts: { type: 'number', minimum: 0 },
-    leaving: { type: 'boolean' }
+    leaving: { type: 'boolean' },
+    // An allocator under a planned drain: `members` shows it, and no proxy asks it for an instance.
+    drain: { enum: ['draining', 'maintenance'] }
   }
 } as const
 

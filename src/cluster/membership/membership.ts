@@ -39,6 +39,8 @@ export interface LocalState {
   catalog: string[]
   instances: Record<string, AppInstances>
   capacity: Record<string, number>
+  /** An allocator under a planned drain (physarum drain): moving its instances away, or done and in maintenance. */
+  drain?: 'draining' | 'maintenance'
 }
 
 export interface MembershipInit {
@@ -226,6 +228,7 @@ export class Membership implements Startable {
       catalog: state.catalog,
       instances: state.instances,
       capacity: state.capacity,
+      ...(state.drain !== undefined ? { drain: state.drain } : {}),
       seq: this.seq,
       ts: Date.now(),
       ...(this.leaving ? { leaving: true } : {})

@@ -1,0 +1,48 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand, UsageError } from '../cli/base.js'
+
+export default class Drain extends BaseCommand {
+  static override summary = "Move an allocator's instances elsewhere, then keep it in maintenance (--undo ends it)."
+  static override description =
+    'For each app of the allocator that has traffic, an instance is made ready on another allocator within the app\'s hard RTT first; then the local instances take no new request, finish what is in flight (up to --deadline) and stop. The allocator stays in the cluster as "draining", then "maintenance" in `physarum members`, and takes no allocation until `physarum drain --undo`. Asked of an allocator on this host (its admin API is loopback only). SIGTERM is not this: it is the quick drain of a shutdown.'
+  static override examples = [
+    '<%= config.bin %> drain',
+    '<%= config.bin %> drain --deadline 30s',
+    '<%= config.bin %> drain 12D3KooW… --json',
+    '<%= config.bin %> drain --undo'
+  ]
+
+  static override args = {
+    peer: Args.string({ description: 'peer ID of the allocator (default: the one allocator on this host)' })
+  }
+
+  static override flags = {
+    self: Flags.boolean({ description: 'the allocator on this host (the default without PEER)' }),
+    deadline: Flags.string({
+      description: 'how long in-flight and long-lived requests may take to finish, e.g. 30s, 5m',
+      default: '5m',
+      helpValue: 'DURATION'
+    }),
+    undo: Flags.boolean({ description: 'end the maintenance: take allocations again' }),
+    agent: Flags.string({
+      char: 'a',
+      description: "the allocator's admin API (default: found on this host)",
+      helpValue: 'HOST:PORT'
+    }),
+    json: Flags.boolean({ description: 'print JSON' })
+  }
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Drain)
+    if (flags.self && args.peer !== undefined) throw new UsageError('name a PEER or --self, not both')
+    const { askDrain, findAllocator, formatReport, parseDuration } = await import('../cli/drain.js')
+    const deadlineMs = parseDuration(flags.deadline)
+    if (deadlineMs === undefined || deadlineMs > 86400000)
+      throw new UsageError(
+        `--deadline must be a duration such as 30s, 5m or 1h (at most 24h), got ${JSON.stringify(flags.deadline)}`
+      )
+    const { admin, peer } = await findAllocator(args.peer, flags.agent)
+    const report = await askDrain(admin, flags.undo ? { undo: true } : { deadlineS: deadlineMs / 1000 }, deadlineMs)
+    process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(peer, report))
+  }
+}
