@@ -83,7 +83,12 @@ async function runtimeOf(a: WatchdogArgs, log: ReturnType<typeof createLogger>):
 }
 
 /** Removes every instance the allocator `a.peer` left; returns how many. */
-async function reap(a: WatchdogArgs, why: string, note: (line: string) => void): Promise<number> {
+async function reap(
+  a: WatchdogArgs,
+  why: string,
+  note: (line: string) => void,
+  successor: () => boolean
+): Promise<number> {
   const log = createLogger({ silent: true })
   const runtime = await runtimeOf(a, log)
   let n = 0
@@ -91,6 +96,8 @@ async function reap(a: WatchdogArgs, why: string, note: (line: string) => void):
     const what = a.runtime === 'docker' ? 'container' : 'process group'
     await Promise.all(
       (await runtime.listOwn()).map(async inst => {
+        // A successor that started in the last moment adopts what is still there.
+        if (successor()) return
         await runtime.stop(inst, { graceMs: REAP_STOP_GRACE_MS })
         n++
         note(`removed ${what} ${inst.handle.slice(0, 12)} (instance ${inst.id} of ${inst.app || '?'}): ${why}`)
@@ -129,21 +136,21 @@ export async function runWatchdog(json: string | undefined): Promise<void> {
   process.stdin.destroy()
   if (farewell === 'stopped') return
   let why = 'its allocator died (--ephemeral: it never comes back for them)'
+  const successor = (): boolean => {
+    if (a.pidFile === undefined) return false
+    const rec = runningAllocator(a.pidFile)
+    return rec !== undefined && rec.pid !== a.pid
+  }
   if (!a.ephemeral) {
     why = `its allocator ${farewell === 'kept' ? 'left them running' : 'died'} and did not start again within ${a.graceMs / 1000} s`
     const deadline = Date.now() + a.graceMs
-    const successor = (): boolean => {
-      if (a.pidFile === undefined) return false
-      const rec = runningAllocator(a.pidFile)
-      return rec !== undefined && rec.pid !== a.pid
-    }
     while (Date.now() < deadline && !successor()) await sleep(WATCHDOG_POLL_MS)
     // A successor adopts what is left: not ours to remove.
     if (successor()) return
   }
   const timeout = sleep(REAP_TIMEOUT_MS, 'timeout' as const)
   try {
-    const r = await Promise.race([reap(a, why, note), timeout])
+    const r = await Promise.race([reap(a, why, note, successor), timeout])
     if (r === 'timeout') note(`gave up after ${REAP_TIMEOUT_MS / 1000} s (the Docker engine does not answer?)`)
   } catch (err) {
     note(`cannot remove the instances: ${(err as Error).message}`)

@@ -9,6 +9,12 @@ import { procStart } from './runtime/process.js'
 import { WATCHDOG_ARG, runningAllocator, type Farewell, type WatchdogArgs } from './reaper.js'
 import { dirname } from 'node:path'
 
+/**
+ * What of the allocator's environment the watchdog gets: enough to run and to find the Docker engine, never the PSK
+ * or anything else the allocator was given.
+ */
+const PASSED_ENV = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']
+
 export class Watchdog {
   private released = false
 
@@ -38,7 +44,8 @@ export class Watchdog {
         detached: true,
         // Not the allocator's stdout/stderr: whoever reads those sees their end when the allocator ends.
         stdio: ['pipe', 'ignore', 'ignore'],
-        cwd: '/'
+        cwd: '/',
+        env: Object.fromEntries(PASSED_ENV.flatMap(k => (process.env[k] !== undefined ? [[k, process.env[k]]] : [])))
       })
     } catch (err) {
       log.warn(`cannot start the watchdog: ${(err as Error).message}; if this allocator is killed, its instances stay`)

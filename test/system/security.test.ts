@@ -62,6 +62,11 @@ const environ = (pid: number): Record<string, string> =>
 /**
  * An instance process runs the catalog Command with the catalog environment only (no PSK), listening on 127.0.0.1 only.
  */
+/** The allocator's children that are instances: all but its watchdog. */
+function instancePids(allocPid: number): number[] {
+  return childrenOf(allocPid).filter(p => alive(p) && !cmdline(p).includes('__watchdog'))
+}
+
 function instanceAsCatalogSays(pid: number): void {
   assert.deepEqual(cmdline(pid), HELLO_COMMAND, 'the catalog Command, nothing else')
   const env = environ(pid)
@@ -245,7 +250,7 @@ describe('security of an allocator and a proxy (CLI child processes)', { timeout
       console.log(describeReport('crafted allocation requests', SEED, r))
       assert.deepEqual(r.failures, [])
       // Whatever ran, ran as the catalog says: its Command, its environment.
-      for (const pid of childrenOf(allocPid).filter(alive)) instanceAsCatalogSays(pid)
+      for (const pid of instancePids(allocPid)) instanceAsCatalogSays(pid)
       assert.ok(!existsSync('/tmp/physarum-pwned'))
     } finally {
       await node.stop()
@@ -257,9 +262,13 @@ describe('security of an allocator and a proxy (CLI child processes)', { timeout
     try {
       const inst = await requestAllocation(node, allocPeer, 'hello', { timeoutMs: 20000 })
       assert.equal(inst.state, 'ready')
-      const pids = childrenOf(allocPid).filter(p => alive(p))
+      const pids = instancePids(allocPid)
       assert.ok(pids.length >= 1, 'the instance is a child process of the allocator')
       for (const pid of pids) instanceAsCatalogSays(pid)
+      // Its other child, the watchdog (src/allocator/watchdog.ts), gets no secret either.
+      const watchdogs = childrenOf(allocPid).filter(p => alive(p) && cmdline(p).includes('__watchdog'))
+      assert.equal(watchdogs.length, 1, 'the allocator runs one watchdog')
+      assert.equal(environ(watchdogs[0]).PHYSARUM_PSK, undefined, 'the PSK is not passed to the watchdog')
       // The allocator itself: libp2p where told (127.0.0.1 here), admin on loopback.
       for (const a of listening(allocPid)) assert.match(a, /^127\.0\.0\.1:\d+$/, `allocator listens on ${a}`)
     } finally {
