@@ -23,8 +23,9 @@ import { DRAIN_DEADLINE_MS } from './constants.js'
 
 /** The body of POST /v1/drain: {} or {deadlineS} drains, {undo: true} ends the maintenance. */
 function drainRequest(body: unknown): { undo: boolean; deadlineMs: number } {
+  if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body)))
+    throw new AdminError(400, 'the body must be a JSON object')
   const b = (body ?? {}) as Record<string, unknown>
-  if (typeof b !== 'object' || Array.isArray(b)) throw new AdminError(400, 'the body must be a JSON object')
   for (const k of Object.keys(b))
     if (k !== 'undo' && k !== 'deadlineS') throw new AdminError(400, `unknown field ${JSON.stringify(k)}`)
   if (b.undo !== undefined && typeof b.undo !== 'boolean') throw new AdminError(400, 'undo must be true or false')

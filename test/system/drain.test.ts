@@ -165,6 +165,22 @@ test('drain under steady load: moved first, nothing fails, maintenance until --u
   assert.ok(inst.id.length > 0)
   await waitFor('members shows A alive again', async () => (await statusOf(proxy, a.peer)) === 'alive', 10000)
 
+  // A bad call changes nothing and gets a one-line JSON error.
+  for (const [body, status, error] of [
+    ['{"deadlineS": -1}', 400, 'deadlineS must be a number of seconds from 0 to 86400'],
+    ['{"undo": true, "force": 1}', 400, 'unknown field "force"'],
+    ['not json', 400, 'the request body is not JSON'],
+    ['[1]', 400, 'the body must be a JSON object']
+  ] as const) {
+    const r = await fetch(`http://${a.admin}/v1/drain`, { method: 'POST', body })
+    assert.equal(r.status, status, body)
+    assert.deepEqual(await r.json(), { error }, body)
+  }
+  assert.deepEqual(await (await fetch(`http://${a.admin}/v1/drain`)).json(), { state: 'serving' })
+  const put = await fetch(`http://${a.admin}/v1/drain`, { method: 'PUT' })
+  assert.equal(put.status, 405)
+  await put.body?.cancel()
+
   for (const n of [proxy, a, b]) n.d.child.kill('SIGTERM')
   for (const n of [proxy, a, b]) assert.equal((await n.d.exited).code, 0)
 })
