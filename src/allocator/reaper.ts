@@ -69,7 +69,9 @@ async function awaitEnd(a: WatchdogArgs): Promise<Farewell | undefined> {
   process.stdin.once('end', end)
   process.stdin.once('error', end)
   process.stdin.once('close', end)
-  while (!ended && procStart(a.pid) === a.procStart) await sleep(WATCHDOG_POLL_MS)
+  // Without the allocator's start time (no /proc), only the pipe tells: a pid alone may be reused.
+  const gone = (): boolean => a.procStart !== '' && procStart(a.pid) !== a.procStart
+  while (!ended && !gone()) await sleep(WATCHDOG_POLL_MS)
   return farewell
 }
 
