@@ -9,6 +9,8 @@ import { expandHome } from '../config/files.js'
 import { Catalog } from '../catalog/catalog.js'
 import { InstanceManager, type Instance } from './instances/manager.js'
 import { router } from '../forward/routing.js'
+import { mergeInstances, Registry } from '../registry/registry.js'
+import { registrationRoutes } from '../registry/routes.js'
 import { AllocationServer } from '../allocation/server.js'
 import { ForwardServer } from '../forward/serve.js'
 import { DockerRuntime, dockerAvailable } from './runtime/docker.js'
@@ -64,6 +66,8 @@ export class AllocatorDaemon {
     readonly manager: InstanceManager,
     readonly allocation: AllocationServer,
     readonly forward: ForwardServer,
+    /** Instances registered with this allocator (physarum register), beside those it started. */
+    readonly registry: Registry,
     private readonly catalog: Catalog,
     private readonly log: Logger
   ) {}
@@ -89,12 +93,22 @@ export class AllocatorDaemon {
     const { config, log } = opts
     const catalog = new Catalog(config)
     let manager: InstanceManager | undefined
+    // Made once the agent (its peer ID) is: what the agent announces reads it from here.
+    const hosted: { registry?: Registry } = {}
     const agent = await Agent.start({
       ...opts,
       role: 'allocator',
-      localState: () => manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
+      localState: () => {
+        const own = manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
+        return { ...own, instances: mergeInstances(own.instances, hosted.registry?.instances() ?? {}) }
+      }
     })
+    const reg = new Registry({ log: log.scope('registry') }, { peer: agent.peer })
+    hosted.registry = reg
     try {
+      reg.on('change', () => {
+        agent.membership.announceSoon(0)
+      })
       const metrics = allocatorMetrics(agent.metrics.registry)
       // Beside the key file: an allocator with a persistent identity finds its processes
       // after a restart. An ephemeral one never could, so its state stays in /tmp.
@@ -147,6 +161,23 @@ export class AllocatorDaemon {
           burst: config.Allocator.RateLimit.Burst
         }
       )
+      // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on DRAINING).
+      const own = router<Instance>({
+        draining: () => m.draining,
+        serves: app => catalog.get(app) !== undefined,
+        ready: app => m.readyOf(app),
+        target: inst =>
+          inst.rt === undefined
+            ? undefined
+            : {
+                app: inst.app,
+                instanceId: inst.id,
+                host: inst.rt.host,
+                port: inst.rt.port,
+                begin: () => m.begin(inst)
+              }
+      })
+      const registered = router(reg.source())
       const forward = new ForwardServer(
         {
           node: agent.node,
@@ -159,42 +190,41 @@ export class AllocatorDaemon {
           }
         },
         {
-          // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on DRAINING).
-          resolve: router<Instance>({
-            draining: () => m.draining,
-            serves: app => catalog.get(app) !== undefined,
-            ready: app => m.readyOf(app),
-            target: inst =>
-              inst.rt === undefined
-                ? undefined
-                : {
-                    app: inst.app,
-                    instanceId: inst.id,
-                    host: inst.rt.host,
-                    port: inst.rt.port,
-                    begin: () => m.begin(inst)
-                  }
-          })
+          // A registered instance when the frame names one, or when the app has only registered ones here.
+          resolve: frame => {
+            const app = frame.app
+            const toRegistry =
+              frame.instance !== undefined
+                ? reg.byId(frame.instance) !== undefined
+                : reg.ready(app).length > 0 && m.readyOf(app).length === 0
+            return toRegistry || (catalog.get(app) === undefined && reg.serves(app)) ? registered(frame) : own(frame)
+          }
         }
       )
+      reg.on('removed', e => {
+        forward.forget(e.host, e.port)
+      })
       manager.on('removed', inst => {
         if (inst.rt !== undefined) forward.forget(inst.rt.host, inst.rt.port)
       })
+      await reg.start()
       await manager.start()
       await allocation.start()
       await forward.start()
       agent.admin.route('/v1/instances', () => m.list())
+      registrationRoutes(agent.admin, reg, catalog)
       agent.membership.announceSoon(0)
       // Recorded before it says it is up: whoever waits for that line finds the record.
       agent.registerLocal()
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
-      return new AllocatorDaemon(agent, manager, allocation, forward, catalog, log)
+      return new AllocatorDaemon(agent, manager, allocation, forward, reg, catalog, log)
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.
       await manager?.stop()
+      await reg.stop()
       await agent.stop()
       throw err
     }
@@ -207,10 +237,11 @@ export class AllocatorDaemon {
   }
 
   private async doStop(): Promise<void> {
-    const { agent, manager, allocation, forward } = this
+    const { agent, manager, allocation, forward, registry } = this
     // Refuses new work at once (DRAINING), then waits for what is in flight; meanwhile no
     // new allocations are taken and the leave goes out, so that proxies look elsewhere.
     const drained = manager.beforeStop()
+    await registry.beforeStop()
     await allocation.beforeStop()
     await agent.beforeStop()
     await drained
@@ -218,6 +249,7 @@ export class AllocatorDaemon {
     await forward.stop()
     await allocation.stop()
     await manager.stop()
+    await registry.stop()
     await agent.stop()
   }
 }

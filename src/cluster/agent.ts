@@ -12,6 +12,7 @@ import { Membership, type LocalState } from './membership/membership.js'
 import { Metrics } from './admin/metrics.js'
 import { AdminServer } from './admin/server.js'
 import { registerLocal, unregisterLocal } from './local-agents.js'
+import { loadOrCreateToken, tokenFile } from './admin/token.js'
 import { VERSION } from '../util/version.js'
 import { debugOn, type Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
@@ -37,12 +38,25 @@ export interface AgentOptions {
   inboundOnly?: boolean
   /** Collect Node process metrics (off when several agents share a process). */
   processMetrics?: boolean
+  /**
+   * The admin token's file (admin/token.ts), created when missing; false: none, and no state-changing admin call is
+   * taken. Default: beside KeyFile, for an agent with an admin API.
+   */
+  tokenFile?: string | false
 }
 
 /** What every daemon (allocator, proxy) passes through to its agent. */
 export type DaemonOptions = Pick<
   AgentOptions,
-  'config' | 'log' | 'ephemeral' | 'admin' | 'adminIsRoleDefault' | 'configFile' | 'processMetrics' | 'inboundOnly'
+  | 'config'
+  | 'log'
+  | 'ephemeral'
+  | 'admin'
+  | 'adminIsRoleDefault'
+  | 'configFile'
+  | 'processMetrics'
+  | 'inboundOnly'
+  | 'tokenFile'
 >
 
 /** One row of the member table as the admin API and `physarum members` show it. */
@@ -79,12 +93,23 @@ export class Agent {
     readonly metrics: Metrics,
     readonly admin: AdminServer,
     readonly log: Logger,
-    readonly role: Role
+    readonly role: Role,
+    /** Where the admin token is, if this agent takes state-changing calls. */
+    readonly tokenFile?: string
   ) {}
 
   static async start(opts: AgentOptions): Promise<Agent> {
     const { config, log, role } = opts
     const psk = resolvePsk(config)
+    // An observer (the CLI) never makes a token; an agent without an admin API needs none.
+    const wantsToken = role !== 'observer' && opts.tokenFile !== false && (opts.admin ?? config.Admin.Listen) !== false
+    const tokenPath = wantsToken ? ((opts.tokenFile as string | undefined) ?? tokenFile(config.KeyFile)) : undefined
+    let token: string | undefined
+    if (tokenPath !== undefined) {
+      const t = loadOrCreateToken(tokenPath)
+      if (t.created) log.info(`created admin token ${tokenPath}`)
+      token = t.token
+    }
     let privateKey
     // No KeyFile: a throwaway identity. An observer never takes a key file, whatever its config.
     if (opts.ephemeral === true || role === 'observer' || config.KeyFile === undefined) {
@@ -146,10 +171,11 @@ export class Agent {
       {
         listen: adminListen === false ? undefined : adminListen,
         hint: 'choose another with --admin HOST:PORT',
-        anyPortIfTaken: opts.admin === undefined && opts.adminIsRoleDefault === true
+        anyPortIfTaken: opts.admin === undefined && opts.adminIsRoleDefault === true,
+        token
       }
     )
-    const agent = new Agent(node, rtt, membership, metrics, admin, log, role)
+    const agent = new Agent(node, rtt, membership, metrics, admin, log, role, tokenPath)
     try {
       await node.start()
       await rtt.start()
@@ -187,7 +213,13 @@ export class Agent {
   /** Records this daemon where `physarum members` on this host looks (local-agents.ts); once it serves. */
   registerLocal(http?: string): void {
     if (this.role === 'observer') return
-    this.localFile = registerLocal({ role: this.role, peer: this.peer, admin: this.admin.address, http })
+    this.localFile = registerLocal({
+      role: this.role,
+      peer: this.peer,
+      admin: this.admin.address,
+      http,
+      tokenFile: this.tokenFile
+    })
   }
 
   get peer(): string {

@@ -6,6 +6,8 @@ import ConfigShow from './config/show.js'
 import ConfigValidate from './config/validate.js'
 import ConfigInit from './config/init.js'
 import HelloWorldServer from './hello-world-server.js'
+import Register from './register.js'
+import Deregister from './deregister.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -14,5 +16,7 @@ export const COMMANDS = {
   'config:show': ConfigShow,
   'config:validate': ConfigValidate,
   'config:init': ConfigInit,
-  'hello-world-server': HelloWorldServer
+  'hello-world-server': HelloWorldServer,
+  register: Register,
+  deregister: Deregister
 }
