@@ -8,6 +8,7 @@ import ConfigInit from './config/init.js'
 import HelloWorldServer from './hello-world-server.js'
 import Register from './register.js'
 import Deregister from './deregister.js'
+import Reload from './reload.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -18,5 +19,6 @@ export const COMMANDS = {
   'config:init': ConfigInit,
   'hello-world-server': HelloWorldServer,
   register: Register,
-  deregister: Deregister
+  deregister: Deregister,
+  reload: Reload
 }
