@@ -32,3 +32,6 @@ export const ADOPT_CHECK_TIMEOUT_MS = 2000
 
 /** A missing image is pulled for at most this long (ms): without a registry, a fast, clear START_FAILED. */
 export const PULL_TIMEOUT_MS = 20000
+
+/** Instances per app described one by one in an announcement (for `physarum apps`): the schema's bound. */
+export const MAX_DETAIL = 64

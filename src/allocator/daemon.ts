@@ -7,7 +7,8 @@ import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
 import { expandHome } from '../config/files.js'
 import { Catalog } from '../catalog/catalog.js'
-import { InstanceManager, type Instance } from './instances/manager.js'
+import { InstanceManager, type ClusterView, type Instance } from './instances/manager.js'
+import type { Member } from '../cluster/membership/table.js'
 import { router } from '../forward/routing.js'
 import { mergeInstances, Registry } from '../registry/registry.js'
 import { registrationRoutes } from '../registry/routes.js'
@@ -58,6 +59,27 @@ async function chooseRuntime(
   return proc()
 }
 
+const countOf = (i: { ready: number; starting?: number } | undefined): number => (i?.ready ?? 0) + (i?.starting ?? 0)
+
+/** The rest of the cluster as the instance manager needs it for an app's scale (from the member table). */
+function clusterView(agent: Agent): ClusterView {
+  const alive = (): Member[] =>
+    agent.membership.members().filter(m => m.status === 'alive' && m.announcement.leaving !== true)
+  return {
+    self: agent.peer,
+    target: app => agent.scale.get(app),
+    othersTotal: app => {
+      let n = 0
+      for (const m of alive()) n += countOf(m.announcement.instances[app])
+      return n
+    },
+    otherHolders: app =>
+      alive()
+        .filter(m => m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app))
+        .map(m => ({ peer: m.announcement.peer, count: countOf(m.announcement.instances[app]) }))
+  }
+}
+
 export class AllocatorDaemon {
   private stopping?: Promise<void>
 
@@ -95,9 +117,19 @@ export class AllocatorDaemon {
     let manager: InstanceManager | undefined
     // Made once the agent (its peer ID) is: what the agent announces reads it from here.
     const hosted: { registry?: Registry } = {}
+    // Beside the key file: an allocator with a persistent identity finds its processes
+    // after a restart. An ephemeral one never could, so its state stays in /tmp.
+    const stateDir =
+      opts.ephemeral === true
+        ? tmpdir()
+        : config.KeyFile !== undefined
+          ? join(expandHome(config.KeyFile), '..')
+          : expandHome('~/.physarum')
     const agent = await Agent.start({
       ...opts,
       role: 'allocator',
+      // The cluster's scale records survive a restart of a persistent allocator (an ephemeral one relearns them).
+      ...(opts.ephemeral === true ? {} : { scaleFile: join(stateDir, 'scale.json') }),
       localState: () => {
         const own = manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
         return { ...own, instances: mergeInstances(own.instances, hosted.registry?.instances() ?? {}) }
@@ -110,14 +142,6 @@ export class AllocatorDaemon {
         agent.membership.announceSoon(0)
       })
       const metrics = allocatorMetrics(agent.metrics.registry)
-      // Beside the key file: an allocator with a persistent identity finds its processes
-      // after a restart. An ephemeral one never could, so its state stays in /tmp.
-      const stateDir =
-        opts.ephemeral === true
-          ? tmpdir()
-          : config.KeyFile !== undefined
-            ? join(expandHome(config.KeyFile), '..')
-            : expandHome('~/.physarum')
       const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts)
       manager = new InstanceManager(
         {
@@ -126,7 +150,8 @@ export class AllocatorDaemon {
           log: log.scope('instances'),
           onCull: (app, reason) => {
             metrics.culls.inc({ app, reason })
-          }
+          },
+          cluster: clusterView(agent)
         },
         {
           maxInstances: config.Allocator.MaxInstances,

@@ -16,6 +16,13 @@ import { loadOrCreateToken, tokenFile } from './admin/token.js'
 import { VERSION } from '../util/version.js'
 import { debugOn, type Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
+import type { AppInstances } from './membership/announcement.js'
+import { ScaleTable } from '../scale/table.js'
+import { scaleRequestSchema, type ScaleRequest } from '../scale/protocol.js'
+import { appView, appsView } from './apps.js'
+import { AdminError } from './admin/errors.js'
+import { APP_NAME_PATTERN } from '../config/schema.js'
+import { SCALE_SYNC_MS } from './constants.js'
 
 export interface AgentOptions {
   role: Role
@@ -43,6 +50,8 @@ export interface AgentOptions {
    * taken. Default: beside KeyFile, for an agent with an admin API.
    */
   tokenFile?: string | false
+  /** Where the cluster's scale records are kept across restarts (an allocator's state directory); none: memory. */
+  scaleFile?: string
 }
 
 /** What every daemon (allocator, proxy) passes through to its agent. */
@@ -57,6 +66,7 @@ export type DaemonOptions = Pick<
   | 'processMetrics'
   | 'inboundOnly'
   | 'tokenFile'
+  | 'scaleFile'
 >
 
 /** One row of the member table as the admin API and `physarum members` show it. */
@@ -70,7 +80,7 @@ export interface MemberView {
   rttMs: number | null
   rttAgeMs: number | null
   catalog: string[]
-  instances: Record<string, { ready: number; inFlight: number }>
+  instances: Record<string, AppInstances>
   capacity: Record<string, number>
   lastSeen: string
   statusSince: string
@@ -84,6 +94,7 @@ export class Agent {
   }
   readonly startedAt = Date.now()
   private stopped = false
+  private scaleSync?: NodeJS.Timeout
   private localFile?: string
 
   private constructor(
@@ -94,6 +105,8 @@ export class Agent {
     readonly admin: AdminServer,
     readonly log: Logger,
     readonly role: Role,
+    /** The cluster's scale records (physarum scale), as this agent knows them. */
+    readonly scale: ScaleTable,
     /** Where the admin token is, if this agent takes state-changing calls. */
     readonly tokenFile?: string
   ) {}
@@ -128,6 +141,7 @@ export class Agent {
       bootstraps: config.Bootstraps,
       psk: psk?.key
     })
+    const scale = new ScaleTable({ self: node.peerId.toString(), file: opts.scaleFile })
     const metrics = new Metrics({ defaultMetrics: opts.processMetrics })
     const rtt = new RttService(
       { node, log: log.scope('rtt') },
@@ -161,7 +175,10 @@ export class Agent {
         probeTimeoutMs: config.Membership.ProbeTimeoutMs,
         suspectTimeoutMs: config.Membership.SuspectTimeoutMs,
         forgetAfterMs: config.Membership.ForgetAfterS * 1000,
-        localState: opts.localState
+        localState: () => ({
+          ...(opts.localState?.() ?? { catalog: [], instances: {}, capacity: {} }),
+          scale: scale.all()
+        })
       }
     )
     metrics.watchMembers(membership.table)
@@ -175,13 +192,14 @@ export class Agent {
         token
       }
     )
-    const agent = new Agent(node, rtt, membership, metrics, admin, log, role, tokenPath)
+    const agent = new Agent(node, rtt, membership, metrics, admin, log, role, scale, tokenPath)
     try {
       await node.start()
       await rtt.start()
       await membership.start()
       admin.route('/v1/members', () => agent.view())
       admin.route('/v1/self', () => agent.view().find(m => m.self))
+      agent.appRoutes()
       admin.route('/v1/health', () => ({
         status: 'ok',
         peer: node.peerId.toString(),
@@ -208,6 +226,48 @@ export class Agent {
       for (const a of fullAddrs(node)) log.info(`listening on ${a}`)
     }
     return agent
+  }
+
+  /** Every member's scale records merged into ours (last writer wins); a change of ours is announced at once. */
+  syncScale(): void {
+    for (const m of this.membership.members()) this.scale.merge(m.announcement.scale)
+  }
+
+  /** GET /v1/apps, /v1/apps/APP and the token-checked POST /v1/scale. */
+  private appRoutes(): void {
+    this.scale.on('change', (app, r) => {
+      this.log.info(`scale of ${app}: min ${r.min}${r.max !== undefined ? `, max ${r.max}` : ''}`, { by: r.by })
+      this.membership.announceSoon(0)
+    })
+    this.scaleSync = setInterval(() => {
+      this.syncScale()
+    }, SCALE_SYNC_MS)
+    this.scaleSync.unref()
+    this.admin.route('/v1/apps', () => {
+      this.syncScale()
+      return appsView(this.view(), this.scale.all())
+    })
+    this.admin.route('/v1/apps/*', (_req, url) => {
+      this.syncScale()
+      const app = decodeURIComponent(url.pathname.slice('/v1/apps/'.length))
+      const v = appView(this.view(), this.scale.all(), app)
+      if (v === undefined)
+        throw new AdminError('NOT_FOUND', `unknown app ${app}: no member lists it, hosts it or has a scale for it`)
+      return v
+    })
+    this.admin.mutation<ScaleRequest>({
+      method: 'POST',
+      path: '/v1/scale',
+      schema: scaleRequestSchema,
+      handle: body => {
+        if (!new RegExp(APP_NAME_PATTERN).test(body.app))
+          throw new AdminError('BAD_REQUEST', `${JSON.stringify(body.app)} is not a valid app name`)
+        if (body.max !== undefined && body.max < body.min)
+          throw new AdminError('BAD_REQUEST', `max ${body.max} is below min ${body.min}`)
+        this.syncScale()
+        return { app: body.app, ...this.scale.set(body.app, body.min, body.max) }
+      }
+    })
   }
 
   /** Records this daemon where `physarum members` on this host looks (local-agents.ts); once it serves. */
@@ -270,6 +330,7 @@ export class Agent {
     if (this.stopped) return
     this.stopped = true
     unregisterLocal(this.localFile)
+    clearInterval(this.scaleSync)
     await this.membership.stop().catch(debugOn(this.log, 'membership stop'))
     await this.admin.stop().catch(debugOn(this.log, 'admin API stop'))
     await this.rtt.stop().catch(debugOn(this.log, 'RTT service stop'))

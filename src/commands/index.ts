@@ -9,6 +9,8 @@ import HelloWorldServer from './hello-world-server.js'
 import Register from './register.js'
 import Deregister from './deregister.js'
 import Reload from './reload.js'
+import Apps from './apps.js'
+import Scale from './scale.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -20,5 +22,7 @@ export const COMMANDS = {
   'hello-world-server': HelloWorldServer,
   register: Register,
   deregister: Deregister,
-  reload: Reload
+  reload: Reload,
+  apps: Apps,
+  scale: Scale
 }

@@ -18,3 +18,6 @@ export const MAX_TTL_S = 86400
 
 /** Registrations one agent holds at most: a bound against a runaway script, far above any host's real services. */
 export const MAX_REGISTRATIONS = 1000
+
+/** Registered instances per app described one by one in an announcement (for `physarum apps`): the schema's bound. */
+export const MAX_DETAIL = 64

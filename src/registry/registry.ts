@@ -14,7 +14,7 @@ import type { ForwardTarget, InstanceSource } from '../forward/routing.js'
 import { instancePool } from '../forward/serve.js'
 import { hostPort } from '../util/http.js'
 import { debugOn, type Logger } from '../util/log.js'
-import { MAX_REGISTRATIONS, TTL_SWEEP_MS } from './constants.js'
+import { MAX_DETAIL, MAX_REGISTRATIONS, TTL_SWEEP_MS } from './constants.js'
 import { afterCheck, announced, initialState, lapsed, refreshed, type RegistrationState } from './state.js'
 
 export interface Check {
@@ -274,10 +274,13 @@ export class Registry extends EventEmitter<RegistryEvents> implements Startable 
     const out: Record<string, AppInstances> = {}
     for (const e of this.entries.values()) {
       if (!announced(e.state, Date.now())) continue
-      const a = (out[e.app] ??= { ready: 0, inFlight: 0, ids: [] })
+      const a = (out[e.app] ??= { ready: 0, inFlight: 0, ids: [], detail: [] })
       a.ready++
       a.inFlight += e.inFlight
       ;(a.ids as string[]).push(e.id)
+      const detail = a.detail as NonNullable<AppInstances['detail']>
+      if (detail.length < MAX_DETAIL)
+        detail.push({ id: e.id, address: hostPort(e.host, e.port), state: 'ready', inFlight: e.inFlight })
     }
     return out
   }
@@ -331,7 +334,8 @@ export function mergeInstances(
             ...y,
             ready: y.ready + x.ready,
             inFlight: y.inFlight + x.inFlight,
-            ids: [...(y.ids ?? []), ...(x.ids ?? [])]
+            ids: [...(y.ids ?? []), ...(x.ids ?? [])],
+            detail: [...(y.detail ?? []), ...(x.detail ?? [])].slice(0, MAX_DETAIL)
           }
   }
   return out

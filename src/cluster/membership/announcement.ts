@@ -2,6 +2,7 @@
 // /physarum/members/1. Validated with ajv; unknown fields are tolerated so that newer
 // peers can add some, but sizes are bounded so that no peer can bloat the table.
 import { ajv, type FromSchema } from '../../util/ajv.js'
+import { scaleTableSchema } from '../../scale/protocol.js'
 
 export const MEMBERS_TOPIC = '/physarum/members/1'
 /** A member that missed a probe: others probe it at once, so that all reach a verdict together. */
@@ -35,7 +36,23 @@ export const appInstancesSchema = {
       items: { type: 'string', minLength: 1, maxLength: 128 },
       description: 'IDs of the ready instances: placement sends a request to one of them by its ID.'
     },
-    starting: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances started, not ready yet.' }
+    starting: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances started, not ready yet.' },
+    // For `physarum apps`: where each instance is and how it is doing (the first few per app).
+    detail: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        required: ['id', 'state', 'inFlight'],
+        properties: {
+          id: { type: 'string', minLength: 1, maxLength: 128 },
+          address: { type: 'string', maxLength: 300 },
+          state: { type: 'string', maxLength: 32 },
+          inFlight: { type: 'integer', minimum: 0, maximum: 100000000 }
+        }
+      },
+      description: 'Each instance: its ID, HOST:PORT on its host, state and requests in flight.'
+    }
   }
 } as const
 
@@ -63,7 +80,8 @@ export const announcementSchema = {
     },
     seq: { type: 'integer', minimum: 0 },
     ts: { type: 'number', minimum: 0 },
-    leaving: { type: 'boolean' }
+    leaving: { type: 'boolean' },
+    scale: scaleTableSchema
   }
 } as const
 
