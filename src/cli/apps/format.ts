@@ -29,24 +29,24 @@ function instances(a: AppView): string {
   return table(rows, '  ')
 }
 
-/** Every app: a summary line each, with its instances below. */
+/** Every app: a summary line each (one set of columns for all), with its instances below. */
 export function formatApps(apps: AppView[]): string {
   if (apps.length === 0) return 'no app: no member lists one in its catalog or hosts an instance\n'
-  const rows = [['APP', 'RUNS ON', 'SCALE', 'READY', 'STARTING']]
-  const out: string[] = []
-  for (const a of apps) {
-    const head = table([
-      rows[0],
-      [
-        a.app,
-        a.runsOn.length === 0 ? '-' : `${a.runsOn.length} allocator${a.runsOn.length === 1 ? '' : 's'}`,
-        scaleOf(a),
-        String(a.ready),
-        String(a.starting)
-      ]
+  const rows = [
+    ['APP', 'RUNS ON', 'SCALE', 'READY', 'STARTING'],
+    ...apps.map(a => [
+      a.app,
+      a.runsOn.length === 0 ? '-' : `${a.runsOn.length} allocator${a.runsOn.length === 1 ? '' : 's'}`,
+      scaleOf(a),
+      String(a.ready),
+      String(a.starting)
     ])
-    out.push(out.length === 0 ? head : head.split('\n')[1], instances(a))
-  }
+  ]
+  const lines = table(rows).split('\n')
+  const out = [lines[0]]
+  apps.forEach((a, i) => {
+    out.push(lines[i + 1], instances(a))
+  })
   return out.join('\n') + '\n'
 }
 
