@@ -114,15 +114,6 @@ export class Agent {
   static async start(opts: AgentOptions): Promise<Agent> {
     const { config, log, role } = opts
     const psk = resolvePsk(config)
-    // An observer (the CLI) never makes a token; an agent without an admin API needs none.
-    const wantsToken = role !== 'observer' && opts.tokenFile !== false && (opts.admin ?? config.Admin.Listen) !== false
-    const tokenPath = wantsToken ? ((opts.tokenFile as string | undefined) ?? tokenFile(config.KeyFile)) : undefined
-    let token: string | undefined
-    if (tokenPath !== undefined) {
-      const t = loadOrCreateToken(tokenPath)
-      if (t.created) log.info(`created admin token ${tokenPath}`)
-      token = t.token
-    }
     let privateKey
     // No KeyFile: a throwaway identity. An observer never takes a key file, whatever its config.
     if (opts.ephemeral === true || role === 'observer' || config.KeyFile === undefined) {
@@ -132,6 +123,16 @@ export class Agent {
       const loaded = await loadOrCreateKey(file)
       if (loaded.created) log.info(`created identity key ${file}`)
       privateKey = loaded.key
+    }
+    // After the key: a refused key file is the one error, with no token made beside it.
+    // An observer (the CLI) never makes a token; an agent without an admin API needs none.
+    const wantsToken = role !== 'observer' && opts.tokenFile !== false && (opts.admin ?? config.Admin.Listen) !== false
+    const tokenPath = wantsToken ? ((opts.tokenFile as string | undefined) ?? tokenFile(config.KeyFile)) : undefined
+    let token: string | undefined
+    if (tokenPath !== undefined) {
+      const t = loadOrCreateToken(tokenPath)
+      if (t.created) log.info(`created admin token ${tokenPath}`)
+      token = t.token
     }
     const node = await createNode({
       privateKey,
