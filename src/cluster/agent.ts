@@ -18,7 +18,7 @@ import { debugOn, type Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
 import type { AppInstances } from './membership/announcement.js'
 import { ScaleTable } from '../scale/table.js'
-import { scaleRequestSchema, type ScaleRequest } from '../scale/protocol.js'
+import { MAX_SCALE_RECORDS, scaleRequestSchema, type ScaleRequest } from '../scale/protocol.js'
 import { appView, appsView } from './apps.js'
 import { AdminError } from './admin/errors.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
@@ -266,6 +266,8 @@ export class Agent {
         if (body.max !== undefined && body.max < body.min)
           throw new AdminError('BAD_REQUEST', `max ${body.max} is below min ${body.min}`)
         this.syncScale()
+        if (this.scale.get(body.app) === undefined && Object.keys(this.scale.all()).length >= MAX_SCALE_RECORDS)
+          throw new AdminError('CONFLICT', `the cluster has its maximum of ${MAX_SCALE_RECORDS} scale records`)
         return { app: body.app, ...this.scale.set(body.app, body.min, body.max) }
       }
     })

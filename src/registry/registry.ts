@@ -43,6 +43,8 @@ export interface Entry extends Registration {
   lastCheckAt?: number
   pool: Pool
   timer?: NodeJS.Timeout
+  /** A check is under way: the next tick waits for it (a slow app gets no pile of checks). */
+  checking?: boolean
 }
 
 /** One registration as the admin API shows it. */
@@ -158,7 +160,14 @@ export class Registry extends EventEmitter<RegistryEvents> implements Startable 
   }
 
   private async check(e: Entry): Promise<void> {
-    const ok = await checkAddress(e.check, e.host, e.port, e.check.timeoutMs)
+    if (e.checking === true) return
+    e.checking = true
+    let ok: boolean
+    try {
+      ok = await checkAddress(e.check, e.host, e.port, e.check.timeoutMs)
+    } finally {
+      e.checking = false
+    }
     if (this.entries.get(this.keyOf(e.app, e.host, e.port)) !== e) return
     const now = Date.now()
     const before = announced(e.state, now)

@@ -23,10 +23,13 @@ export const scaleRecordSchema = {
   }
 } as const
 
+/** Scale records a cluster holds at most: at ~100 bytes each, 200 fit well in an announcement. */
+export const MAX_SCALE_RECORDS = 200
+
 /** An announcement's scale table: app → record. */
 export const scaleTableSchema = {
   type: 'object',
-  maxProperties: 1000,
+  maxProperties: MAX_SCALE_RECORDS,
   propertyNames: { type: 'string', maxLength: 256 },
   additionalProperties: scaleRecordSchema
 } as const

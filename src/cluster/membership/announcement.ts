@@ -120,8 +120,19 @@ export function decodeAnnouncement(data: Uint8Array): DecodeResult {
   return { ok: true, announcement: value as Announcement }
 }
 
+/**
+ * The announcement's bytes. One that would be over MAX_ANNOUNCEMENT_BYTES (peers drop it) goes without the
+ * per-instance detail, which only `physarum apps` reads: the counts and IDs that placement needs stay.
+ */
 export function encodeAnnouncement(a: Announcement): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(a))
+  const bytes = new TextEncoder().encode(JSON.stringify(a))
+  if (bytes.byteLength <= MAX_ANNOUNCEMENT_BYTES) return bytes
+  const instances: Announcement['instances'] = {}
+  for (const [app, i] of Object.entries(a.instances)) {
+    const { detail: _detail, ...rest } = i
+    instances[app] = rest
+  }
+  return new TextEncoder().encode(JSON.stringify({ ...a, instances }))
 }
 
 const suspectSchema = {
