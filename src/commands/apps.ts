@@ -17,23 +17,41 @@ export default class Apps extends BaseCommand {
   static override flags = {
     ...configFlags,
     agent: agentFlags.agent,
+    wait: Flags.string({
+      description: 'when joining through the bootstraps (no local agent), how long to let the view settle (seconds)',
+      default: '2'
+    }),
     json: Flags.boolean({ description: 'print JSON (the admin API’s /v1/apps or /v1/apps/APP)' })
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Apps)
-    const [{ setup }, { agentRefs, errorOf, firstAgent }, { formatApp, formatApps }] = await Promise.all([
-      import('../cli/setup.js'),
-      import('../cli/admin-client.js'),
-      import('../cli/apps/format.js')
-    ])
-    const { loaded } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
+    const waitS = Number(flags.wait)
+    if (!Number.isFinite(waitS) || waitS < 0 || waitS > 600)
+      throw new UsageError(`--wait must be a number of seconds between 0 and 600, got ${JSON.stringify(flags.wait)}`)
+    const [{ setup }, { agentRefs, errorOf, firstAgent }, { formatApp, formatApps }, { joinedApps }] =
+      await Promise.all([
+        import('../cli/setup.js'),
+        import('../cli/admin-client.js'),
+        import('../cli/apps/format.js'),
+        import('../cli/apps/join.js')
+      ])
+    const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
     const path = args.app === undefined ? '/v1/apps' : `/v1/apps/${encodeURIComponent(args.app)}`
-    const { ref, answer } = await firstAgent(agentRefs(loaded.config, flags), 'GET', path)
-    if (answer.status !== 200)
-      throw new UsageError(answer.status === 404 ? errorOf(answer) : `agent at ${ref.admin}: ${errorOf(answer)}`, 1)
-    if (flags.json) process.stdout.write(JSON.stringify(answer.body, null, 2) + '\n')
-    else if (args.app === undefined) process.stdout.write(formatApps(answer.body as Parameters<typeof formatApps>[0]))
-    else process.stdout.write(formatApp(answer.body as Parameters<typeof formatApp>[0]))
+    let body: unknown
+    try {
+      const { ref, answer } = await firstAgent(agentRefs(loaded.config, flags), 'GET', path)
+      if (answer.status !== 200)
+        throw new UsageError(answer.status === 404 ? errorOf(answer) : `agent at ${ref.admin}: ${errorOf(answer)}`, 1)
+      body = answer.body
+    } catch (err) {
+      // No local agent: through the bootstraps, as members does.
+      if (!(err instanceof UsageError) || !/no agent answers/.test(err.message)) throw err
+      if (loaded.config.Bootstraps.length === 0 || flags.agent !== undefined) throw err
+      body = await joinedApps(loaded.config, log, waitS * 1000, args.app)
+    }
+    if (flags.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n')
+    else if (args.app === undefined) process.stdout.write(formatApps(body as Parameters<typeof formatApps>[0]))
+    else process.stdout.write(formatApp(body as Parameters<typeof formatApp>[0]))
   }
 }
