@@ -58,6 +58,7 @@ test('register an external app: reachable, TTL, failing check, deregister, token
   const proxy = spawnCli(['proxy', '--configfile', conf, '--ephemeral', '--port', '0', '--admin', '127.0.0.1:0'], {
     env: { ...env, PHYSARUM_RUNTIME_DIR: join(dir, 'run-proxy'), PHYSARUM_BOOTSTRAPS: boot }
   })
+  const proxyAdmin = (await proxy.waitFor(/admin=(127\.0\.0\.1:\d+)/, 20000))[1]
   const entry = `http://${(await proxy.waitFor(/proxy listening on http:\/\/(127\.0\.0\.1:\d+)\//, 20000))[1]}`
   const get = async (path: string): Promise<{ status: number; body: string; external: boolean }> => {
     const r = await fetch(`${entry}${path}`, { signal: AbortSignal.timeout(5000) })
@@ -154,6 +155,27 @@ test('register an external app: reachable, TTL, failing check, deregister, token
   const again = await cli(['deregister', 'ext'])
   assert.equal(again.code, 1)
   assert.match(again.stderr, /^physarum: agent at [^:]+:\d+: no registration of ext on this agent/)
+
+  // A proxy hosts registrations too (--agent names it): served through it, and gone from it on deregister.
+  const onProxy = await cli(['register', 'ext2', addr, '--agent', proxyAdmin])
+  assert.equal(onProxy.code, 0, onProxy.stderr)
+  assert.match(
+    onProxy.stdout,
+    /^registered ext2 at .* with the agent 127\.0\.0\.1:\d+ as local-\w+-\d+ .*: passing, announced\n$/
+  )
+  const viaProxy = await waitFor(
+    'ext2 through the proxy it is registered with',
+    async () => {
+      const r = await get('/ext2/p')
+      return r.status === 200 ? r : undefined
+    },
+    10000,
+    100
+  )
+  assert.equal(viaProxy.body, 'external app saw /p')
+  assert.deepEqual(await registrations(), [], 'not on the allocator')
+  assert.equal((await cli(['deregister', 'ext2', '--agent', proxyAdmin])).code, 0)
+  await waitFor('404 after deregister from the proxy', async () => (await get('/ext2/p')).status === 404, 10000, 100)
 
   for (const d of [proxy, alloc]) {
     d.child.kill('SIGTERM')
