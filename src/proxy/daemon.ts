@@ -1,5 +1,6 @@
-// The proxy daemon: an agent, the HTTP entrypoint with placement and forwarding, and in
-// server mode a user-run instance that it health-checks, announces and serves.
+// The proxy daemon: an agent, the HTTP entrypoint with placement and forwarding, and a
+// registry of user-run instances that it health-checks, announces and serves (its own in
+// server mode, and those registered with it).
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
 import { statusJson, RecentErrors } from './status.js'
