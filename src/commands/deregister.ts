@@ -1,6 +1,8 @@
 import { Args } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
 import { agentFlags, configFlags } from '../cli/flags.js'
+import { APP_NAME_PATTERN } from '../config/schema.js'
+import { parseHostPort } from '../util/http.js'
 
 export default class Deregister extends BaseCommand {
   static override summary =
@@ -21,6 +23,12 @@ export default class Deregister extends BaseCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Deregister)
+    if (!new RegExp(APP_NAME_PATTERN).test(args.app))
+      throw new UsageError(
+        `${JSON.stringify(args.app)} is not a valid app name (lowercase letters, digits, '.', '_', '-')`
+      )
+    if (args.address !== undefined && (parseHostPort(args.address)?.port ?? 0) < 1)
+      throw new UsageError(`${JSON.stringify(args.address)} is not HOST:PORT`)
     const [{ setup }, { agentRefs, errorOf, everyAgent }] = await Promise.all([
       import('../cli/setup.js'),
       import('../cli/admin-client.js')

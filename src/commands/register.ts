@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
 import { agentFlags, configFlags } from '../cli/flags.js'
+import { parseHostPort } from '../util/http.js'
 
 export default class Register extends BaseCommand {
   static override summary = 'Register an instance that you run with the local agent, or refresh its TTL.'
@@ -56,6 +57,8 @@ export default class Register extends BaseCommand {
         throw new UsageError(`--${name} ${JSON.stringify(v)} is not a duration (e.g. 30s, 500ms, 2m)`)
       return s
     }
+    if (args.address !== undefined && (parseHostPort(args.address)?.port ?? 0) < 1)
+      throw new UsageError(`${JSON.stringify(args.address)} is not HOST:PORT`)
     const ttlS = duration('ttl', flags.ttl)
     const intervalS = duration('interval', flags.interval)
     const { loaded } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
