@@ -5,7 +5,7 @@
 // deregister (then 404 through the proxy); without the token: 401 and nothing registered.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -81,7 +81,10 @@ test('register an external app: reachable, TTL, failing check, deregister, token
   assert.match(wrong.stderr, /^physarum: agent at 127\.0\.0\.1:\d+: wrong admin token\n$/)
   assert.deepEqual(await registrations(), [])
   // A malformed body with the token: 400 with a one-line reason, nothing registered.
-  const token = readFileSync(join(dir, '.physarum', 'admin.token'), 'utf8').trim()
+  // The daemon made the token file at its first start, 0600, beside its key file.
+  const tokenPath = join(dir, '.physarum', 'admin.token')
+  assert.equal(statSync(tokenPath).mode & 0o777, 0o600)
+  const token = readFileSync(tokenPath, 'utf8').trim()
   const auth = { authorization: `Bearer ${token}` }
   const bad = await fetch(`http://${admin}/v1/registrations`, {
     method: 'POST',
@@ -181,4 +184,11 @@ test('register an external app: reachable, TTL, failing check, deregister, token
     d.child.kill('SIGTERM')
     assert.equal((await d.exited).code, 0)
   }
+  // A later start reads the same token: it is never rewritten.
+  const again2 = spawnCli(['allocator', '--configfile', conf], { env })
+  await again2.waitFor(/catalog: /, 20000)
+  assert.equal(readFileSync(tokenPath, 'utf8').trim(), token)
+  assert.doesNotMatch(again2.stderr(), /created admin token/)
+  again2.child.kill('SIGTERM')
+  assert.equal((await again2.exited).code, 0)
 })
