@@ -75,7 +75,13 @@ function clusterView(agent: Agent): ClusterView {
     },
     otherHolders: app =>
       alive()
-        .filter(m => m.announcement.roles.includes('allocator') && m.announcement.catalog.includes(app))
+        .filter(
+          m =>
+            m.announcement.roles.includes('allocator') &&
+            m.announcement.catalog.includes(app) &&
+            // A full one takes no share of the minimum (an older peer that does not say: it may).
+            (m.announcement.capacity.slotsFree ?? 1) > 0
+        )
         .map(m => ({ peer: m.announcement.peer, count: countOf(m.announcement.instances[app]) }))
   }
 }

@@ -21,6 +21,8 @@ import {
   HEALTH_TICK_MS,
   MAX_DETAIL,
   READY_POLL_MS,
+  WARM_RETRY_MS,
+  WARM_WARN_INTERVAL_MS,
   STOP_GRACE_MS
 } from '../constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -78,6 +80,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   private readonly starting = new Map<string, Promise<Instance>>()
   private timers: NodeJS.Timeout[] = []
   private ensuring = false
+  private readonly warnedAt = new Map<string, number>()
+  private readonly failedAt = new Map<string, number>()
   draining = false
 
   constructor(
@@ -178,7 +182,16 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
         const cluster = this.components.cluster
         const target = cluster?.target(spec.name)
         if (cluster === undefined || target === undefined || this.draining) continue
-        const holders = [...cluster.otherHolders(spec.name), { peer: cluster.self, count: this.count(spec.name) }]
+        // A full allocator is no holder: the others deal its share among themselves.
+        const full = refusal(this.usage(spec.name), this.init, {
+          name: spec.name,
+          maxInstances: spec.maxInstances,
+          memoryMB: spec.resources.memoryMB
+        })
+        const holders = [
+          ...cluster.otherHolders(spec.name),
+          ...(full === undefined ? [{ peer: cluster.self, count: this.count(spec.name) }] : [])
+        ]
         const n = toStart(target, holders, cluster.self, this.clusterTotal(spec.name))
         for (let i = 0; i < n && !this.draining; i++) if (!(await this.warm(spec, target.min))) break
       }
@@ -187,13 +200,22 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     }
   }
 
-  /** One more warm instance; false (logged) when none can start. */
+  /** One more warm instance; false (logged, once a minute per app: the tick retries every second) when none starts. */
   private async warm(spec: AppSpec, min: number): Promise<boolean> {
+    // Backs off after a failure: a broken app is not spawned every second.
+    if (Date.now() - (this.failedAt.get(spec.name) ?? 0) < WARM_RETRY_MS) return false
     try {
       await this.allocate(spec.name, { fresh: true })
+      this.warnedAt.delete(spec.name)
+      this.failedAt.delete(spec.name)
       return true
     } catch (err) {
-      this.components.log.warn(`cannot keep ${min} instance(s) of ${spec.name} warm: ${(err as Error).message}`)
+      const now = Date.now()
+      this.failedAt.set(spec.name, now)
+      if (now - (this.warnedAt.get(spec.name) ?? 0) >= WARM_WARN_INTERVAL_MS) {
+        this.warnedAt.set(spec.name, now)
+        this.components.log.warn(`cannot keep ${min} instance(s) of ${spec.name} warm: ${(err as Error).message}`)
+      }
       return false
     }
   }
