@@ -60,3 +60,14 @@ export const DRAIN_HANDOVER_MS = 1000
 
 /** `physarum drain` without --deadline: long requests and downloads get this long to finish (ms). */
 export const DRAIN_DEADLINE_MS = 5 * 60 * 1000
+/** Instances per app described one by one in an announcement (for `physarum apps`): the schema's bound. */
+export const MAX_DETAIL = 64
+
+/**
+ * A warm instance that cannot start (no capacity, a broken app) is retried every cull tick, but said at most this
+ * often per app (ms): a minute of one line instead of sixty.
+ */
+export const WARM_WARN_INTERVAL_MS = 60000
+
+/** After a warm instance failed to start, the next try waits this long (ms): a broken app is not spawned every tick. */
+export const WARM_RETRY_MS = 5000

@@ -7,8 +7,11 @@ import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
 import { expandHome } from '../config/files.js'
 import { Catalog } from '../catalog/catalog.js'
-import { InstanceManager, type Instance } from './instances/manager.js'
+import { InstanceManager, type ClusterView, type Instance } from './instances/manager.js'
+import type { Member } from '../cluster/membership/table.js'
 import { router } from '../forward/routing.js'
+import { mergeInstances, Registry } from '../registry/registry.js'
+import { registrationRoutes } from '../registry/routes.js'
 import { AllocationServer } from '../allocation/server.js'
 import { ForwardServer } from '../forward/serve.js'
 import { DockerRuntime, dockerAvailable } from './runtime/docker.js'
@@ -18,22 +21,17 @@ import type { Logger } from '../util/log.js'
 import { allocatorMetrics, instancesGauge } from './metrics.js'
 import { Watchdog, removePidFile, writePidFile } from './watchdog.js'
 import { DrainError, Drainer } from './drain.js'
-import { AdminError } from '../cluster/admin/server.js'
+import { AdminError } from '../cluster/admin/errors.js'
+import type { FromSchema } from '../util/ajv.js'
 import { DRAIN_DEADLINE_MS } from './constants.js'
 
 /** The body of POST /v1/drain: {} or {deadlineS} drains, {undo: true} ends the maintenance. */
-function drainRequest(body: unknown): { undo: boolean; deadlineMs: number } {
-  if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body)))
-    throw new AdminError(400, 'the body must be a JSON object')
-  const b = (body ?? {}) as Record<string, unknown>
-  for (const k of Object.keys(b))
-    if (k !== 'undo' && k !== 'deadlineS') throw new AdminError(400, `unknown field ${JSON.stringify(k)}`)
-  if (b.undo !== undefined && typeof b.undo !== 'boolean') throw new AdminError(400, 'undo must be true or false')
-  const d = b.deadlineS
-  if (d !== undefined && (typeof d !== 'number' || !Number.isFinite(d) || d < 0 || d > 86400))
-    throw new AdminError(400, 'deadlineS must be a number of seconds from 0 to 86400')
-  return { undo: b.undo === true, deadlineMs: d !== undefined ? d * 1000 : DRAIN_DEADLINE_MS }
-}
+const drainBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { undo: { type: 'boolean' }, deadlineS: { type: 'number', minimum: 0, maximum: 86400 } }
+} as const
+type DrainBody = FromSchema<typeof drainBodySchema>
 
 export interface AllocatorOptions extends DaemonOptions {
   keepInstances?: boolean
@@ -76,6 +74,33 @@ async function chooseRuntime(
   return proc()
 }
 
+const countOf = (i: { ready: number; starting?: number } | undefined): number => (i?.ready ?? 0) + (i?.starting ?? 0)
+
+/** The rest of the cluster as the instance manager needs it for an app's scale (from the member table). */
+function clusterView(agent: Agent): ClusterView {
+  const alive = (): Member[] =>
+    agent.membership.members().filter(m => m.status === 'alive' && m.announcement.leaving !== true)
+  return {
+    self: agent.peer,
+    target: app => agent.scale.get(app),
+    othersTotal: app => {
+      let n = 0
+      for (const m of alive()) n += countOf(m.announcement.instances[app])
+      return n
+    },
+    otherHolders: app =>
+      alive()
+        .filter(
+          m =>
+            m.announcement.roles.includes('allocator') &&
+            m.announcement.catalog.includes(app) &&
+            // A full one takes no share of the minimum (an older peer that does not say: it may).
+            (m.announcement.capacity.slotsFree ?? 1) > 0
+        )
+        .map(m => ({ peer: m.announcement.peer, count: countOf(m.announcement.instances[app]) }))
+  }
+}
+
 export class AllocatorDaemon {
   private stopping?: Promise<void>
 
@@ -84,6 +109,8 @@ export class AllocatorDaemon {
     readonly manager: InstanceManager,
     readonly allocation: AllocationServer,
     readonly forward: ForwardServer,
+    /** Instances registered with this allocator (physarum register), beside those it started. */
+    readonly registry: Registry,
     private readonly catalog: Catalog,
     private readonly log: Logger,
     private readonly lifeline: { watchdog?: Watchdog; pidFile?: string; keepInstances: boolean }
@@ -112,22 +139,34 @@ export class AllocatorDaemon {
     let manager: InstanceManager | undefined
     let watchdog: Watchdog | undefined
     let pidFile: string | undefined
+    // Made once the agent (its peer ID) is: what the agent announces reads it from here.
+    const hosted: { registry?: Registry } = {}
+    // Beside the key file: an allocator with a persistent identity finds its processes
+    // after a restart. An ephemeral one never could, so its state stays in /tmp.
+    const stateDir = resolve(
+      opts.ephemeral === true
+        ? tmpdir()
+        : config.KeyFile !== undefined
+          ? join(expandHome(config.KeyFile), '..')
+          : expandHome('~/.physarum')
+    )
     const agent = await Agent.start({
       ...opts,
       role: 'allocator',
-      localState: () => manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
+      // The cluster's scale records survive a restart of a persistent allocator (an ephemeral one relearns them).
+      ...(opts.ephemeral === true ? {} : { scaleFile: join(stateDir, 'scale.json') }),
+      localState: () => {
+        const own = manager?.localState() ?? { catalog: catalog.names(), instances: {}, capacity: {} }
+        return { ...own, instances: mergeInstances(own.instances, hosted.registry?.instances() ?? {}) }
+      }
     })
+    const reg = new Registry({ log: log.scope('registry') }, { peer: agent.peer })
+    hosted.registry = reg
     try {
+      reg.on('change', () => {
+        agent.membership.announceSoon(0)
+      })
       const metrics = allocatorMetrics(agent.metrics.registry)
-      // Beside the key file: an allocator with a persistent identity finds its processes
-      // after a restart. An ephemeral one never could, so its state stays in /tmp.
-      const stateDir = resolve(
-        opts.ephemeral === true
-          ? tmpdir()
-          : config.KeyFile !== undefined
-            ? join(expandHome(config.KeyFile), '..')
-            : expandHome('~/.physarum')
-      )
       // Before anything is adopted: an old watchdog in its grace sees a successor and leaves the instances to it.
       if (opts.ephemeral !== true) writePidFile((pidFile = join(stateDir, `allocator-${agent.peer}.pid`)), log)
       const runtime = await chooseRuntime(config, agent.peer, log, stateDir, opts)
@@ -151,7 +190,8 @@ export class AllocatorDaemon {
           log: log.scope('instances'),
           onCull: (app, reason) => {
             metrics.culls.inc({ app, reason })
-          }
+          },
+          cluster: clusterView(agent)
         },
         {
           maxInstances: config.Allocator.MaxInstances,
@@ -186,6 +226,23 @@ export class AllocatorDaemon {
           burst: config.Allocator.RateLimit.Burst
         }
       )
+      // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on DRAINING).
+      const own = router<Instance>({
+        draining: () => m.draining,
+        serves: app => catalog.get(app) !== undefined,
+        ready: app => m.readyOf(app),
+        target: inst =>
+          inst.rt === undefined
+            ? undefined
+            : {
+                app: inst.app,
+                instanceId: inst.id,
+                host: inst.rt.host,
+                port: inst.rt.port,
+                begin: () => m.begin(inst)
+              }
+      })
+      const registered = router(reg.source())
       const forward = new ForwardServer(
         {
           node: agent.node,
@@ -198,27 +255,24 @@ export class AllocatorDaemon {
           }
         },
         {
-          // Draining: what is in flight finishes, anything new goes elsewhere (the proxy retries on DRAINING).
-          resolve: router<Instance>({
-            draining: () => m.draining,
-            serves: app => catalog.get(app) !== undefined,
-            ready: app => m.readyOf(app),
-            target: inst =>
-              inst.rt === undefined
-                ? undefined
-                : {
-                    app: inst.app,
-                    instanceId: inst.id,
-                    host: inst.rt.host,
-                    port: inst.rt.port,
-                    begin: () => m.begin(inst)
-                  }
-          })
+          // A registered instance when the frame names one, or when the app has only registered ones here.
+          resolve: frame => {
+            const app = frame.app
+            const toRegistry =
+              frame.instance !== undefined
+                ? reg.byId(frame.instance) !== undefined
+                : reg.ready(app).length > 0 && m.readyOf(app).length === 0
+            return toRegistry || (catalog.get(app) === undefined && reg.serves(app)) ? registered(frame) : own(frame)
+          }
         }
       )
+      reg.on('removed', e => {
+        forward.forget(e.host, e.port)
+      })
       manager.on('removed', inst => {
         if (inst.rt !== undefined) forward.forget(inst.rt.host, inst.rt.port)
       })
+      await reg.start()
       await manager.start()
       await allocation.start()
       await forward.start()
@@ -234,22 +288,31 @@ export class AllocatorDaemon {
         }
       })
       agent.admin.route('/v1/drain', () => ({ state: drainer.state }))
-      agent.admin.post('/v1/drain', async body => {
-        const r = drainRequest(body)
-        try {
-          return r.undo ? drainer.undo() : await drainer.drain({ deadlineMs: r.deadlineMs })
-        } catch (err) {
-          if (err instanceof DrainError) throw new AdminError(409, err.message)
-          throw err
+      agent.admin.mutation<DrainBody>({
+        method: 'POST',
+        path: '/v1/drain',
+        schema: drainBodySchema,
+        handle: async body => {
+          try {
+            return body.undo === true
+              ? drainer.undo()
+              : await drainer.drain({
+                  deadlineMs: body.deadlineS !== undefined ? body.deadlineS * 1000 : DRAIN_DEADLINE_MS
+                })
+          } catch (err) {
+            if (err instanceof DrainError) throw new AdminError('CONFLICT', err.message)
+            throw err
+          }
         }
       })
+      registrationRoutes(agent.admin, reg, catalog)
       agent.membership.announceSoon(0)
       // Recorded before it says it is up: whoever waits for that line finds the record.
       agent.registerLocal()
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
-      return new AllocatorDaemon(agent, manager, allocation, forward, catalog, log, {
+      return new AllocatorDaemon(agent, manager, allocation, forward, reg, catalog, log, {
         watchdog,
         pidFile,
         keepInstances: opts.keepInstances === true
@@ -260,6 +323,7 @@ export class AllocatorDaemon {
       await manager?.stop()
       watchdog?.release(opts.keepInstances === true ? 'kept' : 'stopped')
       if (pidFile !== undefined) removePidFile(pidFile)
+      await reg.stop()
       await agent.stop()
       throw err
     }
@@ -272,10 +336,11 @@ export class AllocatorDaemon {
   }
 
   private async doStop(): Promise<void> {
-    const { agent, manager, allocation, forward } = this
+    const { agent, manager, allocation, forward, registry } = this
     // Refuses new work at once (DRAINING), then waits for what is in flight; meanwhile no
     // new allocations are taken and the leave goes out, so that proxies look elsewhere.
     const drained = manager.beforeStop()
+    await registry.beforeStop()
     await allocation.beforeStop()
     await agent.beforeStop()
     await drained
@@ -286,6 +351,7 @@ export class AllocatorDaemon {
     // Nothing left to remove, or (--keep-instances) left for the next start, removed only if none comes.
     this.lifeline.watchdog?.release(this.lifeline.keepInstances ? 'kept' : 'stopped')
     if (this.lifeline.pidFile !== undefined) removePidFile(this.lifeline.pidFile)
+    await registry.stop()
     await agent.stop()
   }
 }

@@ -6,7 +6,17 @@ import type { AppSpec } from './catalog.js'
 import { hostPort } from '../util/http.js'
 
 export async function checkOnce(spec: AppSpec, host: string, port: number, timeoutMs: number): Promise<boolean> {
-  if (spec.health.tcp) {
+  return await checkAddress(spec.health, host, port, timeoutMs)
+}
+
+/** One check of whatever listens at host:port: a TCP connect, or an HTTP GET of `path` answering below 500. */
+export async function checkAddress(
+  check: Pick<AppSpec['health'], 'tcp' | 'path'>,
+  host: string,
+  port: number,
+  timeoutMs: number
+): Promise<boolean> {
+  if (check.tcp) {
     return await new Promise(resolve => {
       const s = connect({ host, port })
       const t = setTimeout(() => {
@@ -25,7 +35,7 @@ export async function checkOnce(spec: AppSpec, host: string, port: number, timeo
     })
   }
   try {
-    const res = await request(`http://${hostPort(host, port)}${spec.health.path}`, {
+    const res = await request(`http://${hostPort(host, port)}${check.path}`, {
       method: 'GET',
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,

@@ -6,10 +6,21 @@
 import type { Logger } from '../util/log.js'
 import type { Config } from '../config/schema.js'
 import { leanStartEnd } from './lean-start.js'
+import type { AdminServer } from '../cluster/admin/server.js'
+import { AdminError } from '../cluster/admin/errors.js'
 
 export interface Stoppable {
   stop: () => Promise<void>
   reload?: (config: Config) => void
+  /** Its agent's admin API, where `physarum reload` asks for a reload (POST /v1/reload). */
+  agent?: { admin: AdminServer }
+}
+
+/** What a reload did: applied (with the keys that wait for a restart) or refused, in one line. */
+export interface ReloadResult {
+  ok: boolean
+  message: string
+  restartNeeded?: string[]
 }
 
 /** Keys whose new value takes effect only at the next start (sockets, identity, the runtime). */
@@ -43,22 +54,28 @@ export async function runDaemon(
   let daemon: Stoppable | undefined
   let stopping: NodeJS.Signals | undefined
   let current = opts.config
-  process.on('SIGHUP', () => {
-    if (daemon?.reload === undefined || opts.reload === undefined) return
+  // SIGHUP and `physarum reload` (POST /v1/reload) do the same, and log the same line.
+  const reloadNow = (trigger: string): ReloadResult => {
+    if (daemon?.reload === undefined || opts.reload === undefined)
+      return { ok: false, message: `${trigger}: this daemon cannot reload` }
     let next: Config
     try {
       next = opts.reload().config
     } catch (err) {
-      log.error(`SIGHUP: reload refused, the running configuration stays: ${(err as Error).message}`)
-      return
+      const message = `${trigger}: reload refused, the running configuration stays: ${(err as Error).message}`
+      log.error(message)
+      return { ok: false, message }
     }
     daemon.reload(next)
     const later =
       current === undefined ? [] : RESTART_ONLY.filter(k => valueAt(current as Config, k) !== valueAt(next, k))
     current = next
-    log.info(
-      `SIGHUP: configuration reloaded${later.length > 0 ? `; takes effect at the next start: ${later.join(', ')}` : ''}`
-    )
+    const message = `${trigger}: configuration reloaded${later.length > 0 ? `; takes effect at the next start: ${later.join(', ')}` : ''}`
+    log.info(message)
+    return { ok: true, message, restartNeeded: later }
+  }
+  process.on('SIGHUP', () => {
+    reloadNow('SIGHUP')
   })
   const shutdown = (sig: NodeJS.Signals, d: Stoppable): void => {
     log.info(`${sig}: shutting down`)
@@ -88,6 +105,16 @@ export async function runDaemon(
   } finally {
     leanStartEnd()
   }
+  daemon.agent?.admin.mutation({
+    method: 'POST',
+    path: '/v1/reload',
+    schema: { type: 'object', additionalProperties: false },
+    handle: () => {
+      const r = reloadNow('reload')
+      if (!r.ok) throw new AdminError('REFUSED', r.message)
+      return r
+    }
+  })
   if (stopping !== undefined) shutdown(stopping, daemon)
   return await new Promise<never>(() => {})
 }

@@ -1,8 +1,8 @@
 // `physarum drain`: finds the allocator to drain on this host (its admin API is loopback only, so a drain is asked on
 // the allocator's own host), asks it over POST /v1/drain and prints its report.
 import { request } from 'undici'
-import { localAgents } from '../cluster/local-agents.js'
-import { roleDefaults } from '../config/defaults.js'
+import type { Config } from '../config/schema.js'
+import { AgentUnreachable, agentRefs, callAgent, errorOf, type AgentRef } from './admin-client.js'
 import type { DrainReport } from '../allocator/drain.js'
 import { UsageError } from './base.js'
 
@@ -11,14 +11,6 @@ const ASK_TIMEOUT_MS = 1500
 
 /** Beyond the drain's deadline, the answer may take this long (ms): the stops after the deadline. */
 const ANSWER_SLACK_MS = 60000
-
-/** "5m", "30s", "1500ms", "1h", or plain seconds → ms; undefined when it is none of them. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
-  if (m === null) return undefined
-  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
-  return Number(m[1]) * unit
-}
 
 async function self(hostPort: string): Promise<{ peer: string; roles: string[] } | undefined> {
   try {
@@ -38,19 +30,20 @@ async function self(hostPort: string): Promise<{ peer: string; roles: string[] }
 
 /** The admin API of the allocator to drain: `peer`, or the one allocator of this host. */
 export async function findAllocator(
+  config: Config,
   peer: string | undefined,
-  agent: string | undefined
-): Promise<{ admin: string; peer: string }> {
-  const local = localAgents()
-    .filter(a => a.role === 'allocator' && a.admin !== undefined)
-    .map(a => a.admin as string)
-  const dflt = roleDefaults('allocator').AdminListen
-  const ask = agent !== undefined ? [agent] : [...new Set([...local, ...(dflt !== undefined ? [dflt] : [])])]
-  const found: Array<{ admin: string; peer: string }> = []
-  for (const admin of ask) {
-    const s = await self(admin)
+  agent: string | undefined,
+  tokenFile: string | undefined
+): Promise<AgentRef & { peer: string }> {
+  const refs = agentRefs(config, { agent, 'token-file': tokenFile }).filter(
+    r => r.role === undefined || r.role === 'allocator'
+  )
+  const ask = refs.map(r => r.admin)
+  const found: Array<AgentRef & { peer: string }> = []
+  for (const ref of refs) {
+    const s = await self(ref.admin)
     if (s?.roles.includes('allocator') === true && (peer === undefined || s.peer === peer))
-      found.push({ admin, peer: s.peer })
+      found.push({ ...ref, peer: s.peer })
   }
   const uniq = [...new Map(found.map(f => [f.peer, f])).values()]
   if (uniq.length === 1) return uniq[0]
@@ -67,30 +60,19 @@ export async function findAllocator(
 
 /** POST /v1/drain; the report, or the allocator's refusal as a one-line error. */
 export async function askDrain(
-  admin: string,
+  ref: AgentRef,
   body: { undo?: boolean; deadlineS?: number },
   deadlineMs: number
 ): Promise<DrainReport | { state: 'serving' }> {
-  const timeoutMs = deadlineMs + ANSWER_SLACK_MS
-  let res
+  let answer
   try {
-    // TOKEN: the admin token goes into this request (issue 16, item 8).
-    res = await request(`http://${admin}/v1/drain`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      signal: AbortSignal.timeout(timeoutMs)
-    })
+    answer = await callAgent(ref, 'POST', '/v1/drain', body, deadlineMs + ANSWER_SLACK_MS)
   } catch (err) {
-    throw new UsageError(
-      `the allocator at ${admin} did not answer: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
-    )
+    if (err instanceof AgentUnreachable) throw new UsageError(`the allocator did not answer: ${err.message}`, 1)
+    throw err
   }
-  const answer = (await res.body.json().catch(() => ({}))) as { error?: string }
-  if (res.statusCode !== 200) throw new UsageError(`the allocator refused: ${answer.error ?? `HTTP ${res.statusCode}`}`)
-  return answer as DrainReport | { state: 'serving' }
+  if (answer.status !== 200) throw new UsageError(`the allocator refused: ${errorOf(answer)}`, 1)
+  return answer.body as DrainReport | { state: 'serving' }
 }
 
 export function formatReport(peer: string, r: DrainReport | { state: 'serving' }): string {

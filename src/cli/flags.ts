@@ -50,3 +50,17 @@ export function toConfigFlags(flags: Record<string, unknown>): ConfigFlags {
     bind: pick('bind')
   }
 }
+
+/** How a command that calls a local agent finds it, and its admin token. */
+export const agentFlags = {
+  agent: Flags.string({
+    char: 'a',
+    description:
+      "the agent's admin API (default: Admin.Listen, else this host's daemons from the runtime directory, then 127.0.0.1:7701, 127.0.0.1:7702)",
+    helpValue: 'HOST:PORT'
+  }),
+  'token-file': Flags.string({
+    description: 'admin token file (default: the one the agent recorded, else ~/.physarum/admin.token)',
+    helpValue: 'PATH'
+  })
+}

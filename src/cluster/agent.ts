@@ -12,9 +12,17 @@ import { Membership, type LocalState } from './membership/membership.js'
 import { Metrics } from './admin/metrics.js'
 import { AdminServer } from './admin/server.js'
 import { registerLocal, unregisterLocal } from './local-agents.js'
+import { loadOrCreateToken, tokenFile } from './admin/token.js'
 import { VERSION } from '../util/version.js'
 import { debugOn, type Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
+import type { AppInstances } from './membership/announcement.js'
+import { ScaleTable } from '../scale/table.js'
+import { MAX_SCALE_RECORDS, scaleRequestSchema, type ScaleRequest } from '../scale/protocol.js'
+import { appView, appsView } from './apps.js'
+import { AdminError } from './admin/errors.js'
+import { APP_NAME_PATTERN } from '../config/schema.js'
+import { SCALE_SYNC_MS } from './constants.js'
 
 export interface AgentOptions {
   role: Role
@@ -37,12 +45,28 @@ export interface AgentOptions {
   inboundOnly?: boolean
   /** Collect Node process metrics (off when several agents share a process). */
   processMetrics?: boolean
+  /**
+   * The admin token's file (admin/token.ts), created when missing; false: none, and no state-changing admin call is
+   * taken. Default: beside KeyFile, for an agent with an admin API.
+   */
+  tokenFile?: string | false
+  /** Where the cluster's scale records are kept across restarts (an allocator's state directory); none: memory. */
+  scaleFile?: string
 }
 
 /** What every daemon (allocator, proxy) passes through to its agent. */
 export type DaemonOptions = Pick<
   AgentOptions,
-  'config' | 'log' | 'ephemeral' | 'admin' | 'adminIsRoleDefault' | 'configFile' | 'processMetrics' | 'inboundOnly'
+  | 'config'
+  | 'log'
+  | 'ephemeral'
+  | 'admin'
+  | 'adminIsRoleDefault'
+  | 'configFile'
+  | 'processMetrics'
+  | 'inboundOnly'
+  | 'tokenFile'
+  | 'scaleFile'
 >
 
 /** One row of the member table as the admin API and `physarum members` show it. */
@@ -56,7 +80,7 @@ export interface MemberView {
   rttMs: number | null
   rttAgeMs: number | null
   catalog: string[]
-  instances: Record<string, { ready: number; inFlight: number }>
+  instances: Record<string, AppInstances>
   capacity: Record<string, number>
   lastSeen: string
   statusSince: string
@@ -70,6 +94,7 @@ export class Agent {
   }
   readonly startedAt = Date.now()
   private stopped = false
+  private scaleSync?: NodeJS.Timeout
   private localFile?: string
 
   private constructor(
@@ -79,7 +104,11 @@ export class Agent {
     readonly metrics: Metrics,
     readonly admin: AdminServer,
     readonly log: Logger,
-    readonly role: Role
+    readonly role: Role,
+    /** The cluster's scale records (physarum scale), as this agent knows them. */
+    readonly scale: ScaleTable,
+    /** Where the admin token is, if this agent takes state-changing calls. */
+    readonly tokenFile?: string
   ) {}
 
   static async start(opts: AgentOptions): Promise<Agent> {
@@ -95,6 +124,16 @@ export class Agent {
       if (loaded.created) log.info(`created identity key ${file}`)
       privateKey = loaded.key
     }
+    // After the key: a refused key file is the one error, with no token made beside it.
+    // An observer (the CLI) never makes a token; an agent without an admin API needs none.
+    const wantsToken = role !== 'observer' && opts.tokenFile !== false && (opts.admin ?? config.Admin.Listen) !== false
+    const tokenPath = wantsToken ? ((opts.tokenFile as string | undefined) ?? tokenFile(config.KeyFile)) : undefined
+    let token: string | undefined
+    if (tokenPath !== undefined) {
+      const t = loadOrCreateToken(tokenPath)
+      if (t.created) log.info(`created admin token ${tokenPath}`)
+      token = t.token
+    }
     const node = await createNode({
       privateKey,
       listen: config.Listen,
@@ -103,6 +142,7 @@ export class Agent {
       bootstraps: config.Bootstraps,
       psk: psk?.key
     })
+    const scale = new ScaleTable({ self: node.peerId.toString(), file: opts.scaleFile })
     const metrics = new Metrics({ defaultMetrics: opts.processMetrics })
     const rtt = new RttService(
       { node, log: log.scope('rtt') },
@@ -136,7 +176,10 @@ export class Agent {
         probeTimeoutMs: config.Membership.ProbeTimeoutMs,
         suspectTimeoutMs: config.Membership.SuspectTimeoutMs,
         forgetAfterMs: config.Membership.ForgetAfterS * 1000,
-        localState: opts.localState
+        localState: () => ({
+          ...(opts.localState?.() ?? { catalog: [], instances: {}, capacity: {} }),
+          scale: scale.all()
+        })
       }
     )
     metrics.watchMembers(membership.table)
@@ -146,16 +189,18 @@ export class Agent {
       {
         listen: adminListen === false ? undefined : adminListen,
         hint: 'choose another with --admin HOST:PORT',
-        anyPortIfTaken: opts.admin === undefined && opts.adminIsRoleDefault === true
+        anyPortIfTaken: opts.admin === undefined && opts.adminIsRoleDefault === true,
+        token
       }
     )
-    const agent = new Agent(node, rtt, membership, metrics, admin, log, role)
+    const agent = new Agent(node, rtt, membership, metrics, admin, log, role, scale, tokenPath)
     try {
       await node.start()
       await rtt.start()
       await membership.start()
       admin.route('/v1/members', () => agent.view())
       admin.route('/v1/self', () => agent.view().find(m => m.self))
+      agent.appRoutes()
       admin.route('/v1/health', () => ({
         status: 'ok',
         peer: node.peerId.toString(),
@@ -184,10 +229,60 @@ export class Agent {
     return agent
   }
 
+  /** Every member's scale records merged into ours (last writer wins); a change of ours is announced at once. */
+  syncScale(): void {
+    for (const m of this.membership.members()) this.scale.merge(m.announcement.scale)
+  }
+
+  /** GET /v1/apps, /v1/apps/APP and the token-checked POST /v1/scale. */
+  private appRoutes(): void {
+    this.scale.on('change', (app, r) => {
+      this.log.info(`scale of ${app}: min ${r.min}${r.max !== undefined ? `, max ${r.max}` : ''}`, { by: r.by })
+      this.membership.announceSoon(0)
+    })
+    this.scaleSync = setInterval(() => {
+      this.syncScale()
+    }, SCALE_SYNC_MS)
+    this.scaleSync.unref()
+    this.admin.route('/v1/apps', () => {
+      this.syncScale()
+      return appsView(this.view(), this.scale.all())
+    })
+    this.admin.route('/v1/apps/*', (_req, url) => {
+      this.syncScale()
+      const app = decodeURIComponent(url.pathname.slice('/v1/apps/'.length))
+      const v = appView(this.view(), this.scale.all(), app)
+      if (v === undefined)
+        throw new AdminError('NOT_FOUND', `unknown app ${app}: no member lists it, hosts it or has a scale for it`)
+      return v
+    })
+    this.admin.mutation<ScaleRequest>({
+      method: 'POST',
+      path: '/v1/scale',
+      schema: scaleRequestSchema,
+      handle: body => {
+        if (!new RegExp(APP_NAME_PATTERN).test(body.app))
+          throw new AdminError('BAD_REQUEST', `${JSON.stringify(body.app)} is not a valid app name`)
+        if (body.max !== undefined && body.max < body.min)
+          throw new AdminError('BAD_REQUEST', `max ${body.max} is below min ${body.min}`)
+        this.syncScale()
+        if (this.scale.get(body.app) === undefined && Object.keys(this.scale.all()).length >= MAX_SCALE_RECORDS)
+          throw new AdminError('CONFLICT', `the cluster has its maximum of ${MAX_SCALE_RECORDS} scale records`)
+        return { app: body.app, ...this.scale.set(body.app, body.min, body.max) }
+      }
+    })
+  }
+
   /** Records this daemon where `physarum members` on this host looks (local-agents.ts); once it serves. */
   registerLocal(http?: string): void {
     if (this.role === 'observer') return
-    this.localFile = registerLocal({ role: this.role, peer: this.peer, admin: this.admin.address, http })
+    this.localFile = registerLocal({
+      role: this.role,
+      peer: this.peer,
+      admin: this.admin.address,
+      http,
+      tokenFile: this.tokenFile
+    })
   }
 
   get peer(): string {
@@ -239,6 +334,7 @@ export class Agent {
     if (this.stopped) return
     this.stopped = true
     unregisterLocal(this.localFile)
+    clearInterval(this.scaleSync)
     await this.membership.stop().catch(debugOn(this.log, 'membership stop'))
     await this.admin.stop().catch(debugOn(this.log, 'admin API stop'))
     await this.rtt.stop().catch(debugOn(this.log, 'RTT service stop'))

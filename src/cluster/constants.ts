@@ -70,3 +70,9 @@ export const HEALTH_LAG_HALF_LIFE_MS = 2000
 
 /** Local health: one refutation point is forgiven after this long (ms). */
 export const HEALTH_REFUTE_DECAY_MS = 2000
+
+/**
+ * How often the scale records in members' announcements are merged into this agent's (ms): a new setting is announced
+ * at once, so this only bounds how late an allocator acts on it; merging is a few map lookups.
+ */
+export const SCALE_SYNC_MS = 500

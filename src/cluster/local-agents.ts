@@ -15,6 +15,8 @@ export interface LocalAgent {
   admin?: string
   /** A proxy's HTTP entrypoint, HOST:PORT. */
   http?: string
+  /** Its admin token's file, which the CLI reads for a state-changing call (cluster/admin/token.ts). */
+  tokenFile?: string
   startedAt: string
 }
 

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
+import { agentFlags, configFlags } from '../cli/flags.js'
 
 export default class Drain extends BaseCommand {
   static override summary = "Move an allocator's instances elsewhere, then keep it in maintenance (--undo ends it)."
@@ -17,6 +18,8 @@ export default class Drain extends BaseCommand {
   }
 
   static override flags = {
+    ...configFlags,
+    ...agentFlags,
     self: Flags.boolean({ description: 'the allocator on this host (the default without PEER)' }),
     deadline: Flags.string({
       description: 'how long in-flight and long-lived requests may take to finish, e.g. 30s, 5m',
@@ -24,25 +27,25 @@ export default class Drain extends BaseCommand {
       helpValue: 'DURATION'
     }),
     undo: Flags.boolean({ description: 'end the maintenance: take allocations again' }),
-    agent: Flags.string({
-      char: 'a',
-      description: "the allocator's admin API (default: found on this host)",
-      helpValue: 'HOST:PORT'
-    }),
     json: Flags.boolean({ description: 'print JSON' })
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Drain)
     if (flags.self && args.peer !== undefined) throw new UsageError('name a PEER or --self, not both')
-    const { askDrain, findAllocator, formatReport, parseDuration } = await import('../cli/drain.js')
-    const deadlineMs = parseDuration(flags.deadline)
-    if (deadlineMs === undefined || deadlineMs > 86400000)
+    const [{ setup }, { askDrain, findAllocator, formatReport }, { parseDuration }] = await Promise.all([
+      import('../cli/setup.js'),
+      import('../cli/drain.js'),
+      import('../util/duration.js')
+    ])
+    const deadlineS = parseDuration(flags.deadline)
+    if (deadlineS === undefined || deadlineS > 86400)
       throw new UsageError(
         `--deadline must be a duration such as 30s, 5m or 1h (at most 24h), got ${JSON.stringify(flags.deadline)}`
       )
-    const { admin, peer } = await findAllocator(args.peer, flags.agent)
-    const report = await askDrain(admin, flags.undo ? { undo: true } : { deadlineS: deadlineMs / 1000 }, deadlineMs)
-    process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(peer, report))
+    const { loaded } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
+    const ref = await findAllocator(loaded.config, args.peer, flags.agent, flags['token-file'])
+    const report = await askDrain(ref, flags.undo ? { undo: true } : { deadlineS }, deadlineS * 1000)
+    process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(ref.peer, report))
   }
 }

@@ -11,6 +11,11 @@ import ServiceRemove from './service/remove.js'
 import ServiceStatus from './service/status.js'
 import Completion from './completion.js'
 import Drain from './drain.js'
+import Register from './register.js'
+import Deregister from './deregister.js'
+import Reload from './reload.js'
+import Apps from './apps.js'
+import Scale from './scale.js'
 
 export const COMMANDS = {
   allocator: Allocator,
@@ -24,5 +29,10 @@ export const COMMANDS = {
   'service:remove': ServiceRemove,
   'service:status': ServiceStatus,
   completion: Completion,
-  drain: Drain
+  drain: Drain,
+  register: Register,
+  deregister: Deregister,
+  reload: Reload,
+  apps: Apps,
+  scale: Scale
 }

@@ -1,21 +1,20 @@
-// The proxy daemon: an agent, the HTTP entrypoint with placement and forwarding, and in
-// server mode a user-run instance that it health-checks, announces and serves.
-import { Pool } from 'undici'
+// The proxy daemon: an agent, the HTTP entrypoint with placement and forwarding, and a
+// registry of user-run instances that it health-checks, announces and serves (its own in
+// server mode, and those registered with it).
 import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
 import { statusJson, RecentErrors } from './status.js'
 import { Requests, type TrafficPolicy } from './request.js'
 import { ENTRYPOINT_DRAIN_MS, SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
-import type { Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestAllocation } from '../allocation/protocol.js'
 import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
 import { ForwardClient } from '../forward/client.js'
 import { instanceKey } from '../forward/protocol.js'
-import { ForwardServer, instancePool } from '../forward/serve.js'
+import { ForwardServer } from '../forward/serve.js'
 import { router } from '../forward/routing.js'
-import { checkOnce } from '../catalog/health.js'
-import { debugOn, type Logger } from '../util/log.js'
+import { Registry, defaultCheck } from '../registry/registry.js'
+import { registrationRoutes } from '../registry/routes.js'
 import { Balancer } from './balancer.js'
 import { Placement, type Endpoint } from './placement.js'
 import { Entrypoint } from './entrypoint.js'
@@ -29,51 +28,6 @@ export interface ProxyOptions extends DaemonOptions {
   address?: { host: string; port: number }
 }
 
-/** A user-run instance announced by a proxy in server mode. */
-class LocalInstance implements Startable {
-  healthy = false
-  inFlight = 0
-  private timer?: NodeJS.Timeout
-  readonly id: string
-  readonly pool: Pool
-
-  constructor(
-    readonly spec: AppSpec,
-    readonly host: string,
-    readonly port: number,
-    peer: string,
-    private readonly log: Logger,
-    private readonly onChange: () => void
-  ) {
-    this.id = `local-${peer.slice(-6)}-${port}`
-    this.pool = instancePool(host, port)
-  }
-
-  async start(): Promise<void> {
-    await this.check()
-    this.timer = setInterval(() => {
-      void this.check()
-    }, this.spec.health.intervalMs)
-    this.timer.unref()
-  }
-
-  private async check(): Promise<void> {
-    const ok = await checkOnce(this.spec, this.host, this.port, this.spec.health.timeoutMs)
-    if (ok !== this.healthy) {
-      this.healthy = ok
-      this.log[ok ? 'info' : 'warn'](
-        `local instance of ${this.spec.name} at ${this.host}:${this.port} is ${ok ? 'healthy' : 'not answering its health check'}`
-      )
-      this.onChange()
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer)
-    await this.pool.close().catch(debugOn(this.log, 'close of the local instance pool'))
-  }
-}
-
 export class ProxyDaemon {
   private stopping?: Promise<void>
 
@@ -83,8 +37,9 @@ export class ProxyDaemon {
     readonly placement: Placement,
     readonly address: string,
     private readonly forward: ForwardClient,
-    private readonly serving: ForwardServer | undefined,
-    private readonly local: LocalInstance | undefined,
+    private readonly serving: ForwardServer,
+    /** The instances this proxy hosts: its own server-mode app, and those registered with it. */
+    readonly registry: Registry,
     private readonly sweeper: NodeJS.Timeout,
     private readonly apply: (config: Config) => void
   ) {}
@@ -118,56 +73,42 @@ export class ProxyDaemon {
       }
       return p
     }
-    let local: LocalInstance | undefined
+    // Made once the agent (its peer ID) is: what the agent announces reads it from here.
+    const hosted: { registry?: Registry } = {}
     const agent = await Agent.start({
       ...opts,
       role: 'proxy',
-      localState: () => ({
-        catalog: [],
-        instances:
-          local?.healthy === true ? { [local.spec.name]: { ready: 1, inFlight: local.inFlight, ids: [local.id] } } : {},
-        capacity: {}
-      })
+      localState: () => ({ catalog: [], instances: hosted.registry?.instances() ?? {}, capacity: {} })
     })
+    const reg = new Registry({ log: log.scope('registry') }, { peer: agent.peer })
+    hosted.registry = reg
     try {
       const metrics = proxyMetrics(agent.metrics.registry)
-
+      reg.on('change', () => {
+        agent.membership.announceSoon(0)
+      })
+      await reg.start()
+      // Server mode: the proxy registers its own user-run instance, as `physarum register` would, without a TTL.
       if (opts.app !== undefined) {
         const spec = catalog.get(opts.app) ?? appSpec(opts.app, {}, config.Perf)
-        const host = opts.address?.host ?? '127.0.0.1'
-        const port = opts.address?.port ?? spec.port
-        local = new LocalInstance(spec, host, port, agent.peer, log, () => {
-          agent.membership.announceSoon(0)
+        await reg.register({
+          app: spec.name,
+          host: opts.address?.host ?? '127.0.0.1',
+          port: opts.address?.port ?? spec.port,
+          check: defaultCheck(spec),
+          source: 'server-mode'
         })
-        await local.start()
       }
-      const l = local
-      const serving =
-        l === undefined
-          ? undefined
-          : new ForwardServer(
-              { node: agent.node, log: log.scope('forward') },
-              {
-                resolve: router<LocalInstance>({
-                  draining: () => false,
-                  serves: app => app === l.spec.name,
-                  ready: () => (l.healthy ? [l] : []),
-                  target: i => ({
-                    app: i.spec.name,
-                    instanceId: i.id,
-                    host: i.host,
-                    port: i.port,
-                    begin: () => {
-                      i.inFlight++
-                      return () => {
-                        i.inFlight--
-                      }
-                    }
-                  })
-                })
-              }
-            )
-      await serving?.start()
+      // Every proxy serves forwarded requests for the instances registered with it.
+      const serving = new ForwardServer(
+        { node: agent.node, log: log.scope('forward') },
+        { resolve: router(reg.source()) }
+      )
+      reg.on('removed', e => {
+        serving.forget(e.host, e.port)
+      })
+      await serving.start()
+      registrationRoutes(agent.admin, reg, catalog)
 
       const balancer = new Balancer()
       const placement = new Placement(
@@ -209,18 +150,20 @@ export class ProxyDaemon {
           },
           inLocalCatalog: app => catalog.get(app) !== undefined,
           coldStartTimeoutMs: config.Proxy.ColdStartTimeoutS * 1000,
-          local: (app): Endpoint | undefined =>
-            l !== undefined && l.healthy && l.spec.name === app
-              ? {
-                  key: instanceKey(agent.peer, app, l.id),
+          local: (app): Endpoint | undefined => {
+            const e = reg.leastLoaded(app)
+            return e === undefined
+              ? undefined
+              : {
+                  key: instanceKey(agent.peer, app, e.id),
                   peer: agent.peer,
                   app,
-                  instance: l.id,
+                  instance: e.id,
                   rttMs: 0,
                   local: true,
-                  announcedLoad: l.inFlight
+                  announcedLoad: e.inFlight
                 }
-              : undefined
+          }
         }
       )
       const forward = new ForwardClient(agent.node, { log: log.scope('forward') })
@@ -238,7 +181,10 @@ export class ProxyDaemon {
         heard: peer => {
           agent.membership.table.heard(peer, Date.now())
         },
-        local: app => (l !== undefined && l.spec.name === app ? l : undefined),
+        local: (app, instance) => {
+          const e = reg.byId(instance)
+          return e !== undefined && e.app === app ? e : undefined
+        },
         stats: {
           onResponse: (app, status, s) => {
             metrics.requestCount.inc({ app, status: String(status) })
@@ -280,9 +226,9 @@ export class ProxyDaemon {
         policies.clear()
         log.setLevel(next.Log.Level)
       }
-      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, local, sweeper, apply)
+      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, reg, sweeper, apply)
     } catch (err) {
-      await local?.stop()
+      await reg.stop()
       await agent.stop()
       throw err
     }
@@ -293,11 +239,12 @@ export class ProxyDaemon {
       clearInterval(this.sweeper)
       await this.agent.beforeStop()
       await this.entrypoint.beforeStop()
-      await this.serving?.beforeStop()
+      await this.serving.beforeStop()
+      await this.registry.beforeStop()
       await this.entrypoint.stop()
-      await this.serving?.stop()
+      await this.serving.stop()
       await this.forward.stop()
-      await this.local?.stop()
+      await this.registry.stop()
       await this.agent.stop()
     })()
     await this.stopping

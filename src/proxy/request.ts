@@ -80,8 +80,8 @@ export interface RequestComponents {
   recentErrors: RecentErrors
   /** An answer from a host is proof of life, as good as a probe. */
   heard?: (peer: string) => void
-  /** The pool of this proxy's own server-mode instance of the app, if it has one. */
-  local?: (app: string) => { pool: Pool; host: string; port: number } | undefined
+  /** The pool of one of this proxy's own instances (server mode, registered), by its ID. */
+  local?: (app: string, instance: string) => { pool: Pool; host: string; port: number } | undefined
   stats?: RequestStats
 }
 
@@ -245,7 +245,7 @@ export class Requests {
       }
       let upstream: Duplex
       try {
-        const local = ep.local ? this.components.local?.(app) : undefined
+        const local = ep.local ? this.components.local?.(app, ep.instance) : undefined
         upstream =
           local !== undefined
             ? await connected(local.host, local.port)
@@ -401,7 +401,7 @@ export class Requests {
   ): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
     const pool = ep.local
-      ? this.components.local?.(x.app)?.pool
+      ? this.components.local?.(x.app, ep.instance)?.pool
       : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
     if (pool === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
     const tPlaced = process.hrtime.bigint()

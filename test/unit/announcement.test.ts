@@ -103,3 +103,29 @@ test("sizes are bounded: ids per app, an id's length, app and capacity names", (
   refused(ann({ ['x'.repeat(257)]: { ready: 1, inFlight: 0 } }), 'an app name of 257 characters')
   refused(ann({}, { capacity: { ['x'.repeat(257)]: 1 } }), 'a capacity name of 257 characters')
 })
+
+test('instance detail and scale records go through; an announcement too big for its detail goes without it', () => {
+  const detail = [{ id: 'i1', address: '127.0.0.1:4000', state: 'ready', inFlight: 2 }]
+  const scale = { web: { min: 2, max: 4, version: 5, by: PEER } }
+  const a = decoded(ann({ web: { ready: 1, inFlight: 2, ids: ['i1'], detail } }, { scale }))
+  assert.deepEqual(a.instances.web.detail, detail)
+  assert.deepEqual(a.scale, scale)
+  assert.match(refused(ann({}, { scale: { web: { min: -1, version: 1, by: PEER } } }), 'a negative min'), /min/)
+  // 300 apps of 64 described instances each: far over 64 KiB with the detail, within it without.
+  const many: Record<string, AppInstances> = {}
+  for (let i = 0; i < 300; i++) {
+    const ids = Array.from({ length: 64 }, (_, j) => `i${j}`)
+    many[`app${i}`] = {
+      ready: 64,
+      inFlight: 0,
+      ids: ids.slice(0, 2),
+      detail: ids.map(id => ({ id, state: 'ready', inFlight: 0 }))
+    }
+  }
+  const big = decoded(ann({}))
+  const bytes = encodeAnnouncement({ ...big, instances: many })
+  const back = decoded(bytes)
+  assert.equal(back.instances.app7.ready, 64)
+  assert.deepEqual(back.instances.app7.ids, ['i0', 'i1'])
+  assert.equal(back.instances.app7.detail, undefined)
+})

@@ -1,14 +1,15 @@
-// The pure parts of `physarum drain`'s client: durations and the report as printed.
+// The pure parts of `physarum drain`'s client: durations (util/duration) and the report as printed.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { formatReport, parseDuration } from '../../src/cli/drain.js'
+import { formatReport } from '../../src/cli/drain.js'
+import { parseDuration } from '../../src/util/duration.js'
 
-test('parseDuration: units ms, s, m, h; plain numbers are seconds; anything else is undefined', () => {
-  assert.equal(parseDuration('1500ms'), 1500)
-  assert.equal(parseDuration('30s'), 30000)
-  assert.equal(parseDuration('30'), 30000)
-  assert.equal(parseDuration('5m'), 300000)
-  assert.equal(parseDuration('1.5h'), 5400000)
+test('parseDuration (seconds): units ms, s, m, h; plain numbers are seconds; anything else is undefined', () => {
+  assert.equal(parseDuration('1500ms'), 1.5)
+  assert.equal(parseDuration('30s'), 30)
+  assert.equal(parseDuration('30'), 30)
+  assert.equal(parseDuration('5m'), 300)
+  assert.equal(parseDuration('1.5h'), 5400)
   for (const bad of ['', 'soon', '-5s', '5 min', '1e3', 'm']) assert.equal(parseDuration(bad), undefined, bad)
 })
 

@@ -13,12 +13,16 @@ import { AllocationError } from '../../allocation/protocol.js'
 import type { LocalState } from '../../cluster/membership/membership.js'
 import { checkOnce } from '../../catalog/health.js'
 import { refusal, usage, type Usage } from './capacity.js'
+import { mayCull, overMax, scaleRefusal, toStart, type Holder, type ScaleTarget } from './scale.js'
 import {
   ADOPT_CHECK_TIMEOUT_MS,
   CULL_INTERVAL_MS,
   DRAIN_POLL_MS,
   HEALTH_TICK_MS,
+  MAX_DETAIL,
   READY_POLL_MS,
+  WARM_RETRY_MS,
+  WARM_WARN_INTERVAL_MS,
   STOP_GRACE_MS
 } from '../constants.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -55,6 +59,17 @@ export interface ManagerInit {
   keepInstances?: boolean
 }
 
+/** What the manager knows of the rest of the cluster, for an app's cluster-wide scale (physarum scale). */
+export interface ClusterView {
+  self: string
+  /** The app's scale record, if one was set. */
+  target: (app: string) => ScaleTarget | undefined
+  /** Instances of the app (starting or ready) that other members announce. */
+  othersTotal: (app: string) => number
+  /** The other alive allocators that list the app and take allocations, with their counts. */
+  otherHolders: (app: string) => Holder[]
+}
+
 export interface ManagerEvents {
   /** Something announced changed (an instance became ready, left, or its load moved). */
   change: []
@@ -65,6 +80,9 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
   readonly instances = new Map<string, Instance>()
   private readonly starting = new Map<string, Promise<Instance>>()
   private timers: NodeJS.Timeout[] = []
+  private ensuring = false
+  private readonly warnedAt = new Map<string, number>()
+  private readonly failedAt = new Map<string, number>()
   draining = false
   /** A planned drain (physarum drain) is under way or done: no allocations, no warm minimum, until undone. */
   maintenance?: 'draining' | 'maintenance'
@@ -75,6 +93,7 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
       catalog: Catalog
       log: Logger
       onCull?: (app: string, reason: string) => void
+      cluster?: ClusterView
     },
     private init: ManagerInit
   ) {
@@ -96,6 +115,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     this.timers.push(
       setInterval(() => {
         this.cull()
+        // A scale record set or changed elsewhere, or an instance gone on another host: this one's share.
+        if (this.components.cluster !== undefined) void this.ensureMinimum()
       }, this.init.cullIntervalMs ?? CULL_INTERVAL_MS)
     )
     this.timers.push(
@@ -152,20 +173,60 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     if (own.length > 0) this.emit('change')
   }
 
-  /** Keeps MinInstances of every app warm. */
+  /** Keeps MinInstances of every app warm here, and this allocator's share of each app's cluster minimum. */
   private async ensureMinimum(): Promise<void> {
-    for (const spec of this.components.catalog.list()) {
-      while (!this.draining && this.maintenance === undefined && this.count(spec.name) < spec.minInstances) {
-        try {
-          await this.allocate(spec.name, { fresh: true })
-        } catch (err) {
-          this.components.log.warn(
-            `cannot keep ${spec.minInstances} instance(s) of ${spec.name} warm: ${(err as Error).message}`
-          )
-          break
+    if (this.ensuring) return
+    this.ensuring = true
+    try {
+      for (const spec of this.components.catalog.list()) {
+        while (!this.draining && this.maintenance === undefined && this.count(spec.name) < spec.minInstances) {
+          if (!(await this.warm(spec, spec.minInstances))) break
         }
+        const cluster = this.components.cluster
+        const target = cluster?.target(spec.name)
+        if (cluster === undefined || target === undefined || this.draining || this.maintenance !== undefined) continue
+        // A full allocator is no holder: the others deal its share among themselves.
+        const full = refusal(this.usage(spec.name), this.init, {
+          name: spec.name,
+          maxInstances: spec.maxInstances,
+          memoryMB: spec.resources.memoryMB
+        })
+        const holders = [
+          ...cluster.otherHolders(spec.name),
+          ...(full === undefined ? [{ peer: cluster.self, count: this.count(spec.name) }] : [])
+        ]
+        const n = toStart(target, holders, cluster.self, this.clusterTotal(spec.name))
+        for (let i = 0; i < n && !this.draining && this.maintenance === undefined; i++)
+          if (!(await this.warm(spec, target.min))) break
       }
+    } finally {
+      this.ensuring = false
     }
+  }
+
+  /** One more warm instance; false (logged, once a minute per app: the tick retries every second) when none starts. */
+  private async warm(spec: AppSpec, min: number): Promise<boolean> {
+    // Backs off after a failure: a broken app is not spawned every second.
+    if (Date.now() - (this.failedAt.get(spec.name) ?? 0) < WARM_RETRY_MS) return false
+    try {
+      await this.allocate(spec.name, { fresh: true })
+      this.warnedAt.delete(spec.name)
+      this.failedAt.delete(spec.name)
+      return true
+    } catch (err) {
+      const now = Date.now()
+      this.failedAt.set(spec.name, now)
+      if (now - (this.warnedAt.get(spec.name) ?? 0) >= WARM_WARN_INTERVAL_MS) {
+        this.warnedAt.set(spec.name, now)
+        this.components.log.warn(`cannot keep ${min} instance(s) of ${spec.name} warm: ${(err as Error).message}`)
+      }
+      return false
+    }
+  }
+
+  /** Instances of the app starting or ready across the cluster: here and as the others announce. */
+  private clusterTotal(app: string): number {
+    return this.count(app) + (this.components.cluster?.othersTotal(app) ?? 0)
   }
 
   private count(app?: string, states: InstanceState[] = ['starting', 'ready']): number {
@@ -218,6 +279,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
       memoryMB: spec.resources.memoryMB
     })
     if (full !== undefined) throw new AllocationError('NO_CAPACITY', full)
+    const over = scaleRefusal(app, this.components.cluster?.target(app), this.clusterTotal(app))
+    if (over !== undefined) throw new AllocationError('NO_CAPACITY', over)
     const p = this.launch(spec)
     this.starting.set(app, p)
     try {
@@ -350,16 +413,28 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     if (!this.draining && this.timers.length > 0) void this.ensureMinimum()
   }
 
-  /** Idle culling: nothing in flight for IdleTimeoutS, never below MinInstances. */
+  /**
+   * Idle culling: nothing in flight for IdleTimeoutS, never below MinInstances here nor below the app's cluster
+   * minimum; an idle instance above the cluster maximum goes at once.
+   */
   private cull(): void {
     if (this.draining) return
     const now = Date.now()
+    const totals = new Map<string, number>()
+    const total = (app: string): number => totals.get(app) ?? this.clusterTotal(app)
     for (const inst of this.instances.values()) {
       if (inst.state !== 'ready' || inst.inFlight > 0) continue
-      if (now - inst.lastUsed < inst.spec.idleTimeoutS * 1000) continue
+      const target = this.components.cluster?.target(inst.app)
+      const over = overMax(target, total(inst.app))
+      if (!over && now - inst.lastUsed < inst.spec.idleTimeoutS * 1000) continue
       if (this.count(inst.app, ['ready']) <= inst.spec.minInstances) continue
-      this.components.onCull?.(inst.app, 'idle')
-      void this.remove(inst, `idle for ${Math.round((now - inst.lastUsed) / 1000)} s`)
+      if (!mayCull(target, total(inst.app))) continue
+      totals.set(inst.app, total(inst.app) - 1)
+      this.components.onCull?.(inst.app, over ? 'scale' : 'idle')
+      void this.remove(
+        inst,
+        over ? `above the cluster maximum of ${target?.max}` : `idle for ${Math.round((now - inst.lastUsed) / 1000)} s`
+      )
     }
   }
 
@@ -437,7 +512,16 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     const instances: LocalState['instances'] = {}
     for (const i of this.instances.values()) {
       if (i.state === 'stopping' || i.state === 'draining') continue
-      const e = instances[i.app] ?? (instances[i.app] = { ready: 0, inFlight: 0, starting: 0, ids: [] as string[] })
+      const e =
+        instances[i.app] ?? (instances[i.app] = { ready: 0, inFlight: 0, starting: 0, ids: [] as string[], detail: [] })
+      const detail = e.detail as NonNullable<typeof e.detail>
+      if (detail.length < MAX_DETAIL)
+        detail.push({
+          id: i.id,
+          state: i.state,
+          inFlight: i.inFlight,
+          ...(i.rt !== undefined ? { address: `${i.rt.host}:${i.rt.port}` } : {})
+        })
       if (i.state === 'ready') {
         e.ready++
         e.inFlight += i.inFlight

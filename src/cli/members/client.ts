@@ -50,6 +50,11 @@ export async function fromAgent(hostPort: string, timeoutMs = 1500): Promise<Mem
 
 /** Joins as an ephemeral observer, waits for the view to settle, measures RTTs, leaves. */
 export async function byJoining(config: Config, log: Logger, waitMs: number): Promise<MemberView[]> {
+  return await joinBriefly(config, log, waitMs, agent => agent.view().filter(v => !v.self))
+}
+
+/** Joins as an ephemeral observer, lets the view settle and measures RTTs, reads what `read` reads, leaves. */
+export async function joinBriefly<T>(config: Config, log: Logger, waitMs: number, read: (a: Agent) => T): Promise<T> {
   // The config is the observer's (loadConfig): it listens on loopback when the bootstraps are there.
   const agent = await Agent.start({ role: 'observer', config, log, admin: false })
   try {
@@ -71,7 +76,7 @@ export async function byJoining(config: Config, log: Logger, waitMs: number): Pr
       .filter(m => m.status === 'alive')
       .map(m => peerIdFromString(m.announcement.peer))
     await agent.rtt.measureMany(peers, { samples: 3, timeoutMs: Math.max(300, Math.min(1000, deadline - Date.now())) })
-    return agent.view().filter(v => !v.self)
+    return read(agent)
   } finally {
     await agent.beforeStop()
     await agent.stop()

@@ -2,6 +2,7 @@
 // /physarum/members/1. Validated with ajv; unknown fields are tolerated so that newer
 // peers can add some, but sizes are bounded so that no peer can bloat the table.
 import { ajv, type FromSchema } from '../../util/ajv.js'
+import { scaleTableSchema } from '../../scale/protocol.js'
 
 export const MEMBERS_TOPIC = '/physarum/members/1'
 /** A member that missed a probe: others probe it at once, so that all reach a verdict together. */
@@ -35,7 +36,23 @@ export const appInstancesSchema = {
       items: { type: 'string', minLength: 1, maxLength: 128 },
       description: 'IDs of the ready instances: placement sends a request to one of them by its ID.'
     },
-    starting: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances started, not ready yet.' }
+    starting: { type: 'integer', minimum: 0, maximum: 1000000, description: 'Instances started, not ready yet.' },
+    // For `physarum apps`: where each instance is and how it is doing (the first few per app).
+    detail: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        required: ['id', 'state', 'inFlight'],
+        properties: {
+          id: { type: 'string', minLength: 1, maxLength: 128 },
+          address: { type: 'string', maxLength: 300 },
+          state: { type: 'string', maxLength: 32 },
+          inFlight: { type: 'integer', minimum: 0, maximum: 100000000 }
+        }
+      },
+      description: 'Each instance: its ID, HOST:PORT on its host, state and requests in flight.'
+    }
   }
 } as const
 
@@ -65,7 +82,8 @@ export const announcementSchema = {
     ts: { type: 'number', minimum: 0 },
     leaving: { type: 'boolean' },
     // An allocator under a planned drain: `members` shows it, and no proxy asks it for an instance.
-    drain: { enum: ['draining', 'maintenance'] }
+    drain: { enum: ['draining', 'maintenance'] },
+    scale: scaleTableSchema
   }
 } as const
 
@@ -104,8 +122,19 @@ export function decodeAnnouncement(data: Uint8Array): DecodeResult {
   return { ok: true, announcement: value as Announcement }
 }
 
+/**
+ * The announcement's bytes. One that would be over MAX_ANNOUNCEMENT_BYTES (peers drop it) goes without the
+ * per-instance detail, which only `physarum apps` reads: the counts and IDs that placement needs stay.
+ */
 export function encodeAnnouncement(a: Announcement): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(a))
+  const bytes = new TextEncoder().encode(JSON.stringify(a))
+  if (bytes.byteLength <= MAX_ANNOUNCEMENT_BYTES) return bytes
+  const instances: Announcement['instances'] = {}
+  for (const [app, i] of Object.entries(a.instances)) {
+    const { detail: _detail, ...rest } = i
+    instances[app] = rest
+  }
+  return new TextEncoder().encode(JSON.stringify({ ...a, instances }))
 }
 
 const suspectSchema = {

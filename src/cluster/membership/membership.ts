@@ -4,6 +4,7 @@
 // by probing each member over the rtt module (a killed process refuses the redial at
 // once; a frozen one stops answering probes). A node that is itself slow stretches its
 // own timeouts (local health, health.ts) rather than declare healthy members failed.
+import type { ScaleRecord } from '../../scale/protocol.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
@@ -41,6 +42,8 @@ export interface LocalState {
   capacity: Record<string, number>
   /** An allocator under a planned drain (physarum drain): moving its instances away, or done and in maintenance. */
   drain?: 'draining' | 'maintenance'
+  /** The cluster's scale records as this node knows them (scale/table.ts). */
+  scale?: Record<string, ScaleRecord>
 }
 
 export interface MembershipInit {
@@ -231,6 +234,7 @@ export class Membership implements Startable {
       ...(state.drain !== undefined ? { drain: state.drain } : {}),
       seq: this.seq,
       ts: Date.now(),
+      ...(state.scale !== undefined && Object.keys(state.scale).length > 0 ? { scale: state.scale } : {}),
       ...(this.leaving ? { leaving: true } : {})
     }
   }
