@@ -43,6 +43,12 @@ export const appSchema = {
       maximum: 65535,
       description: 'Port the app listens on inside its container, or its fixed port for a user-run instance.'
     },
+    Protocol: {
+      type: 'string',
+      enum: ['http1', 'h2c', 'grpc'],
+      description:
+        'What the app speaks: http1 (HTTP/1.1), h2c (HTTP/2 without TLS) or grpc (h2c with gRPC status errors). Clients may use HTTP/1.1 or HTTP/2 whatever it is; the instance host speaks this to the app.'
+    },
     Env: {
       type: 'object',
       additionalProperties: { type: 'string', maxLength: 65536 },

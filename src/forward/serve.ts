@@ -31,6 +31,7 @@ import { isRefusal, type ForwardTarget, type Refusal, type Resolve } from './rou
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
+import { declaresTrailers, endWithTrailers, listValue, needsExact, relayExact, trailerSink } from './exact.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   CONNECT_REFUSED,
@@ -118,6 +119,11 @@ export class ForwardServer implements Startable {
         this.onRequest(req, res)
       }
     )
+    // Expect: 100-continue goes on to the app, which answers it (Node's own 100 would let the client send a body the
+    // app may refuse).
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      this.onRequest(req, res)
+    })
     this.server.on('upgrade', (req: IncomingMessage, socket: StreamSocket, head: Buffer) => {
       this.onUpgrade(req, socket, head)
     })
@@ -265,6 +271,10 @@ export class ForwardServer implements Startable {
       finish(res.statusCode)
     })
     const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
+    if (needsExact(req.headers)) {
+      this.exact(req, res, target, headers, ac, finish)
+      return
+    }
     const withBody = hasBody(req.headers)
     const send = (retry: boolean): void => {
       this.pool(target)
@@ -278,10 +288,20 @@ export class ForwardServer implements Startable {
             opaque: res
           },
           ({ statusCode, headers: upstream }) => {
-            relayHead(res, statusCode, upstream, { via: appendList(upstream.via, VIA) })
-            return res
+            const extra: Record<string, string> = { via: appendList(upstream.via, VIA) }
+            if (!declaresTrailers(upstream)) {
+              relayHead(res, statusCode, upstream, extra)
+              return res
+            }
+            extra.trailer = listValue(upstream.trailer)
+            relayHead(res, statusCode, upstream, extra)
+            return trailerSink(res)
           }
         )
+        .then(({ opaque, trailers }) => {
+          // A response that declared trailers was not ended by undici: it ends here, with them.
+          if (opaque === res && !res.writableEnded) endWithTrailers(res, trailers)
+        })
         .catch((err: Error) => {
           if (ac.aborted) return
           // A keep-alive connection the app closed just as it was reused (the app's idle timeout
@@ -313,6 +333,30 @@ export class ForwardServer implements Startable {
         })
     }
     send(true)
+  }
+
+  /** A request the pool cannot carry (declared trailers, Expect: 100-continue), on a connection of its own. */
+  private exact(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: ForwardTarget,
+    headers: Record<string, string | string[]>,
+    ac: RequestAbort,
+    finish: (status: number) => void
+  ): void {
+    relayExact(req, res, target, {
+      path: req.url ?? '/',
+      headers,
+      extra: upstream => ({ via: appendList(upstream.via, VIA) }),
+      signal: ac
+    }).then(finish, (err: Error) => {
+      if (ac.aborted) return
+      const refused = (err as { code?: string }).code === 'ECONNREFUSED'
+      const message = `instance ${target.instanceId} of ${target.app}: ${err.message}`
+      // Nothing of the body went anywhere when the app was never reached: the proxy may try elsewhere.
+      answer(res, refused ? 'INSTANCE_UNREACHABLE' : 'UPSTREAM_FAILED', message, refused)
+      finish(FORWARD_STATUS[refused ? 'INSTANCE_UNREACHABLE' : 'UPSTREAM_FAILED'])
+    })
   }
 
   /** Stops taking new streams; open ones keep serving until they close. */

@@ -157,6 +157,7 @@ export class ProxyDaemon {
                     instanceId: i.id,
                     host: i.host,
                     port: i.port,
+                    protocol: i.spec.protocol,
                     begin: () => {
                       i.inFlight++
                       return () => {

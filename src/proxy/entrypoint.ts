@@ -12,7 +12,7 @@ import { sendError, type Requests } from './request.js'
 import { statusJson, statusHtml, type RecentErrors } from './status.js'
 import { HTTP_STATUS, type ProxyErrorCode } from './errors.js'
 import type { Duplex } from 'node:stream'
-import { CONNECT_REFUSED, refuseUpgrade } from '../forward/upgrade.js'
+import { CONNECT_REFUSED, errorBody, refuseUpgrade } from '../forward/upgrade.js'
 import { DRAIN_POLL_MS, QUIET_MS } from './constants.js'
 import type { Startable } from '@libp2p/interface'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -30,6 +30,21 @@ function appTarget(url: string): { app: string; rest: string } | { code: ProxyEr
   let rest = url.slice(1 + app.length)
   if (rest === '' || rest.startsWith('?')) rest = '/' + rest
   return { app, rest }
+}
+
+/**
+ * The answer to a method Node's HTTP parser does not know (it knows every registered one, WebDAV's included): 501 with
+ * the method named, as RFC 9110 §15.6.2 has it for a method a server does not recognize; undefined: no such
+ * request line.
+ */
+export function methodRefusal(raw: Buffer | undefined): string | undefined {
+  // Only a well-formed request line: anything else is malformed (400).
+  const line = raw?.subarray(0, 8192).toString('latin1') ?? ''
+  const method = /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) [^\s]+ HTTP\/1\.[01]\r?\n/.exec(line)?.[1]
+  if (method === undefined) return undefined
+  const message = `method ${method} is not supported: physarum forwards the methods HTTP/1.1 registers`
+  const body = errorBody('NOT_SUPPORTED', message)
+  return `HTTP/1.1 501 Not Implemented\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
 }
 
 export class Entrypoint implements Startable {
@@ -76,6 +91,10 @@ export class Entrypoint implements Startable {
         })
       }
     )
+    // Expect: 100-continue goes on to the app, which answers it: it may refuse the body before it is sent.
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      server.emit('request', req, res)
+    })
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.lastActivityAt = Date.now()
       // The HTTP server lets go of an upgraded socket, its error listener too.
@@ -99,6 +118,12 @@ export class Entrypoint implements Startable {
       const code = (err as NodeJS.ErrnoException).code
       if (socket.writable && code !== 'ECONNRESET') {
         // As Node's own default answers: a client too slow to send its headers gets 408, headers too large 431.
+        const refusal =
+          code === 'HPE_INVALID_METHOD' ? methodRefusal((err as { rawPacket?: Buffer }).rawPacket) : undefined
+        if (refusal !== undefined) {
+          socket.end(refusal)
+          return
+        }
         const status =
           code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? '408 Request Timeout'

@@ -17,6 +17,7 @@ import { ConnectError, type ForwardClient } from '../forward/client.js'
 import { ERROR_HEADER } from '../forward/protocol.js'
 import { IDEMPOTENT, addForwarded, connectionLost, endToEnd, hasBody, relayHead } from '../forward/headers.js'
 import { sendJsonError, VIA } from '../forward/serve.js'
+import { declaresTrailers, endWithTrailers, listValue, needsExact, relayExact, trailerSink } from '../forward/exact.js'
 import { HTTP_STATUS, PlacementError, type ProxyErrorCode } from './errors.js'
 import { RetryBudget, type Balancer } from './balancer.js'
 import type { Endpoint, Placement } from './placement.js'
@@ -93,6 +94,10 @@ interface Exchange {
   res: ServerResponse
   method: string
   withBody: boolean
+  /** Declared trailers or Expect: 100-continue: sent on a connection of its own (../forward/exact.ts). */
+  exact: boolean
+  /** The client's scheme, for X-Forwarded-Proto. */
+  proto: 'http' | 'https'
   clientGone: RequestAbort
   /** Read at the start: once the client has gone, req.socket is null. */
   clientIp?: string
@@ -144,6 +149,11 @@ function refusedByHost(answer: Buffer): boolean {
 }
 const HOST_REFUSAL = new RegExp(`^${ERROR_HEADER}:`, 'im')
 
+/** Whether the client's connection is TLS (X-Forwarded-Proto https). */
+export function isEncrypted(req: IncomingMessage): boolean {
+  return (req.socket as { encrypted?: boolean } | null)?.encrypted === true
+}
+
 /** Answers with an error of the proxy's own, and keeps it for the status page. */
 export function sendError(
   res: ServerResponse,
@@ -192,6 +202,8 @@ export class Requests {
       res,
       method: req.method ?? 'GET',
       withBody: hasBody(req.headers),
+      exact: needsExact(req.headers),
+      proto: isEncrypted(req) ? 'https' : 'http',
       clientGone,
       clientIp: req.socket?.remoteAddress,
       t0: process.hrtime.bigint(),
@@ -256,7 +268,13 @@ export class Requests {
         continue
       }
       upstream.on('error', () => {})
-      upstream.write(upgradeHead(req, path, { clientIp: req.socket?.remoteAddress, proto: 'http', via: VIA }))
+      upstream.write(
+        upgradeHead(req, path, {
+          clientIp: req.socket?.remoteAddress,
+          proto: isEncrypted(req) ? 'https' : 'http',
+          via: VIA
+        })
+      )
       if (head.length > 0) upstream.write(head)
       const answer = await answerHead(upstream, this.components.traffic(app).tryTimeoutMs)
       if (answer === 'closed' || (typeof answer !== 'string' && refusedByHost(answer))) {
@@ -400,6 +418,7 @@ export class Requests {
     opts: { headersTimeoutMs: number; bodyTimeoutMs: number; retry5xx: boolean }
   ): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
+    if (x.exact) return await this.attemptExact(x, ep)
     const pool = ep.local
       ? this.components.local?.(x.app)?.pool
       : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
@@ -407,7 +426,7 @@ export class Requests {
     const tPlaced = process.hrtime.bigint()
     const headers = addForwarded(endToEnd(x.req.headers), {
       clientIp: x.clientIp,
-      proto: 'http',
+      proto: x.proto,
       host: x.req.headers.host,
       via: VIA
     })
@@ -425,7 +444,7 @@ export class Requests {
       if (balancer.finish(ep.key, took, ok)) stats?.onEjection?.(x.app)
     }
     try {
-      await pool.stream(
+      const { trailers } = await pool.stream(
         {
           path: x.path,
           method: x.method as 'GET',
@@ -452,13 +471,21 @@ export class Requests {
           }
           relayed = true
           const tHead = process.hrtime.bigint()
-          relayHead(x.res, statusCode, upstream, {
+          const extra: Record<string, string> = {
             'x-physarum-instance': `${ep.instance}@${ep.peer}`,
             'server-timing': `placement;dur=${(ms(x.t0, tPlaced) - x.coldMs).toFixed(2)}, cold;dur=${x.coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
-          })
-          return x.res
+          }
+          if (!declaresTrailers(upstream)) {
+            relayHead(x.res, statusCode, upstream, extra)
+            return x.res
+          }
+          // Its trailers come with undici's promise, after the body: the response is ended then.
+          extra.trailer = listValue(upstream.trailer)
+          relayHead(x.res, statusCode, upstream, extra)
+          return trailerSink(x.res)
         }
       )
+      if (relayed && !x.res.writableEnded) endWithTrailers(x.res, trailers ?? {})
       if (refusal !== undefined) {
         balancer.cancel(ep.key)
         return { kind: 'refused', code: refusal }
@@ -479,6 +506,57 @@ export class Requests {
       if (x.res.headersSent || relayed) return { kind: 'broken', error }
       if (err instanceof ConnectError) return { kind: 'unreachable', error }
       return { kind: 'failed', error, hostLost: connectionLost(err) }
+    }
+  }
+
+  /**
+   * A request the pool cannot carry (declared trailers, Expect: 100-continue) on a stream of
+   * its own. Tried elsewhere only when its stream could not be opened: the body may be on its way.
+   */
+  private async attemptExact(x: Exchange, ep: Endpoint): Promise<Attempt> {
+    const { balancer, forward } = this.components
+    let socket: Duplex | undefined
+    let host = '127.0.0.1'
+    let port = 0
+    try {
+      if (ep.local) {
+        const local = this.components.local?.(x.app)
+        if (local === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
+        host = local.host
+        port = local.port
+      } else socket = await forward.open(peerIdFromString(ep.peer), { v: 1, app: x.app, instance: ep.instance })
+    } catch (err) {
+      return { kind: 'unreachable', error: err as Error }
+    }
+    const tPlaced = process.hrtime.bigint()
+    const headers = addForwarded(endToEnd(x.req.headers), {
+      clientIp: x.clientIp,
+      proto: x.proto,
+      host: x.req.headers.host,
+      via: VIA
+    })
+    balancer.start(ep.key)
+    try {
+      const status = await relayExact(
+        x.req,
+        x.res,
+        { socket, host, port },
+        {
+          path: x.path,
+          headers,
+          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
+          signal: x.clientGone
+        }
+      )
+      balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status < 500)
+      return { kind: 'served', status }
+    } catch (err) {
+      if (x.clientGone.aborted) {
+        balancer.cancel(ep.key)
+        return { kind: 'client-gone' }
+      }
+      balancer.finish(ep.key, 0, false)
+      return { kind: 'failed', error: err as Error, hostLost: connectionLost(err) }
     }
   }
 
