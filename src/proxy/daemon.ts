@@ -258,7 +258,14 @@ export class ProxyDaemon {
         traffic: app => trafficPolicy(catalog.get(app))
       })
       const entrypoint = new Entrypoint(
-        { agent, placement, requests, recentErrors, log: log.scope('proxy') },
+        {
+          agent,
+          placement,
+          requests,
+          recentErrors,
+          log: log.scope('proxy'),
+          protocol: app => catalog.get(app)?.protocol
+        },
         { host: opts.bind, port: opts.port, drainTimeoutMs: ENTRYPOINT_DRAIN_MS }
       )
       await entrypoint.start()

@@ -11,8 +11,10 @@ import { Writable, type Duplex } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { connected, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import { H2Sessions, isGrpc, outgoingHeaders, relayStream, respondError } from '../forward/h2.js'
 import type { Pool } from 'undici'
-import { onResponseOver, RequestAbort } from '../util/http.js'
+import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { ConnectError, type ForwardClient } from '../forward/client.js'
 import { ERROR_HEADER } from '../forward/protocol.js'
 import { IDEMPOTENT, addForwarded, connectionLost, endToEnd, hasBody, relayHead } from '../forward/headers.js'
@@ -177,6 +179,8 @@ export class Requests {
   inFlight = 0
   /** Upgraded client connections, and whether each is a WebSocket. */
   private readonly upgraded = new Map<Duplex, boolean>()
+  /** HTTP/2 sessions to this proxy's own server-mode instance (an h2c or gRPC app). */
+  private readonly localH2 = new H2Sessions()
 
   constructor(private readonly components: RequestComponents) {}
 
@@ -304,6 +308,100 @@ export class Requests {
       return
     }
     refuse('NO_REACHABLE_INSTANCE', `no instance of ${app} took the upgrade`)
+  }
+
+  /**
+   * An HTTP/2 request to an h2c or gRPC app (and any gRPC call): placed like a request, then
+   * relayed as HTTP/2 on the instance's session (over a stream of the hop whose frame says
+   * h2), headers, bodies both ways, trailers and resets (a cancelled call or a client gone
+   * resets the app's stream; grpc-timeout goes on as it came). Tried elsewhere only while no
+   * session to an instance can be had: from then on the body is on its way. Errors before the
+   * app are gRPC statuses (trailers-only) for gRPC clients, JSON for others.
+   */
+  async forwardH2(
+    app: string,
+    path: string,
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    client: { ip?: string; proto: 'http' | 'https' }
+  ): Promise<void> {
+    const { placement, forward, recentErrors, stats, balancer } = this.components
+    const grpc = isGrpc(headers)
+    const t0 = process.hrtime.bigint()
+    const seconds = (): number => ms(t0, process.hrtime.bigint()) / 1000
+    const gone = new RequestAbort()
+    stream.once('close', () => {
+      gone.abort(new Error('client disconnected'))
+    })
+    const fail = (code: ProxyErrorCode, message: string, status = HTTP_STATUS[code]): void => {
+      recentErrors.record(app, status, message)
+      stats?.onResponse?.(placement.known(app) ? app : '?', status, seconds())
+      respondError(stream, grpc, status, code, message)
+    }
+    const authority = headers[':authority'] ?? app
+    const method = headers[':method'] ?? 'GET'
+    this.inFlight++
+    try {
+      const exclude = new Set<string>()
+      for (let n = 0; n < MAX_ATTEMPTS; n++) {
+        let ep: Endpoint
+        try {
+          ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
+        } catch (err) {
+          if (gone.aborted) return
+          if (err instanceof PlacementError) {
+            fail(err.code, err.message, err.status)
+            return
+          }
+          throw err
+        }
+        let outbound: ClientHttp2Stream
+        try {
+          const session = ep.local
+            ? await this.localSession(app)
+            : await forward.session(ep.peer, { v: 1, app, instance: ep.instance })
+          if (gone.aborted) return
+          const out = addForwarded(endToEnd(headers), {
+            clientIp: client.ip,
+            proto: client.proto,
+            host: authority,
+            via: VIA
+          })
+          outbound = session.request(outgoingHeaders(method, path, authority, out))
+        } catch {
+          exclude.add(ep.key)
+          placement.forgetRecent(ep.key)
+          if (!ep.local) forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+          continue
+        }
+        const tPlaced = process.hrtime.bigint()
+        balancer.start(ep.key)
+        const status = await relayStream(stream, outbound, {
+          grpc,
+          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` })
+        })
+        if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
+          stats?.onEjection?.(app)
+        stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())
+        return
+      }
+      fail('NO_REACHABLE_INSTANCE', `no instance of ${app} could be reached`)
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  /** The HTTP/2 session to this proxy's own server-mode instance of an h2c or gRPC app. */
+  private async localSession(app: string): Promise<ClientHttp2Session> {
+    const local = this.components.local?.(app)
+    if (local === undefined) throw new Error(`no local instance of ${app}`)
+    const key = hostPort(local.host, local.port)
+    return await this.localH2.get(key, key, async () => await connected(local.host, local.port))
+  }
+
+  /** Closes the HTTP/2 sessions to local instances. */
+  stop(): void {
+    this.localH2.stop()
   }
 
   /** On shutdown, after the drain: WebSockets still open are told so (1001, going away), others closed. */
