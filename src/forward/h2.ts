@@ -40,6 +40,17 @@ export function grpcStatusOf(httpStatus: number): number {
   return GRPC_STATUS.INTERNAL
 }
 
+/** A grpc-message value: UTF-8, '%' and what is not printable ASCII percent-encoded (gRPC over HTTP/2, §Responses). */
+export function grpcMessage(text: string): string {
+  let out = ''
+  for (const ch of text) {
+    const c = ch.charCodeAt(0)
+    if (c >= 0x20 && c <= 0x7e && ch !== '%') out += ch
+    else for (const b of Buffer.from(ch)) out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`
+  }
+  return out
+}
+
 /**
  * A physarum error on an HTTP/2 stream: for a gRPC client a trailers-only answer (HTTP 200,
  * grpc-status and grpc-message, percent-encoded as the spec has it), else the JSON error.
@@ -63,7 +74,7 @@ export function respondError(
         ':status': 200,
         'content-type': 'application/grpc',
         'grpc-status': String(grpcStatusOf(status)),
-        'grpc-message': encodeURIComponent(`${code}: ${message}`),
+        'grpc-message': grpcMessage(`${code}: ${message}`),
         ...extra
       },
       { endStream: true }
@@ -117,6 +128,13 @@ export async function relayStream(
     const onClosed = (): void => {
       if (++closed === 2) resolve(status)
     }
+    if (inbound.closed || inbound.destroyed) {
+      // Reset while it was placed (a rapid-reset flood is made of these): it never reaches the app.
+      outbound.on('error', () => {})
+      outbound.close(NGHTTP2_CANCEL)
+      resolve(0)
+      return
+    }
     inbound.pipe(outbound)
     outbound.on('response', (headers, flags) => {
       status = Number(headers[':status'] ?? 502)
@@ -132,6 +150,9 @@ export async function relayStream(
     outbound.on('trailers', (t: IncomingHttpHeaders) => {
       trailers = relayed(t)
     })
+    // The entrypoint's HTTP/2 compatibility response sends (empty) trailers of its own on the
+    // stream it wraps: the relay sends the app's.
+    inbound.removeAllListeners('wantTrailers')
     inbound.on('wantTrailers', () => {
       // An answer without trailers ends with an empty HEADERS frame: no trailers are still trailers.
       inbound.sendTrailers(trailers ?? {})

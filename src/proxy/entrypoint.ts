@@ -123,7 +123,12 @@ export class Entrypoint implements Startable {
     // HTTP/2's preface goes to an HTTP/2 server, any other to the HTTP/1.1 one as before.
     const h2 = createH2Server(H2_SESSION_OPTIONS)
     h2.on('request', (req, res) => {
-      onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse)
+      // A macrotask later, so that a stream the client reset in the same burst (CVE-2023-44487's rapid reset) is seen
+      // closed and costs nothing more: served at once, every such stream queued a request the pools then worked off.
+      setImmediate(() => {
+        if (req.stream.closed || req.stream.destroyed) return
+        onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse)
+      })
     })
     h2.on('session', session => {
       this.h2Sessions.add(session)

@@ -197,7 +197,8 @@ export class Requests {
   async forward(app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const clientGone = new RequestAbort()
     onResponseOver(req, res, () => {
-      if (!res.writableFinished) clientGone.abort(new Error('client disconnected'))
+      // Not ended: HTTP/2's compatibility response says finished on a stream the client reset.
+      if (!res.writableFinished || !res.writableEnded) clientGone.abort(new Error('client disconnected'))
     })
     const x: Exchange = {
       app,
