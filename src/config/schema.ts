@@ -284,6 +284,27 @@ export const configSchema = {
           exclusiveMinimum: 0,
           maximum: 86400,
           description: 'Per-request timeout (s).'
+        },
+        Tls: {
+          type: 'object',
+          additionalProperties: false,
+          description:
+            'HTTPS on the entrypoint, HTTP/2 offered by ALPN on the same port; both files re-read on SIGHUP. Without it: plain HTTP (and h2c).',
+          properties: {
+            CertFile: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 4096,
+              description:
+                'PEM certificate chain, the server certificate first (`config init --tls` writes a self-signed one).'
+            },
+            KeyFile: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 4096,
+              description: 'PEM private key of the certificate; mode 0600 (refused when group or others can read it).'
+            }
+          }
         }
       }
     },
@@ -377,7 +398,8 @@ export type Config = Omit<
   Listen: string[]
   Apps: Record<string, AppConfig>
   Allocator: Complete<'Allocator'>
-  Proxy: Complete<'Proxy'>
+  /** Tls is optional (none: plain HTTP). */
+  Proxy: Omit<Complete<'Proxy'>, 'Tls'> & { Tls?: NonNullable<ConfigLayer['Proxy']>['Tls'] }
   Admin: NonNullable<ConfigLayer['Admin']>
   Membership: Complete<'Membership'>
   Log: Complete<'Log'>

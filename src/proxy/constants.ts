@@ -81,3 +81,6 @@ export const EJECT_MAX_MS = 60000
  * client its preface.
  */
 export const HEADERS_TIMEOUT_MS = 30000
+
+/** A TLS handshake on the entrypoint must end within this long (ms): a client cannot park half-open handshakes. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10000

@@ -17,8 +17,10 @@ import { statusJson, statusHtml, type RecentErrors } from './status.js'
 import { HTTP_STATUS, type ProxyErrorCode } from './errors.js'
 import type { Duplex } from 'node:stream'
 import { CONNECT_REFUSED, errorBody, refuseUpgrade } from '../forward/upgrade.js'
-import { DRAIN_POLL_MS, HEADERS_TIMEOUT_MS, QUIET_MS } from './constants.js'
+import { DRAIN_POLL_MS, HEADERS_TIMEOUT_MS, QUIET_MS, TLS_HANDSHAKE_TIMEOUT_MS } from './constants.js'
 import { sniffH2 } from './sniff.js'
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
+import type { TlsFiles } from '../config/tls.js'
 import type { Startable } from '@libp2p/interface'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -74,6 +76,7 @@ export function methodRefusal(raw: Buffer | undefined): string | undefined {
 export class Entrypoint implements Startable {
   private server?: Server
   private readonly h2Sessions = new Set<ServerHttp2Session>()
+  private secure?: TlsServer
   private closed?: Promise<void>
   private closing = false
   private lastActivityAt = 0
@@ -90,7 +93,7 @@ export class Entrypoint implements Startable {
       /** What an app speaks, when this proxy's catalog says. */
       protocol?: (app: string) => AppProtocol | undefined
     },
-    private readonly init: { host: string; port: number; drainTimeoutMs: number }
+    private readonly init: { host: string; port: number; drainTimeoutMs: number; tls?: TlsFiles }
   ) {}
 
   /** Requests being served now. */
@@ -137,12 +140,28 @@ export class Entrypoint implements Startable {
     })
     const h1 = server.listeners('connection') as Array<(socket: Socket) => void>
     server.removeAllListeners('connection')
-    server.on('connection', (socket: Socket) => {
-      sniffH2(socket, HEADERS_TIMEOUT_MS, isH2 => {
-        if (isH2) h2.emit('connection', socket)
+    const tls = this.init.tls
+    if (tls !== undefined) {
+      // TLS: HTTP/2 or HTTP/1.1 as ALPN chose (HTTP/1.1 for a client that offers neither).
+      const secure = createTlsServer({
+        ...tls,
+        ALPNProtocols: ['h2', 'http/1.1'],
+        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS
+      })
+      secure.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === 'h2') h2.emit('connection', socket)
         else for (const l of h1) l.call(server, socket)
       })
-    })
+      secure.on('tlsClientError', debugOn(this.components.log, 'TLS handshake'))
+      this.secure = secure
+      server.on('connection', (socket: Socket) => secure.emit('connection', socket))
+    } else
+      server.on('connection', (socket: Socket) => {
+        sniffH2(socket, HEADERS_TIMEOUT_MS, isH2 => {
+          if (isH2) h2.emit('connection', socket)
+          else for (const l of h1) l.call(server, socket)
+        })
+      })
     // Expect: 100-continue goes on to the app, which answers it: it may refuse the body before it is sent.
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       server.emit('request', req, res)
@@ -190,6 +209,16 @@ export class Entrypoint implements Startable {
     })
     this.address = await listenOn(server, host, port, { what: 'the proxy', hint: 'choose another with --port' })
     this.server = server
+  }
+
+  /** Whether it speaks TLS. */
+  get encrypted(): boolean {
+    return this.secure !== undefined
+  }
+
+  /** A new certificate (SIGHUP): the next connections get it, those open keep theirs. */
+  setTls(files: TlsFiles): void {
+    this.secure?.setSecureContext(files)
   }
 
   private error(res: ServerResponse, app: string, code: ProxyErrorCode, message: string): void {
