@@ -21,6 +21,13 @@ export function sniffH2(socket: Socket, timeoutMs: number, take: (h2: boolean) =
   const onGone = (): void => {
     clearTimeout(timer)
     socket.off('data', onData)
+    socket.off('end', onEnd)
+  }
+  // The client ended its side within the first bytes of the preface ("P", "PRI"): no request
+  // can follow, and an ended socket can take no bytes back; what Node's parser says to a cut-off request.
+  const onEnd = (): void => {
+    onGone()
+    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
   }
   const done = (h2: boolean): void => {
     onGone()
@@ -33,6 +40,7 @@ export function sniffH2(socket: Socket, timeoutMs: number, take: (h2: boolean) =
     process.nextTick(() => socket.resume())
   }
   socket.on('data', onData)
+  socket.once('end', onEnd)
   socket.once('close', onGone)
   // An error before the kind is known (a reset) ends it; the socket is destroyed by then.
   socket.once('error', onGone)
