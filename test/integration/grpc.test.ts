@@ -220,10 +220,14 @@ describe('gRPC and HTTP/2 through physarum', () => {
       setTimeout(() => call.cancel(), 300)
     })
     assert.equal(cancelled.code, grpc.status.CANCELLED)
-    await waitFor('the app saw the cancelled call cancelled (RST_STREAM went on)', async () => {
-      const n = (await unary(c, 'stats', {})).res?.cancelled as number
-      return n >= before + 2
-    })
+    await waitFor(
+      'the app saw the cancelled call cancelled (RST_STREAM went on)',
+      async () => {
+        const n = (await unary(c, 'stats', {})).res?.cancelled as number
+        return n >= before + 2
+      },
+      3000
+    )
   })
 
   test('an unknown app is NOT_FOUND, a malformed name INTERNAL, both as gRPC statuses', async () => {
