@@ -7,7 +7,7 @@
 // burst (CVE-2023-44487's pattern) and a header-block bomb leave the proxy serving.
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { connect as h2connect, constants as h2c } from 'node:http2'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js'
 import { startAllocator, startProxy, addrOf, waitFor, REPO } from '../helpers/cluster.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
+import { reservePort } from '../../src/allocator/runtime/process.js'
 
 const run = promisify(execFile)
 const PSK = '9'.repeat(64)
@@ -266,6 +267,31 @@ describe('gRPC and HTTP/2 through physarum', () => {
       `http://${proxy.address}/h2app/put`
     ])
     assert.match(h1.stdout, /^http 2\.0 PUT \/put via/)
+  })
+
+  test("a server-mode proxy's user-run gRPC instance: reached from that proxy and through another one", async () => {
+    const port = await reservePort()
+    const child = spawn(process.execPath, [APP], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' })
+    const apps = { mine: { Protocol: 'grpc' as const, Port: port, Health: { Tcp: true } } }
+    const server = await startProxy({ Psk: PSK, Bootstraps: [addrOf(alloc.agent)], Apps: apps }, { app: 'mine' })
+    try {
+      await waitFor('the user-run instance is seen by the other proxy', () =>
+        proxy.placement.endpoints('mine').some(e => e.peer === server.agent.peer)
+      )
+      const local = client(server.address, 'mine')
+      const remote = client(proxy.address, 'mine')
+      const a = await unary(local, 'unary', { msg: 'local' }, { deadline: Date.now() + 10000 })
+      const b = await unary(remote, 'unary', { msg: 'remote' }, { deadline: Date.now() + 10000 })
+      local.close()
+      remote.close()
+      assert.equal(a.res?.msg, 'local', a.err?.message)
+      assert.equal(a.res?.via, '1.1 physarum', 'its own instance directly: one hop')
+      assert.equal(b.res?.msg, 'remote', b.err?.message)
+      assert.equal(b.res?.via, '1.1 physarum, 1.1 physarum', 'over the hop to the server-mode proxy')
+    } finally {
+      await server.stop()
+      child.kill()
+    }
   })
 
   test('hostile: a rapid-reset burst and a header-block bomb leave the proxy serving, memory bounded', async () => {
