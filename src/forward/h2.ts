@@ -118,7 +118,12 @@ function relayed(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
 export async function relayStream(
   inbound: ServerHttp2Stream,
   outbound: ClientHttp2Stream,
-  opts: { grpc: boolean; extra?: (headers: IncomingHttpHeaders) => OutgoingHttpHeaders }
+  opts: {
+    grpc: boolean
+    extra?: (headers: IncomingHttpHeaders) => OutgoingHttpHeaders
+    /** The answer's head must begin within this long (ms), or the stream is cancelled and the client told 504. */
+    headersTimeoutMs?: number
+  }
 ): Promise<number> {
   const extra = opts.extra ?? (() => ({}))
   return await new Promise<number>(resolve => {
@@ -136,7 +141,23 @@ export async function relayStream(
       return
     }
     inbound.pipe(outbound)
+    let timedOut = false
+    const timer =
+      opts.headersTimeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (status !== 0) return
+            status = 504
+            timedOut = true
+            respondError(inbound, opts.grpc, 504, 'UPSTREAM_TIMEOUT', `no answer within ${opts.headersTimeoutMs} ms`)
+            outbound.close(NGHTTP2_CANCEL)
+          }, opts.headersTimeoutMs)
+    outbound.once('close', () => {
+      clearTimeout(timer)
+    })
     outbound.on('response', (headers, flags) => {
+      clearTimeout(timer)
+      if (status !== 0) return
       status = Number(headers[':status'] ?? 502)
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0
       if (inbound.destroyed || inbound.closed) return
@@ -165,7 +186,8 @@ export async function relayStream(
       onClosed()
     })
     outbound.once('close', () => {
-      if (!inbound.closed && !inbound.destroyed) {
+      // After a timeout the client has its 504: the cancel of the app's stream is no reset of the client's.
+      if (!timedOut && !inbound.closed && !inbound.destroyed) {
         if (!inbound.headersSent)
           respondError(
             inbound,

@@ -379,7 +379,9 @@ export class Requests {
         balancer.start(ep.key)
         const status = await relayStream(stream, outbound, {
           grpc,
-          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` })
+          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
+          // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
+          headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs
         })
         if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
           stats?.onEjection?.(app)

@@ -121,7 +121,13 @@ describe('gRPC and HTTP/2 through physarum', () => {
         RateLimit: { PerSecond: 100, Burst: 100 }
       }
     })
-    proxy = await startProxy({ Psk: PSK, Bootstraps: [addrOf(alloc.agent)] })
+    // The proxy's own catalog knows the h2c app (its HTTP/2 clients then go on as HTTP/2) and its timeout; of the gRPC
+    // app it knows nothing (a gRPC call goes on as HTTP/2 by its content-type).
+    proxy = await startProxy({
+      Psk: PSK,
+      Bootstraps: [addrOf(alloc.agent)],
+      Apps: { h2app: { Protocol: 'h2c', RequestTimeoutS: 1.5 } }
+    })
     await waitFor(
       'the proxy sees the allocator',
       () => proxy.agent.membership.table.get(alloc.agent.peer)?.status === 'alive'
@@ -292,6 +298,16 @@ describe('gRPC and HTTP/2 through physarum', () => {
       await server.stop()
       child.kill()
     }
+  })
+
+  test("an h2c app that does not answer within its RequestTimeoutS: 504, and the app's stream cancelled", async () => {
+    const t0 = Date.now()
+    const r = await run('curl', [
+      ...['-sS', '--max-time', '20', '--http2-prior-knowledge', '-w', ' %{http_code}'],
+      `http://${proxy.address}/h2app/slow`
+    ])
+    assert.match(r.stdout, /"code":"UPSTREAM_TIMEOUT".* 504$/s)
+    assert.ok(Date.now() - t0 < 4000, `answered after ${Date.now() - t0} ms`)
   })
 
   test('hostile: a rapid-reset burst and a header-block bomb leave the proxy serving, memory bounded', async () => {
