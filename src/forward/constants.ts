@@ -78,3 +78,9 @@ export const H2_SESSION_OPTIONS = {
   maxSessionMemory: 32,
   maxOutstandingPings: 10
 } as const
+
+/**
+ * A client HTTP/2 session with streams open is pinged this often (ms): well under the 120 s after which a quiet libp2p
+ * stream (and the session on it) is closed, so that a gRPC call silent for minutes survives.
+ */
+export const H2_PING_MS = 30000

@@ -10,6 +10,7 @@ import {
   constants,
   type ClientHttp2Session,
   type ClientHttp2Stream,
+  type Http2Session,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
   type ServerHttp2Stream
@@ -18,9 +19,12 @@ import type { Duplex } from 'node:stream'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { endToEnd, hasBody } from './headers.js'
 import { errorBody } from './upgrade.js'
-import { H2_SESSION_OPTIONS } from './constants.js'
+import { H2_PING_MS, H2_SESSION_OPTIONS } from './constants.js'
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants
+
+/** Streams open per client session (relayed ones), for its keep-alive pings. */
+const active = new WeakMap<Http2Session, number>()
 
 /** Whether a request is gRPC (its errors are then gRPC statuses, not JSON). */
 export function isGrpc(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): boolean {
@@ -132,6 +136,13 @@ export async function relayStream(
     let closed = 0
     const onClosed = (): void => {
       if (++closed === 2) resolve(status)
+    }
+    const session = outbound.session
+    if (session !== undefined) {
+      active.set(session, (active.get(session) ?? 0) + 1)
+      outbound.once('close', () => {
+        active.set(session, (active.get(session) ?? 1) - 1)
+      })
     }
     if (inbound.closed || inbound.destroyed) {
       // Reset while it was placed (a rapid-reset flood is made of these): it never reaches the app.
@@ -283,6 +294,15 @@ async function handshake(socket: Duplex, authority: string): Promise<ClientHttp2
     s.once('remoteSettings', () => {
       s.off('error', fail)
       s.on('error', () => {})
+      // A libp2p stream closes after 120 s without traffic, and with it the session: while a
+      // stream of it is open (a quiet bidi call), a PING keeps it alive. An idle session is let go.
+      const keepalive = setInterval(() => {
+        if ((active.get(s) ?? 0) > 0 && !s.closed && !s.destroyed) s.ping(() => {})
+      }, H2_PING_MS)
+      keepalive.unref()
+      s.once('close', () => {
+        clearInterval(keepalive)
+      })
       resolve(s)
     })
   })
