@@ -374,6 +374,8 @@ export class ForwardServer implements Startable {
     })
     const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
     if (target.protocol !== 'http1') {
+      // HTTP/2 has no 100 Continue to wait for from the app: the body is asked for at once.
+      if ((req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue()
       this.h1ToH2(req, res, target, headers, finish)
       return
     }
