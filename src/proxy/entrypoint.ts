@@ -133,6 +133,10 @@ export class Entrypoint implements Startable {
         onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse)
       })
     })
+    // HTTP/2's CONNECT (RFC 9113 §8.5): the same 501 and reason as HTTP/1.1's, not Node's bare 405.
+    h2.on('connect', (req: Http2ServerRequest) => {
+      respondError(req.stream, false, HTTP_STATUS.NOT_SUPPORTED, 'NOT_SUPPORTED', CONNECT_REFUSED)
+    })
     h2.on('session', session => {
       this.h2Sessions.add(session)
       session.once('close', () => this.h2Sessions.delete(session))

@@ -310,6 +310,24 @@ describe('gRPC and HTTP/2 through physarum', () => {
     assert.ok(Date.now() - t0 < 4000, `answered after ${Date.now() - t0} ms`)
   })
 
+  test("HTTP/2's CONNECT gets the same 501 and reason as HTTP/1.1's", async () => {
+    const s = h2connect(`http://${proxy.address}`)
+    s.on('error', () => {})
+    const got = await new Promise<string>((resolve, reject) => {
+      const r = s.request({ ':method': 'CONNECT', ':authority': 'example.com:443' })
+      let status = ''
+      let body = ''
+      r.on('response', h => (status = String(h[':status'])))
+      r.on('data', (d: Buffer) => (body += d.toString()))
+      r.on('end', () => {
+        resolve(`${status} ${body}`)
+      })
+      r.on('error', reject)
+    })
+    s.close()
+    assert.match(got, /^501 \{"error":\{"code":"NOT_SUPPORTED","message":"CONNECT is not supported/)
+  })
+
   test('hostile: a rapid-reset burst and a header-block bomb leave the proxy serving, memory bounded', async () => {
     const stillServing = async (when: string): Promise<void> => {
       const ok = await run('curl', [
