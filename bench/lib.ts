@@ -44,7 +44,7 @@ export function saveResult(key: string, r: SuiteResult): void {
   renderDoc(all)
 }
 
-const ORDER = ['membership', 'membership-soak', 'allocation', 'forwarding', 'startup']
+const ORDER = ['membership', 'membership-soak', 'allocation', 'forwarding', 'traffic', 'startup']
 
 export function renderDoc(all: Record<string, SuiteResult>): void {
   const keys = Object.keys(all).sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99))

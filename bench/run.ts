@@ -3,8 +3,9 @@ import { run as membership } from './membership.js'
 import { run as allocation } from './allocation.js'
 import { run as forwarding } from './forwarding.js'
 import { run as startup } from './startup.js'
+import { run as traffic } from './traffic.js'
 
-const suites: Record<string, () => Promise<void>> = { membership, allocation, forwarding, startup }
+const suites: Record<string, () => Promise<void>> = { membership, allocation, forwarding, traffic, startup }
 const wanted = process.argv.slice(2)
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
   const suite = suites[name]

@@ -239,6 +239,7 @@ export class AllocatorDaemon {
                 instanceId: inst.id,
                 host: inst.rt.host,
                 port: inst.rt.port,
+                protocol: inst.spec.protocol,
                 begin: () => m.begin(inst)
               }
       })

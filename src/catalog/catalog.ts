@@ -4,11 +4,16 @@
 import type { AppConfig, Config } from '../config/schema.js'
 import { APP_DEFAULTS } from '../config/defaults.js'
 
+/** What an app speaks (its Protocol key): HTTP/1.1, HTTP/2 without TLS, or gRPC (h2c with gRPC errors). */
+export type AppProtocol = 'http1' | 'h2c' | 'grpc'
+
 export interface AppSpec {
   name: string
   image?: string
   command?: string[]
   port: number
+  /** What the instance host speaks to the app. */
+  protocol: AppProtocol
   env: Record<string, string>
   health: { path: string; tcp: boolean; intervalMs: number; timeoutMs: number; failureThreshold: number }
   resources: { memoryMB: number; cpus: number; pids: number }
@@ -33,6 +38,7 @@ export function appSpec(name: string, a: AppConfig, global: Config['Perf']): App
     image: a.Image,
     command: a.Command,
     port: a.Port ?? d.Port,
+    protocol: a.Protocol ?? d.Protocol,
     env: { ...(a.Env ?? d.Env) },
     health: {
       path: a.Health?.Path ?? d.Health.Path,

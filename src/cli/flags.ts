@@ -47,7 +47,9 @@ export function toConfigFlags(flags: Record<string, unknown>): ConfigFlags {
     'log-format': pick('log-format'),
     admin: pick('admin'),
     port: pick('port'),
-    bind: pick('bind')
+    bind: pick('bind'),
+    'tls-cert': pick('tls-cert'),
+    'tls-key': pick('tls-key')
   }
 }
 

@@ -10,7 +10,8 @@ export default class Proxy extends BaseCommand {
   static override examples = [
     '<%= config.bin %> proxy --port 1234',
     '<%= config.bin %> proxy --port 1234 --app hello-world-server --address 127.0.0.1:8080',
-    '<%= config.bin %> proxy 1234'
+    '<%= config.bin %> proxy 1234',
+    '<%= config.bin %> proxy --port 8443 --tls-cert /etc/physarum/tls.crt --tls-key /etc/physarum/tls.key'
   ]
 
   static override args = {
@@ -32,6 +33,14 @@ export default class Proxy extends BaseCommand {
     address: Flags.string({
       description: "server mode: HOST:PORT of the user-run instance (default 127.0.0.1:<the app's Port>)",
       helpValue: 'HOST:PORT'
+    }),
+    'tls-cert': Flags.string({
+      description: 'HTTPS (and h2 by ALPN) on the entrypoint: PEM certificate file (Proxy.Tls.CertFile)',
+      helpValue: 'FILE'
+    }),
+    'tls-key': Flags.string({
+      description: 'its PEM private key, mode 0600 (Proxy.Tls.KeyFile)',
+      helpValue: 'FILE'
     })
   }
 

@@ -33,6 +33,10 @@ export default class Register extends BaseCommand {
       helpValue: '/PATH|tcp'
     }),
     interval: Flags.string({ description: 'between health checks (e.g. 5s; default 2s)', helpValue: 'DURATION' }),
+    protocol: Flags.string({
+      description: "what the instance speaks (default: the catalog's Protocol of the app, else http1)",
+      options: ['http1', 'h2c', 'grpc']
+    }),
     refresh: Flags.boolean({ description: 'only refresh the TTL of an existing registration (a TTL pass)' }),
     json: Flags.boolean({ description: "print the agent's answer as JSON" })
   }
@@ -65,8 +69,13 @@ export default class Register extends BaseCommand {
     const refs = agentRefs(loaded.config, flags)
 
     if (flags.refresh) {
-      if (flags.check !== undefined || flags.interval !== undefined || flags.ttl !== undefined)
-        throw new UsageError('--refresh takes no --ttl, --check or --interval: it only restarts the TTL')
+      if (
+        flags.check !== undefined ||
+        flags.interval !== undefined ||
+        flags.ttl !== undefined ||
+        flags.protocol !== undefined
+      )
+        throw new UsageError('--refresh takes no --ttl, --check, --interval or --protocol: it only restarts the TTL')
       const body = { app: args.app, ...(args.address !== undefined ? { address: args.address } : {}) }
       const answers = await everyAgent(refs, 'PUT', '/v1/registrations/refresh', body)
       const ok = answers.filter(a => a.answer.status === 200)
@@ -101,6 +110,7 @@ export default class Register extends BaseCommand {
       app: args.app,
       address: args.address,
       ...(check !== undefined ? { check } : {}),
+      ...(flags.protocol !== undefined ? { protocol: flags.protocol } : {}),
       ...(ttlS !== undefined ? { ttlS } : {})
     }
     const { ref, answer } = await firstAgent(refs, 'POST', '/v1/registrations', body)

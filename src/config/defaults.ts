@@ -146,7 +146,14 @@ type Filled<T> = Required<NonNullable<T>>
 export const APP_DEFAULTS: Required<
   Pick<
     AppConfig,
-    'Port' | 'Env' | 'IdleTimeoutS' | 'StartTimeoutS' | 'MaxInstances' | 'MinInstances' | 'TargetConcurrency'
+    | 'Port'
+    | 'Protocol'
+    | 'Env'
+    | 'IdleTimeoutS'
+    | 'StartTimeoutS'
+    | 'MaxInstances'
+    | 'MinInstances'
+    | 'TargetConcurrency'
   >
 > & {
   Health: Filled<AppConfig['Health']>
@@ -155,6 +162,8 @@ export const APP_DEFAULTS: Required<
 } = {
   // The usual port of an HTTP app in a container.
   Port: 8080,
+  // What nearly every app speaks; HTTP/2 apps say so.
+  Protocol: 'http1',
   // Only PORT and HOST, which every instance gets.
   Env: {},
   Health: {

@@ -28,6 +28,9 @@ export interface ConfigFlags {
   /** The proxy's entrypoint (Proxy.Port, Proxy.Bind). */
   port?: number
   bind?: string
+  /** Proxy.Tls.CertFile, Proxy.Tls.KeyFile. */
+  'tls-cert'?: string
+  'tls-key'?: string
 }
 
 export interface LoadedConfig {
@@ -138,6 +141,10 @@ function flagLayer(flags: ConfigFlags): Layer {
   const proxy: Layer = {}
   if (flags.port !== undefined) proxy.Port = flags.port
   if (flags.bind !== undefined) proxy.Bind = flags.bind
+  const tls: Layer = {}
+  if (flags['tls-cert'] !== undefined) tls.CertFile = flags['tls-cert']
+  if (flags['tls-key'] !== undefined) tls.KeyFile = flags['tls-key']
+  if (Object.keys(tls).length > 0) proxy.Tls = tls
   if (Object.keys(proxy).length > 0) layer.Proxy = proxy
   const log: Layer = {}
   if (flags['log-level'] !== undefined) log.Level = flags['log-level']

@@ -43,6 +43,12 @@ export const appSchema = {
       maximum: 65535,
       description: 'Port the app listens on inside its container, or its fixed port for a user-run instance.'
     },
+    Protocol: {
+      type: 'string',
+      enum: ['http1', 'h2c', 'grpc'],
+      description:
+        'What the app speaks: http1 (HTTP/1.1), h2c (HTTP/2 without TLS) or grpc (h2c with gRPC status errors). Clients may use HTTP/1.1 or HTTP/2 whatever it is; the instance host speaks this to the app.'
+    },
     Env: {
       type: 'object',
       additionalProperties: { type: 'string', maxLength: 65536 },
@@ -285,6 +291,27 @@ export const configSchema = {
           exclusiveMinimum: 0,
           maximum: 86400,
           description: 'Per-request timeout (s).'
+        },
+        Tls: {
+          type: 'object',
+          additionalProperties: false,
+          description:
+            'HTTPS on the entrypoint, HTTP/2 offered by ALPN on the same port; both files re-read on SIGHUP. Without it: plain HTTP (and h2c).',
+          properties: {
+            CertFile: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 4096,
+              description:
+                'PEM certificate chain, the server certificate first (`config init --tls` writes a self-signed one).'
+            },
+            KeyFile: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 4096,
+              description: 'PEM private key of the certificate; mode 0600 (refused when group or others can read it).'
+            }
+          }
         }
       }
     },
@@ -378,7 +405,8 @@ export type Config = Omit<
   Listen: string[]
   Apps: Record<string, AppConfig>
   Allocator: Complete<'Allocator'>
-  Proxy: Complete<'Proxy'>
+  /** Tls is optional (none: plain HTTP). */
+  Proxy: Omit<Complete<'Proxy'>, 'Tls'> & { Tls?: NonNullable<ConfigLayer['Proxy']>['Tls'] }
   Admin: NonNullable<ConfigLayer['Admin']>
   Membership: Complete<'Membership'>
   Log: Complete<'Log'>

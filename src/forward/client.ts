@@ -11,6 +11,8 @@ import { debugOn, silentLogger, type Logger } from '../util/log.js'
 import { HTTP_PROTOCOL, MAX_HEADER_FRAME, instanceKey, type HeaderFrame } from './protocol.js'
 import { CONNECT_TIMEOUT_MS, MAX_STREAMS, STREAMS_PER_INSTANCE, STREAM_KEEPALIVE_MS } from './constants.js'
 import { streamToDuplex } from './duplex.js'
+import { H2Sessions } from './h2.js'
+import type { ClientHttp2Session } from 'node:http2'
 
 /** The instance host could not be reached: nothing of the request was sent. */
 export class ConnectError extends Error {
@@ -23,6 +25,8 @@ export class ConnectError extends Error {
 
 export class ForwardClient implements Startable {
   private readonly pools = new Map<string, Pool>()
+  /** HTTP/2 sessions (h2c and gRPC apps), one per instance, over a stream whose frame says proto h2. */
+  private readonly h2 = new H2Sessions()
   /** Stream opens in progress, per host peer. */
   private readonly opening = new Map<string, Set<AbortController>>()
 
@@ -101,6 +105,17 @@ export class ForwardClient implements Startable {
     return p
   }
 
+  /** The HTTP/2 session to a target (an h2c or gRPC instance), opened on first use. */
+  async session(peer: string, frame: HeaderFrame, signal?: AbortSignal): Promise<ClientHttp2Session> {
+    return await this.h2.get(this.key(peer, frame), `${frame.app}.physarum`, async () => {
+      try {
+        return await this.open(peerIdFromString(peer), { ...frame, proto: 'h2' }, signal)
+      } catch (err) {
+        throw new ConnectError(peer, err as Error)
+      }
+    })
+  }
+
   async request(
     peer: PeerId | string,
     frame: HeaderFrame,
@@ -118,11 +133,13 @@ export class ForwardClient implements Startable {
     const key = this.key(peer, frame)
     const p = this.pools.get(key)
     this.pools.delete(key)
+    this.h2.forget(key)
     void p?.close().catch(this.closeFailed)
   }
 
   /** Closes the pools of instances that are gone (`keep` says no); their requests in flight finish. */
   sweep(keep: (key: string) => boolean): void {
+    this.h2.sweep(keep)
     for (const [key, p] of this.pools) {
       if (keep(key)) continue
       this.pools.delete(key)
@@ -147,6 +164,7 @@ export class ForwardClient implements Startable {
 
   /** Destroys every pool: what is still in flight fails (the entrypoint has drained by then). */
   async stop(): Promise<void> {
+    this.h2.stop()
     await Promise.all(
       [...this.pools.values()].map(async p => {
         await p.destroy().catch(this.closeFailed)

@@ -65,3 +65,22 @@ export const CLOSE_GRACE_MS = 2000
 
 /** After one side of an upgraded connection closed, the other gets this long to close too, then is destroyed (ms). */
 export const SPLICE_LINGER_MS = 5000
+
+/**
+ * HTTP/2 sessions physarum opens or accepts (the entrypoint, both ends of the hop, towards an app). A stream window of
+ * 1 MiB (HTTP/2's default of 64 KiB stalls a stream after 64 KiB per round trip); header lists up to 64 KiB, as the
+ * HTTP/1.1 side (a header-block bomb is refused, not buffered); 1,000 streams at once per session; what one session may
+ * hold in nghttp2 is capped at 32 MB (maxSessionMemory, room for 32 full stream windows), beyond which it is refused.
+ */
+export const H2_SESSION_OPTIONS = {
+  settings: { initialWindowSize: 1 << 20, maxHeaderListSize: 64 * 1024, maxConcurrentStreams: 1000 },
+  maxHeaderListPairs: 256,
+  maxSessionMemory: 32,
+  maxOutstandingPings: 10
+} as const
+
+/**
+ * A client HTTP/2 session with streams open is pinged this often (ms): well under the 120 s after which a quiet libp2p
+ * stream (and the session on it) is closed, so that a gRPC call silent for minutes survives.
+ */
+export const H2_PING_MS = 30000

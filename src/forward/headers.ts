@@ -50,7 +50,8 @@ export function endToEnd(
   for (const k of Object.keys(headers)) {
     const v = headers[k]
     const key = k.toLowerCase()
-    if (v === undefined || HOP_BY_HOP.has(key) || named?.has(key) === true) continue
+    // HTTP/2 pseudo-headers (':path', …) are the request line, not headers.
+    if (v === undefined || key.charCodeAt(0) === 58 || HOP_BY_HOP.has(key) || named?.has(key) === true) continue
     out[key] = v
   }
   return out

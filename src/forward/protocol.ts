@@ -1,6 +1,10 @@
 // Wire protocol of forwarding, /physarum/http/1.0.0: a length-prefixed JSON header frame
-// {v, app, instance?} naming the target, then HTTP/1.1 in both directions for as many
-// requests as the client sends (keep-alive), so that one stream serves many requests.
+// {v, app, instance?, proto?} naming the target, then HTTP/1.1 in both directions for as many
+// requests as the client sends (keep-alive), so that one stream serves many requests; or,
+// when the frame says `proto: "h2"`, HTTP/2 with prior knowledge (RFC 9113 §3.3): one
+// session multiplexing every request to the instance, with HTTP/2's own trailers, resets and
+// flow control, for h2c and gRPC apps (./h2.ts). A host that does not know the field speaks
+// HTTP/1.1, sees the HTTP/2 preface as a malformed request and closes the stream.
 import { ajv, type FromSchema } from '../util/ajv.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 
@@ -13,7 +17,9 @@ const headerFrameSchema = {
   properties: {
     v: { const: 1 },
     app: { type: 'string', pattern: APP_NAME_PATTERN },
-    instance: { type: 'string', minLength: 1, maxLength: 128 }
+    instance: { type: 'string', minLength: 1, maxLength: 128 },
+    /** What the stream carries after the frame: HTTP/1.1 when absent. */
+    proto: { enum: ['http1', 'h2'] }
   }
 } as const
 

@@ -9,6 +9,7 @@
 //   → routing (here: frame → local instance)
 //   → instance (the app, over a keep-alive pool on loopback)
 import type { ForwardErrorCode, HeaderFrame } from './protocol.js'
+import type { AppProtocol } from '../catalog/catalog.js'
 
 /** Where a forwarded request goes on this host. */
 export interface ForwardTarget {
@@ -16,6 +17,8 @@ export interface ForwardTarget {
   instanceId: string
   host: string
   port: number
+  /** What the instance speaks: HTTP/1.1, or HTTP/2 (h2c, grpc) whatever the hop carried. */
+  protocol: AppProtocol
   /** Marks a request in flight; call the returned function when it is over. */
   begin: () => () => void
 }

@@ -2,6 +2,14 @@
 // own HTTP parser, over the stream) and sent on to the local instance through a
 // keep-alive undici pool; bodies stream both ways, never buffered whole.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import {
+  performServerHandshake,
+  type ClientHttp2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream
+} from 'node:http2'
+import { H2Sessions, isGrpc, outgoingHeaders, relayH1ToH2, relayStream, respondError } from './h2.js'
 import { lpStream } from '@libp2p/utils'
 import { Pool } from 'undici'
 import type { Stream, Connection, Startable } from '@libp2p/interface'
@@ -25,12 +33,14 @@ import {
   MAX_STREAMS,
   SERVE_HEADERS_TIMEOUT_MS,
   SERVE_KEEPALIVE_MS,
-  SERVE_MAX_HEADER_BYTES
+  SERVE_MAX_HEADER_BYTES,
+  H2_SESSION_OPTIONS
 } from './constants.js'
 import { isRefusal, type ForwardTarget, type Refusal, type Resolve } from './routing.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
+import { declaresTrailers, endWithTrailers, listValue, needsExact, relayExact, trailerSink } from './exact.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   CONNECT_REFUSED,
@@ -95,6 +105,10 @@ export class ForwardServer implements Startable {
   /** Streams upgraded to WebSocket, for the 1001 a stop sends them. */
   private readonly webSockets = new Set<StreamSocket>()
   private readonly sockets = new Set<StreamSocket>()
+  /** HTTP/2 sessions on forwarding streams (h2c and gRPC apps). */
+  private readonly h2 = new Set<ServerHttp2Session>()
+  /** HTTP/2 sessions to h2c and gRPC instances, one per instance. */
+  private readonly appSessions = new H2Sessions()
   private started = false
 
   constructor(
@@ -118,6 +132,11 @@ export class ForwardServer implements Startable {
         this.onRequest(req, res)
       }
     )
+    // Expect: 100-continue goes on to the app, which answers it (Node's own 100 would let the client send a body the
+    // app may refuse).
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      this.onRequest(req, res)
+    })
     this.server.on('upgrade', (req: IncomingMessage, socket: StreamSocket, head: Buffer) => {
       this.onUpgrade(req, socket, head)
     })
@@ -171,7 +190,95 @@ export class ForwardServer implements Startable {
     socket.once('close', () => {
       this.sockets.delete(socket)
     })
-    this.server.emit('connection', socket)
+    if (frame.proto === 'h2') this.onH2Socket(socket, frame, ip)
+    else this.server.emit('connection', socket)
+  }
+
+  /** A stream that carries HTTP/2 (an h2c or gRPC app's requests): one session, every request a stream of it. */
+  private onH2Socket(socket: StreamSocket, frame: HeaderFrame, ip: string | undefined): void {
+    const session = performServerHandshake(socket, H2_SESSION_OPTIONS)
+    this.h2.add(session)
+    session.once('close', () => this.h2.delete(session))
+    session.on('error', debugOn(this.components.log, 'HTTP/2 session on a forwarding stream'))
+    session.on('stream', (stream, headers) => {
+      stream.on('error', debugOn(this.components.log, 'HTTP/2 stream'))
+      this.onH2Stream(stream, headers, frame, ip)
+    })
+  }
+
+  private onH2Stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, frame: HeaderFrame, ip?: string): void {
+    const grpc = isGrpc(headers)
+    const path = headers[':path'] ?? '/'
+    if (!path.startsWith('/')) {
+      respondError(stream, grpc, 400, 'BAD_REQUEST', 'request target must be a path')
+      return
+    }
+    const target: ForwardTarget | Refusal = this.init.resolve(frame)
+    if (isRefusal(target)) {
+      this.components.onResponse?.(frame.app, FORWARD_STATUS[target.code])
+      respondError(stream, grpc, FORWARD_STATUS[target.code], target.code, target.message, {
+        [ERROR_HEADER]: target.code
+      })
+      return
+    }
+    if (target.protocol === 'http1') {
+      const message = `app ${target.app} speaks HTTP/1.1 (its Protocol): HTTP/2 to it goes by HTTP/1.1 over the hop`
+      respondError(stream, grpc, FORWARD_STATUS.NOT_SUPPORTED, 'NOT_SUPPORTED', message)
+      return
+    }
+    const done = target.begin()
+    const authority = headers[':authority'] ?? target.app
+    const out = addForwarded(endToEnd(headers), { clientIp: ip, host: authority, via: VIA })
+    this.appSession(target)
+      .then(async session => {
+        const outbound = session.request(outgoingHeaders(headers[':method'] ?? 'GET', path, authority, out))
+        return await relayStream(stream, outbound, { grpc, extra: () => ({ via: VIA }) })
+      })
+      .then(
+        status => {
+          done()
+          this.components.onResponse?.(target.app, status)
+        },
+        (err: Error) => {
+          done()
+          const message = `instance ${target.instanceId} of ${target.app}: ${err.message}`
+          this.components.onResponse?.(target.app, FORWARD_STATUS.INSTANCE_UNREACHABLE)
+          respondError(stream, grpc, FORWARD_STATUS.INSTANCE_UNREACHABLE, 'INSTANCE_UNREACHABLE', message, {
+            [ERROR_HEADER]: 'INSTANCE_UNREACHABLE'
+          })
+        }
+      )
+  }
+
+  /** The HTTP/2 session to an h2c or gRPC instance (one, multiplexed). */
+  private async appSession(t: ForwardTarget): Promise<ClientHttp2Session> {
+    const key = hostPort(t.host, t.port)
+    return await this.appSessions.get(key, key, async () => await connected(t.host, t.port))
+  }
+
+  /** An HTTP/1.1 request from the hop to an h2c or gRPC app: on as HTTP/2. */
+  private h1ToH2(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: ForwardTarget,
+    headers: Record<string, string | string[]>,
+    finish: (status: number) => void
+  ): void {
+    this.appSession(target)
+      .then(
+        async session =>
+          await relayH1ToH2(req, res, session, {
+            path: req.url ?? '/',
+            authority: req.headers.host ?? target.app,
+            headers,
+            extra: { via: VIA }
+          })
+      )
+      .then(finish, (err: Error) => {
+        if (res.headersSent || res.destroyed) return
+        answer(res, 'UPSTREAM_FAILED', `instance ${target.instanceId} of ${target.app} failed: ${err.message}`)
+        finish(FORWARD_STATUS.UPSTREAM_FAILED)
+      })
   }
 
   private pool(t: ForwardTarget): Pool {
@@ -189,6 +296,7 @@ export class ForwardServer implements Startable {
     const key = hostPort(host, port)
     const p = this.pools.get(key)
     this.pools.delete(key)
+    this.appSessions.forget(key)
     void p?.close().catch(debugOn(this.components.log, 'close of an instance pool'))
   }
 
@@ -265,6 +373,16 @@ export class ForwardServer implements Startable {
       finish(res.statusCode)
     })
     const headers = addForwarded(endToEnd(req.headers), { clientIp: info.remoteIp, host: req.headers.host, via: VIA })
+    if (target.protocol !== 'http1') {
+      // HTTP/2 has no 100 Continue to wait for from the app: the body is asked for at once.
+      if ((req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue()
+      this.h1ToH2(req, res, target, headers, finish)
+      return
+    }
+    if (needsExact(req.headers)) {
+      this.exact(req, res, target, headers, ac, finish)
+      return
+    }
     const withBody = hasBody(req.headers)
     const send = (retry: boolean): void => {
       this.pool(target)
@@ -278,10 +396,20 @@ export class ForwardServer implements Startable {
             opaque: res
           },
           ({ statusCode, headers: upstream }) => {
-            relayHead(res, statusCode, upstream, { via: appendList(upstream.via, VIA) })
-            return res
+            const extra: Record<string, string> = { via: appendList(upstream.via, VIA) }
+            if (!declaresTrailers(upstream)) {
+              relayHead(res, statusCode, upstream, extra)
+              return res
+            }
+            extra.trailer = listValue(upstream.trailer)
+            relayHead(res, statusCode, upstream, extra)
+            return trailerSink(res)
           }
         )
+        .then(({ opaque, trailers }) => {
+          // A response that declared trailers was not ended by undici: it ends here, with them.
+          if (opaque === res && !res.writableEnded) endWithTrailers(res, trailers)
+        })
         .catch((err: Error) => {
           if (ac.aborted) return
           // A keep-alive connection the app closed just as it was reused (the app's idle timeout
@@ -315,6 +443,30 @@ export class ForwardServer implements Startable {
     send(true)
   }
 
+  /** A request the pool cannot carry (declared trailers, Expect: 100-continue), on a connection of its own. */
+  private exact(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: ForwardTarget,
+    headers: Record<string, string | string[]>,
+    ac: RequestAbort,
+    finish: (status: number) => void
+  ): void {
+    relayExact(req, res, target, {
+      path: req.url ?? '/',
+      headers,
+      extra: upstream => ({ via: appendList(upstream.via, VIA) }),
+      signal: ac
+    }).then(finish, (err: Error) => {
+      if (ac.aborted) return
+      const refused = (err as { code?: string }).code === 'ECONNREFUSED'
+      const message = `instance ${target.instanceId} of ${target.app}: ${err.message}`
+      // Nothing of the body went anywhere when the app was never reached: the proxy may try elsewhere.
+      answer(res, refused ? 'INSTANCE_UNREACHABLE' : 'UPSTREAM_FAILED', message, refused)
+      finish(FORWARD_STATUS[refused ? 'INSTANCE_UNREACHABLE' : 'UPSTREAM_FAILED'])
+    })
+  }
+
   /** Stops taking new streams; open ones keep serving until they close. */
   async beforeStop(): Promise<void> {
     if (!this.started) return
@@ -332,10 +484,13 @@ export class ForwardServer implements Startable {
     await this.beforeStop()
     // WebSockets still open after the drain are told so (1001, going away), not cut.
     for (const s of this.webSockets) s.write(WS_GOING_AWAY)
+    // HTTP/2: a GOAWAY, so that the proxy opens no more streams; those in flight finish.
+    for (const s of this.h2) s.close()
     for (const s of this.sockets) s.end()
     const deadline = Date.now() + CLOSE_GRACE_MS
     while (this.sockets.size > 0 && Date.now() < deadline) await sleep(CLOSE_POLL_MS)
     for (const s of this.sockets) s.destroy()
+    this.appSessions.stop()
     await Promise.all(
       [...this.pools.values()].map(async p => {
         await p.close().catch(debugOn(this.components.log, 'close of an instance pool'))

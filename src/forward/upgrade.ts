@@ -65,7 +65,8 @@ export function splice(a: Duplex, b: Duplex, done: () => void): void {
 /** A TCP connection to HOST:PORT, once connected (an instance, for an upgrade). */
 export async function connected(host: string, port: number): Promise<Socket> {
   return await new Promise((resolve, reject) => {
-    const s = connect(port, host)
+    // No Nagle: a WebSocket message or an HTTP/2 frame is sent as it comes, not held for the last one's ACK.
+    const s = connect({ port, host, noDelay: true })
     s.once('connect', () => {
       s.off('error', reject)
       resolve(s)

@@ -75,3 +75,12 @@ export const EJECT_BASE_MS = 5000
 
 /** Longest ejection (ms): an endpoint that recovered is tried again within a minute. */
 export const EJECT_MAX_MS = 60000
+
+/**
+ * A client must send its request head within this long (ms), as Node's own server default (slowloris); an HTTP/2
+ * client its preface.
+ */
+export const HEADERS_TIMEOUT_MS = 30000
+
+/** A TLS handshake on the entrypoint must end within this long (ms): a client cannot park half-open handshakes. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10000

@@ -17,6 +17,7 @@ import { Registry, defaultCheck } from '../registry/registry.js'
 import { registrationRoutes } from '../registry/routes.js'
 import { Balancer } from './balancer.js'
 import { Placement, type Endpoint } from './placement.js'
+import { loadTls } from '../config/tls.js'
 import { Entrypoint } from './entrypoint.js'
 import { proxyMetrics } from './metrics.js'
 
@@ -51,6 +52,8 @@ export class ProxyDaemon {
 
   static async start(opts: ProxyOptions): Promise<ProxyDaemon> {
     const { config, log } = opts
+    // Before anything starts: an unusable certificate or key is one line, not a half-started daemon.
+    const tls = loadTls(config.Proxy)
     // What a reload may change (catalog, latency requirements, timeouts): read through `live`.
     let live = config
     const catalog = new Catalog(config)
@@ -96,6 +99,7 @@ export class ProxyDaemon {
           host: opts.address?.host ?? '127.0.0.1',
           port: opts.address?.port ?? spec.port,
           check: defaultCheck(spec),
+          protocol: spec.protocol,
           source: 'server-mode'
         })
       }
@@ -203,14 +207,22 @@ export class ProxyDaemon {
         traffic: app => trafficPolicy(catalog.get(app))
       })
       const entrypoint = new Entrypoint(
-        { agent, placement, requests, recentErrors, log: log.scope('proxy') },
-        { host: opts.bind, port: opts.port, drainTimeoutMs: ENTRYPOINT_DRAIN_MS }
+        {
+          agent,
+          placement,
+          requests,
+          recentErrors,
+          log: log.scope('proxy'),
+          protocol: app => catalog.get(app)?.protocol
+        },
+        { host: opts.bind, port: opts.port, drainTimeoutMs: ENTRYPOINT_DRAIN_MS, tls }
       )
       await entrypoint.start()
       const address = entrypoint.address as string
       agent.admin.route('/v1/status', () => statusJson(agent, placement, recentErrors.list))
       agent.registerLocal(address)
-      log.info(`proxy listening on http://${address}/ — try: curl http://${address}/<app>/`)
+      const scheme = tls !== undefined ? 'https' : 'http'
+      log.info(`proxy listening on ${scheme}://${address}/ — try: curl ${scheme}://${address}/<app>/`)
       // Pools and balancing figures are kept per instance; instances come and go (idle culls,
       // scale-outs), so what is kept of those no member announces any more is dropped.
       const sweeper = setInterval(() => {
@@ -225,6 +237,17 @@ export class ProxyDaemon {
         catalog.update(next)
         policies.clear()
         log.setLevel(next.Log.Level)
+        // The certificate files are read again (a renewed certificate): new connections get it, open ones keep theirs.
+        try {
+          const t = loadTls(next.Proxy)
+          if (t !== undefined && entrypoint.encrypted) {
+            entrypoint.setTls(t)
+            log.info('SIGHUP: TLS certificate reloaded; new connections get it')
+          } else if ((t !== undefined) !== entrypoint.encrypted)
+            log.warn('SIGHUP: Proxy.Tls turned on or off takes effect at the next start')
+        } catch (err) {
+          log.error(`SIGHUP: TLS certificate not reloaded, the old one stays: ${(err as Error).message}`)
+        }
       }
       return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, reg, sweeper, apply)
     } catch (err) {

@@ -11,12 +11,15 @@ import { Writable, type Duplex } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { connected, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import { H2Sessions, isGrpc, outgoingHeaders, relayStream, respondError } from '../forward/h2.js'
 import type { Pool } from 'undici'
-import { onResponseOver, RequestAbort } from '../util/http.js'
+import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { ConnectError, type ForwardClient } from '../forward/client.js'
 import { ERROR_HEADER } from '../forward/protocol.js'
 import { IDEMPOTENT, addForwarded, connectionLost, endToEnd, hasBody, relayHead } from '../forward/headers.js'
 import { sendJsonError, VIA } from '../forward/serve.js'
+import { declaresTrailers, endWithTrailers, listValue, needsExact, relayExact, trailerSink } from '../forward/exact.js'
 import { HTTP_STATUS, PlacementError, type ProxyErrorCode } from './errors.js'
 import { RetryBudget, type Balancer } from './balancer.js'
 import type { Endpoint, Placement } from './placement.js'
@@ -93,6 +96,10 @@ interface Exchange {
   res: ServerResponse
   method: string
   withBody: boolean
+  /** Declared trailers or Expect: 100-continue: sent on a connection of its own (../forward/exact.ts). */
+  exact: boolean
+  /** The client's scheme, for X-Forwarded-Proto. */
+  proto: 'http' | 'https'
   clientGone: RequestAbort
   /** Read at the start: once the client has gone, req.socket is null. */
   clientIp?: string
@@ -144,6 +151,11 @@ function refusedByHost(answer: Buffer): boolean {
 }
 const HOST_REFUSAL = new RegExp(`^${ERROR_HEADER}:`, 'im')
 
+/** Whether the client's connection is TLS (X-Forwarded-Proto https). */
+export function isEncrypted(req: IncomingMessage): boolean {
+  return (req.socket as { encrypted?: boolean } | null)?.encrypted === true
+}
+
 /** Answers with an error of the proxy's own, and keeps it for the status page. */
 export function sendError(
   res: ServerResponse,
@@ -167,6 +179,8 @@ export class Requests {
   inFlight = 0
   /** Upgraded client connections, and whether each is a WebSocket. */
   private readonly upgraded = new Map<Duplex, boolean>()
+  /** HTTP/2 sessions to this proxy's own server-mode instance (an h2c or gRPC app). */
+  private readonly localH2 = new H2Sessions()
 
   constructor(private readonly components: RequestComponents) {}
 
@@ -183,7 +197,8 @@ export class Requests {
   async forward(app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const clientGone = new RequestAbort()
     onResponseOver(req, res, () => {
-      if (!res.writableFinished) clientGone.abort(new Error('client disconnected'))
+      // Not ended: HTTP/2's compatibility response says finished on a stream the client reset.
+      if (!res.writableFinished || !res.writableEnded) clientGone.abort(new Error('client disconnected'))
     })
     const x: Exchange = {
       app,
@@ -192,6 +207,8 @@ export class Requests {
       res,
       method: req.method ?? 'GET',
       withBody: hasBody(req.headers),
+      exact: needsExact(req.headers),
+      proto: isEncrypted(req) ? 'https' : 'http',
       clientGone,
       clientIp: req.socket?.remoteAddress,
       t0: process.hrtime.bigint(),
@@ -256,7 +273,13 @@ export class Requests {
         continue
       }
       upstream.on('error', () => {})
-      upstream.write(upgradeHead(req, path, { clientIp: req.socket?.remoteAddress, proto: 'http', via: VIA }))
+      upstream.write(
+        upgradeHead(req, path, {
+          clientIp: req.socket?.remoteAddress,
+          proto: isEncrypted(req) ? 'https' : 'http',
+          via: VIA
+        })
+      )
       if (head.length > 0) upstream.write(head)
       const answer = await answerHead(upstream, this.components.traffic(app).tryTimeoutMs)
       if (answer === 'closed' || (typeof answer !== 'string' && refusedByHost(answer))) {
@@ -286,6 +309,102 @@ export class Requests {
       return
     }
     refuse('NO_REACHABLE_INSTANCE', `no instance of ${app} took the upgrade`)
+  }
+
+  /**
+   * An HTTP/2 request to an h2c or gRPC app (and any gRPC call): placed like a request, then
+   * relayed as HTTP/2 on the instance's session (over a stream of the hop whose frame says
+   * h2), headers, bodies both ways, trailers and resets (a cancelled call or a client gone
+   * resets the app's stream; grpc-timeout goes on as it came). Tried elsewhere only while no
+   * session to an instance can be had: from then on the body is on its way. Errors before the
+   * app are gRPC statuses (trailers-only) for gRPC clients, JSON for others.
+   */
+  async forwardH2(
+    app: string,
+    path: string,
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    client: { ip?: string; proto: 'http' | 'https' }
+  ): Promise<void> {
+    const { placement, forward, recentErrors, stats, balancer } = this.components
+    const grpc = isGrpc(headers)
+    const t0 = process.hrtime.bigint()
+    const seconds = (): number => ms(t0, process.hrtime.bigint()) / 1000
+    const gone = new RequestAbort()
+    stream.once('close', () => {
+      gone.abort(new Error('client disconnected'))
+    })
+    const fail = (code: ProxyErrorCode, message: string, status = HTTP_STATUS[code]): void => {
+      recentErrors.record(app, status, message)
+      stats?.onResponse?.(placement.known(app) ? app : '?', status, seconds())
+      respondError(stream, grpc, status, code, message)
+    }
+    const authority = headers[':authority'] ?? app
+    const method = headers[':method'] ?? 'GET'
+    this.inFlight++
+    try {
+      const exclude = new Set<string>()
+      for (let n = 0; n < MAX_ATTEMPTS; n++) {
+        let ep: Endpoint
+        try {
+          ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
+        } catch (err) {
+          if (gone.aborted) return
+          if (err instanceof PlacementError) {
+            fail(err.code, err.message, err.status)
+            return
+          }
+          throw err
+        }
+        let outbound: ClientHttp2Stream
+        try {
+          const session = ep.local
+            ? await this.localSession(app, ep.instance)
+            : await forward.session(ep.peer, { v: 1, app, instance: ep.instance })
+          if (gone.aborted) return
+          const out = addForwarded(endToEnd(headers), {
+            clientIp: client.ip,
+            proto: client.proto,
+            host: authority,
+            via: VIA
+          })
+          outbound = session.request(outgoingHeaders(method, path, authority, out))
+        } catch {
+          exclude.add(ep.key)
+          placement.forgetRecent(ep.key)
+          if (!ep.local) forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+          continue
+        }
+        const tPlaced = process.hrtime.bigint()
+        balancer.start(ep.key)
+        const status = await relayStream(stream, outbound, {
+          grpc,
+          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
+          // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
+          headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs
+        })
+        if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
+          stats?.onEjection?.(app)
+        stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())
+        return
+      }
+      fail('NO_REACHABLE_INSTANCE', `no instance of ${app} could be reached`)
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  /** The HTTP/2 session to an h2c or gRPC instance registered with this proxy (server mode, physarum register). */
+  private async localSession(app: string, instance: string): Promise<ClientHttp2Session> {
+    const local = this.components.local?.(app, instance)
+    if (local === undefined) throw new Error(`no local instance of ${app}`)
+    const key = hostPort(local.host, local.port)
+    return await this.localH2.get(key, key, async () => await connected(local.host, local.port))
+  }
+
+  /** Closes the HTTP/2 sessions to local instances. */
+  stop(): void {
+    this.localH2.stop()
   }
 
   /** On shutdown, after the drain: WebSockets still open are told so (1001, going away), others closed. */
@@ -400,6 +519,7 @@ export class Requests {
     opts: { headersTimeoutMs: number; bodyTimeoutMs: number; retry5xx: boolean }
   ): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
+    if (x.exact) return await this.attemptExact(x, ep)
     const pool = ep.local
       ? this.components.local?.(x.app, ep.instance)?.pool
       : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
@@ -407,7 +527,7 @@ export class Requests {
     const tPlaced = process.hrtime.bigint()
     const headers = addForwarded(endToEnd(x.req.headers), {
       clientIp: x.clientIp,
-      proto: 'http',
+      proto: x.proto,
       host: x.req.headers.host,
       via: VIA
     })
@@ -425,7 +545,7 @@ export class Requests {
       if (balancer.finish(ep.key, took, ok)) stats?.onEjection?.(x.app)
     }
     try {
-      await pool.stream(
+      const { trailers } = await pool.stream(
         {
           path: x.path,
           method: x.method as 'GET',
@@ -452,13 +572,21 @@ export class Requests {
           }
           relayed = true
           const tHead = process.hrtime.bigint()
-          relayHead(x.res, statusCode, upstream, {
+          const extra: Record<string, string> = {
             'x-physarum-instance': `${ep.instance}@${ep.peer}`,
             'server-timing': `placement;dur=${(ms(x.t0, tPlaced) - x.coldMs).toFixed(2)}, cold;dur=${x.coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
-          })
-          return x.res
+          }
+          if (!declaresTrailers(upstream)) {
+            relayHead(x.res, statusCode, upstream, extra)
+            return x.res
+          }
+          // Its trailers come with undici's promise, after the body: the response is ended then.
+          extra.trailer = listValue(upstream.trailer)
+          relayHead(x.res, statusCode, upstream, extra)
+          return trailerSink(x.res)
         }
       )
+      if (relayed && !x.res.writableEnded) endWithTrailers(x.res, trailers ?? {})
       if (refusal !== undefined) {
         balancer.cancel(ep.key)
         return { kind: 'refused', code: refusal }
@@ -479,6 +607,57 @@ export class Requests {
       if (x.res.headersSent || relayed) return { kind: 'broken', error }
       if (err instanceof ConnectError) return { kind: 'unreachable', error }
       return { kind: 'failed', error, hostLost: connectionLost(err) }
+    }
+  }
+
+  /**
+   * A request the pool cannot carry (declared trailers, Expect: 100-continue) on a stream of
+   * its own. Tried elsewhere only when its stream could not be opened: the body may be on its way.
+   */
+  private async attemptExact(x: Exchange, ep: Endpoint): Promise<Attempt> {
+    const { balancer, forward } = this.components
+    let socket: Duplex | undefined
+    let host = '127.0.0.1'
+    let port = 0
+    try {
+      if (ep.local) {
+        const local = this.components.local?.(x.app, ep.instance)
+        if (local === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
+        host = local.host
+        port = local.port
+      } else socket = await forward.open(peerIdFromString(ep.peer), { v: 1, app: x.app, instance: ep.instance })
+    } catch (err) {
+      return { kind: 'unreachable', error: err as Error }
+    }
+    const tPlaced = process.hrtime.bigint()
+    const headers = addForwarded(endToEnd(x.req.headers), {
+      clientIp: x.clientIp,
+      proto: x.proto,
+      host: x.req.headers.host,
+      via: VIA
+    })
+    balancer.start(ep.key)
+    try {
+      const status = await relayExact(
+        x.req,
+        x.res,
+        { socket, host, port },
+        {
+          path: x.path,
+          headers,
+          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
+          signal: x.clientGone
+        }
+      )
+      balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status < 500)
+      return { kind: 'served', status }
+    } catch (err) {
+      if (x.clientGone.aborted) {
+        balancer.cancel(ep.key)
+        return { kind: 'client-gone' }
+      }
+      balancer.finish(ep.key, 0, false)
+      return { kind: 'failed', error: err as Error, hostLost: connectionLost(err) }
     }
   }
 

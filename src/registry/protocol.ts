@@ -41,6 +41,10 @@ export const registerSchema = {
       },
       not: { required: ['http', 'tcp'] }
     },
+    protocol: {
+      enum: ['http1', 'h2c', 'grpc'],
+      description: "What the instance speaks (default: the catalog's Protocol of the app, else http1)."
+    },
     ttlS: {
       type: 'number',
       minimum: MIN_TTL_S,

@@ -8,7 +8,7 @@ import type { Startable } from '@libp2p/interface'
 import type { Pool } from 'undici'
 import { checkAddress } from '../catalog/health.js'
 import { APP_DEFAULTS } from '../config/defaults.js'
-import type { AppSpec } from '../catalog/catalog.js'
+import type { AppProtocol, AppSpec } from '../catalog/catalog.js'
 import type { AppInstances } from '../cluster/membership/announcement.js'
 import type { ForwardTarget, InstanceSource } from '../forward/routing.js'
 import { instancePool } from '../forward/serve.js'
@@ -31,6 +31,8 @@ export interface Registration {
   port: number
   check: Check
   ttlMs?: number
+  /** What the instance speaks (the catalog's Protocol of the app, else http1). */
+  protocol?: AppProtocol
   /** Who registered it: the API, or the server-mode proxy itself. */
   source: 'api' | 'server-mode'
 }
@@ -266,6 +268,7 @@ export class Registry extends EventEmitter<RegistryEvents> implements Startable 
       instanceId: e.id,
       host: e.host,
       port: e.port,
+      protocol: e.protocol ?? 'http1',
       begin: () => {
         e.inFlight++
         let ended = false

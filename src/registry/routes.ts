@@ -44,6 +44,7 @@ export function registrationRoutes(
           host,
           port,
           check,
+          protocol: body.protocol ?? catalog.get(body.app)?.protocol ?? 'http1',
           source: 'api',
           ...(body.ttlS !== undefined ? { ttlMs: Math.round(body.ttlS * 1000) } : {})
         })

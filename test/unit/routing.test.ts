@@ -20,7 +20,7 @@ function source(insts: Inst[], opts: { draining?: boolean } = {}): InstanceSourc
     target: i =>
       i.port === undefined
         ? undefined
-        : { app: 'web', instanceId: i.id, host: '127.0.0.1', port: i.port, begin: () => () => {} }
+        : { app: 'web', instanceId: i.id, host: '127.0.0.1', port: i.port, protocol: 'http1', begin: () => () => {} }
   }
 }
 
