@@ -1,5 +1,5 @@
 // How a command reaches the local agents' admin APIs: which agents (--agent, else
-// Admin.Listen, else this user's daemons on this host from the runtime directory, then the
+// Admin.Listen, else this user's daemons on this host from the runtime directory, else the
 // roles' default ports), with which admin token (--token-file, else the file the agent
 // recorded, else ~/.physarum/admin.token), and one call with a one-line error for failures.
 import { request } from 'undici'
@@ -30,10 +30,13 @@ export function agentRefs(config: Config, flags: TargetFlags): AgentRef[] {
   for (const a of localAgents())
     if (a.admin !== undefined)
       out.push({ admin: a.admin, role: a.role, tokenFile: flags['token-file'] ?? a.tokenFile ?? fallback })
-  for (const r of ['allocator', 'proxy'] as const) {
-    const admin = roleDefaults(r).AdminListen
-    if (admin !== undefined && !out.some(o => o.admin === admin)) out.push({ admin, tokenFile: fallback })
-  }
+  // The roles' default ports only when this user has no daemon recorded here: a call (a refresh, a deregister goes to
+  // every agent) must not reach another user's daemon, or one of another runtime directory, that holds a default port.
+  if (out.length === 0)
+    for (const r of ['allocator', 'proxy'] as const) {
+      const admin = roleDefaults(r).AdminListen
+      if (admin !== undefined) out.push({ admin, tokenFile: fallback })
+    }
   return out
 }
 
