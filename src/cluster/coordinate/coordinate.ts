@@ -3,7 +3,8 @@
 // nodes is the distance between their coordinates. Pure functions, as Serf's coordinate/.
 import { ZERO_THRESHOLD, type CoordinateConfig } from './constants.js'
 
-export interface Coordinate {
+// A type, not an interface: it must fit the wire schemas' types, which allow unknown fields.
+export type Coordinate = {
   vec: number[]
   /** The node's confidence in its own coordinate: 0 perfect … vivaldiErrorMax unknown. */
   error: number

@@ -1,9 +1,10 @@
-// Gossip membership: announces this node on /physarum/members/1 (at start, on every
-// change, periodically, and as a leave on shutdown), keeps the member table from
-// everyone's announcements, keeps a connection to every member, and detects failures
-// by probing each member over the rtt module (a killed process refuses the redial at
-// once; a frozen one stops answering probes). A node that is itself slow stretches its
-// own timeouts (local health, health.ts) rather than declare healthy members failed.
+// Gossip membership: announces this node's state on /physarum/members/1 (at start, on
+// every change, rarely otherwise, and as a leave on shutdown), keeps the member table
+// from everyone's announcements, and leaves liveness to the SWIM failure detector
+// (swim.ts over swim-transport.ts): one member probed per period, not every member by
+// every member. A closed connection whose redial is refused is a suspicion at once (a
+// killed process). The probes' RTTs feed the rtt cache and this node's Vivaldi
+// coordinate. A node that is itself slow stretches its own timeouts (health.ts, Lifeguard).
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
@@ -12,24 +13,24 @@ import {
   MEMBERS_TOPIC,
   SUSPECT_TOPIC,
   decodeSuspect,
-  encodeSuspect,
   decodeAnnouncement,
   encodeAnnouncement,
   type Announcement,
   type AppInstances,
   type SuspectNotice
 } from './announcement.js'
-import { MemberTable, type Member, type TableTiming } from './table.js'
+import { MemberTable, type Member, type MemberStatus } from './table.js'
 import { LocalHealth } from './health.js'
+import { Swim } from './swim.js'
+import { SwimTransport } from './swim-transport.js'
+import { CoordinateClient, CoordinateError, type Coordinate } from '../coordinate/index.js'
 import type { PhysarumNode } from '../node.js'
 import type { RttService } from '../rtt.js'
 import { debugOn, type Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   BOOTSTRAP_DIAL_TIMEOUT_MS,
-  FAILED_PROBE_FACTOR,
   LEAVE_FLUSH_MS,
-  PROBE_SPACING_MS,
   REFUTE_MS,
   REJOIN_INTERVAL_MS,
   SLOW_LOG_INTERVAL_MS
@@ -57,7 +58,11 @@ export interface MembershipInit {
 export interface MembershipStats {
   onAnnouncement?: (result: 'accepted' | 'stale' | 'malformed' | 'oversized' | 'spoofed') => void
   onSuspectNotice?: (result: 'accepted' | 'malformed' | 'spoofed') => void
+  onSwimMalformed?: () => void
 }
+
+/** Members per doubling of the periodic announcement's interval: its total rate in the cluster stays flat in N. */
+const ANNOUNCE_MEMBERS_PER_INTERVAL = 10
 
 export class Membership implements Startable {
   readonly table = new MemberTable()
@@ -66,12 +71,15 @@ export class Membership implements Startable {
   private announceTimer?: NodeJS.Timeout
   private started = false
   private leaving = false
-  private probing = new Set<string>()
-  private readonly lastProbe = new Map<string, number>()
   private dialing = new Set<string>()
   private readonly selfPeer: string
-  private readonly timing: Omit<TableTiming, 'silenceMs'>
   private readonly log: Logger
+  /** The failure detector: the member table's statuses follow its verdicts. */
+  readonly swim: Swim
+  readonly transport: SwimTransport
+  /** This node's Vivaldi coordinate, moved by every answered probe. */
+  readonly coordinates = new CoordinateClient()
+  private periodicTimer?: NodeJS.Timeout
   /** What the validator decoded, handed to the message handler (same message object). */
   private readonly decoded = new WeakMap<Message, Announcement | SuspectNotice>()
   /** Parsed peer IDs of members: the probe loop needs them ten times a second. */
@@ -91,7 +99,6 @@ export class Membership implements Startable {
   ) {
     this.selfPeer = components.node.peerId.toString()
     this.log = components.log
-    this.timing = { suspectTimeoutMs: init.suspectTimeoutMs, forgetAfterMs: init.forgetAfterMs }
     this.tickMs = Math.min(100, init.probeIntervalMs)
     // A point of score per fifth of a probe timeout of lag (100 ms by default): a node whose
     // loop is 300 ms late gives probes 4× the time, by when even its own answers get through.
@@ -109,15 +116,78 @@ export class Membership implements Startable {
       if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer'))
         this.table.forget(m.announcement.peer)
     })
-    // A member that probes us is alive: evidence in the other direction, at no cost.
-    components.rtt.onInbound = peer => {
-      if (this.started) this.table.heard(peer, Date.now())
+    this.transport = new SwimTransport(
+      { node: components.node, log: components.log },
+      {
+        onMessage: (from, msg) => {
+          this.swim.receive(from, msg)
+        },
+        addrsOf: peer => this.addrsOfPeer(peer),
+        peerIdOf: peer => this.peerId(peer),
+        onMalformed: () => components.stats?.onSwimMalformed?.()
+      }
+    )
+    const timer = (fn: () => void, ms: number): NodeJS.Timeout => {
+      const t = setTimeout(fn, ms)
+      t.unref()
+      return t
     }
+    this.swim = new Swim(
+      {
+        self: this.selfPeer,
+        now: () => performance.now(),
+        setTimer: timer,
+        clearTimer: t => {
+          clearTimeout(t as NodeJS.Timeout)
+        },
+        send: (to, msg) => {
+          this.transport.send(to, msg)
+        },
+        random: Math.random,
+        addrs: () => components.node.getMultiaddrs().map(m => m.toString()),
+        coordinate: () => this.coordinates.coordinate,
+        externalHealth: () => this.health.score
+      },
+      {
+        probeIntervalMs: init.probeIntervalMs,
+        probeTimeoutMs: init.probeTimeoutMs,
+        // SuspectTimeoutMs is the wait of a suspicion nobody confirms in a small cluster (6× the least).
+        suspicionMinMs: init.suspectTimeoutMs / 3
+      },
+      // Wall-clock based: a restarted process outranks whatever its previous life said.
+      { incarnation: Date.now() }
+    )
+    this.swim.on('change', m => {
+      this.table.setState(m.peer, m.state as MemberStatus, Date.now())
+    })
+    this.swim.on('rtt', (peer, ms, coord) => {
+      components.rtt.observe(peer, ms)
+      if (coord === undefined) return
+      try {
+        this.coordinates.update(peer, coord, ms)
+      } catch (err) {
+        if (!(err instanceof CoordinateError)) throw err
+        this.log.debug('coordinate sample refused', { peer, error: err.message })
+      }
+    })
+    this.swim.on('coordinate', (peer, coord) => {
+      this.table.setCoordinate(peer, coord)
+    })
+    this.swim.on('refute', () => {
+      this.health.refuted(Date.now())
+    })
     this.table.on('forget', peer => {
       components.rtt.forget(peer)
-      this.lastProbe.delete(peer)
+      this.swim.forget(peer)
+      this.transport.close(peer)
+      this.coordinates.forget(peer)
       this.peerIds.delete(peer)
     })
+  }
+
+  /** This node's Vivaldi coordinate. */
+  get coordinate(): Coordinate {
+    return this.coordinates.coordinate
   }
 
   get peer(): string {
@@ -143,17 +213,16 @@ export class Membership implements Startable {
     node.addEventListener('peer:disconnect', this.onDisconnect)
     pubsub.subscribe(MEMBERS_TOPIC)
     pubsub.subscribe(SUSPECT_TOPIC)
+    await this.transport.start()
     this.started = true
+    this.swim.start()
+    for (const peer of this.bootstrapPeers()) this.swim.join(peer)
     this.announce()
-    this.timers.push(
-      setInterval(() => {
-        this.announce()
-      }, this.init.announceIntervalMs)
-    )
+    this.schedulePeriodic()
     this.lastTick = performance.now()
     this.timers.push(
       setInterval(() => {
-        this.probeAll()
+        this.tick()
       }, this.tickMs)
     )
     this.timers.push(
@@ -169,6 +238,7 @@ export class Membership implements Startable {
     if (!this.started || this.leaving) return
     this.stopTimers()
     this.leaving = true
+    this.swim.leave()
     await this.publish()
     // Give gossipsub a moment to flush the leave to every mesh peer before the streams close.
     await sleep(LEAVE_FLUSH_MS)
@@ -178,12 +248,60 @@ export class Membership implements Startable {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     if (this.announceTimer !== undefined) clearTimeout(this.announceTimer)
+    if (this.periodicTimer !== undefined) clearTimeout(this.periodicTimer)
+  }
+
+  /**
+   * The periodic announcement only refreshes (changes go out at once, and a member that missed one catches up by the
+   * next): every AnnounceIntervalMs up to 10 members, one interval more per 10 members, so that a member receives about
+   * one periodic announcement per interval from the whole cluster, whatever its size.
+   */
+  private schedulePeriodic(): void {
+    const scale = Math.max(1, this.table.size / ANNOUNCE_MEMBERS_PER_INTERVAL)
+    // ±10 % jitter, so that members that started together do not announce together.
+    const ms = this.init.announceIntervalMs * scale * (0.9 + 0.2 * Math.random())
+    this.periodicTimer = setTimeout(() => {
+      this.announce()
+      this.schedulePeriodic()
+    }, ms)
+    this.periodicTimer.unref()
+  }
+
+  /** Peer IDs of the bootstraps (their multiaddrs end in /p2p/ID). */
+  private bootstrapPeers(): string[] {
+    const out: string[] = []
+    for (const b of this.init.bootstraps) {
+      try {
+        const id = peerOfAddr(multiaddr(b))
+        if (id !== undefined && id !== this.selfPeer) out.push(id)
+      } catch {}
+    }
+    return out
+  }
+
+  /** Where a member can be dialled: its announcement's addresses, the detector's, or a bootstrap's. */
+  private addrsOfPeer(peer: string): Multiaddr[] {
+    const a = this.table.get(peer)?.announcement
+    if (a !== undefined) return this.addrsOf(a)
+    const sw = this.swim.get(peer)
+    if (sw !== undefined && sw.addrs.length > 0)
+      return this.addrsOf({ peer, addrs: sw.addrs } as Pick<Announcement, 'peer' | 'addrs'>)
+    const out: Multiaddr[] = []
+    for (const b of this.init.bootstraps) {
+      try {
+        const ma = multiaddr(b)
+        if (peerOfAddr(ma) === peer) out.push(ma)
+      } catch {}
+    }
+    return out
   }
 
   /** Stops; without beforeStop first, others see this node fail rather than leave. */
   async stop(): Promise<void> {
     if (!this.started) return
     this.stopTimers()
+    this.swim.stop()
+    await this.transport.stop()
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
@@ -281,9 +399,9 @@ export class Membership implements Startable {
         this.refute(Date.now())
         return
       }
-      this.table.confirm(n.suspect, n.peer, Date.now())
-      const m = this.table.get(n.suspect)
-      if (m !== undefined && m.status === 'alive' && !this.probing.has(n.suspect)) void this.probe(m, true)
+      // Someone else suspects a member: the failure detector probes it at once, as one of its own rounds.
+      const m = this.swim.get(n.suspect)
+      if (m?.state === 'alive') this.swim.probe(n.suspect)
       return
     }
     if (msg.topic !== MEMBERS_TOPIC) return
@@ -296,6 +414,16 @@ export class Membership implements Startable {
     if (a.peer === this.selfPeer) return
     const result = this.table.apply(a, Date.now())
     this.components.stats?.onAnnouncement?.(result === 'stale' ? 'stale' : 'accepted')
+    if (result !== 'stale') {
+      this.swim.hint(a.peer, a.addrs)
+      // The detector's verdict rules; a signed, fresh announcement is a sign of life it is told about.
+      const sw = this.swim.get(a.peer)
+      if (sw !== undefined && sw.state !== 'alive' && a.leaving !== true) {
+        this.swim.evidence(a.peer)
+        if (result === 'new') this.table.setState(a.peer, sw.state as MemberStatus, Date.now())
+      }
+      if (sw?.coord !== undefined) this.table.setCoordinate(a.peer, sw.coord)
+    }
     if (result === 'new' && a.leaving !== true) {
       // Tell the newcomer about us at once instead of at the next periodic round.
       this.announceSoon()
@@ -325,15 +453,17 @@ export class Membership implements Startable {
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const peer = evt.detail.toString()
     this.components.rtt.onDisconnect(peer)
+    this.transport.close(peer)
     const m = this.table.get(peer)
-    if (m === undefined || m.status === 'left' || m.status === 'failed' || !this.started) return
-    // A closed connection is a strong hint: redial at once; a refusal means the process is gone.
+    if (m === undefined || m.status === 'left' || m.status === 'failed' || !this.started || this.leaving) return
+    // A closed connection is a strong hint: redial at once; a refusal (the process is gone) is a suspicion now,
+    // which the others' confirmations ripen fast, rather than a verdict of one node.
     void this.dial(m.announcement).then(ok => {
-      if (!ok && this.started) this.table.unreachable(peer, Date.now())
+      if (!ok && this.started) this.swim.unreachable(peer)
     })
   }
 
-  private addrsOf(a: Announcement): Multiaddr[] {
+  private addrsOf(a: Pick<Announcement, 'peer' | 'addrs'>): Multiaddr[] {
     const out: Multiaddr[] = []
     for (const s of a.addrs) {
       try {
@@ -367,41 +497,27 @@ export class Membership implements Startable {
   }
 
   /**
-   * Probes the members that are due. Each member is probed every ProbeIntervalMs, or
-   * less often in a large cluster (about 10 probes per second in all), so that the
-   * cost per node stays flat; a missed probe is retried at once, so that a slow answer
-   * under load is not taken for a failure, and a member that misses both is announced
-   * on the suspect topic so that every other member probes it at once.
+   * Every 100 ms: samples this node's event-loop lag (local health, which stretches the detector's timeouts) and
+   * drops members that failed or left long ago. Liveness itself is the detector's (swim.ts), not silence's.
    */
-  private probeAll(): void {
+  private tick(): void {
     const now = Date.now()
     const tick = performance.now()
     this.health.sample(now, Math.max(0, tick - this.lastTick - this.tickMs))
     this.lastTick = tick
     this.reportHealth(now)
-    const slower = this.health.multiplier
-    const members = this.table.list()
-    const period = Math.max(this.init.probeIntervalMs, members.length * PROBE_SPACING_MS)
-    for (const m of members) {
-      const peer = m.announcement.peer
-      if (m.status === 'left' || this.probing.has(peer)) continue
-      // Failed members are retried less often, so that one that comes back is noticed.
-      const due =
-        (this.lastProbe.get(peer) ?? 0) +
-        (m.status === 'failed'
-          ? FAILED_PROBE_FACTOR * period
-          : m.status === 'suspect'
-            ? this.init.probeIntervalMs
-            : period)
-      if (now < due) continue
-      void this.probe(m, true)
-    }
-    // Silence long enough to have missed two probes makes a member suspect.
     this.table.tick(now, {
-      suspectTimeoutMs: this.timing.suspectTimeoutMs * slower,
-      forgetAfterMs: this.timing.forgetAfterMs,
-      silenceMs: (2 * period + this.init.probeTimeoutMs) * slower
+      suspectTimeoutMs: Infinity,
+      forgetAfterMs: this.init.forgetAfterMs,
+      silenceMs: Infinity
     })
+    for (const m of this.swim.list())
+      if (
+        (m.state === 'failed' || m.state === 'left') &&
+        tick - m.since > this.init.forgetAfterMs &&
+        !this.table.get(m.peer)
+      )
+        this.swim.forget(m.peer)
   }
 
   /**
@@ -425,35 +541,11 @@ export class Membership implements Startable {
     }
   }
 
-  private async probe(m: Member, retry: boolean): Promise<void> {
-    const peer = m.announcement.peer
-    this.probing.add(peer)
-    this.lastProbe.set(peer, Date.now())
-    const pid = this.peerId(peer)
-    try {
-      if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement)))
-        throw new Error('unreachable')
-      await this.components.rtt.probe(pid, this.init.probeTimeoutMs * this.health.multiplier)
-      this.table.heard(peer, Date.now())
-      this.probing.delete(peer)
-    } catch {
-      this.probing.delete(peer)
-      if (retry && this.started) {
-        await this.probe(m, false)
-        return
-      }
-      if (this.table.missed(peer, Date.now()) && this.started) {
-        void this.components.node.services.pubsub
-          .publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: this.selfPeer, suspect: peer, ts: Date.now() }))
-          .catch(() => {})
-      }
-    }
-  }
-
   /** Keeps trying the bootstraps while this node knows no live member. */
   private rejoin(): void {
     const alive = this.table.list().some(m => m.status === 'alive')
     if (alive || this.init.bootstraps.length === 0) return
+    for (const peer of this.bootstrapPeers()) this.swim.join(peer)
     for (const b of this.init.bootstraps) {
       void this.components.node
         .dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) })
@@ -465,6 +557,10 @@ export class Membership implements Startable {
   members(): Member[] {
     return this.table.list()
   }
+}
+
+function peerOfAddr(ma: Multiaddr): string | undefined {
+  return ma.getComponents().find(c => c.name === 'p2p')?.value
 }
 
 /** 12D3KooW…5qGjud: enough to tell members apart in a log or a table. */

@@ -76,6 +76,8 @@ interface Suspicion {
   minMs: number
   maxMs: number
   timer: Timer
+  /** This node has said it suspects the member too. */
+  selfReported: boolean
 }
 
 interface Probe {
@@ -516,7 +518,15 @@ export class Swim extends EventEmitter<SwimEvents> {
     // Dissemination takes about log N rounds: so does the least wait (memberlist's suspicionTimeout).
     const minMs = this.c.suspicionMinMs * Math.max(1, Math.log10(n)) * this.multiplier
     const maxMs = this.c.suspicionMaxMult * minMs
-    const s: Suspicion = { started: this.env.now(), confirmations: new Set(), k, minMs, maxMs, timer: undefined }
+    const s: Suspicion = {
+      started: this.env.now(),
+      confirmations: new Set(),
+      k,
+      minMs,
+      maxMs,
+      timer: undefined,
+      selfReported: by === this.self
+    }
     if (by !== this.self) s.confirmations.add(by)
     s.timer = this.env.setTimer(
       () => {
@@ -532,7 +542,16 @@ export class Swim extends EventEmitter<SwimEvents> {
   /** One more member suspects it: a new reporter shortens the wait (Lifeguard) and the news travels on. */
   private confirm(m: SwimMember, by: string): void {
     const s = m.suspicion
-    if (s === undefined || by === this.self || s.confirmations.has(by)) return
+    if (s === undefined) return
+    if (by === this.self) {
+      // Our own probe failed too: others count that as a confirmation; we do not count ourselves.
+      if (!s.selfReported) {
+        s.selfReported = true
+        this.enqueue({ peer: m.peer, s: 'suspect', inc: m.inc, by })
+      }
+      return
+    }
+    if (s.confirmations.has(by)) return
     s.confirmations.add(by)
     this.env.clearTimer(s.timer)
     const left = s.started + suspicionTimeout(s.confirmations.size, s.k, s.minMs, s.maxMs) - this.env.now()
@@ -549,6 +568,16 @@ export class Swim extends EventEmitter<SwimEvents> {
     if (!this.running || m.state !== 'suspect' || this.members.get(m.peer) !== m) return
     this.setState(m, 'failed')
     this.enqueue({ peer: m.peer, s: 'failed', inc: m.inc, by: this.self })
+  }
+
+  /**
+   * A sign of life from outside the detector (the member's fresh announcement) while this node holds it suspect or
+   * failed: tell it, so that it refutes, rather than overrule the detector.
+   */
+  evidence(peer: string): void {
+    const m = this.members.get(peer)
+    if (m?.state === 'suspect' || m?.state === 'failed')
+      this.env.send(peer, { v: 1, t: 'gossip', updates: [{ peer, s: m.state, inc: m.inc, by: this.self }] })
   }
 
   /** Drops a member that failed or left long ago. */

@@ -3,6 +3,7 @@
 // announcements, probe results and a clock, so that it is testable on its own.
 import { EventEmitter } from 'node:events'
 import type { Announcement } from './announcement.js'
+import type { Coordinate } from '../coordinate/index.js'
 
 export type MemberStatus = 'alive' | 'suspect' | 'failed' | 'left'
 
@@ -15,6 +16,8 @@ export interface Member {
   lastHeard: number
   /** Other members that reported this one suspect recently: reporter → when. */
   confirmations: Map<string, number>
+  /** Its Vivaldi network coordinate, when known: an RTT estimate without a probe. */
+  coordinate?: Coordinate
 }
 
 export interface TableTiming {
@@ -141,6 +144,22 @@ export class MemberTable extends EventEmitter<TableEvents> {
       if ((m.status === 'failed' || m.status === 'left') && now - m.statusSince > t.forgetAfterMs)
         this.forget(m.announcement.peer)
     }
+  }
+
+  /**
+   * The failure detector's verdict (swim.ts), which rules the status once it has one: alive, suspect, failed, left.
+   * An alive verdict is a sign of life too.
+   */
+  setState(peer: string, status: MemberStatus, now: number): void {
+    const m = this.members.get(peer)
+    if (m === undefined) return
+    if (status === 'alive') m.lastHeard = now
+    this.setStatus(m, status, now)
+  }
+
+  setCoordinate(peer: string, c: Coordinate): void {
+    const m = this.members.get(peer)
+    if (m !== undefined) m.coordinate = c
   }
 
   forget(peer: string): void {
