@@ -75,3 +75,10 @@ export const EJECT_BASE_MS = 5000
 
 /** Longest ejection (ms): an endpoint that recovered is tried again within a minute. */
 export const EJECT_MAX_MS = 60000
+
+/**
+ * Unmeasured peers measured precisely at placement time when network coordinates give estimates: the three nearest by
+ * estimate. Vivaldi ranks well but not exactly (within ~25 % for most pairs): the few nearest are worth a probe;
+ * measuring every allocator of a large cluster would cost a round trip per member on the request's path.
+ */
+export const MEASURE_CANDIDATES = 3

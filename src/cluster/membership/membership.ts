@@ -190,6 +190,12 @@ export class Membership implements Startable {
     return this.coordinates.coordinate
   }
 
+  /** Estimated RTT (ms) to a member from its coordinate, without probing it; undefined when it has none yet. */
+  estimate(peer: string): number | undefined {
+    const c = this.table.get(peer)?.coordinate ?? this.swim.get(peer)?.coord
+    return c === undefined ? undefined : this.coordinates.estimateTo(c)
+  }
+
   get peer(): string {
     return this.selfPeer
   }
