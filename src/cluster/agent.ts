@@ -15,6 +15,7 @@ import { registerLocal, unregisterLocal } from './local-agents.js'
 import { VERSION } from '../util/version.js'
 import { debugOn, type Logger } from '../util/log.js'
 import type { Member } from './membership/table.js'
+import type { Coordinate } from './coordinate/index.js'
 
 export interface AgentOptions {
   role: Role
@@ -61,6 +62,8 @@ export interface MemberView {
   lastSeen: string
   statusSince: string
   seq: number
+  /** Its Vivaldi network coordinate (this node's own, or as last heard), null while unknown. */
+  coordinate: Coordinate | null
 }
 
 export class Agent {
@@ -214,7 +217,8 @@ export class Agent {
         capacity: a.capacity,
         lastSeen: new Date(m?.lastHeard ?? now).toISOString(),
         statusSince: new Date(m?.statusSince ?? now).toISOString(),
-        seq: a.seq
+        seq: a.seq,
+        coordinate: m === undefined ? this.membership.coordinate : (m.coordinate ?? null)
       }
     }
     const rows = [row(undefined), ...this.membership.members().map(m => row(m))]
