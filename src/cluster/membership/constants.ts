@@ -70,3 +70,9 @@ export const MAX_PENDING_FRAMES = 64
 
 /** Opening a SWIM stream (with its dial) gives up after this long (ms): a probe's answer is due well before. */
 export const SWIM_DIAL_TIMEOUT_MS = 3000
+
+/**
+ * Announcements per 'states' frame to a newcomer: at ~1 KB each, a frame stays well under MAX_SWIM_FRAME; a larger
+ * cluster's go in several frames.
+ */
+export const MAX_STATES_PER_FRAME = 500

@@ -22,6 +22,7 @@ import {
 import { MemberTable, type Member, type MemberStatus } from './table.js'
 import { LocalHealth } from './health.js'
 import { Swim } from './swim.js'
+import { MAX_STATES_PER_FRAME } from './constants.js'
 import { SwimTransport } from './swim-transport.js'
 import { CoordinateClient, CoordinateError, type Coordinate } from '../coordinate/index.js'
 import type { PhysarumNode } from '../node.js'
@@ -63,6 +64,15 @@ export interface MembershipStats {
 
 /** Members per doubling of the periodic announcement's interval: its total rate in the cluster stays flat in N. */
 const ANNOUNCE_MEMBERS_PER_INTERVAL = 10
+
+/**
+ * A member the detector learns of is asked for its announcement after half to all of this (ms), unless gossipsub or
+ * a 'states' frame brought it by then: see the change handler.
+ */
+const STATE_ASK_JITTER_MS = 2000
+
+/** A newcomer re-announces itself this long after start (ms), once its gossipsub has peers to send to. */
+const JOIN_ANNOUNCE_MS = [1000, 3000]
 
 export class Membership implements Startable {
   readonly table = new MemberTable()
@@ -120,7 +130,9 @@ export class Membership implements Startable {
       { node: components.node, log: components.log },
       {
         onMessage: (from, msg) => {
-          this.swim.receive(from, msg)
+          if (msg.t === 'state') this.onState(from, msg.announcement, msg.reply)
+          else if (msg.t === 'states') this.onStates(from, msg.announcements)
+          else this.swim.receive(from, msg)
         },
         addrsOf: peer => this.addrsOfPeer(peer),
         peerIdOf: peer => this.peerId(peer),
@@ -145,7 +157,7 @@ export class Membership implements Startable {
         },
         random: Math.random,
         addrs: () => components.node.getMultiaddrs().map(m => m.toString()),
-        coordinate: () => this.coordinates.coordinate,
+        coordinate: () => wireCoordinate(this.coordinates.coordinate),
         externalHealth: () => this.health.score
       },
       {
@@ -157,8 +169,19 @@ export class Membership implements Startable {
       // Wall-clock based: a restarted process outranks whatever its previous life said.
       { incarnation: Date.now() }
     )
-    this.swim.on('change', m => {
+    this.swim.on('change', (m, prev) => {
       this.table.setState(m.peer, m.state as MemberStatus, Date.now())
+      // A member the detector just learnt of, whose announcement has not come: ask it for it, after a random pause
+      // (it may be asking us at the same moment, or its own announcement be on its way).
+      if (prev === undefined && m.state === 'alive' && this.table.get(m.peer) === undefined) {
+        const t = setTimeout(
+          () => {
+            if (this.started && !this.leaving && this.table.get(m.peer) === undefined) this.sendState(m.peer, true)
+          },
+          STATE_ASK_JITTER_MS * (0.5 + Math.random() / 2)
+        )
+        t.unref()
+      }
     })
     this.swim.on('rtt', (peer, ms, coord) => {
       components.rtt.observe(peer, ms)
@@ -173,6 +196,9 @@ export class Membership implements Startable {
     this.swim.on('coordinate', (peer, coord) => {
       this.table.setCoordinate(peer, coord)
     })
+    this.swim.on('joined', peer => {
+      this.sendStates(peer)
+    })
     this.swim.on('refute', () => {
       this.health.refuted(Date.now())
     })
@@ -183,6 +209,42 @@ export class Membership implements Startable {
       this.coordinates.forget(peer)
       this.peerIds.delete(peer)
     })
+  }
+
+  /** Sends this node's announcement to one member, straight (reply: it should answer with its own). */
+  private sendState(peer: string, reply: boolean): void {
+    this.transport.send(peer, { v: 1, t: 'state', reply, announcement: this.selfAnnouncement() })
+  }
+
+  /** Every announcement this node holds, its own first, to a newcomer that joined through it. */
+  private sendStates(peer: string): void {
+    const all = [this.selfAnnouncement(), ...this.table.list().map(m => m.announcement)].filter(
+      a => a.peer !== peer && a.leaving !== true
+    )
+    for (let i = 0; i < all.length; i += MAX_STATES_PER_FRAME)
+      this.transport.send(peer, { v: 1, t: 'states', announcements: all.slice(i, i + MAX_STATES_PER_FRAME) })
+  }
+
+  private onStates(from: string, list: Announcement[]): void {
+    if (!this.started) return
+    const now = Date.now()
+    for (const raw of list) {
+      if (raw.peer === this.selfPeer) continue
+      const a = filled(raw)
+      if (a.peer === from) this.accept(a)
+      else if (this.table.applyRelayed(a, now)) this.afterNew(a, 'new')
+    }
+  }
+
+  /** A member's own announcement over its SWIM stream: the stream proves the sender, as a signature would. */
+  private onState(from: string, raw: Announcement, reply: boolean): void {
+    if (!this.started) return
+    if (raw.peer !== from) {
+      this.components.stats?.onAnnouncement?.('spoofed')
+      return
+    }
+    this.accept(filled(raw))
+    if (reply && !this.leaving) this.sendState(from, false)
   }
 
   /** This node's Vivaldi coordinate. */
@@ -215,7 +277,6 @@ export class Membership implements Startable {
     pubsub.topicValidators.set(MEMBERS_TOPIC, (_from: PeerId, msg: Message) => this.validate(msg))
     pubsub.topicValidators.set(SUSPECT_TOPIC, (_from: PeerId, msg: Message) => this.validateSuspect(msg))
     pubsub.addEventListener('message', this.onMessage)
-    pubsub.addEventListener('subscription-change', this.onSubscription)
     node.addEventListener('peer:disconnect', this.onDisconnect)
     pubsub.subscribe(MEMBERS_TOPIC)
     pubsub.subscribe(SUSPECT_TOPIC)
@@ -224,6 +285,13 @@ export class Membership implements Startable {
     this.swim.start()
     for (const peer of this.bootstrapPeers()) this.swim.join(peer)
     this.announce()
+    for (const ms of JOIN_ANNOUNCE_MS) {
+      const t = setTimeout(() => {
+        this.announce()
+      }, ms)
+      t.unref()
+      this.timers.push(t)
+    }
     this.schedulePeriodic()
     this.lastTick = performance.now()
     this.timers.push(
@@ -311,7 +379,6 @@ export class Membership implements Startable {
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
-    pubsub.removeEventListener('subscription-change', this.onSubscription)
     node.removeEventListener('peer:disconnect', this.onDisconnect)
     pubsub.topicValidators.delete(MEMBERS_TOPIC)
     pubsub.topicValidators.delete(SUSPECT_TOPIC)
@@ -417,9 +484,19 @@ export class Membership implements Startable {
       if (!res.ok) return
       a = res.announcement
     }
+    this.accept(a)
+  }
+
+  /** Applies an announcement (from gossipsub or straight from its member) to the table. */
+  private accept(a: Announcement): void {
     if (a.peer === this.selfPeer) return
     const result = this.table.apply(a, Date.now())
     this.components.stats?.onAnnouncement?.(result === 'stale' ? 'stale' : 'accepted')
+    this.afterNew(a, result)
+  }
+
+  /** What an applied announcement tells the detector. */
+  private afterNew(a: Announcement, result: 'new' | 'updated' | 'stale'): void {
     if (result !== 'stale') {
       this.swim.hint(a.peer, a.addrs)
       // The detector's verdict rules; a signed, fresh announcement is a sign of life it is told about.
@@ -430,11 +507,8 @@ export class Membership implements Startable {
       }
       if (sw?.coord !== undefined) this.table.setCoordinate(a.peer, sw.coord)
     }
-    if (result === 'new' && a.leaving !== true) {
-      // Tell the newcomer about us at once instead of at the next periodic round.
-      this.announceSoon()
-      this.connect(a)
-    }
+    // No dial to every newcomer (a full mesh is N² handshakes): the detector's probes open connections as they go, and
+    // the newcomer learns our state from its bootstrap ('states'), not from a re-announcement by every member.
   }
 
   /**
@@ -449,11 +523,6 @@ export class Membership implements Startable {
     const wait = Math.max(0, this.nextRefuteAt - now)
     this.nextRefuteAt = now + wait + REFUTE_MS
     this.announceSoon(wait)
-  }
-
-  private readonly onSubscription = (): void => {
-    // A peer (re)subscribed: it may not know us yet.
-    this.announceSoon()
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
@@ -478,11 +547,6 @@ export class Membership implements Startable {
       } catch {}
     }
     return out
-  }
-
-  private connect(a: Announcement): void {
-    if (this.components.node.getConnections(this.peerId(a.peer)).length > 0) return
-    void this.dial(a)
   }
 
   private async dial(a: Announcement): Promise<boolean> {
@@ -563,6 +627,17 @@ export class Membership implements Startable {
   members(): Member[] {
     return this.table.list()
   }
+}
+
+/** Five significant digits (10 ns at 1 ms) are plenty for an estimate and halve a probe's bytes. */
+function wireCoordinate(c: Coordinate): Coordinate {
+  const r = (x: number): number => Number(x.toPrecision(5))
+  return { vec: c.vec.map(r), error: r(c.error), adjustment: r(c.adjustment), height: r(c.height) }
+}
+
+/** catalog, instances and capacity, which a peer may leave out, filled in (as decodeAnnouncement does). */
+function filled(raw: Announcement): Announcement {
+  return { ...raw, catalog: raw.catalog ?? [], instances: raw.instances ?? {}, capacity: raw.capacity ?? {} }
 }
 
 function peerOfAddr(ma: Multiaddr): string | undefined {

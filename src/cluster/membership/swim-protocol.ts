@@ -4,7 +4,8 @@
 // fields are tolerated (newer peers), sizes bounded. The sender is the stream's
 // authenticated peer, never a field of the message.
 import { ajv, type FromSchema } from '../../util/ajv.js'
-import { MAX_PIGGYBACK, MAX_SWIM_FRAME, MAX_SYNC_MEMBERS } from './constants.js'
+import { MAX_PIGGYBACK, MAX_STATES_PER_FRAME, MAX_SWIM_FRAME, MAX_SYNC_MEMBERS } from './constants.js'
+import { announcementSchema, type Announcement } from './announcement.js'
 
 export const SWIM_PROTOCOL = '/physarum/swim/1.0.0'
 
@@ -75,7 +76,32 @@ export const swimMessageSchema = {
         t: { const: 'sync' },
         /** Whether the receiver should answer with its own state (the push half asks for the pull). */
         reply: { type: 'boolean' },
+        /** A newcomer's first contact: the receiver also sends the announcements it holds ('states'). */
+        join: { type: 'boolean' },
         members: { type: 'array', maxItems: MAX_SYNC_MEMBERS, items: updateSchema }
+      }
+    },
+    {
+      // The sender's own announcement, straight from it (so no signature is needed: the stream is its), to a member
+      // that does not have it yet: a newcomer learns every member's state from each member, not by replay.
+      type: 'object',
+      required: ['v', 't', 'reply', 'announcement'],
+      properties: {
+        v: { const: 1 },
+        t: { const: 'state' },
+        reply: { type: 'boolean' },
+        announcement: announcementSchema
+      }
+    },
+    {
+      // The announcements a member holds, to a newcomer that joined through it: second-hand (its own aside), so
+      // taken only for members the newcomer has none of, and replaced by the first first-hand one whatever its seq.
+      type: 'object',
+      required: ['v', 't', 'announcements'],
+      properties: {
+        v: { const: 1 },
+        t: { const: 'states' },
+        announcements: { type: 'array', maxItems: MAX_STATES_PER_FRAME, items: announcementSchema }
       }
     }
   ]
@@ -89,7 +115,9 @@ export type SwimMessage =
   | { v: 1; t: 'ping' | 'ack' | 'nack'; seq: number; updates?: Update[]; coord?: WireCoordinate }
   | { v: 1; t: 'ping-req'; seq: number; target: string; updates?: Update[] }
   | { v: 1; t: 'gossip'; updates: Update[] }
-  | { v: 1; t: 'sync'; reply: boolean; members: Update[] }
+  | { v: 1; t: 'sync'; reply: boolean; join?: boolean; members: Update[] }
+  | { v: 1; t: 'states'; announcements: Announcement[] }
+  | { v: 1; t: 'state'; reply: boolean; announcement: Announcement }
 
 const validate = ajv.compile<SwimMessage>(swimMessageSchema)
 

@@ -100,6 +100,8 @@ export interface SwimEvents {
   refute: [incarnation: number]
   /** A full state exchange with a member was started (join, periodic, unknown sender). */
   sync: [peer: string, reason: 'join' | 'periodic' | 'unknown']
+  /** A newcomer joined through this node (its first push-pull): it wants the rest of the state too. */
+  joined: [peer: string]
 }
 
 interface Queued {
@@ -335,15 +337,24 @@ export class Swim extends EventEmitter<SwimEvents> {
 
   /** A message from `from` (the transport's authenticated sender). */
   receive(from: string, msg: SwimMessage): void {
-    if (!this.running || from === this.self) return
+    if (!this.running || from === this.self || msg.t === 'state' || msg.t === 'states') return
     const known = this.members.get(from)
     if (known === undefined && msg.t !== 'sync') this.syncUnknown(from)
     if (msg.t === 'sync') {
       this.merge(msg.members)
       if (msg.reply && !this.leaving) this.env.send(from, { v: 1, t: 'sync', reply: false, members: this.snapshot() })
+      if (msg.join === true && !this.leaving) this.emit('joined', from)
       return
     }
-    if (msg.updates !== undefined) for (const u of msg.updates) this.apply(u, true)
+    if (msg.updates !== undefined) {
+      let stale = false
+      for (const u of msg.updates) {
+        // A claim against an older incarnation of ours: the sender missed our refutation; send it again, to it.
+        if (u.peer === this.self && u.s !== 'alive' && u.inc < this.incarnation && !this.leaving) stale = true
+        this.apply(u, true)
+      }
+      if (stale) this.env.send(from, { v: 1, t: 'gossip', updates: [this.selfUpdate()] })
+    }
     switch (msg.t) {
       case 'ping':
         if (msg.coord !== undefined) this.noteCoordinate(from, msg.coord)
@@ -407,7 +418,13 @@ export class Swim extends EventEmitter<SwimEvents> {
 
   private sync(peer: string, reason: 'join' | 'periodic' | 'unknown'): void {
     this.emit('sync', peer, reason)
-    this.env.send(peer, { v: 1, t: 'sync', reply: true, members: this.snapshot() })
+    this.env.send(peer, {
+      v: 1,
+      t: 'sync',
+      reply: true,
+      ...(reason === 'join' ? { join: true } : {}),
+      members: this.snapshot()
+    })
   }
 
   /** Every member's state, this node's included: a push-pull's payload. */

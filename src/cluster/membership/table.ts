@@ -16,6 +16,8 @@ export interface Member {
   lastHeard: number
   /** Other members that reported this one suspect recently: reporter → when. */
   confirmations: Map<string, number>
+  /** Its announcement came second-hand (a 'states' frame): the first first-hand one replaces it, whatever its seq. */
+  relayed?: boolean
   /** Its Vivaldi network coordinate, when known: an RTT estimate without a probe. */
   coordinate?: Coordinate
 }
@@ -77,7 +79,8 @@ export class MemberTable extends EventEmitter<TableEvents> {
       this.emit('change', fresh, undefined)
       return 'new'
     }
-    if (a.seq <= m.announcement.seq) return 'stale'
+    if (a.seq <= m.announcement.seq && m.relayed !== true) return 'stale'
+    m.relayed = undefined
     m.announcement = a
     m.lastHeard = now
     if (a.leaving === true) this.setStatus(m, 'left', now)
@@ -144,6 +147,15 @@ export class MemberTable extends EventEmitter<TableEvents> {
       if ((m.status === 'failed' || m.status === 'left') && now - m.statusSince > t.forgetAfterMs)
         this.forget(m.announcement.peer)
     }
+  }
+
+  /** A second-hand announcement (a newcomer's catch-up): taken only for a member not known yet. */
+  applyRelayed(a: Announcement, now: number): boolean {
+    if (this.members.has(a.peer)) return false
+    this.apply(a, now)
+    const m = this.members.get(a.peer)
+    if (m !== undefined) m.relayed = true
+    return true
   }
 
   /**

@@ -1,0 +1,124 @@
+// Fleet-scale membership: 52 real libp2p nodes in this process on 127.0.0.1, two of them
+// behind TCP delay relays. The cluster converges on a full alive view through one
+// bootstrap, a stopped node is failed on every other, and every node's coordinate-estimated
+// RTTs to the two far nodes rank them correctly (far > farther > near) without probing them.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { startAgent, addrOf, waitFor, statusOf } from '../helpers/cluster.js'
+import { delayRelay, type DelayRelay } from '../helpers/delay-relay.js'
+import { reservePort } from '../../src/allocator/runtime/process.js'
+import { Agent } from '../../src/cluster/agent.js'
+import { testConfig } from '../helpers/cluster.js'
+import { silentLogger } from '../../src/util/log.js'
+
+const PSK = '9'.repeat(64)
+const NEAR = 50
+const agents: Agent[] = []
+const relays: DelayRelay[] = []
+let near: Agent[] = []
+let farA: Agent
+let farB: Agent
+
+/** A node reachable only through a relay that adds `oneWayMs` each way; it never dials out. */
+async function farNode(oneWayMs: number, bootstrap: string): Promise<Agent> {
+  const port = await reservePort()
+  const relay = await delayRelay(port, oneWayMs)
+  relays.push(relay)
+  const addr = `/ip4/127.0.0.1/tcp/${relay.port}`
+  const a = await Agent.start({
+    role: 'allocator',
+    config: testConfig({ Psk: PSK, Listen: [`/ip4/127.0.0.1/tcp/${port}`], Announce: [addr], Bootstraps: [bootstrap] }),
+    log: silentLogger,
+    ephemeral: true,
+    admin: false,
+    inboundOnly: true
+  })
+  agents.push(a)
+  return a
+}
+
+before(async () => {
+  const first = await startAgent({ config: { Psk: PSK } })
+  agents.push(first)
+  near = [first]
+  // Joins in batches of ten, as a fleet's hosts come up: not all at once, not one by one.
+  for (let i = 1; i < NEAR; i += 10) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(10, NEAR - i) }, async () => {
+        const a = await startAgent({ config: { Psk: PSK, Bootstraps: [addrOf(first)] } })
+        agents.push(a)
+        return a
+      })
+    )
+    near.push(...batch)
+  }
+  // The far nodes join through a near node that is not the first: any member is a bootstrap.
+  farA = await farNode(4, addrOf(near[1]))
+  farB = await farNode(15, addrOf(near[2]))
+})
+
+after(async () => {
+  await Promise.all(agents.map(async a => await a.stop()))
+  await Promise.all(relays.map(async r => await r.close()))
+})
+
+test('52 nodes converge: every node sees every other alive', { timeout: 90000 }, async () => {
+  const t0 = Date.now()
+  await waitFor(
+    'a full alive view on every node',
+    () => agents.every(o => agents.every(p => p === o || statusOf(o, p) === 'alive')),
+    75000,
+    250
+  )
+  process.stdout.write(`# converged ${Date.now() - t0} ms after the last join\n`)
+})
+
+test(
+  'estimated RTTs rank the far nodes correctly on ≥ 90 % of the nodes, without probing them',
+  { timeout: 90000 },
+  async () => {
+    const ranks = (): { ok: number; of: number; sample: string } => {
+      let ok = 0
+      let of = 0
+      let sample = ''
+      for (const n of near) {
+        const a = n.membership.estimate(farA.peer)
+        const b = n.membership.estimate(farB.peer)
+        const others = near.filter(x => x !== n).map(x => n.membership.estimate(x.peer))
+        const known = others.filter((x): x is number => x !== undefined).sort((x, y) => x - y)
+        of++
+        if (a === undefined || b === undefined || known.length === 0) continue
+        const mid = known[known.length >> 1]
+        if (sample === '') sample = `near ${mid.toFixed(2)} ms, far ${a.toFixed(2)} ms, farther ${b.toFixed(2)} ms`
+        if (mid < a && a < b) ok++
+      }
+      return { ok, of, sample }
+    }
+    let last = ranks()
+    await waitFor(
+      'coordinates that rank the far nodes',
+      () => {
+        last = ranks()
+        return last.ok >= 0.9 * last.of
+      },
+      75000,
+      1000
+    ).catch(() => {})
+    process.stdout.write(`# ${last.ok}/${last.of} nodes rank near < far < farther (${last.sample})\n`)
+    assert.ok(last.ok >= 0.9 * last.of, `${last.ok} of ${last.of} rank correctly: ${last.sample}`)
+  }
+)
+
+test('a stopped node is failed on every other', { timeout: 60000 }, async () => {
+  const victim = near[NEAR - 1]
+  await victim.stop()
+  const t0 = Date.now()
+  const others = agents.filter(a => a !== victim)
+  await waitFor('failed everywhere', () => others.every(o => statusOf(o, victim) === 'failed'), 30000, 100)
+  const took = Date.now() - t0
+  process.stdout.write(`# failed on all ${others.length} others after ${took} ms\n`)
+  assert.ok(
+    others.every(o => agents.every(p => p === o || p === victim || statusOf(o, p) === 'alive')),
+    'no one else failed'
+  )
+})
