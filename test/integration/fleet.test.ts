@@ -10,8 +10,17 @@ import { reservePort } from '../../src/allocator/runtime/process.js'
 import { Agent } from '../../src/cluster/agent.js'
 import { testConfig } from '../helpers/cluster.js'
 import { silentLogger } from '../../src/util/log.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const PSK = '9'.repeat(64)
+// A second per protocol period (memberlist's LAN default): 52 nodes share this process's one event loop.
+const LIGHT = {
+  ProbeIntervalMs: 1000,
+  ProbeTimeoutMs: 500,
+  SuspectTimeoutMs: 1500,
+  AnnounceIntervalMs: 10000,
+  ForgetAfterS: 3600
+}
 const NEAR = 50
 const agents: Agent[] = []
 const relays: DelayRelay[] = []
@@ -19,42 +28,59 @@ let near: Agent[] = []
 let farA: Agent
 let farB: Agent
 
-/** A node reachable only through a relay that adds `oneWayMs` each way; it never dials out. */
-async function farNode(oneWayMs: number, bootstrap: string): Promise<Agent> {
+/** A node reachable only through a relay that adds `oneWayMs` each way; it never dials out, so others find it. */
+async function farNode(oneWayMs: number): Promise<{ agent: Agent; addr: string }> {
   const port = await reservePort()
   const relay = await delayRelay(port, oneWayMs)
   relays.push(relay)
   const addr = `/ip4/127.0.0.1/tcp/${relay.port}`
   const a = await Agent.start({
     role: 'allocator',
-    config: testConfig({ Psk: PSK, Listen: [`/ip4/127.0.0.1/tcp/${port}`], Announce: [addr], Bootstraps: [bootstrap] }),
+    config: testConfig({ Psk: PSK, Listen: [`/ip4/127.0.0.1/tcp/${port}`], Announce: [addr], Membership: LIGHT }),
     log: silentLogger,
     ephemeral: true,
     admin: false,
     inboundOnly: true
   })
   agents.push(a)
-  return a
+  return { agent: a, addr: `${addr}/p2p/${a.peer}` }
+}
+
+/** Members of `o`'s table that are not alive, over all nodes: what keeps a view from being complete. */
+function gaps(): string {
+  let missing = 0
+  const states: Record<string, number> = {}
+  for (const o of agents)
+    for (const p of agents) {
+      if (p === o) continue
+      const s = statusOf(o, p)
+      if (s === undefined) missing++
+      else if (s !== 'alive') states[s] = (states[s] ?? 0) + 1
+    }
+  return `${missing} missing, ${JSON.stringify(states)}`
 }
 
 before(async () => {
-  const first = await startAgent({ config: { Psk: PSK } })
+  // The far nodes first: the first near node bootstraps through them (they cannot dial anyone).
+  const a = await farNode(4)
+  const b = await farNode(15)
+  farA = a.agent
+  farB = b.agent
+  const first = await startAgent({ config: { Psk: PSK, Bootstraps: [a.addr, b.addr], Membership: LIGHT } })
   agents.push(first)
   near = [first]
   // Joins in batches of ten, as a fleet's hosts come up: not all at once, not one by one.
   for (let i = 1; i < NEAR; i += 10) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(10, NEAR - i) }, async () => {
-        const a = await startAgent({ config: { Psk: PSK, Bootstraps: [addrOf(first)] } })
-        agents.push(a)
-        return a
+        const n = await startAgent({ config: { Psk: PSK, Bootstraps: [addrOf(first)], Membership: LIGHT } })
+        agents.push(n)
+        return n
       })
     )
     near.push(...batch)
+    await sleep(1000)
   }
-  // The far nodes join through a near node that is not the first: any member is a bootstrap.
-  farA = await farNode(4, addrOf(near[1]))
-  farB = await farNode(15, addrOf(near[2]))
 })
 
 after(async () => {
@@ -69,7 +95,9 @@ test('52 nodes converge: every node sees every other alive', { timeout: 90000 },
     () => agents.every(o => agents.every(p => p === o || statusOf(o, p) === 'alive')),
     75000,
     250
-  )
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (${gaps()})`)
+  })
   process.stdout.write(`# converged ${Date.now() - t0} ms after the last join\n`)
 })
 
@@ -114,7 +142,14 @@ test('a stopped node is failed on every other', { timeout: 60000 }, async () => 
   await victim.stop()
   const t0 = Date.now()
   const others = agents.filter(a => a !== victim)
-  await waitFor('failed everywhere', () => others.every(o => statusOf(o, victim) === 'failed'), 30000, 100)
+  await waitFor('failed everywhere', () => others.every(o => statusOf(o, victim) === 'failed'), 30000, 100).catch(
+    (err: Error) => {
+      const views: Record<string, number> = {}
+      for (const o of others)
+        views[statusOf(o, victim) ?? 'unknown'] = (views[statusOf(o, victim) ?? 'unknown'] ?? 0) + 1
+      throw new Error(`${err.message}: ${JSON.stringify(views)}`)
+    }
+  )
   const took = Date.now() - t0
   process.stdout.write(`# failed on all ${others.length} others after ${took} ms\n`)
   assert.ok(
