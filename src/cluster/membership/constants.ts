@@ -68,8 +68,12 @@ export const MAX_SYNC_MEMBERS = 20000
 /** Outbound SWIM frames queued per peer while its stream opens; more are dropped, as UDP would. */
 export const MAX_PENDING_FRAMES = 64
 
-/** Opening a SWIM stream (with its dial) gives up after this long (ms): a probe's answer is due well before. */
-export const SWIM_DIAL_TIMEOUT_MS = 3000
+/**
+ * Opening a SWIM stream (with its dial) gives up after this long (ms). Frames wait (up to MAX_PENDING_FRAMES) while it
+ * opens and the detector's own timers decide about the member meanwhile; a short limit only made a dial on a loaded
+ * host (a noise handshake whose every round trip waits for two late event loops) start over, and never finish.
+ */
+export const SWIM_DIAL_TIMEOUT_MS = 10000
 
 /**
  * Announcements per 'states' frame to a newcomer: at ~1 KB each, a frame stays well under MAX_SWIM_FRAME; a larger

@@ -71,6 +71,10 @@ const ANNOUNCE_MEMBERS_PER_INTERVAL = 10
  */
 const STATE_ASK_JITTER_MS = 2000
 
+/** Members without an announcement are asked for it again this often (ms), at most STATE_RETRY_BATCH at a time. */
+const STATE_RETRY_MS = 5000
+const STATE_RETRY_BATCH = 16
+
 /** A newcomer re-announces itself this long after start (ms), once its gossipsub has peers to send to. */
 const JOIN_ANNOUNCE_MS = [1000, 3000]
 
@@ -90,6 +94,8 @@ export class Membership implements Startable {
   /** This node's Vivaldi coordinate, moved by every answered probe. */
   readonly coordinates = new CoordinateClient()
   private periodicTimer?: NodeJS.Timeout
+  private lastStateRetry = 0
+  private rejoining = false
   /** What the validator decoded, handed to the message handler (same message object). */
   private readonly decoded = new WeakMap<Message, Announcement | SuspectNotice>()
   /** Parsed peer IDs of members: the probe loop needs them ten times a second. */
@@ -581,6 +587,18 @@ export class Membership implements Startable {
       forgetAfterMs: this.init.forgetAfterMs,
       silenceMs: Infinity
     })
+    // Members the detector knows whose announcement never came (an ask lost with its dial): ask again, a few a round.
+    if (tick - this.lastStateRetry >= STATE_RETRY_MS && !this.leaving) {
+      this.lastStateRetry = tick
+      let asked = 0
+      for (const m of this.swim.list()) {
+        if (asked >= STATE_RETRY_BATCH) break
+        if (m.state === 'alive' && this.table.get(m.peer) === undefined) {
+          this.sendState(m.peer, true)
+          asked++
+        }
+      }
+    }
     for (const m of this.swim.list())
       if (
         (m.state === 'failed' || m.state === 'left') &&
@@ -616,11 +634,16 @@ export class Membership implements Startable {
     const alive = this.table.list().some(m => m.status === 'alive')
     if (alive || this.init.bootstraps.length === 0) return
     for (const peer of this.bootstrapPeers()) this.swim.join(peer)
-    for (const b of this.init.bootstraps) {
-      void this.components.node
-        .dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) })
-        .catch(() => {})
-    }
+    if (this.rejoining) return
+    this.rejoining = true
+    void Promise.allSettled(
+      this.init.bootstraps.map(
+        async b =>
+          await this.components.node.dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) })
+      )
+    ).finally(() => {
+      this.rejoining = false
+    })
   }
 
   /** Members other than this node. */
