@@ -72,7 +72,8 @@ class Cluster {
     readonly net: NetOpts = {}
   ) {}
 
-  add(name: string): Swim {
+  add(name: string, incarnation = 1): Swim {
+    this.nodes.get(name)?.stop()
     const s = new Swim(
       {
         self: name,
@@ -86,7 +87,7 @@ class Cluster {
         }
       },
       this.config,
-      { incarnation: 1 }
+      { incarnation }
     )
     s.on('change', (m, prev) => {
       if (prev !== undefined) this.changes.push({ at: this.clock.t, observer: name, peer: m.peer, state: m.state })
@@ -304,4 +305,21 @@ test('dissemination is bounded: an update rides at most λ·log N messages per n
   const perNodePerS = (c.sent - before) / 20 / 10
   // At rest: a ping and an ack per period per node, and a push-pull now and then.
   assert.ok(perNodePerS <= 2.5, `${perNodePerS.toFixed(2)} messages per node per second at rest`)
+})
+
+test('a failed member that restarts knowing nobody (it was the bootstrap) is found again and alive on all', () => {
+  const c = Cluster.of(6)
+  c.clock.run(5000)
+  c.down.add('n0')
+  assert.ok(c.until('n0', 'failed', 30000) < Infinity, 'failed first')
+  // Long enough for the news of its failure to be disseminated and dropped: nothing goes its way by gossip.
+  c.clock.run(20000)
+  for (const s of c.nodes.values()) if (s.self !== 'n0') assert.equal(s.pending, 0)
+  // A new process: a higher incarnation, an empty view, no bootstrap to join through.
+  c.down.delete('n0')
+  c.add('n0', 2)
+  const took = c.until('n0', 'alive', 30000)
+  assert.ok(took < 12000, `alive everywhere again after ${took} ms`)
+  c.clock.run(5000)
+  assert.equal(c.nodes.get('n0')?.list().length, 5, 'and it knows everyone again')
 })

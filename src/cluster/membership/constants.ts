@@ -80,3 +80,10 @@ export const SWIM_DIAL_TIMEOUT_MS = 10000
  * cluster's go in several frames.
  */
 export const MAX_STATES_PER_FRAME = 500
+
+/**
+ * A random failed member is pinged this often (ms), as Serf's reconnect does (every 30 s there): a member that
+ * restarted and knows nobody (it was the bootstrap) hears from the cluster and answers with a push-pull. Shorter than
+ * Serf's so that a restarted allocator is back in seconds; one ping per interval, and only while some member is failed.
+ */
+export const RECONNECT_INTERVAL_MS = 5000

@@ -14,6 +14,7 @@ import {
   MAX_PIGGYBACK,
   MAX_QUEUED_UPDATES,
   PUSH_PULL_INTERVAL_MS,
+  RECONNECT_INTERVAL_MS,
   RETRANSMIT_MULT,
   SUSPICION_CONFIRMATIONS,
   SUSPICION_MAX_MULT,
@@ -36,6 +37,7 @@ export interface SwimConfig {
   suspicionMaxMult?: number
   suspicionConfirmations?: number
   pushPullIntervalMs?: number
+  reconnectIntervalMs?: number
 }
 
 export type Timer = unknown
@@ -135,6 +137,7 @@ export class Swim extends EventEmitter<SwimEvents> {
   private probeTimer?: Timer
   private gossipTimer?: Timer
   private pushPullTimer?: Timer
+  private reconnectTimer?: Timer
   private readonly unknownSyncAt = new Map<string, number>()
   /** Members joined through: contacted again each period while this node knows no live member (a lost join). */
   private readonly seeds = new Set<string>()
@@ -155,6 +158,7 @@ export class Swim extends EventEmitter<SwimEvents> {
       suspicionMaxMult: SUSPICION_MAX_MULT,
       suspicionConfirmations: SUSPICION_CONFIRMATIONS,
       pushPullIntervalMs: PUSH_PULL_INTERVAL_MS,
+      reconnectIntervalMs: RECONNECT_INTERVAL_MS,
       ...config
     }
     this.incarnation = opts.incarnation ?? 0
@@ -208,11 +212,13 @@ export class Swim extends EventEmitter<SwimEvents> {
     this.scheduleProbe()
     this.gossipTimer = this.env.setTimer(this.gossipTick, this.c.gossipIntervalMs)
     this.schedulePushPull()
+    this.reconnectTimer = this.env.setTimer(this.reconnectTick, this.c.reconnectIntervalMs)
   }
 
   stop(): void {
     this.running = false
-    for (const t of [this.probeTimer, this.gossipTimer, this.pushPullTimer]) if (t !== undefined) this.env.clearTimer(t)
+    for (const t of [this.probeTimer, this.gossipTimer, this.pushPullTimer, this.reconnectTimer])
+      if (t !== undefined) this.env.clearTimer(t)
     for (const p of this.probes.values()) for (const t of p.timers) this.env.clearTimer(t)
     this.probes.clear()
     for (const r of this.relays.values()) this.env.clearTimer(r.timer)
@@ -651,6 +657,15 @@ export class Swim extends EventEmitter<SwimEvents> {
       }
     }
     this.gossipTimer = this.env.setTimer(this.gossipTick, this.c.gossipIntervalMs)
+  }
+
+  /** Pings one random failed member (Serf's reconnect): if it is back, the exchange that follows revives it. */
+  private readonly reconnectTick = (): void => {
+    if (!this.running) return
+    const [peer] = this.randomMembers(1, m => m.state === 'failed')
+    if (peer !== undefined && !this.leaving)
+      this.env.send(peer, { v: 1, t: 'ping', seq: ++this.seq, ...this.withCoord(), updates: this.piggyback(peer) })
+    this.reconnectTimer = this.env.setTimer(this.reconnectTick, this.c.reconnectIntervalMs)
   }
 
   private schedulePushPull(): void {
