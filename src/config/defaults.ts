@@ -71,8 +71,8 @@ export function builtinDefaults(): SharedDefaults {
       // A probe is one round trip on an open connection, a few ms within a region: 500 ms
       // without an answer sends indirect probes (memberlist's ProbeTimeout is 500 ms too).
       ProbeTimeoutMs: 500,
-      // A suspicion nobody confirms waits 3 s in a small cluster, one three others confirm 0.5 s: a frozen process is
-      // failed in about 2-3 s, a slow one has time to refute.
+      // A suspicion nobody confirms waits 6 s in a small cluster, one three others confirm 1 s: a frozen process is
+      // failed in about 2.5-3 s, a slow one has time to refute.
       SuspectTimeoutMs: 1500,
       // An hour: `members` still shows what failed or left recently, and churn does not pile up.
       ForgetAfterS: 3600

@@ -323,7 +323,7 @@ export const configSchema = {
           minimum: 10,
           maximum: 3600000,
           description:
-            'Base wait before a suspect member that does not refute is failed (ms): twice this when no other member confirms the suspicion, down to a third when three do, times log10 of the cluster size past 10; a node that is itself slow stretches it (local health).'
+            'Base wait before a suspect member that does not refute is failed (ms): four times this when no other member confirms the suspicion, down to two thirds of it when three do, times log10 of the cluster size past 10; a node that is itself slow stretches it (local health).'
         },
         ForgetAfterS: {
           type: 'number',

@@ -62,11 +62,12 @@ class Channel {
 
   write(frame: Uint8Array): void {
     if (this.closed) return
-    const head = new Uint8Array(4)
-    new DataView(head.buffer).setUint32(0, frame.byteLength)
+    // One buffer, so one yamux frame, one noise message and one TCP segment per SWIM message, not two of each.
+    const out = new Uint8Array(4 + frame.byteLength)
+    new DataView(out.buffer).setUint32(0, frame.byteLength)
+    out.set(frame, 4)
     try {
-      this.stream.send(head)
-      this.stream.send(frame)
+      this.stream.send(out)
       this.transport.bytesOut += 4 + frame.byteLength
     } catch {
       this.closed = true
