@@ -1,6 +1,7 @@
-// Membership benchmark: 20 physarum daemons (real processes) on 127.0.0.1 — join seen
-// by all, SIGKILL and SIGSTOP seen as failed by all, gossip bytes at rest, false
-// failures during a soak — and the same with 20 HashiCorp serf agents when installed.
+// Membership benchmark: N physarum daemons (real processes, BENCH_NODES, 20 by default;
+// 20, 50 and 100 for issue 19) on 127.0.0.1 — join seen by all, SIGKILL and SIGSTOP seen
+// as failed by all, bytes and CPU per node at rest, false failures during a soak — and
+// the same with N HashiCorp serf agents when installed (apt-get install serf).
 // Runs inside a network namespace of its own when it can, so that the loopback byte
 // counters belong to the cluster under test alone.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -15,6 +16,17 @@ const N = Number(process.env.BENCH_NODES ?? 20)
 const JOINS = Number(process.env.BENCH_JOINS ?? 5)
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? 60)
 const REST_S = 20
+
+/** CPU seconds (user + system) a process has used, from /proc; 0 when it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    // Fields 14 and 15 (utime, stime) in clock ticks; they are 12 and 13 after the command name.
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch {
+    return 0
+  }
+}
 
 function loTxBytes(): number | undefined {
   try {
@@ -38,6 +50,8 @@ interface ClusterAdapter {
    */
   count: (change: Change, since: number) => number | undefined
   signal: (i: number, sig: NodeJS.Signals) => void
+  /** PIDs of the running nodes, for their CPU time. */
+  pids: () => number[]
   /** The signal on which a node leaves gracefully. */
   leaveSignal: NodeJS.Signals
   close: () => Promise<void>
@@ -138,6 +152,7 @@ function physarumCluster(): ClusterAdapter {
     signal: (i, sig) => {
       procs[i].kill(sig)
     },
+    pids: () => procs.filter(p => p.exitCode === null && p.signalCode === null).map(p => p.pid as number),
     close: async () => {
       await Promise.all(
         procs.map(async p => {
@@ -202,6 +217,7 @@ function serfCluster(): ClusterAdapter {
     signal: (i, sig) => {
       procs[i].kill(sig)
     },
+    pids: () => procs.filter(p => p.exitCode === null && p.signalCode === null).map(p => p.pid as number),
     close: async () => {
       for (const p of procs) {
         try {
@@ -245,8 +261,11 @@ async function scenario(c: ClusterAdapter): Promise<Record<string, number>> {
     const soakStart = Date.now()
     await sleep(5000)
     const tx0 = loTxBytes()
+    const pids = c.pids()
+    const cpu0 = pids.reduce((t, p) => t + cpuSeconds(p), 0)
     await sleep(REST_S * 1000)
     const tx1 = loTxBytes()
+    const cpuPerNode = (pids.reduce((t, p) => t + cpuSeconds(p), 0) - cpu0) / pids.length / REST_S
     await sleep(Math.max(0, SOAK_S * 1000 - (Date.now() - soakStart)))
     const falseAlarms = c.count('fail', soakStart) ?? NaN
     const suspects = c.count('suspect', soakStart)
@@ -270,6 +289,7 @@ async function scenario(c: ClusterAdapter): Promise<Record<string, number>> {
       stopFailedMs: stopSeen - ts,
       resumeAliveMs: back - tc,
       bytesPerNodePerS: tx0 !== undefined && tx1 !== undefined ? (tx1 - tx0) / N / REST_S : NaN,
+      cpuPercentPerNode: cpuPerNode * 100,
       falseAlarms,
       ...(suspects !== undefined ? { suspects } : {}),
       soakS: SOAK_S
@@ -291,21 +311,21 @@ async function inner(netns: boolean): Promise<void> {
   }
   const row = (name: string, r: Record<string, number> | undefined): string =>
     r === undefined
-      ? `| ${name} | ${withSerf ? 'not installed' : 'not run (BENCH_SERF=0)'} | | | | | |`
-      : `| ${name} | ${fmt(r.joinMedianMs)} (max ${fmt(r.joinMaxMs)}) | ${fmt(r.killFailedMs)} | ${fmt(r.stopFailedMs)} | ${fmt(r.resumeAliveMs)} | ${fmt(r.bytesPerNodePerS)} | ${r.falseAlarms}${r.suspects !== undefined ? ` (${r.suspects})` : ''} in ${r.soakS} s |`
+      ? `| ${name} | ${withSerf ? 'not installed' : 'not run (BENCH_SERF=0)'} | | | | | | |`
+      : `| ${name} | ${fmt(r.joinMedianMs)} (max ${fmt(r.joinMaxMs)}) | ${fmt(r.killFailedMs)} | ${fmt(r.stopFailedMs)} | ${fmt(r.resumeAliveMs)} | ${fmt(r.bytesPerNodePerS)} | ${fmt(r.cpuPercentPerNode, 2)} | ${r.falseAlarms}${r.suspects !== undefined ? ` (${r.suspects})` : ''} in ${r.soakS} s |`
   const markdown = `${N} nodes, each a real process on 127.0.0.1${netns ? ", in a network namespace of the benchmark's own (so the loopback byte counter is the cluster's alone)" : ''}. Times in milliseconds, measured from the joining node's start (physarum: its "started" log line; serf: its spawn) or from the signal, to the moment the **last** of the other nodes logged the change.
 
-| | join seen by all (median of ${JOINS}) | SIGKILL → failed on all | SIGSTOP → failed on all | SIGCONT → alive on all | gossip bytes per node per s at rest | false failures (suspicions) during soak |
-|---|---|---|---|---|---|---|
+| | join seen by all (median of ${JOINS}) | SIGKILL → failed on all | SIGSTOP → failed on all | SIGCONT → alive on all | bytes per node per s at rest | CPU % of a core per node at rest | false failures (suspicions) during soak |
+|---|---|---|---|---|---|---|---|
 ${row('physarum', p)}
 ${row('serf', s)}
 
-Targets: join ≤ 300 ms, failed ≤ 3000 ms, no false failure in a 10-minute soak (\`BENCH_SOAK_S=600 npm run bench -- membership\`).${s !== undefined ? ` Ratios (serf / physarum): join ${fmt(s.joinMedianMs / p.joinMedianMs, 1)}×, SIGKILL ${fmt(s.killFailedMs / p.killFailedMs, 1)}×, SIGSTOP ${fmt(s.stopFailedMs / p.stopFailedMs, 1)}×; bytes at rest ${fmt(p.bytesPerNodePerS / s.bytesPerNodePerS, 1)}× serf's.` : ''}
+Targets (issue 19): join ≤ 1 s at 100 nodes, failed ≤ 3000 ms, bytes at rest ≤ 3× serf's and flat in N, no false failure in a 10-minute soak (\`BENCH_SOAK_S=600 npm run bench -- membership\`).${s !== undefined ? ` Ratios (serf / physarum): join ${fmt(s.joinMedianMs / p.joinMedianMs, 1)}×, SIGKILL ${fmt(s.killFailedMs / p.killFailedMs, 1)}×, SIGSTOP ${fmt(s.stopFailedMs / p.stopFailedMs, 1)}×; bytes at rest ${fmt(p.bytesPerNodePerS / s.bytesPerNodePerS, 1)}× serf's.` : ''}
 
-Why the bytes differ: physarum probes every member directly (every 500 ms, or every N × 100 ms in a cluster of N) over a kept-open stream, RTT and liveness in one, and re-announces every 10 s, so its traffic at rest grows with the cluster size squared; serf probes one random member per second and gossips in UDP packets.`
-  saveResult(SOAK_S >= 600 ? 'membership-soak' : 'membership', {
+How they probe: physarum runs SWIM with Lifeguard (src/cluster/membership/swim.ts): each node probes one member every 500 ms (Membership.ProbeIntervalMs) over a kept-open libp2p stream, a ping and its ack each carrying the sender's Vivaldi coordinate, and re-announces its state rarely (every 10 s × N/10); serf (memberlist) probes one member per second in UDP packets. The model to 1,000 and 10,000 nodes is in docs/SCALE.md.`
+  saveResult(SOAK_S >= 600 ? `membership-soak${N === 20 ? '' : `-${N}`}` : `membership${N === 20 ? '' : `-${N}`}`, {
     title:
-      SOAK_S >= 600 ? `Membership: 20 nodes, ${SOAK_S / 60}-minute soak` : 'Membership: 20 nodes, physarum vs serf',
+      SOAK_S >= 600 ? `Membership: ${N} nodes, ${SOAK_S / 60}-minute soak` : `Membership: ${N} nodes, physarum vs serf`,
     ranAt: new Date().toISOString(),
     machine: machine(),
     markdown,

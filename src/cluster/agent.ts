@@ -23,6 +23,7 @@ import { appView, appsView } from './apps.js'
 import { AdminError } from './admin/errors.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 import { SCALE_SYNC_MS } from './constants.js'
+import type { Coordinate } from './coordinate/index.js'
 
 export interface AgentOptions {
   role: Role
@@ -85,6 +86,8 @@ export interface MemberView {
   lastSeen: string
   statusSince: string
   seq: number
+  /** Its Vivaldi network coordinate (this node's own, or as last heard), null while unknown. */
+  coordinate: Coordinate | null
 }
 
 export class Agent {
@@ -310,7 +313,8 @@ export class Agent {
         capacity: a.capacity,
         lastSeen: new Date(m?.lastHeard ?? now).toISOString(),
         statusSince: new Date(m?.statusSince ?? now).toISOString(),
-        seq: a.seq
+        seq: a.seq,
+        coordinate: m === undefined ? this.membership.coordinate : (m.coordinate ?? null)
       }
     }
     const rows = [row(undefined), ...this.membership.members().map(m => row(m))]

@@ -50,9 +50,10 @@ export const REJOIN_INTERVAL_MS = 2000
 export const LEAVE_FLUSH_MS = 150
 
 /**
- * A bootstrap dial while this node knows no live member gives up after this long (ms); it is retried at the next tick.
+ * A bootstrap dial while this node knows no live member gives up after this long (ms); one at a time, retried when it
+ * ends. Not shorter: on a loaded host a noise handshake takes seconds, and a dial aborted at 2 s never finished.
  */
-export const BOOTSTRAP_DIAL_TIMEOUT_MS = 2000
+export const BOOTSTRAP_DIAL_TIMEOUT_MS = 10000
 
 /** The least time between two refutations of a suspicion of this node (ms); well under a suspect's wait. */
 export const REFUTE_MS = 200

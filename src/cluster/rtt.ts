@@ -231,6 +231,11 @@ export class RttService implements Startable {
     return out
   }
 
+  /** A sample taken elsewhere (the failure detector's probe and its answer), kept like one of ours. */
+  observe(peer: string, ms: number): void {
+    this.record(peer, ms)
+  }
+
   private record(key: string, ms: number): void {
     let s = this.samples.get(key)
     if (s === undefined) {

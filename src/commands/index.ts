@@ -2,6 +2,7 @@
 import Allocator from './allocator.js'
 import Proxy from './proxy.js'
 import Members from './members.js'
+import Rtt from './rtt.js'
 import ConfigShow from './config/show.js'
 import ConfigValidate from './config/validate.js'
 import ConfigInit from './config/init.js'
@@ -21,6 +22,7 @@ export const COMMANDS = {
   allocator: Allocator,
   proxy: Proxy,
   members: Members,
+  rtt: Rtt,
   'config:show': ConfigShow,
   'config:validate': ConfigValidate,
   'config:init': ConfigInit,

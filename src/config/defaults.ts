@@ -65,15 +65,17 @@ export function builtinDefaults(): SharedDefaults {
     // Admin.Listen depends on the role (roleDefaults).
     Admin: {},
     Membership: {
-      // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough.
+      // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough
+      // (and less often in a large cluster: each member receives about one periodic announcement per 10 s in all).
       AnnounceIntervalMs: 10000,
-      // Each member twice a second (less often in a large cluster, ~20 probes/s in all):
-      // fresh RTTs, and a frozen peer noticed within a second.
+      // The SWIM protocol period: each node probes one member twice a second, whatever the cluster's size (memberlist's
+      // LAN default is 1 s; half of it gets a frozen peer suspected within about a second).
       ProbeIntervalMs: 500,
       // A probe is one round trip on an open connection, a few ms within a region: 500 ms
-      // without an answer is a miss.
+      // without an answer sends indirect probes (memberlist's ProbeTimeout is 500 ms too).
       ProbeTimeoutMs: 500,
-      // Three probe periods: a frozen process is failed in about 1.5-2 s, sooner when others confirm the suspicion.
+      // A suspicion nobody confirms waits 6 s in a small cluster, one three others confirm 1 s: a frozen process is
+      // failed in about 2.5-3 s, a slow one has time to refute.
       SuspectTimeoutMs: 1500,
       // An hour: `members` still shows what failed or left recently, and churn does not pile up.
       ForgetAfterS: 3600

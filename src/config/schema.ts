@@ -329,32 +329,35 @@ export const configSchema = {
     Membership: {
       type: 'object',
       additionalProperties: false,
-      description: 'Gossip membership and failure detection.',
+      description: 'Gossip membership and SWIM failure detection.',
       properties: {
         AnnounceIntervalMs: {
           type: 'integer',
           minimum: 100,
           maximum: 3600000,
-          description: 'Periodic re-announcement (ms); changes are announced at once.'
+          description:
+            'Periodic re-announcement (ms) up to 10 members, one interval more per 10 members beyond (a flat total in the cluster); changes are announced at once.'
         },
         ProbeIntervalMs: {
           type: 'integer',
           minimum: 50,
           maximum: 600000,
-          description: 'How often each member is probed (RTT and liveness, ms).'
+          description:
+            'The SWIM protocol period (ms): each node probes one member (round-robin over a shuffled list) per period; the probes also give RTTs and network coordinates.'
         },
         ProbeTimeoutMs: {
           type: 'integer',
           minimum: 10,
           maximum: 600000,
-          description: 'A probe without an answer in this time is a miss (ms).'
+          description:
+            'A direct probe without an answer in this time is retried through 3 other members (indirect probes, ms); a member none reaches within the period is suspect.'
         },
         SuspectTimeoutMs: {
           type: 'integer',
           minimum: 10,
           maximum: 3600000,
           description:
-            'Base wait before a silent suspect member is failed (ms): twice this when no other member confirms the suspicion, down to a third when three do; a node that is itself slow stretches it (local health).'
+            'Base wait before a suspect member that does not refute is failed (ms): four times this when no other member confirms the suspicion, down to two thirds of it when three do, times log10 of the cluster size past 10; a node that is itself slow stretches it (local health).'
         },
         ForgetAfterS: {
           type: 'number',

@@ -123,6 +123,7 @@ export class ProxyDaemon {
           member: peer => agent.membership.table.get(peer),
           rtt: {
             get: peer => agent.rtt.get(peer)?.ms,
+            estimate: peer => agent.membership.estimate(peer),
             measureMany: async (peers, o) => {
               await agent.rtt.measureMany(
                 peers.map(p => peerIdFromString(p)),

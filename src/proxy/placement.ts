@@ -16,6 +16,7 @@ import { PlacementError } from './errors.js'
 import {
   JOIN_SETTLE_MS,
   JOIN_SETTLE_POLL_MS,
+  MEASURE_CANDIDATES,
   MEASURE_MAX_MS,
   MEASURE_MIN_MS,
   RECENT_ALLOCATION_MS
@@ -53,6 +54,11 @@ export interface PlacementComponents {
     get: (peer: string) => number | undefined
     /** Measures the peers, in parallel, within `timeoutMs`; failures leave them unmeasured. */
     measureMany: (peers: string[], opts: { timeoutMs: number }) => Promise<void>
+    /**
+     * An RTT estimate (ms) from network coordinates, without a probe: which few unmeasured peers are worth measuring,
+     * and the distance of those not measured.
+     */
+    estimate?: (peer: string) => number | undefined
   }
   /** Asks one allocator for a ready instance; throws an AllocationError when it gives none. */
   allocate: (allocator: string, app: string, opts: { fresh: boolean; timeoutMs: number }) => Promise<InstanceInfo>
@@ -103,10 +109,25 @@ export class Placement {
     return this.components.rtt.get(peer)
   }
 
-  /** Measures the peers whose RTT is unknown, in parallel, bounded by `timeoutMs`. */
+  /** The measured RTT, else the coordinates' estimate (ms). */
+  private distanceOf(peer: string): number | undefined {
+    return this.rttOf(peer) ?? this.components.rtt.estimate?.(peer)
+  }
+
+  /**
+   * Measures the peers whose RTT is unknown, in parallel, bounded by `timeoutMs`: with coordinates, only the
+   * MEASURE_CANDIDATES nearest by estimate (the rest keep their estimate), not every one of them.
+   */
   private async measureUnknown(peers: string[], timeoutMs: number): Promise<void> {
-    const unknown = [...new Set(peers)].filter(p => this.rttOf(p) === undefined)
+    let unknown = [...new Set(peers)].filter(p => this.rttOf(p) === undefined)
     if (unknown.length === 0) return
+    const estimate = this.components.rtt.estimate
+    if (estimate !== undefined && unknown.length > MEASURE_CANDIDATES)
+      unknown = unknown
+        .map((p, i) => ({ p, e: estimate(p) ?? Infinity, i }))
+        .sort((a, b) => a.e - b.e || a.i - b.i)
+        .slice(0, MEASURE_CANDIDATES)
+        .map(x => x.p)
     await this.components.rtt.measureMany(unknown, {
       timeoutMs: Math.max(MEASURE_MIN_MS, Math.min(timeoutMs, MEASURE_MAX_MS))
     })
@@ -192,7 +213,7 @@ export class Placement {
         eps.filter(e => e.rttMs === Infinity).map(e => e.peer),
         policy.hardMs
       )
-      eps = eps.map(e => ({ ...e, rttMs: this.rttOf(e.peer) ?? Infinity }))
+      eps = eps.map(e => ({ ...e, rttMs: this.distanceOf(e.peer) ?? Infinity }))
     }
     const withinHard = eps.filter(e => e.rttMs <= policy.hardMs)
     if (withinHard.length === 0) {
@@ -311,7 +332,7 @@ export class Placement {
       policy.hardMs
     )
     const ranked = hosts
-      .map(h => ({ peer: h.announcement.peer, rtt: this.rttOf(h.announcement.peer) ?? Infinity }))
+      .map(h => ({ peer: h.announcement.peer, rtt: this.distanceOf(h.announcement.peer) ?? Infinity }))
       .filter(h => (opts.strictlyNearer === true ? h.rtt < opts.maxRttMs : h.rtt <= opts.maxRttMs))
       .sort((a, b) => a.rtt - b.rtt)
     if (ranked.length === 0)

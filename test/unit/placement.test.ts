@@ -74,6 +74,8 @@ function fake(
     gate?: Promise<void>
     policy?: Partial<AppPolicy>
     unmeasured?: Record<string, number>
+    /** Coordinate estimates (ms) by peer: with them, only the few nearest by estimate are measured. */
+    estimates?: Record<string, number>
     coldStartTimeoutMs?: number
   } = {}
 ): Fake {
@@ -98,7 +100,8 @@ function fake(
           const ms = opts.unmeasured?.[p]
           if (ms !== undefined) rtts.set(p, ms)
         }
-      }
+      },
+      ...(opts.estimates !== undefined ? { estimate: (peer: string) => opts.estimates?.[peer] } : {})
     },
     allocate: async (peer, app, o): Promise<InstanceInfo> => {
       asked.push(`${peer} ${app} ${String(o.fresh)}`)
@@ -314,4 +317,21 @@ test('an announcement newer than an allocation that does not list the instance e
   assert.ok(h !== undefined)
   h.ts = Date.now() + 1
   assert.equal(f.placement.endpoints('web').length, 0)
+})
+
+test('with coordinates, a cold start measures only the 3 nearest allocators by estimate, not all 20', async () => {
+  const hosts: HostSpec[] = []
+  const estimates: Record<string, number> = {}
+  const unmeasured: Record<string, number> = {}
+  for (let i = 0; i < 20; i++) {
+    hosts.push({ peer: `a${i}` })
+    // Estimates rank a7 < a3 < a12 < the rest; the precise measure says a3 is the nearest.
+    estimates[`a${i}`] = i === 7 ? 4 : i === 3 ? 5 : i === 12 ? 6 : 50 + i
+    unmeasured[`a${i}`] = i === 3 ? 2 : i === 7 ? 9 : i === 12 ? 7 : 60
+  }
+  const f = fake(hosts, { estimates, unmeasured, policy: { softMs: 100, hardMs: 200 } })
+  const c = await f.placement.choose('web')
+  assert.deepEqual([...f.measured].sort(), ['a12', 'a3', 'a7'], 'only the three nearest by estimate are probed')
+  assert.equal(c.endpoint.peer, 'a3', 'the precise measure decides among them')
+  assert.deepEqual(f.asked, ['a3 web false'])
 })

@@ -1,6 +1,7 @@
 // Renders member rows for people (a table in the manner of `serf members`) and filters them.
 import type { MemberView } from '../../cluster/agent.js'
 import { shortPeer } from '../../cluster/membership/membership.js'
+import { estimateRttMs, type Coordinate } from '../../cluster/coordinate/index.js'
 
 export interface MemberFilter {
   status?: string
@@ -60,9 +61,17 @@ function table(rows: string[][]): string {
   )
 }
 
+/** A coordinate for people: its height, adjustment and error, and the first dimensions (ms). */
+export function formatCoordinate(c: Coordinate): string {
+  const ms = (s: number): string => (s * 1000).toFixed(3)
+  return `vec=[${c.vec.map(ms).join(',')}] height=${ms(c.height)} adjustment=${ms(c.adjustment)} error=${c.error.toFixed(3)}`
+}
+
 export function formatMembers(rows: MemberView[], detailed = false): string {
   const head = ['PEER', 'ADDRESS', 'STATUS', 'ROLES', 'RTT(ms)', 'APPS', 'LOAD']
-  if (detailed) head.push('VERSION', 'LAST SEEN')
+  if (detailed) head.push('EST(ms)', 'VERSION', 'LAST SEEN')
+  // Estimates are from the answering agent's own coordinate (the row marked *), as `physarum rtt PEER` gives them.
+  const origin = rows.find(r => r.self)?.coordinate ?? null
   const body = rows.map(r => {
     const cols = [
       shortPeer(r.peer) + (r.self ? '*' : ''),
@@ -73,13 +82,23 @@ export function formatMembers(rows: MemberView[], detailed = false): string {
       apps(r),
       load(r)
     ]
-    if (detailed) cols.push(r.version, r.lastSeen)
+    if (detailed) {
+      const est =
+        r.self || origin === null || r.coordinate === null || r.coordinate === undefined
+          ? '-'
+          : estimateRttMs(origin, r.coordinate).toFixed(2)
+      cols.push(est, r.version, r.lastSeen)
+    }
     return cols
   })
   let out = table([head, ...body])
   if (detailed) {
     out += '\n'
-    for (const r of rows) out += `${r.peer}\n${r.addrs.map(a => `  ${a}`).join('\n')}\n`
+    for (const r of rows) {
+      out += `${r.peer}\n${r.addrs.map(a => `  ${a}`).join('\n')}\n`
+      // Rows from an agent of an older version have no coordinate field.
+      out += `  coordinate ${r.coordinate === null || r.coordinate === undefined ? 'unknown yet' : formatCoordinate(r.coordinate)}\n`
+    }
   }
   return out
 }

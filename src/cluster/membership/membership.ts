@@ -1,9 +1,10 @@
-// Gossip membership: announces this node on /physarum/members/1 (at start, on every
-// change, periodically, and as a leave on shutdown), keeps the member table from
-// everyone's announcements, keeps a connection to every member, and detects failures
-// by probing each member over the rtt module (a killed process refuses the redial at
-// once; a frozen one stops answering probes). A node that is itself slow stretches its
-// own timeouts (local health, health.ts) rather than declare healthy members failed.
+// Gossip membership: announces this node's state on /physarum/members/1 (at start, on
+// every change, rarely otherwise, and as a leave on shutdown), keeps the member table
+// from everyone's announcements, and leaves liveness to the SWIM failure detector
+// (swim.ts over swim-transport.ts): one member probed per period, not every member by
+// every member. A closed connection whose redial is refused is a suspicion at once (a
+// killed process). The probes' RTTs feed the rtt cache and this node's Vivaldi
+// coordinate. A node that is itself slow stretches its own timeouts (health.ts, Lifeguard).
 import type { ScaleRecord } from '../../scale/protocol.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -13,24 +14,25 @@ import {
   MEMBERS_TOPIC,
   SUSPECT_TOPIC,
   decodeSuspect,
-  encodeSuspect,
   decodeAnnouncement,
   encodeAnnouncement,
   type Announcement,
   type AppInstances,
   type SuspectNotice
 } from './announcement.js'
-import { MemberTable, type Member, type TableTiming } from './table.js'
+import { MemberTable, type Member, type MemberStatus } from './table.js'
 import { LocalHealth } from './health.js'
+import { Swim } from './swim.js'
+import { MAX_STATES_PER_FRAME } from './constants.js'
+import { SwimTransport } from './swim-transport.js'
+import { CoordinateClient, CoordinateError, type Coordinate } from '../coordinate/index.js'
 import type { PhysarumNode } from '../node.js'
 import type { RttService } from '../rtt.js'
 import { debugOn, type Logger } from '../../util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   BOOTSTRAP_DIAL_TIMEOUT_MS,
-  FAILED_PROBE_FACTOR,
   LEAVE_FLUSH_MS,
-  PROBE_SPACING_MS,
   REFUTE_MS,
   REJOIN_INTERVAL_MS,
   SLOW_LOG_INTERVAL_MS
@@ -62,7 +64,27 @@ export interface MembershipInit {
 export interface MembershipStats {
   onAnnouncement?: (result: 'accepted' | 'stale' | 'malformed' | 'oversized' | 'spoofed') => void
   onSuspectNotice?: (result: 'accepted' | 'malformed' | 'spoofed') => void
+  onSwimMalformed?: () => void
 }
+
+/** Members per doubling of the periodic announcement's interval: its total rate in the cluster stays flat in N. */
+const ANNOUNCE_MEMBERS_PER_INTERVAL = 10
+
+/**
+ * A member the detector learns of is asked for its announcement after half to all of this (ms), unless gossipsub or
+ * a 'states' frame brought it by then: see the change handler.
+ */
+const STATE_ASK_JITTER_MS = 2000
+
+/** Members without an announcement are asked for it again this often (ms), at most STATE_RETRY_BATCH at a time. */
+const STATE_RETRY_MS = 5000
+const STATE_RETRY_BATCH = 16
+
+/**
+ * A newcomer re-announces itself this long after start (ms): its first announcement goes out before it has a gossipsub
+ * peer; its bootstrap's connection and subscriptions are there within a few hundred ms.
+ */
+const JOIN_ANNOUNCE_MS = [250, 1000, 3000]
 
 export class Membership implements Startable {
   readonly table = new MemberTable()
@@ -71,12 +93,17 @@ export class Membership implements Startable {
   private announceTimer?: NodeJS.Timeout
   private started = false
   private leaving = false
-  private probing = new Set<string>()
-  private readonly lastProbe = new Map<string, number>()
   private dialing = new Set<string>()
   private readonly selfPeer: string
-  private readonly timing: Omit<TableTiming, 'silenceMs'>
   private readonly log: Logger
+  /** The failure detector: the member table's statuses follow its verdicts. */
+  readonly swim: Swim
+  readonly transport: SwimTransport
+  /** This node's Vivaldi coordinate, moved by every answered probe. */
+  readonly coordinates = new CoordinateClient()
+  private periodicTimer?: NodeJS.Timeout
+  private lastStateRetry = 0
+  private rejoining = false
   /** What the validator decoded, handed to the message handler (same message object). */
   private readonly decoded = new WeakMap<Message, Announcement | SuspectNotice>()
   /** Parsed peer IDs of members: the probe loop needs them ten times a second. */
@@ -96,7 +123,6 @@ export class Membership implements Startable {
   ) {
     this.selfPeer = components.node.peerId.toString()
     this.log = components.log
-    this.timing = { suspectTimeoutMs: init.suspectTimeoutMs, forgetAfterMs: init.forgetAfterMs }
     this.tickMs = Math.min(100, init.probeIntervalMs)
     // A point of score per fifth of a probe timeout of lag (100 ms by default): a node whose
     // loop is 300 ms late gives probes 4× the time, by when even its own answers get through.
@@ -114,15 +140,138 @@ export class Membership implements Startable {
       if (m.status === 'left' && m.announcement.roles.every(r => r === 'observer'))
         this.table.forget(m.announcement.peer)
     })
-    // A member that probes us is alive: evidence in the other direction, at no cost.
-    components.rtt.onInbound = peer => {
-      if (this.started) this.table.heard(peer, Date.now())
+    this.transport = new SwimTransport(
+      { node: components.node, log: components.log },
+      {
+        onMessage: (from, msg) => {
+          if (msg.t === 'state') this.onState(from, msg.announcement, msg.reply)
+          else if (msg.t === 'states') this.onStates(from, msg.announcements)
+          else this.swim.receive(from, msg)
+        },
+        addrsOf: peer => this.addrsOfPeer(peer),
+        peerIdOf: peer => this.peerId(peer),
+        onMalformed: () => components.stats?.onSwimMalformed?.()
+      }
+    )
+    const timer = (fn: () => void, ms: number): NodeJS.Timeout => {
+      const t = setTimeout(fn, ms)
+      t.unref()
+      return t
     }
+    this.swim = new Swim(
+      {
+        self: this.selfPeer,
+        now: () => performance.now(),
+        setTimer: timer,
+        clearTimer: t => {
+          clearTimeout(t as NodeJS.Timeout)
+        },
+        send: (to, msg) => {
+          this.transport.send(to, msg)
+        },
+        random: Math.random,
+        addrs: () => components.node.getMultiaddrs().map(m => m.toString()),
+        coordinate: () => wireCoordinate(this.coordinates.coordinate),
+        externalHealth: () => this.health.score
+      },
+      {
+        probeIntervalMs: init.probeIntervalMs,
+        probeTimeoutMs: init.probeTimeoutMs,
+        // The least wait (three confirmations) is two thirds of SuspectTimeoutMs, 1 s by default: a suspect needs a
+        // few gossip rounds to hear of it and as many for its refutation to come back (0.5 s failed healthy members of
+        // a loaded 8-process cluster); one nobody confirms waits 6× that.
+        suspicionMinMs: (init.suspectTimeoutMs * 2) / 3
+      },
+      // Wall-clock based: a restarted process outranks whatever its previous life said.
+      { incarnation: Date.now() }
+    )
+    this.swim.on('change', (m, prev) => {
+      this.table.setState(m.peer, m.state as MemberStatus, Date.now())
+      // A member the detector just learnt of, whose announcement has not come: ask it for it, after a random pause
+      // (it may be asking us at the same moment, or its own announcement be on its way).
+      if (prev === undefined && m.state === 'alive' && this.table.get(m.peer) === undefined) {
+        const t = setTimeout(
+          () => {
+            if (this.started && !this.leaving && this.table.get(m.peer) === undefined) this.sendState(m.peer, true)
+          },
+          STATE_ASK_JITTER_MS * (0.5 + Math.random() / 2)
+        )
+        t.unref()
+      }
+    })
+    this.swim.on('rtt', (peer, ms, coord) => {
+      components.rtt.observe(peer, ms)
+      if (coord === undefined) return
+      try {
+        this.coordinates.update(peer, coord, ms)
+      } catch (err) {
+        if (!(err instanceof CoordinateError)) throw err
+        this.log.debug('coordinate sample refused', { peer, error: err.message })
+      }
+    })
+    this.swim.on('coordinate', (peer, coord) => {
+      this.table.setCoordinate(peer, coord)
+    })
+    this.swim.on('joined', peer => {
+      this.sendStates(peer)
+    })
+    this.swim.on('refute', () => {
+      this.health.refuted(Date.now())
+    })
     this.table.on('forget', peer => {
       components.rtt.forget(peer)
-      this.lastProbe.delete(peer)
+      this.swim.forget(peer)
+      this.transport.close(peer)
+      this.coordinates.forget(peer)
       this.peerIds.delete(peer)
     })
+  }
+
+  /** Sends this node's announcement to one member, straight (reply: it should answer with its own). */
+  private sendState(peer: string, reply: boolean): void {
+    this.transport.send(peer, { v: 1, t: 'state', reply, announcement: this.selfAnnouncement() })
+  }
+
+  /** Every announcement this node holds, its own first, to a newcomer that joined through it. */
+  private sendStates(peer: string): void {
+    const all = [this.selfAnnouncement(), ...this.table.list().map(m => m.announcement)].filter(
+      a => a.peer !== peer && a.leaving !== true
+    )
+    for (let i = 0; i < all.length; i += MAX_STATES_PER_FRAME)
+      this.transport.send(peer, { v: 1, t: 'states', announcements: all.slice(i, i + MAX_STATES_PER_FRAME) })
+  }
+
+  private onStates(from: string, list: Announcement[]): void {
+    if (!this.started) return
+    const now = Date.now()
+    for (const raw of list) {
+      if (raw.peer === this.selfPeer) continue
+      const a = filled(raw)
+      if (a.peer === from) this.accept(a)
+      else if (this.table.applyRelayed(a, now)) this.afterNew(a, 'new')
+    }
+  }
+
+  /** A member's own announcement over its SWIM stream: the stream proves the sender, as a signature would. */
+  private onState(from: string, raw: Announcement, reply: boolean): void {
+    if (!this.started) return
+    if (raw.peer !== from) {
+      this.components.stats?.onAnnouncement?.('spoofed')
+      return
+    }
+    this.accept(filled(raw))
+    if (reply && !this.leaving) this.sendState(from, false)
+  }
+
+  /** This node's Vivaldi coordinate. */
+  get coordinate(): Coordinate {
+    return this.coordinates.coordinate
+  }
+
+  /** Estimated RTT (ms) to a member from its coordinate, without probing it; undefined when it has none yet. */
+  estimate(peer: string): number | undefined {
+    const c = this.table.get(peer)?.coordinate ?? this.swim.get(peer)?.coord
+    return c === undefined ? undefined : this.coordinates.estimateTo(c)
   }
 
   get peer(): string {
@@ -144,21 +293,26 @@ export class Membership implements Startable {
     pubsub.topicValidators.set(MEMBERS_TOPIC, (_from: PeerId, msg: Message) => this.validate(msg))
     pubsub.topicValidators.set(SUSPECT_TOPIC, (_from: PeerId, msg: Message) => this.validateSuspect(msg))
     pubsub.addEventListener('message', this.onMessage)
-    pubsub.addEventListener('subscription-change', this.onSubscription)
     node.addEventListener('peer:disconnect', this.onDisconnect)
     pubsub.subscribe(MEMBERS_TOPIC)
     pubsub.subscribe(SUSPECT_TOPIC)
+    await this.transport.start()
     this.started = true
+    this.swim.start()
+    for (const peer of this.bootstrapPeers()) this.swim.join(peer)
     this.announce()
-    this.timers.push(
-      setInterval(() => {
+    for (const ms of JOIN_ANNOUNCE_MS) {
+      const t = setTimeout(() => {
         this.announce()
-      }, this.init.announceIntervalMs)
-    )
+      }, ms)
+      t.unref()
+      this.timers.push(t)
+    }
+    this.schedulePeriodic()
     this.lastTick = performance.now()
     this.timers.push(
       setInterval(() => {
-        this.probeAll()
+        this.tick()
       }, this.tickMs)
     )
     this.timers.push(
@@ -174,6 +328,7 @@ export class Membership implements Startable {
     if (!this.started || this.leaving) return
     this.stopTimers()
     this.leaving = true
+    this.swim.leave()
     await this.publish()
     // Give gossipsub a moment to flush the leave to every mesh peer before the streams close.
     await sleep(LEAVE_FLUSH_MS)
@@ -183,16 +338,63 @@ export class Membership implements Startable {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     if (this.announceTimer !== undefined) clearTimeout(this.announceTimer)
+    if (this.periodicTimer !== undefined) clearTimeout(this.periodicTimer)
+  }
+
+  /**
+   * The periodic announcement only refreshes (changes go out at once, and a member that missed one catches up by the
+   * next): every AnnounceIntervalMs up to 10 members, one interval more per 10 members, so that a member receives about
+   * one periodic announcement per interval from the whole cluster, whatever its size.
+   */
+  private schedulePeriodic(): void {
+    const scale = Math.max(1, this.table.size / ANNOUNCE_MEMBERS_PER_INTERVAL)
+    // ±10 % jitter, so that members that started together do not announce together.
+    const ms = this.init.announceIntervalMs * scale * (0.9 + 0.2 * Math.random())
+    this.periodicTimer = setTimeout(() => {
+      this.announce()
+      this.schedulePeriodic()
+    }, ms)
+    this.periodicTimer.unref()
+  }
+
+  /** Peer IDs of the bootstraps (their multiaddrs end in /p2p/ID). */
+  private bootstrapPeers(): string[] {
+    const out: string[] = []
+    for (const b of this.init.bootstraps) {
+      try {
+        const id = peerOfAddr(multiaddr(b))
+        if (id !== undefined && id !== this.selfPeer) out.push(id)
+      } catch {}
+    }
+    return out
+  }
+
+  /** Where a member can be dialled: its announcement's addresses, the detector's, or a bootstrap's. */
+  private addrsOfPeer(peer: string): Multiaddr[] {
+    const a = this.table.get(peer)?.announcement
+    if (a !== undefined) return this.addrsOf(a)
+    const sw = this.swim.get(peer)
+    if (sw !== undefined && sw.addrs.length > 0)
+      return this.addrsOf({ peer, addrs: sw.addrs } as Pick<Announcement, 'peer' | 'addrs'>)
+    const out: Multiaddr[] = []
+    for (const b of this.init.bootstraps) {
+      try {
+        const ma = multiaddr(b)
+        if (peerOfAddr(ma) === peer) out.push(ma)
+      } catch {}
+    }
+    return out
   }
 
   /** Stops; without beforeStop first, others see this node fail rather than leave. */
   async stop(): Promise<void> {
     if (!this.started) return
     this.stopTimers()
+    this.swim.stop()
+    await this.transport.stop()
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
-    pubsub.removeEventListener('subscription-change', this.onSubscription)
     node.removeEventListener('peer:disconnect', this.onDisconnect)
     pubsub.topicValidators.delete(MEMBERS_TOPIC)
     pubsub.topicValidators.delete(SUSPECT_TOPIC)
@@ -288,9 +490,9 @@ export class Membership implements Startable {
         this.refute(Date.now())
         return
       }
-      this.table.confirm(n.suspect, n.peer, Date.now())
-      const m = this.table.get(n.suspect)
-      if (m !== undefined && m.status === 'alive' && !this.probing.has(n.suspect)) void this.probe(m, true)
+      // Someone else suspects a member: the failure detector probes it at once, as one of its own rounds.
+      const m = this.swim.get(n.suspect)
+      if (m?.state === 'alive') this.swim.probe(n.suspect)
       return
     }
     if (msg.topic !== MEMBERS_TOPIC) return
@@ -300,14 +502,31 @@ export class Membership implements Startable {
       if (!res.ok) return
       a = res.announcement
     }
+    this.accept(a)
+  }
+
+  /** Applies an announcement (from gossipsub or straight from its member) to the table. */
+  private accept(a: Announcement): void {
     if (a.peer === this.selfPeer) return
     const result = this.table.apply(a, Date.now())
     this.components.stats?.onAnnouncement?.(result === 'stale' ? 'stale' : 'accepted')
-    if (result === 'new' && a.leaving !== true) {
-      // Tell the newcomer about us at once instead of at the next periodic round.
-      this.announceSoon()
-      this.connect(a)
+    this.afterNew(a, result)
+  }
+
+  /** What an applied announcement tells the detector. */
+  private afterNew(a: Announcement, result: 'new' | 'updated' | 'stale'): void {
+    if (result !== 'stale') {
+      this.swim.hint(a.peer, a.addrs)
+      // The detector's verdict rules; a signed, fresh announcement is a sign of life it is told about.
+      const sw = this.swim.get(a.peer)
+      if (sw !== undefined && sw.state !== 'alive' && a.leaving !== true) {
+        this.swim.evidence(a.peer)
+        if (result === 'new') this.table.setState(a.peer, sw.state as MemberStatus, Date.now())
+      }
+      if (sw?.coord !== undefined) this.table.setCoordinate(a.peer, sw.coord)
     }
+    // No dial to every newcomer (a full mesh is N² handshakes): the detector's probes open connections as they go, and
+    // the newcomer learns our state from its bootstrap ('states'), not from a re-announcement by every member.
   }
 
   /**
@@ -324,23 +543,20 @@ export class Membership implements Startable {
     this.announceSoon(wait)
   }
 
-  private readonly onSubscription = (): void => {
-    // A peer (re)subscribed: it may not know us yet.
-    this.announceSoon()
-  }
-
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const peer = evt.detail.toString()
     this.components.rtt.onDisconnect(peer)
+    this.transport.close(peer)
     const m = this.table.get(peer)
-    if (m === undefined || m.status === 'left' || m.status === 'failed' || !this.started) return
-    // A closed connection is a strong hint: redial at once; a refusal means the process is gone.
+    if (m === undefined || m.status === 'left' || m.status === 'failed' || !this.started || this.leaving) return
+    // A closed connection is a strong hint: redial at once; a refusal (the process is gone) is a suspicion now,
+    // which the others' confirmations ripen fast, rather than a verdict of one node.
     void this.dial(m.announcement).then(ok => {
-      if (!ok && this.started) this.table.unreachable(peer, Date.now())
+      if (!ok && this.started) this.swim.unreachable(peer)
     })
   }
 
-  private addrsOf(a: Announcement): Multiaddr[] {
+  private addrsOf(a: Pick<Announcement, 'peer' | 'addrs'>): Multiaddr[] {
     const out: Multiaddr[] = []
     for (const s of a.addrs) {
       try {
@@ -349,11 +565,6 @@ export class Membership implements Startable {
       } catch {}
     }
     return out
-  }
-
-  private connect(a: Announcement): void {
-    if (this.components.node.getConnections(this.peerId(a.peer)).length > 0) return
-    void this.dial(a)
   }
 
   private async dial(a: Announcement): Promise<boolean> {
@@ -374,41 +585,39 @@ export class Membership implements Startable {
   }
 
   /**
-   * Probes the members that are due. Each member is probed every ProbeIntervalMs, or
-   * less often in a large cluster (about 10 probes per second in all), so that the
-   * cost per node stays flat; a missed probe is retried at once, so that a slow answer
-   * under load is not taken for a failure, and a member that misses both is announced
-   * on the suspect topic so that every other member probes it at once.
+   * Every 100 ms: samples this node's event-loop lag (local health, which stretches the detector's timeouts) and
+   * drops members that failed or left long ago. Liveness itself is the detector's (swim.ts), not silence's.
    */
-  private probeAll(): void {
+  private tick(): void {
     const now = Date.now()
     const tick = performance.now()
     this.health.sample(now, Math.max(0, tick - this.lastTick - this.tickMs))
     this.lastTick = tick
     this.reportHealth(now)
-    const slower = this.health.multiplier
-    const members = this.table.list()
-    const period = Math.max(this.init.probeIntervalMs, members.length * PROBE_SPACING_MS)
-    for (const m of members) {
-      const peer = m.announcement.peer
-      if (m.status === 'left' || this.probing.has(peer)) continue
-      // Failed members are retried less often, so that one that comes back is noticed.
-      const due =
-        (this.lastProbe.get(peer) ?? 0) +
-        (m.status === 'failed'
-          ? FAILED_PROBE_FACTOR * period
-          : m.status === 'suspect'
-            ? this.init.probeIntervalMs
-            : period)
-      if (now < due) continue
-      void this.probe(m, true)
-    }
-    // Silence long enough to have missed two probes makes a member suspect.
     this.table.tick(now, {
-      suspectTimeoutMs: this.timing.suspectTimeoutMs * slower,
-      forgetAfterMs: this.timing.forgetAfterMs,
-      silenceMs: (2 * period + this.init.probeTimeoutMs) * slower
+      suspectTimeoutMs: Infinity,
+      forgetAfterMs: this.init.forgetAfterMs,
+      silenceMs: Infinity
     })
+    // Members the detector knows whose announcement never came (an ask lost with its dial): ask again, a few a round.
+    if (tick - this.lastStateRetry >= STATE_RETRY_MS && !this.leaving) {
+      this.lastStateRetry = tick
+      let asked = 0
+      for (const m of this.swim.list()) {
+        if (asked >= STATE_RETRY_BATCH) break
+        if (m.state === 'alive' && this.table.get(m.peer) === undefined) {
+          this.sendState(m.peer, true)
+          asked++
+        }
+      }
+    }
+    for (const m of this.swim.list())
+      if (
+        (m.state === 'failed' || m.state === 'left') &&
+        tick - m.since > this.init.forgetAfterMs &&
+        !this.table.get(m.peer)
+      )
+        this.swim.forget(m.peer)
   }
 
   /**
@@ -432,46 +641,42 @@ export class Membership implements Startable {
     }
   }
 
-  private async probe(m: Member, retry: boolean): Promise<void> {
-    const peer = m.announcement.peer
-    this.probing.add(peer)
-    this.lastProbe.set(peer, Date.now())
-    const pid = this.peerId(peer)
-    try {
-      if (this.components.node.getConnections(pid).length === 0 && !(await this.dial(m.announcement)))
-        throw new Error('unreachable')
-      await this.components.rtt.probe(pid, this.init.probeTimeoutMs * this.health.multiplier)
-      this.table.heard(peer, Date.now())
-      this.probing.delete(peer)
-    } catch {
-      this.probing.delete(peer)
-      if (retry && this.started) {
-        await this.probe(m, false)
-        return
-      }
-      if (this.table.missed(peer, Date.now()) && this.started) {
-        void this.components.node.services.pubsub
-          .publish(SUSPECT_TOPIC, encodeSuspect({ v: 1, peer: this.selfPeer, suspect: peer, ts: Date.now() }))
-          .catch(() => {})
-      }
-    }
-  }
-
   /** Keeps trying the bootstraps while this node knows no live member. */
   private rejoin(): void {
     const alive = this.table.list().some(m => m.status === 'alive')
     if (alive || this.init.bootstraps.length === 0) return
-    for (const b of this.init.bootstraps) {
-      void this.components.node
-        .dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) })
-        .catch(() => {})
-    }
+    for (const peer of this.bootstrapPeers()) this.swim.join(peer)
+    if (this.rejoining) return
+    this.rejoining = true
+    void Promise.allSettled(
+      this.init.bootstraps.map(
+        async b =>
+          await this.components.node.dial(multiaddr(b), { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) })
+      )
+    ).finally(() => {
+      this.rejoining = false
+    })
   }
 
   /** Members other than this node. */
   members(): Member[] {
     return this.table.list()
   }
+}
+
+/** Five significant digits (10 ns at 1 ms) are plenty for an estimate and halve a probe's bytes. */
+function wireCoordinate(c: Coordinate): Coordinate {
+  const r = (x: number): number => Number(x.toPrecision(5))
+  return { vec: c.vec.map(r), error: r(c.error), adjustment: r(c.adjustment), height: r(c.height) }
+}
+
+/** catalog, instances and capacity, which a peer may leave out, filled in (as decodeAnnouncement does). */
+function filled(raw: Announcement): Announcement {
+  return { ...raw, catalog: raw.catalog ?? [], instances: raw.instances ?? {}, capacity: raw.capacity ?? {} }
+}
+
+function peerOfAddr(ma: Multiaddr): string | undefined {
+  return ma.getComponents().find(c => c.name === 'p2p')?.value
 }
 
 /** 12D3KooW…5qGjud: enough to tell members apart in a log or a table. */

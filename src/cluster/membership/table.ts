@@ -3,6 +3,7 @@
 // announcements, probe results and a clock, so that it is testable on its own.
 import { EventEmitter } from 'node:events'
 import type { Announcement } from './announcement.js'
+import type { Coordinate } from '../coordinate/index.js'
 
 export type MemberStatus = 'alive' | 'suspect' | 'failed' | 'left'
 
@@ -15,6 +16,10 @@ export interface Member {
   lastHeard: number
   /** Other members that reported this one suspect recently: reporter → when. */
   confirmations: Map<string, number>
+  /** Its announcement came second-hand (a 'states' frame): the first first-hand one replaces it, whatever its seq. */
+  relayed?: boolean
+  /** Its Vivaldi network coordinate, when known: an RTT estimate without a probe. */
+  coordinate?: Coordinate
 }
 
 export interface TableTiming {
@@ -74,7 +79,8 @@ export class MemberTable extends EventEmitter<TableEvents> {
       this.emit('change', fresh, undefined)
       return 'new'
     }
-    if (a.seq <= m.announcement.seq) return 'stale'
+    if (a.seq <= m.announcement.seq && m.relayed !== true) return 'stale'
+    m.relayed = undefined
     m.announcement = a
     m.lastHeard = now
     if (a.leaving === true) this.setStatus(m, 'left', now)
@@ -141,6 +147,31 @@ export class MemberTable extends EventEmitter<TableEvents> {
       if ((m.status === 'failed' || m.status === 'left') && now - m.statusSince > t.forgetAfterMs)
         this.forget(m.announcement.peer)
     }
+  }
+
+  /** A second-hand announcement (a newcomer's catch-up): taken only for a member not known yet. */
+  applyRelayed(a: Announcement, now: number): boolean {
+    if (this.members.has(a.peer)) return false
+    this.apply(a, now)
+    const m = this.members.get(a.peer)
+    if (m !== undefined) m.relayed = true
+    return true
+  }
+
+  /**
+   * The failure detector's verdict (swim.ts), which rules the status once it has one: alive, suspect, failed, left.
+   * An alive verdict is a sign of life too.
+   */
+  setState(peer: string, status: MemberStatus, now: number): void {
+    const m = this.members.get(peer)
+    if (m === undefined) return
+    if (status === 'alive') m.lastHeard = now
+    this.setStatus(m, status, now)
+  }
+
+  setCoordinate(peer: string, c: Coordinate): void {
+    const m = this.members.get(peer)
+    if (m !== undefined) m.coordinate = c
   }
 
   forget(peer: string): void {

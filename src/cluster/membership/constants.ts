@@ -1,0 +1,89 @@
+// Tuning of the SWIM failure detector (swim.ts), each value with what it tunes and why
+// its default, after SWIM (Das et al., DSN 2002), Lifeguard (Dadgar et al., DSN 2018) and
+// memberlist's config.go, which Serf runs on. The operator's knobs stay in the config:
+// Membership.ProbeIntervalMs (the protocol period), ProbeTimeoutMs (a direct probe's wait)
+// and SuspectTimeoutMs (the base of a suspicion's wait).
+
+/**
+ * Members asked to probe a target for us when it missed our direct probe (SWIM's k). memberlist: 3. More catch
+ * more lossy paths at the cost of k messages per missed probe, which is rare.
+ */
+export const INDIRECT_CHECKS = 3
+
+/**
+ * An update is piggybacked this many times × log10(N + 1) before it is dropped (SWIM's λ log N, memberlist's
+ * RetransmitMult = 4): with log N rounds of infection every member hears it with high probability.
+ */
+export const RETRANSMIT_MULT = 4
+
+/** Updates piggybacked on one message at most: a few hundred bytes, like memberlist's UDP-sized packets. */
+export const MAX_PIGGYBACK = 8
+
+/**
+ * Updates waiting to be sent, at most; the oldest, most sent are dropped first. A member that misses some catches up
+ * by push-pull, not by replay.
+ */
+export const MAX_QUEUED_UPDATES = 1024
+
+/**
+ * Broadcasts go out on their own this often (ms), to GOSSIP_NODES random members, besides riding on probes:
+ * memberlist's GossipInterval (200 ms on a LAN), halved for a join seen by 100 nodes within a second (log₄ 100 ≈ 3.3
+ * rounds).
+ */
+export const GOSSIP_INTERVAL_MS = 100
+
+/** Members one gossip round goes to (memberlist's GossipNodes: 3). */
+export const GOSSIP_NODES = 3
+
+/**
+ * The suspicion timeout before confirmations is this many times its least value (Lifeguard's β, memberlist's
+ * SuspicionMaxTimeoutMult = 6): a lone suspicion waits long, one that others confirm ripens fast.
+ */
+export const SUSPICION_MAX_MULT = 6
+
+/**
+ * Confirmations from other members that bring a suspicion's wait down to its least value (Lifeguard's K;
+ * memberlist's SuspicionMult − 2 = 2). 3: one slow reporter or two cannot fail a member quickly.
+ */
+export const SUSPICION_CONFIRMATIONS = 3
+
+/**
+ * Full-state exchange with one random member this often (ms), scaled up past 32 members as memberlist's
+ * PushPullInterval (30 s) is, so that its cost stays flat in N. It heals what dissemination missed.
+ */
+export const PUSH_PULL_INTERVAL_MS = 30000
+
+/** A message from a member not known yet triggers a push-pull with it at most this often per member (ms). */
+export const UNKNOWN_SYNC_MS = 5000
+
+/** Lifeguard's local health: the highest awareness score (memberlist's AwarenessMaxMultiplier − 1 = 7; ours 8). */
+export const AWARENESS_MAX = 8
+
+/** A SWIM frame's largest size (bytes): a push-pull of 10,000 members at ~250 bytes each fits. */
+export const MAX_SWIM_FRAME = 4 * 1024 * 1024
+
+/** Members listed in one push-pull at most: more than the 10,000 of docs/SCALE.md's model. */
+export const MAX_SYNC_MEMBERS = 20000
+
+/** Outbound SWIM frames queued per peer while its stream opens; more are dropped, as UDP would. */
+export const MAX_PENDING_FRAMES = 64
+
+/**
+ * Opening a SWIM stream (with its dial) gives up after this long (ms). Frames wait (up to MAX_PENDING_FRAMES) while it
+ * opens and the detector's own timers decide about the member meanwhile; a short limit only made a dial on a loaded
+ * host (a noise handshake whose every round trip waits for two late event loops) start over, and never finish.
+ */
+export const SWIM_DIAL_TIMEOUT_MS = 10000
+
+/**
+ * Announcements per 'states' frame to a newcomer: at ~1 KB each, a frame stays well under MAX_SWIM_FRAME; a larger
+ * cluster's go in several frames.
+ */
+export const MAX_STATES_PER_FRAME = 500
+
+/**
+ * A random failed member is pinged this often (ms), as Serf's reconnect does (every 30 s there): a member that
+ * restarted and knows nobody (it was the bootstrap) hears from the cluster and answers with a push-pull. Shorter than
+ * Serf's so that a restarted allocator is back in seconds; one ping per interval, and only while some member is failed.
+ */
+export const RECONNECT_INTERVAL_MS = 5000

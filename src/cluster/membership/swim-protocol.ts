@@ -1,0 +1,144 @@
+// Wire protocol of the SWIM failure detector, /physarum/swim/1.0.0: one long-lived stream
+// per pair of members, both ways, carrying length-prefixed JSON frames (ping, ack, ping-req,
+// nack, gossip, sync), each with state changes piggybacked. Validated with ajv; unknown
+// fields are tolerated (newer peers), sizes bounded. The sender is the stream's
+// authenticated peer, never a field of the message.
+import { ajv, type FromSchema } from '../../util/ajv.js'
+import { MAX_PIGGYBACK, MAX_STATES_PER_FRAME, MAX_SWIM_FRAME, MAX_SYNC_MEMBERS } from './constants.js'
+import { announcementSchema, type Announcement } from './announcement.js'
+
+export const SWIM_PROTOCOL = '/physarum/swim/1.0.0'
+
+const peer = { type: 'string', pattern: '^[1-9A-HJ-NP-Za-km-z]{40,128}$' } as const
+const addrs = { type: 'array', maxItems: 16, items: { type: 'string', maxLength: 512 } } as const
+
+export const coordinateSchema = {
+  type: 'object',
+  required: ['vec', 'error', 'adjustment', 'height'],
+  properties: {
+    vec: { type: 'array', minItems: 1, maxItems: 32, items: { type: 'number' } },
+    error: { type: 'number' },
+    adjustment: { type: 'number' },
+    height: { type: 'number', minimum: 0 }
+  }
+} as const
+
+/** One member's state as the failure detector knows it: what updates and push-pulls carry. */
+export const updateSchema = {
+  type: 'object',
+  required: ['peer', 's', 'inc'],
+  properties: {
+    peer,
+    s: { enum: ['alive', 'suspect', 'failed', 'left'] },
+    /** The member's incarnation: only it raises its own, to refute a suspicion. */
+    inc: { type: 'integer', minimum: 0 },
+    /** Who suspects or failed it (suspect, failed): confirmations count distinct reporters. */
+    by: peer,
+    /** Where to reach it (alive). */
+    addrs,
+    /** Its network coordinate, when known (push-pull). */
+    coord: coordinateSchema
+  }
+} as const
+
+const updates = { type: 'array', maxItems: MAX_PIGGYBACK * 4, items: updateSchema } as const
+const seq = { type: 'integer', minimum: 0 } as const
+
+export const swimMessageSchema = {
+  oneOf: [
+    {
+      type: 'object',
+      required: ['v', 't', 'seq'],
+      properties: {
+        v: { const: 1 },
+        t: { enum: ['ping', 'ack', 'nack'] },
+        seq,
+        updates,
+        /** The sender's own coordinate (ping, ack): the receiver's Vivaldi sample. */
+        coord: coordinateSchema
+      }
+    },
+    {
+      type: 'object',
+      required: ['v', 't', 'seq', 'target'],
+      properties: { v: { const: 1 }, t: { const: 'ping-req' }, seq, target: peer, updates }
+    },
+    {
+      type: 'object',
+      required: ['v', 't', 'updates'],
+      properties: { v: { const: 1 }, t: { const: 'gossip' }, updates }
+    },
+    {
+      type: 'object',
+      required: ['v', 't', 'members', 'reply'],
+      properties: {
+        v: { const: 1 },
+        t: { const: 'sync' },
+        /** Whether the receiver should answer with its own state (the push half asks for the pull). */
+        reply: { type: 'boolean' },
+        /** A newcomer's first contact: the receiver also sends the announcements it holds ('states'). */
+        join: { type: 'boolean' },
+        members: { type: 'array', maxItems: MAX_SYNC_MEMBERS, items: updateSchema }
+      }
+    },
+    {
+      // The sender's own announcement, straight from it (so no signature is needed: the stream is its), to a member
+      // that does not have it yet: a newcomer learns every member's state from each member, not by replay.
+      type: 'object',
+      required: ['v', 't', 'reply', 'announcement'],
+      properties: {
+        v: { const: 1 },
+        t: { const: 'state' },
+        reply: { type: 'boolean' },
+        announcement: announcementSchema
+      }
+    },
+    {
+      // The announcements a member holds, to a newcomer that joined through it: second-hand (its own aside), so
+      // taken only for members the newcomer has none of, and replaced by the first first-hand one whatever its seq.
+      type: 'object',
+      required: ['v', 't', 'announcements'],
+      properties: {
+        v: { const: 1 },
+        t: { const: 'states' },
+        announcements: { type: 'array', maxItems: MAX_STATES_PER_FRAME, items: announcementSchema }
+      }
+    }
+  ]
+} as const
+
+export type Update = FromSchema<typeof updateSchema>
+export type MemberState = Update['s']
+export type WireCoordinate = FromSchema<typeof coordinateSchema>
+
+export type SwimMessage =
+  | { v: 1; t: 'ping' | 'ack' | 'nack'; seq: number; updates?: Update[]; coord?: WireCoordinate }
+  | { v: 1; t: 'ping-req'; seq: number; target: string; updates?: Update[] }
+  | { v: 1; t: 'gossip'; updates: Update[] }
+  | { v: 1; t: 'sync'; reply: boolean; join?: boolean; members: Update[] }
+  | { v: 1; t: 'states'; announcements: Announcement[] }
+  | { v: 1; t: 'state'; reply: boolean; announcement: Announcement }
+
+const validate = ajv.compile<SwimMessage>(swimMessageSchema)
+
+export type SwimDecodeResult = { ok: true; message: SwimMessage } | { ok: false; message: string }
+
+/** Parses and validates one frame; never throws. */
+export function decodeSwim(data: Uint8Array): SwimDecodeResult {
+  if (data.byteLength > MAX_SWIM_FRAME) return { ok: false, message: `${data.byteLength} bytes > ${MAX_SWIM_FRAME}` }
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
+  } catch (err) {
+    return { ok: false, message: `not UTF-8 JSON: ${(err as Error).message}` }
+  }
+  if (!validate(value)) {
+    const e = validate.errors?.[0]
+    return { ok: false, message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}` }
+  }
+  return { ok: true, message: value }
+}
+
+export function encodeSwim(m: SwimMessage): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(m))
+}

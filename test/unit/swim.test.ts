@@ -1,0 +1,325 @@
+// The SWIM failure detector (src/cluster/membership/swim.ts) on a fake clock and a fake
+// network: probe and ack, indirect probes around a broken link, suspicion confirmed into
+// failure, refutation, graceful leave, packet loss and a slow node that must not be failed,
+// and Lifeguard's local health. A minute of cluster time runs in milliseconds.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Swim, suspicionTimeout, type SwimConfig } from '../../src/cluster/membership/swim.js'
+import type { MemberState, SwimMessage } from '../../src/cluster/membership/swim-protocol.js'
+
+function rng(seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** A discrete-event clock: timers run in time order, as run() advances. */
+class Clock {
+  t = 0
+  private seq = 0
+  private timers: Array<{ at: number; id: number; fn: () => void }> = []
+  setTimer = (fn: () => void, ms: number): number => {
+    const id = ++this.seq
+    this.timers.push({ at: this.t + Math.max(0, ms), id, fn })
+    return id
+  }
+  clearTimer = (id: unknown): void => {
+    this.timers = this.timers.filter(x => x.id !== id)
+  }
+  run(ms: number): void {
+    const end = this.t + ms
+    for (;;) {
+      let next: (typeof this.timers)[number] | undefined
+      for (const x of this.timers)
+        if (x.at <= end && (next === undefined || x.at < next.at || (x.at === next.at && x.id < next.id))) next = x
+      if (next === undefined) break
+      this.timers.splice(this.timers.indexOf(next), 1)
+      this.t = next.at
+      next.fn()
+    }
+    this.t = end
+  }
+}
+
+interface NetOpts {
+  /** One-way latency (ms) from → to. */
+  latency?: (from: string, to: string) => number
+  /** Probability that one message is lost. */
+  loss?: number
+  /** Links that drop everything from → to. */
+  cut?: Set<string>
+}
+
+/** A cluster of Swim instances on the fake clock and network. */
+class Cluster {
+  readonly clock = new Clock()
+  readonly nodes = new Map<string, Swim>()
+  readonly down = new Set<string>()
+  readonly random = rng(7)
+  /** Extra delay (ms) on everything a node sends: a slow node. */
+  readonly slowSend = new Map<string, number>()
+  /** Extra delay (ms) on everything a node receives: its own event loop is late. */
+  readonly slowReceive = new Map<string, number>()
+  readonly changes: Array<{ at: number; observer: string; peer: string; state: MemberState }> = []
+  sent = 0
+
+  constructor(
+    readonly config: SwimConfig,
+    readonly net: NetOpts = {}
+  ) {}
+
+  add(name: string, incarnation = 1): Swim {
+    this.nodes.get(name)?.stop()
+    const s = new Swim(
+      {
+        self: name,
+        now: () => this.clock.t,
+        setTimer: this.clock.setTimer,
+        clearTimer: this.clock.clearTimer,
+        random: this.random,
+        addrs: () => [`/mem/${name}`],
+        send: (to, msg) => {
+          this.deliver(name, to, msg)
+        }
+      },
+      this.config,
+      { incarnation }
+    )
+    s.on('change', (m, prev) => {
+      if (prev !== undefined) this.changes.push({ at: this.clock.t, observer: name, peer: m.peer, state: m.state })
+    })
+    this.nodes.set(name, s)
+    s.start()
+    return s
+  }
+
+  private deliver(from: string, to: string, msg: SwimMessage): void {
+    this.sent++
+    if (this.down.has(from)) return
+    if (this.net.cut?.has(`${from}>${to}`) === true) return
+    if ((this.net.loss ?? 0) > 0 && this.random() < (this.net.loss ?? 0)) return
+    const delay = (this.net.latency?.(from, to) ?? 1) + (this.slowSend.get(from) ?? 0) + (this.slowReceive.get(to) ?? 0)
+    // A copy, as a wire would make: no receiver shares objects with the sender.
+    const copy = JSON.parse(JSON.stringify(msg)) as SwimMessage
+    this.clock.setTimer(() => {
+      if (!this.down.has(to)) this.nodes.get(to)?.receive(from, copy)
+    }, delay)
+  }
+
+  /** Starts n nodes that join through the first. */
+  static of(n: number, config: Partial<SwimConfig> = {}, net: NetOpts = {}): Cluster {
+    const c = new Cluster({ probeIntervalMs: 1000, probeTimeoutMs: 500, suspicionMinMs: 500, ...config }, net)
+    for (let i = 0; i < n; i++) {
+      const s = c.add(`n${i}`)
+      if (i > 0) s.join('n0')
+    }
+    return c
+  }
+
+  state(observer: string, peer: string): MemberState | undefined {
+    return this.nodes.get(observer)?.get(peer)?.state
+  }
+
+  /** Observers (up, other than peer) whose view of peer is not `state`. */
+  notYet(peer: string, state: MemberState): string[] {
+    return [...this.nodes.keys()].filter(o => o !== peer && !this.down.has(o) && this.state(o, peer) !== state)
+  }
+
+  /** Advances until every live observer sees peer in `state`; returns the time it took (ms), or Infinity. */
+  until(peer: string, state: MemberState, maxMs: number, stepMs = 50): number {
+    const t0 = this.clock.t
+    while (this.clock.t - t0 < maxMs) {
+      if (this.notYet(peer, state).length === 0) return this.clock.t - t0
+      this.clock.run(stepMs)
+    }
+    return this.notYet(peer, state).length === 0 ? this.clock.t - t0 : Infinity
+  }
+
+  failures(): typeof this.changes {
+    return this.changes.filter(c => c.state === 'failed')
+  }
+}
+
+test('ten nodes joining through one converge on a full alive view within a few seconds', () => {
+  const c = Cluster.of(10)
+  c.clock.run(3000)
+  for (const [o] of c.nodes)
+    for (const [p] of c.nodes) if (o !== p) assert.equal(c.state(o, p), 'alive', `${o} sees ${p}`)
+})
+
+test('a probe is answered: an RTT sample with the network latency and the peer coordinate', () => {
+  const c = Cluster.of(2, {}, { latency: () => 7 })
+  const samples: number[] = []
+  c.nodes.get('n0')?.on('rtt', (_peer, ms) => samples.push(ms))
+  c.clock.run(5000)
+  assert.ok(samples.length >= 3, `${samples.length} samples`)
+  assert.ok(
+    samples.every(ms => ms === 14),
+    `RTT is twice the one-way latency: ${samples.join(',')}`
+  )
+})
+
+test('the suspicion timeout falls from max to min with confirmations (Lifeguard)', () => {
+  assert.equal(suspicionTimeout(0, 3, 500, 3000), 3000)
+  assert.ok(suspicionTimeout(1, 3, 500, 3000) < 3000)
+  assert.ok(suspicionTimeout(2, 3, 500, 3000) < suspicionTimeout(1, 3, 500, 3000))
+  assert.equal(suspicionTimeout(3, 3, 500, 3000), 500)
+  assert.equal(suspicionTimeout(9, 3, 500, 3000), 500)
+  assert.equal(suspicionTimeout(0, 0, 500, 3000), 500, 'nobody to confirm: the least wait')
+})
+
+test('a broken link is bridged by indirect probes: the member behind it is never suspected', () => {
+  const cut = new Set<string>()
+  const c = Cluster.of(6, {}, { cut })
+  c.clock.run(5000)
+  cut.add('n0>n3').add('n3>n0')
+  c.clock.run(60000)
+  const about3 = c.changes.filter(x => x.peer === 'n3' && x.state !== 'alive')
+  assert.deepEqual(about3, [], 'n3 never suspected')
+  assert.equal(c.state('n0', 'n3'), 'alive')
+  // Without helpers (indirect probes off), the same link gets n3 suspected by n0.
+  const dcut = new Set<string>()
+  const d = Cluster.of(6, { indirectChecks: 0 }, { cut: dcut })
+  d.clock.run(5000)
+  dcut.add('n0>n3').add('n3>n0')
+  d.clock.run(60000)
+  assert.ok(
+    d.changes.some(x => x.observer === 'n0' && x.peer === 'n3' && x.state === 'suspect'),
+    'without indirect probes n0 suspects n3'
+  )
+})
+
+test('a stopped node is suspected, confirmed and failed on every other, within a few seconds', () => {
+  const c = Cluster.of(10)
+  c.clock.run(5000)
+  c.down.add('n5')
+  const took = c.until('n5', 'failed', 30000)
+  assert.ok(took < 8000, `failed everywhere after ${took} ms`)
+  // Every observer passed through suspect first: failure is a ripened suspicion, never a jump.
+  for (const o of c.nodes.keys()) {
+    if (o === 'n5') continue
+    const seen = c.changes.filter(x => x.observer === o && x.peer === 'n5').map(x => x.state)
+    assert.equal(seen.at(-1), 'failed', `${o}: ${seen.join(' → ')}`)
+  }
+  assert.ok(c.changes.some(x => x.peer === 'n5' && x.state === 'suspect'))
+  // No one else was failed on the way.
+  assert.deepEqual(
+    c.failures().filter(x => x.peer !== 'n5'),
+    []
+  )
+})
+
+test('a false suspicion is refuted: a higher incarnation, alive on all, nobody failed', () => {
+  const c = Cluster.of(8)
+  c.clock.run(5000)
+  const victim = c.nodes.get('n3') as Swim
+  const inc = victim.selfIncarnation
+  // One member claims n3 is suspect, as a slow observer might.
+  c.nodes.get('n1')?.apply({ peer: 'n3', s: 'suspect', inc, by: 'n1' })
+  c.clock.run(200)
+  assert.ok(c.notYet('n3', 'alive').length > 0 || victim.selfIncarnation > inc, 'the suspicion spread or was refuted')
+  c.clock.run(10000)
+  assert.ok(victim.selfIncarnation > inc, `n3 refuted: incarnation ${inc} → ${victim.selfIncarnation}`)
+  assert.deepEqual(c.notYet('n3', 'alive'), [])
+  assert.deepEqual(c.failures(), [])
+})
+
+test('a graceful leave is seen as left by all, never as failed', () => {
+  const c = Cluster.of(10)
+  c.clock.run(5000)
+  c.nodes.get('n4')?.leave()
+  c.clock.run(50)
+  c.down.add('n4')
+  const took = c.until('n4', 'left', 5000, 10)
+  assert.ok(took < 1500, `left everywhere after ${took} ms`)
+  c.clock.run(20000)
+  assert.deepEqual(c.notYet('n4', 'left'), [])
+  assert.deepEqual(c.failures(), [])
+})
+
+test('10 % packet loss for two minutes: no member is ever failed, and a real failure is still found', () => {
+  const c = Cluster.of(12, {}, { loss: 0.1, latency: () => 2 })
+  c.clock.run(120000)
+  assert.deepEqual(c.failures(), [], 'no false failures')
+  c.down.add('n7')
+  const took = c.until('n7', 'failed', 30000)
+  const views = [...c.nodes.keys()].map(o => `${o}:${c.state(o, 'n7')}`).join(' ')
+  assert.ok(
+    took < 15000,
+    views +
+      ' n1 knows ' +
+      (c.nodes
+        .get('n1')
+        ?.list()
+        .map(m => m.peer + ':' + m.state)
+        .join(',') ?? '') +
+      `the stopped node failed everywhere after ${took} ms`
+  )
+})
+
+test('a slow node (every answer 1.5× the probe timeout late) is never failed', () => {
+  const c = Cluster.of(10, {}, { latency: () => 2 })
+  c.slowSend.set('n2', 750)
+  c.clock.run(120000)
+  assert.deepEqual(
+    c.failures().filter(x => x.peer === 'n2'),
+    []
+  )
+  assert.deepEqual(c.notYet('n2', 'alive'), [])
+})
+
+test('local health: a node whose own event loop is late stretches its timeouts and fails no healthy member', () => {
+  const c = Cluster.of(8, {}, { latency: () => 2 })
+  c.clock.run(5000)
+  // n6 handles what it receives 1.2 s late: it cannot tell its own slowness from its peers'.
+  c.slowReceive.set('n6', 1200)
+  let maxMultiplier = 1
+  for (let i = 0; i < 600; i++) {
+    c.clock.run(100)
+    maxMultiplier = Math.max(maxMultiplier, c.nodes.get('n6')?.multiplier ?? 1)
+  }
+  assert.ok(maxMultiplier > 1, `its multiplier rose to ${maxMultiplier}`)
+  // n6 itself answers 1.2 s late, beyond the 1 s period: the others may fail it. Its own suspicions of healthy
+  // members, though, are refuted before they ripen: it fails none of them.
+  assert.deepEqual(
+    c.failures().filter(x => x.peer !== 'n6'),
+    [],
+    'no healthy member failed anywhere'
+  )
+  assert.ok(
+    c.changes.some(x => x.observer === 'n6' && x.state === 'suspect'),
+    'n6 did suspect healthy members (it cannot tell)'
+  )
+})
+
+test('dissemination is bounded: an update rides at most λ·log N messages per node, then the queue is empty', () => {
+  const c = Cluster.of(20)
+  c.clock.run(20000)
+  for (const s of c.nodes.values()) assert.equal(s.pending, 0, 'nothing left to disseminate at rest')
+  const before = c.sent
+  c.clock.run(10000)
+  const perNodePerS = (c.sent - before) / 20 / 10
+  // At rest: a ping and an ack per period per node, and a push-pull now and then.
+  assert.ok(perNodePerS <= 2.5, `${perNodePerS.toFixed(2)} messages per node per second at rest`)
+})
+
+test('a failed member that restarts knowing nobody (it was the bootstrap) is found again and alive on all', () => {
+  const c = Cluster.of(6)
+  c.clock.run(5000)
+  c.down.add('n0')
+  assert.ok(c.until('n0', 'failed', 30000) < Infinity, 'failed first')
+  // Long enough for the news of its failure to be disseminated and dropped: nothing goes its way by gossip.
+  c.clock.run(20000)
+  for (const s of c.nodes.values()) if (s.self !== 'n0') assert.equal(s.pending, 0)
+  // A new process: a higher incarnation, an empty view, no bootstrap to join through.
+  c.down.delete('n0')
+  c.add('n0', 2)
+  const took = c.until('n0', 'alive', 30000)
+  assert.ok(took < 12000, `alive everywhere again after ${took} ms`)
+  c.clock.run(5000)
+  assert.equal(c.nodes.get('n0')?.list().length, 5, 'and it knows everyone again')
+})
