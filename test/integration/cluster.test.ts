@@ -78,11 +78,14 @@ describe('five nodes on loopback', () => {
     }
   })
 
-  test('RTT on loopback is above zero and below a millisecond', async () => {
+  test('RTT on loopback is in milliseconds: above 5 µs, below 50 ms', async () => {
     const [a, b] = nodes
     const est = await a.rtt.measure(b.node.peerId, { samples: 31, timeoutMs: 1000 })
-    assert.ok(est.ms > 0, `rtt ${est.ms} > 0`)
-    assert.ok(est.ms < 1, `rtt ${est.ms} ms < 1 ms`)
+    // In milliseconds (PhysarumSM read ns as ms): a loopback round trip is tens of µs to a few ms, never below 5 µs
+    // (seconds read as ms) nor near a second (ns or µs read as ms). How fast it is exactly is for bench/, not a test:
+    // a loaded machine measured 7.5 ms here.
+    assert.ok(est.ms > 0.005, `rtt ${est.ms} ms > 0.005 ms`)
+    assert.ok(est.ms < 50, `rtt ${est.ms} ms < 50 ms`)
     const ranked = a.rtt.rank([nodes[2].peer, b.peer, 'unknown-peer'])
     assert.equal(ranked[2].peer, 'unknown-peer', 'unmeasured peers rank last')
   })
