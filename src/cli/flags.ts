@@ -53,14 +53,19 @@ export function toConfigFlags(flags: Record<string, unknown>): ConfigFlags {
   }
 }
 
-/** How a command that calls a local agent finds it, and its admin token. */
-export const agentFlags = {
+/** How a command that reads from a local agent finds it. */
+export const readAgentFlags = {
   agent: Flags.string({
     char: 'a',
     description:
-      "the agent's admin API (default: Admin.Listen, else this host's daemons from the runtime directory, then 127.0.0.1:7701, 127.0.0.1:7702)",
+      "the agent's admin API (default: Admin.Listen, else this host's daemons from the runtime directory, else 127.0.0.1:7701, 127.0.0.1:7702)",
     helpValue: 'HOST:PORT'
-  }),
+  })
+}
+
+/** How a command that calls a local agent finds it, and its admin token. */
+export const agentFlags = {
+  ...readAgentFlags,
   'token-file': Flags.string({
     description: 'admin token file (default: the one the agent recorded, else ~/.physarum/admin.token)',
     helpValue: 'PATH'

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
-import { configFlags } from '../cli/flags.js'
+import { configFlags, readAgentFlags } from '../cli/flags.js'
 import type { MemberView } from '../cluster/agent.js'
 
 export default class Members extends BaseCommand {
@@ -16,11 +16,7 @@ export default class Members extends BaseCommand {
 
   static override flags = {
     ...configFlags,
-    agent: Flags.string({
-      char: 'a',
-      description: 'admin API of the local agent (default: Admin.Listen, else 127.0.0.1:7701 then 127.0.0.1:7702)',
-      helpValue: 'HOST:PORT'
-    }),
+    ...readAgentFlags,
     wait: Flags.string({
       description: 'when joining through the bootstraps, how long to let the view settle (seconds)',
       default: '2'

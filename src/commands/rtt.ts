@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
-import { configFlags } from '../cli/flags.js'
+import { configFlags, readAgentFlags } from '../cli/flags.js'
 import type { MemberView } from '../cluster/agent.js'
 
 /** How long a brief observer waits for the view (ms) when no local agent answers. */
@@ -24,11 +24,7 @@ export default class Rtt extends BaseCommand {
 
   static override flags = {
     ...configFlags,
-    agent: Flags.string({
-      char: 'a',
-      description: 'admin API of the local agent (default: Admin.Listen, else 127.0.0.1:7701 then 127.0.0.1:7702)',
-      helpValue: 'HOST:PORT'
-    }),
+    ...readAgentFlags,
     json: Flags.boolean({ description: 'print JSON' })
   }
 

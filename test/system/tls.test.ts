@@ -85,7 +85,7 @@ test(
     const url = `https://localhost:${port}/web/x`
     const curl = async (ca: string, ...more: string[]): Promise<string> =>
       (await run('curl', ['-sS', '--max-time', '10', '--cacert', ca, '-w', ' %{http_version}', ...more, url])).stdout
-    await proxy.waitFor(/local instance of web .* is healthy/, 20000)
+    await proxy.waitFor(/instance of web at \S+ passes its check: announced/, 20000)
     assert.equal(await curl(cert, '--http1.1'), 'proto=https path=/x 1.1')
     assert.equal(await curl(cert, '--http2'), 'proto=https path=/x 2', 'h2 by ALPN on the same port')
 

@@ -23,7 +23,8 @@ export function agentsToAsk(config: Config, flagAgent?: string): string[] {
   if (config.Admin.Listen !== undefined) return [config.Admin.Listen]
   const local = localAgents().flatMap(a => (a.admin !== undefined ? [a.admin] : []))
   const defaults = [roleDefaults('allocator').AdminListen, roleDefaults('proxy').AdminListen]
-  return [...new Set([...local, ...defaults.filter((a): a is string => a !== undefined)])]
+  // The defaults only without a record: not another user's daemon, or another runtime directory's, on a default port.
+  return local.length > 0 ? [...new Set(local)] : defaults.filter((a): a is string => a !== undefined)
 }
 
 export async function fromAgent(hostPort: string, timeoutMs = 1500): Promise<MemberView[]> {
