@@ -91,3 +91,10 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10000
  * measuring every allocator of a large cluster would cost a round trip per member on the request's path.
  */
 export const MEASURE_CANDIDATES = 3
+
+/**
+ * Placement takes a peer's RTT as known once this many samples back it (its median), and measures it otherwise: the
+ * failure detector's pings feed the same cache, and a single one can carry a busy event loop's delay (tens to hundreds
+ * of ms), enough to pass SoftReq and start a needless "nearer" instance. Three probes cost ~1 ms on a LAN, once.
+ */
+export const PLACEMENT_MIN_SAMPLES = 3

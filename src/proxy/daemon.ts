@@ -5,7 +5,7 @@ import { Agent, type DaemonOptions } from '../cluster/agent.js'
 import type { Config } from '../config/schema.js'
 import { statusJson, RecentErrors } from './status.js'
 import { Requests, type TrafficPolicy } from './request.js'
-import { ENTRYPOINT_DRAIN_MS, SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
+import { ENTRYPOINT_DRAIN_MS, PLACEMENT_MIN_SAMPLES, SWEEP_MS, UNLISTED_MAX_INSTANCES } from './constants.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestAllocation } from '../allocation/protocol.js'
 import { Catalog, appSpec, type AppSpec } from '../catalog/catalog.js'
@@ -122,12 +122,17 @@ export class ProxyDaemon {
           members: () => agent.membership.members(),
           member: peer => agent.membership.table.get(peer),
           rtt: {
-            get: peer => agent.rtt.get(peer)?.ms,
+            // Known only from PLACEMENT_MIN_SAMPLES samples on: one failure detector's ping that waited behind a
+            // busy event loop is no distance to start an instance elsewhere for (a spike past SoftReq did so).
+            get: peer => {
+              const e = agent.rtt.get(peer)
+              return e !== undefined && e.samples >= PLACEMENT_MIN_SAMPLES ? e.ms : undefined
+            },
             estimate: peer => agent.membership.estimate(peer),
             measureMany: async (peers, o) => {
               await agent.rtt.measureMany(
                 peers.map(p => peerIdFromString(p)),
-                { samples: 1, timeoutMs: o.timeoutMs }
+                { samples: PLACEMENT_MIN_SAMPLES, timeoutMs: o.timeoutMs }
               )
             }
           },

