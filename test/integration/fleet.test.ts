@@ -128,6 +128,16 @@ test(
       return { ok, of, sample }
     }
     let last = ranks()
+    // RTTs measured in a process whose event loop is late by more than the relays' delays measure the loop, not the
+    // network: on such a loaded machine the ranking cannot be judged, and the test says so at once (waiting for
+    // coordinates to settle took 75 s in every full run on this 2-core machine and then could not judge them either).
+    const lagBefore = lag.percentile(50) / 1e6
+    if (last.ok < 0.9 * last.of && lagBefore > LAG_LIMIT_MS) {
+      t.skip(
+        `event-loop delay ${lagBefore.toFixed(0)} ms (median) > ${LAG_LIMIT_MS} ms: this machine is too loaded to judge RTTs`
+      )
+      return
+    }
     await waitFor(
       'coordinates that rank the far nodes',
       () => {
@@ -138,8 +148,6 @@ test(
       1000
     ).catch(() => {})
     process.stdout.write(`# ${last.ok}/${last.of} nodes rank near < far < farther (${last.sample})\n`)
-    // RTTs measured in a process whose event loop is late by more than the relays' delays measure the loop, not the
-    // network: on such a loaded machine the ranking cannot be judged, and the test says so instead of failing.
     const lagMs = lag.percentile(50) / 1e6
     if (last.ok < 0.9 * last.of && lagMs > LAG_LIMIT_MS) {
       t.skip(
@@ -166,8 +174,9 @@ test('a stopped node is failed on every other', { timeout: 60000 }, async () => 
   )
   const took = Date.now() - t0
   process.stdout.write(`# failed on all ${others.length} others after ${took} ms\n`)
-  assert.ok(
-    others.every(o => agents.every(p => p === o || p === victim || statusOf(o, p) === 'alive')),
-    'no one else failed'
+  // A member may be suspect for a moment (a late ack on this loaded loop) and refute it; none may be failed.
+  const falsely = others.flatMap(o =>
+    agents.filter(p => p !== o && p !== victim && statusOf(o, p) === 'failed').map(p => `${o.peer}→${p.peer}`)
   )
+  assert.deepEqual(falsely, [], 'no one else failed')
 })
