@@ -4,14 +4,14 @@
 // without libp2p); through two nginx reverse-proxy hops (the reference). Requests/s
 // with wrk, latency at a fixed 1,000 req/s with an open-loop undici client, and a
 // 100 MB transfer read by curl (and by undici in this process, for comparison).
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool, request } from 'undici'
 import { reservePort } from '../src/allocator/runtime/process.js'
-import { ROOT, fmt, machine, median, percentile, saveResult } from './lib.js'
+import { ROOT, fmt, machine, median, percentile, saveResult, startTracked, waitLine } from './lib.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const execFileP = promisify(execFile)
@@ -22,11 +22,8 @@ const DURATION_S = Number(process.env.BENCH_FWD_SECONDS ?? 10)
 const ROUNDS = 3
 const procs: ChildProcess[] = []
 
-function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
-  procs.push(p)
-  return p
-}
+const start = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess =>
+  startTracked(procs, cmd, args, env)
 
 async function waitHttp(url: string, timeoutMs = 20000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -39,23 +36,6 @@ async function waitHttp(url: string, timeoutMs = 20000): Promise<void> {
     await sleep(100)
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`)
-}
-
-async function waitLine(p: ChildProcess, re: RegExp, timeoutMs = 20000): Promise<RegExpExecArray> {
-  let buf = ''
-  return await new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      reject(new Error(`timed out waiting for ${re}: ${buf}`))
-    }, timeoutMs)
-    p.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString()
-      const m = re.exec(buf)
-      if (m !== null) {
-        clearTimeout(t)
-        resolve(m)
-      }
-    })
-  })
 }
 
 /** CPU time (user + system) a process has used, in ms; NaN once it is gone. */

@@ -1,5 +1,6 @@
-// Shared pieces of the benchmarks: statistics, the machine description, and the
+// Shared pieces of the benchmarks: statistics, the machine description, starting and waiting for processes, and the
 // results file that docs/BENCHMARKS.md is rendered from.
+import { spawn, type ChildProcess } from 'node:child_process'
 import { cpus, totalmem, release } from 'node:os'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
@@ -58,3 +59,33 @@ export function renderDoc(all: Record<string, SuiteResult>): void {
 }
 
 export const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a')
+
+/** Starts a process whose stderr is read (waitLine) and records it in `procs`, so that the suite ends it. */
+export function startTracked(
+  procs: ChildProcess[],
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {}
+): ChildProcess {
+  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  procs.push(p)
+  return p
+}
+
+/** The first match of `re` in what the process wrote to stderr, within `timeoutMs`. */
+export async function waitLine(p: ChildProcess, re: RegExp, timeoutMs = 20000): Promise<RegExpExecArray> {
+  let buf = ''
+  return await new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      reject(new Error(`timed out waiting for ${re}: ${buf}`))
+    }, timeoutMs)
+    p.stderr?.on('data', (d: Buffer) => {
+      buf += d.toString()
+      const m = re.exec(buf)
+      if (m !== null) {
+        clearTimeout(t)
+        resolve(m)
+      }
+    })
+  })
+}

@@ -4,7 +4,7 @@
 // installed. WebSocket: messages/s with a window of messages in flight, and the round trip
 // of one message at a time (p50/p99). gRPC: calls/s with calls in flight, and one call at a
 // time (p50/p99).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import * as grpc from '@grpc/grpc-js'
 import WebSocket from 'ws'
 import { reservePort } from '../src/allocator/runtime/process.js'
-import { ROOT, fmt, machine, median, percentile, saveResult } from './lib.js'
+import { ROOT, fmt, machine, median, percentile, saveResult, startTracked, waitLine } from './lib.js'
 
 /** Seconds of each measured run (a window run and a one-at-a-time run per path). */
 const SECONDS = Number(process.env.BENCH_TRAFFIC_SECONDS ?? 5)
@@ -20,28 +20,8 @@ const SECONDS = Number(process.env.BENCH_TRAFFIC_SECONDS ?? 5)
 const WINDOW = 32
 const procs: ChildProcess[] = []
 
-function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
-  procs.push(p)
-  return p
-}
-
-async function waitLine(p: ChildProcess, re: RegExp, timeoutMs = 20000): Promise<RegExpExecArray> {
-  let buf = ''
-  return await new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      reject(new Error(`timed out waiting for ${re}: ${buf}`))
-    }, timeoutMs)
-    p.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString()
-      const m = re.exec(buf)
-      if (m !== null) {
-        clearTimeout(t)
-        resolve(m)
-      }
-    })
-  })
-}
+const start = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess =>
+  startTracked(procs, cmd, args, env)
 
 const ser = (v: unknown): Buffer => Buffer.from(JSON.stringify(v))
 const de = (b: Buffer): unknown => JSON.parse(b.toString())
