@@ -1,7 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand, UsageError } from '../cli/base.js'
 import { configFlags, readAgentFlags } from '../cli/flags.js'
-import type { MemberView } from '../cluster/agent.js'
 
 export default class Members extends BaseCommand {
   static override summary = 'Show the members of the cluster.'
@@ -43,26 +42,15 @@ export default class Members extends BaseCommand {
         throw new UsageError(`--status ${JSON.stringify(flags.status)} is not a valid regular expression`)
       }
     }
-    const [{ setup }, { AgentUnreachableError, agentsToAsk, byJoining, fromAgent }, { filterMembers, formatMembers }] =
-      await Promise.all([
-        import('../cli/setup.js'),
-        import('../cli/members/client.js'),
-        import('../cli/members/format.js')
-      ])
+    const [{ setup }, { agentsToAsk, byJoining, fromFirstAgent }, { filterMembers, formatMembers }] = await Promise.all(
+      [import('../cli/setup.js'), import('../cli/members/client.js'), import('../cli/members/format.js')]
+    )
     const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
     const cfg = loaded.config
     const agents = agentsToAsk(cfg, flags.agent)
-    let rows: MemberView[] | undefined
-    const tried: string[] = []
-    for (const a of agents) {
-      try {
-        rows = await fromAgent(a)
-        break
-      } catch (err) {
-        if (!(err instanceof AgentUnreachableError)) throw err
-        tried.push(err.message)
-      }
-    }
+    const first = await fromFirstAgent(agents)
+    const tried = first.tried
+    let rows = first.rows
     if (rows === undefined) {
       if (cfg.Bootstraps.length === 0) {
         throw new UsageError(

@@ -30,25 +30,18 @@ export default class Rtt extends BaseCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Rtt)
-    const [{ setup }, { AgentUnreachableError, agentsToAsk, byJoining, fromAgent }, { estimateRttMs }, { shortPeer }] =
-      await Promise.all([
+    const [{ setup }, { agentsToAsk, byJoining, fromFirstAgent }, { estimateRttMs }, { shortPeer }] = await Promise.all(
+      [
         import('../cli/setup.js'),
         import('../cli/members/client.js'),
         import('../cluster/coordinate/index.js'),
         import('../cluster/membership/membership.js')
-      ])
+      ]
+    )
     const { loaded, log } = setup({ ...flags, 'log-level': flags['log-level'] ?? 'warn' }, { role: 'observer' })
-    let rows: MemberView[] | undefined
-    const tried: string[] = []
-    for (const a of agentsToAsk(loaded.config, flags.agent)) {
-      try {
-        rows = await fromAgent(a)
-        break
-      } catch (err) {
-        if (!(err instanceof AgentUnreachableError)) throw err
-        tried.push(err.message)
-      }
-    }
+    const first = await fromFirstAgent(agentsToAsk(loaded.config, flags.agent))
+    const tried = first.tried
+    let rows = first.rows
     if (rows === undefined && loaded.config.Bootstraps.length > 0) {
       // No local agent: join briefly as an observer; its push-pull brings every member's coordinate.
       rows = await byJoining(loaded.config, log, JOIN_WAIT_MS)
@@ -74,6 +67,11 @@ export default class Rtt extends BaseCommand {
     const a = find(args.peer)
     const b = args.other !== undefined ? find(args.other) : all.find(r => r.self)
     if (b === undefined) throw new UsageError('the agent did not list itself: give two members')
+    // A coordinate's height makes its distance to itself nonzero: a member is no distance from itself.
+    if (a.peer === b.peer)
+      throw new UsageError(
+        `${shortPeer(a.peer)} is ${args.other !== undefined ? 'named twice' : 'the local agent itself'}: name two members`
+      )
     for (const m of [a, b])
       if (m.coordinate === null || m.coordinate === undefined)
         throw new UsageError(

@@ -27,6 +27,20 @@ export function agentsToAsk(config: Config, flagAgent?: string): string[] {
   return local.length > 0 ? [...new Set(local)] : defaults.filter((a): a is string => a !== undefined)
 }
 
+/** The member list of the first of `agents` that answers; none: undefined, with why each did not. */
+export async function fromFirstAgent(agents: string[]): Promise<{ rows?: MemberView[]; tried: string[] }> {
+  const tried: string[] = []
+  for (const a of agents) {
+    try {
+      return { rows: await fromAgent(a), tried }
+    } catch (err) {
+      if (!(err instanceof AgentUnreachableError)) throw err
+      tried.push(err.message)
+    }
+  }
+  return { tried }
+}
+
 export async function fromAgent(hostPort: string, timeoutMs = 1500): Promise<MemberView[]> {
   try {
     const res = await request(`http://${hostPort}/v1/members`, {
