@@ -144,6 +144,39 @@ describe('daemons as child processes', () => {
     assert.equal((await members(a.admin, ['--app', 'no-such-app'])).length, 0)
   })
 
+  test('rtt estimates from coordinates: to the local agent, between two members, --json, and one-line refusals', async () => {
+    const rtt = async (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+      await runCli(['rtt', '--agent', a.admin, ...args], { cwd: dir })
+    // Coordinates come from the failure detector's probes: wait until both have one.
+    const json = await waitFor(
+      'a coordinate estimate between b and c',
+      async () => {
+        const r = await rtt('--json', b.peer, c.peer)
+        return r.code === 0 ? (JSON.parse(r.stdout) as { from: string; to: string; estimatedRttMs: number }) : undefined
+      },
+      15000,
+      300
+    )
+    assert.deepEqual([json.from, json.to], [c.peer, b.peer])
+    assert.ok(json.estimatedRttMs > 0 && json.estimatedRttMs < 1000, `estimate ${json.estimatedRttMs} ms on loopback`)
+    // One PEER: the other end is the local agent (a), named by the end of its ID as members prints it.
+    const one = await rtt(c.peer.slice(-6))
+    assert.equal(one.code, 0, one.stderr)
+    assert.match(one.stdout, /^Estimated \S+ <-> \S+ rtt: \d+\.\d{3} ms \(using network coordinates\)\n$/)
+    assert.ok(one.stdout.includes(a.peer.slice(-6)) && one.stdout.includes(c.peer.slice(-6)), one.stdout)
+    for (const [args, re] of [
+      [['12D3KooWnobodyHasThisId'], /^no member "12D3KooWnobodyHasThisId"/],
+      [['12D3KooW'], /^"12D3KooW" names 3 members .*give more of the peer ID/],
+      [[a.peer], /is the local agent itself: name two members/],
+      [[b.peer, b.peer], /is named twice: name two members/]
+    ] as const) {
+      const r = await rtt(...args)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr)
+      assert.match(r.stderr.replace(/^physarum: /, ''), re)
+    }
+  })
+
   test('members joins through the bootstraps when no agent answers', async () => {
     const r = await runCli(['members', '--agent', '127.0.0.1:1', '--bootstrap', a.addr, '--json', '--wait', '3'], {
       cwd: dir,
