@@ -5,7 +5,7 @@
 // of one message at a time (p50/p99). gRPC: calls/s with calls in flight, and one call at a
 // time (p50/p99).
 import { spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -14,10 +14,17 @@ import WebSocket from 'ws'
 import { reservePort } from '../src/allocator/runtime/process.js'
 import { ROOT, fmt, machine, median, percentile, saveResult, startTracked, waitLine } from './lib.js'
 
-/** Seconds of each measured run (a window run and a one-at-a-time run per path). */
-const SECONDS = Number(process.env.BENCH_TRAFFIC_SECONDS ?? 5)
-/** Messages or calls in flight in the throughput runs. */
+/** Seconds of each throughput run (the one-at-a-time run after it takes half as long). */
+const SECONDS = Number(process.env.BENCH_TRAFFIC_SECONDS ?? 4)
+/** Interleaved rounds over the paths. */
+const ROUNDS = Number(process.env.BENCH_TRAFFIC_ROUNDS ?? 3)
+/** Seconds of each path's warm-up, not counted. */
+const WARMUP_SECONDS = 2
+/** Messages or calls in flight in the throughput runs, spread over CONNS connections (channels). */
 const WINDOW = 32
+const CONNS = 4
+/** What the profiles of the physarum path showed (bench/traffic.ts, BENCH_TRAFFIC_PROF). */
+const WHERE_THE_TIME_GOES = `TODO`
 const procs: ChildProcess[] = []
 
 const start = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess =>
@@ -72,29 +79,94 @@ async function wsOpen(url: string): Promise<WebSocket> {
   return ws
 }
 
-/** Messages/s with WINDOW in flight, and the round trips of one message at a time (ms). */
-async function wsBench(url: string): Promise<{ rate: number; p50: number; p99: number }> {
-  const ws = await wsOpen(url)
+/** CPU time (user + system) a process has used, in µs; NaN once it is gone. */
+function cpuUs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8')
+      .split(') ')[1]
+      .split(' ')
+    return (Number(f[11]) + Number(f[12])) * 10000
+  } catch {
+    return NaN
+  }
+}
+
+/** Write system calls a process has made (socket writes, mostly); NaN once it is gone. */
+function writes(pid: number | undefined): number {
+  try {
+    return Number(/syscw: (\d+)/.exec(readFileSync(`/proc/${pid ?? 0}/io`, 'utf8'))?.[1] ?? NaN)
+  } catch {
+    return NaN
+  }
+}
+
+/** Per-process CPU µs over a run: `who` names the processes on the path (the client is this process). */
+async function metered(
+  who: Record<string, number | undefined>,
+  body: () => Promise<number>
+): Promise<{ n: number; seconds: number; cpu: Record<string, number>; writes: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(who).map(([k, pid]) => [k, cpuUs(pid)]))
+  const w0 = Object.fromEntries(Object.entries(who).map(([k, pid]) => [k, writes(pid)]))
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  const n = await body()
+  const seconds = (performance.now() - t0) / 1000
+  const c = process.cpuUsage(c0)
+  const cpu: Record<string, number> = { client: c.user + c.system }
+  const w: Record<string, number> = {}
+  for (const [k, pid] of Object.entries(who)) {
+    cpu[k] = cpuUs(pid) - before[k]
+    w[k] = writes(pid) - w0[k]
+  }
+  return { n, seconds, cpu, writes: w }
+}
+
+/** A path under test: a way to open a client for it, and the processes it crosses besides the client. */
+interface Path<C> {
+  name: string
+  open: () => Promise<C>
+  pids: () => Record<string, number | undefined>
+}
+
+interface Round {
+  rate: number
+  /** CPU µs per message (call) per process, in the throughput run. */
+  cpuPerMsg: Record<string, number>
+  /** Write system calls per message (call) per process, in the throughput run. */
+  writesPerMsg: Record<string, number>
+  lat: number[]
+}
+
+/** WINDOW messages in flight over CONNS connections for `seconds`: messages echoed. */
+async function wsWindow(conns: WebSocket[], seconds: number): Promise<number> {
   const msg = Buffer.alloc(64, 1)
   let got = 0
-  let stop = false
-  const t0 = performance.now()
-  await new Promise<void>(resolve => {
-    ws.on('message', () => {
-      got++
-      if (!stop) ws.send(msg)
-      else if (--inFlight === 0) resolve()
-    })
-    let inFlight = WINDOW
-    for (let i = 0; i < WINDOW; i++) ws.send(msg)
-    setTimeout(() => {
-      stop = true
-    }, SECONDS * 1000)
-  })
-  const rate = got / ((performance.now() - t0) / 1000)
-  ws.removeAllListeners('message')
+  const end = performance.now() + seconds * 1000
+  await Promise.all(
+    conns.map(
+      async ws =>
+        await new Promise<void>(resolve => {
+          let inFlight = WINDOW / conns.length
+          ws.on('message', () => {
+            got++
+            if (performance.now() < end) ws.send(msg)
+            else if (--inFlight === 0) {
+              ws.removeAllListeners('message')
+              resolve()
+            }
+          })
+          for (let i = 0; i < WINDOW / conns.length; i++) ws.send(msg)
+        })
+    )
+  )
+  return got
+}
+
+/** One message at a time on one connection for `seconds`: the round trips (ms). */
+async function wsOneByOne(ws: WebSocket, seconds: number): Promise<number[]> {
+  const msg = Buffer.alloc(64, 1)
   const lat: number[] = []
-  const end = performance.now() + SECONDS * 1000
+  const end = performance.now() + seconds * 1000
   while (performance.now() < end) {
     const s = performance.now()
     await new Promise<void>(resolve => {
@@ -105,50 +177,128 @@ async function wsBench(url: string): Promise<{ rate: number; p50: number; p99: n
     })
     lat.push(performance.now() - s)
   }
-  ws.close()
-  return { rate, p50: median(lat), p99: percentile(lat, 99) }
+  return lat
 }
 
 type UnaryClient = grpc.Client & { unary: (r: unknown, cb: (e: grpc.ServiceError | null) => void) => void }
 
-/** Calls/s with WINDOW in flight, and one call at a time (ms). */
-async function grpcBench(address: string, authority?: string): Promise<{ rate: number; p50: number; p99: number }> {
+/** CONNS channels, each its own HTTP/2 connection (a local subchannel pool), to `address`. */
+function grpcClients(address: string, authority?: string): UnaryClient[] {
   const Client = grpc.makeGenericClientConstructor(SERVICE, 'Echo')
-  const c = new Client(
-    address,
-    grpc.credentials.createInsecure(),
-    authority !== undefined ? { 'grpc.default_authority': authority } : {}
-  ) as unknown as UnaryClient
-  const call = async (): Promise<void> => {
-    await new Promise<void>((resolve, reject) => {
-      c.unary({ msg: 'x'.repeat(64) }, e => {
-        if (e !== null) reject(e)
-        else resolve()
-      })
+  return Array.from(
+    { length: CONNS },
+    () =>
+      new Client(address, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+        ...(authority !== undefined ? { 'grpc.default_authority': authority } : {})
+      }) as unknown as UnaryClient
+  )
+}
+
+const unary = async (c: UnaryClient): Promise<void> => {
+  await new Promise<void>((resolve, reject) => {
+    c.unary({ msg: 'x'.repeat(64) }, e => {
+      if (e !== null) reject(e)
+      else resolve()
     })
-  }
-  for (let i = 0; i < 200; i++) await call() // warm-up (and the cold start)
+  })
+}
+
+/** WINDOW calls in flight over the channels for `seconds`: calls done. */
+async function grpcWindow(cs: UnaryClient[], seconds: number): Promise<number> {
   let n = 0
-  const t0 = performance.now()
-  const end = t0 + SECONDS * 1000
+  const end = performance.now() + seconds * 1000
   await Promise.all(
-    Array.from({ length: WINDOW }, async () => {
+    Array.from({ length: WINDOW }, async (_, i) => {
       while (performance.now() < end) {
-        await call()
+        await unary(cs[i % cs.length])
         n++
       }
     })
   )
-  const rate = n / ((performance.now() - t0) / 1000)
+  return n
+}
+
+async function grpcOneByOne(c: UnaryClient, seconds: number): Promise<number[]> {
   const lat: number[] = []
-  const end2 = performance.now() + SECONDS * 1000
-  while (performance.now() < end2) {
+  const end = performance.now() + seconds * 1000
+  while (performance.now() < end) {
     const s = performance.now()
-    await call()
+    await unary(c)
     lat.push(performance.now() - s)
   }
-  c.close()
-  return { rate, p50: median(lat), p99: percentile(lat, 99) }
+  return lat
+}
+
+/**
+ * ROUNDS rounds over every path, the order turned each round (so that no path always runs
+ * first or last on a machine whose load drifts); each round a throughput run and a one-at-a-time run per path, after
+ * a warm-up of each path that is not counted.
+ */
+async function compare<C>(
+  paths: Array<Path<C>>,
+  window: (c: C, s: number) => Promise<number>,
+  oneByOne: (c: C, s: number) => Promise<number[]>,
+  close: (c: C) => void
+): Promise<Record<string, Round[]>> {
+  const clients = new Map<string, C>()
+  for (const p of paths) {
+    const c = await p.open()
+    clients.set(p.name, c)
+    await window(c, WARMUP_SECONDS)
+  }
+  const out: Record<string, Round[]> = Object.fromEntries(paths.map(p => [p.name, []]))
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let i = 0; i < paths.length; i++) {
+      const p = paths[(i + r) % paths.length]
+      const c = clients.get(p.name) as C
+      const m = await metered(p.pids(), async () => await window(c, SECONDS))
+      const lat = await oneByOne(c, SECONDS / 2)
+      out[p.name].push({
+        rate: m.n / m.seconds,
+        cpuPerMsg: Object.fromEntries(Object.entries(m.cpu).map(([k, us]) => [k, us / m.n])),
+        writesPerMsg: Object.fromEntries(Object.entries(m.writes).map(([k, w]) => [k, w / m.n])),
+        lat
+      })
+    }
+  }
+  for (const c of clients.values()) close(c)
+  return out
+}
+
+interface Summary {
+  rate: number
+  p50: number
+  p99: number
+  cpuPerMsg: Record<string, number>
+  writesPerMsg: Record<string, number>
+  rounds: number[]
+}
+
+/** Medians over the rounds: of the rates, of each process's CPU per message; p50/p99 of every round trip. */
+function summary(rounds: Round[]): Summary {
+  const lat = rounds.flatMap(r => r.lat)
+  const keys = Object.keys(rounds[0]?.cpuPerMsg ?? {})
+  return {
+    rate: median(rounds.map(r => r.rate)),
+    p50: median(lat),
+    p99: percentile(lat, 99),
+    cpuPerMsg: Object.fromEntries(keys.map(k => [k, median(rounds.map(r => r.cpuPerMsg[k]))])),
+    writesPerMsg: Object.fromEntries(
+      Object.keys(rounds[0]?.writesPerMsg ?? {}).map(k => [k, median(rounds.map(r => r.writesPerMsg[k]))])
+    ),
+    rounds: rounds.map(r => r.rate)
+  }
+}
+
+/** The pid of the child of `parent` whose command line contains `needle` (an app the allocator started). */
+function childPid(parent: number | undefined, needle: string): number | undefined {
+  try {
+    for (const t of readdirSync(`/proc/${parent}/task`))
+      for (const c of readFileSync(`/proc/${parent}/task/${t}/children`, 'utf8').trim().split(/\s+/))
+        if (c !== '' && readFileSync(`/proc/${c}/cmdline`, 'utf8').includes(needle)) return Number(c)
+  } catch {}
+  return undefined
 }
 
 export async function run(): Promise<void> {
@@ -156,8 +306,8 @@ export async function run(): Promise<void> {
   try {
     const apps = APPS(dir)
     const [wsPort, grpcPort] = [await reservePort(), await reservePort()]
-    start(process.execPath, [apps.ws], { PORT: String(wsPort) })
-    start(process.execPath, [apps.grpc], { PORT: String(grpcPort) })
+    const wsApp = start(process.execPath, [apps.ws], { PORT: String(wsPort) })
+    const grpcApp = start(process.execPath, [apps.grpc], { PORT: String(grpcPort) })
     const conf = join(dir, 'conf.json')
     writeFileSync(
       conf,
@@ -177,81 +327,172 @@ export async function run(): Promise<void> {
         Log: { Level: 'warn' }
       })
     )
-    const env = { PHYSARUM_PSK: 'physarum traffic benchmark' }
-    const bin = join(ROOT, 'bin/physarum')
-    const common = ['--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', '--log-level', 'info']
-    const alloc = start(process.execPath, [bin, 'allocator', ...common], env)
-    const addr = (await waitLine(alloc, /listening on (\/ip4\/127\.0\.0\.1\/\S+)/))[1]
-    const proxyPort = await reservePort()
-    const proxy = start(
-      process.execPath,
-      [bin, 'proxy', ...common, '--port', String(proxyPort), '--bootstrap', addr],
-      env
-    )
-    await waitLine(proxy, /proxy listening/)
-    await sleep(1500) // the proxy hears the allocator's announcement
-    // The cold start of the WebSocket app, before anything is measured.
-    for (let i = 0; ; i++) {
-      try {
-        ;(await wsOpen(`ws://127.0.0.1:${proxyPort}/ws/`)).close()
-        break
-      } catch (err) {
-        if (i > 100) throw err
-        await sleep(200)
+    // BENCH_TRAFFIC_PROF=<dir>: the allocator and the proxy write V8 CPU profiles there when they stop.
+    const prof = process.env.BENCH_TRAFFIC_PROF
+    /** An allocator and a proxy of `bin` in a private network of their own, once the app answers through it. */
+    const physarum = async (
+      bin: string,
+      psk: string
+    ): Promise<{ port: number; proxy: ChildProcess; alloc: ChildProcess }> => {
+      const env = { PHYSARUM_PSK: psk }
+      const node = prof !== undefined ? ['--cpu-prof', '--cpu-prof-dir', prof, bin] : [bin]
+      const common = ['--configfile', conf, '--ephemeral', '--admin', '127.0.0.1:0', '--log-level', 'info']
+      const alloc = start(process.execPath, [...node, 'allocator', ...common], env)
+      const addr = (await waitLine(alloc, /listening on (\/ip4\/127\.0\.0\.1\/\S+)/))[1]
+      const port = await reservePort()
+      const proxy = start(
+        process.execPath,
+        [...node, 'proxy', ...common, '--port', String(port), '--bootstrap', addr],
+        env
+      )
+      await waitLine(proxy, /proxy listening/)
+      await sleep(1500) // the proxy hears the allocator's announcement
+      // The cold start of the WebSocket app, before anything is measured.
+      for (let i = 0; ; i++) {
+        try {
+          ;(await wsOpen(`ws://127.0.0.1:${port}/ws/`)).close()
+          break
+        } catch (err) {
+          if (i > 100) throw err
+          await sleep(200)
+        }
       }
+      return { port, proxy, alloc }
     }
+    const { port: proxyPort, proxy, alloc } = await physarum(join(ROOT, 'bin/physarum'), 'physarum traffic benchmark')
+    // BENCH_TRAFFIC_BASELINE=<bin/physarum of another build>: that build side by side too, for an A/B of a change.
+    const baseBin = process.env.BENCH_TRAFFIC_BASELINE
+    const base = baseBin !== undefined ? await physarum(baseBin, 'physarum traffic benchmark, the baseline') : undefined
 
-    const ws = {
-      direct: await wsBench(`ws://127.0.0.1:${wsPort}/`),
-      physarum: await wsBench(`ws://127.0.0.1:${proxyPort}/ws/`)
-    }
-    const g: Record<string, { rate: number; p50: number; p99: number }> = {
-      direct: await grpcBench(`127.0.0.1:${grpcPort}`),
-      physarum: await grpcBench(`127.0.0.1:${proxyPort}`, 'echo')
-    }
+    const wsConns = async (url: string): Promise<WebSocket[]> =>
+      await Promise.all(Array.from({ length: CONNS }, async () => await wsOpen(url)))
+    // BENCH_TRAFFIC_ONLY=ws or grpc: one half only (for a profile of it).
+    const only = process.env.BENCH_TRAFFIC_ONLY
+    const wsRounds =
+      only === 'grpc'
+        ? { direct: [], physarum: [] }
+        : await compare<WebSocket[]>(
+            [
+              {
+                name: 'direct',
+                open: async () => await wsConns(`ws://127.0.0.1:${wsPort}/`),
+                pids: () => ({ app: wsApp.pid })
+              },
+              {
+                name: 'physarum',
+                open: async () => await wsConns(`ws://127.0.0.1:${proxyPort}/ws/`),
+                pids: () => ({ proxy: proxy.pid, host: alloc.pid, app: childPid(alloc.pid, 'ws-echo') })
+              },
+              ...(base === undefined
+                ? []
+                : [
+                    {
+                      name: 'baseline',
+                      open: async () => await wsConns(`ws://127.0.0.1:${base.port}/ws/`),
+                      pids: () => ({
+                        proxy: base.proxy.pid,
+                        host: base.alloc.pid,
+                        app: childPid(base.alloc.pid, 'ws-echo')
+                      })
+                    }
+                  ])
+            ],
+            wsWindow,
+            async (cs, sec) => await wsOneByOne(cs[0], sec),
+            cs => {
+              for (const c of cs) c.close()
+            }
+          )
+    const gPaths: Array<Path<UnaryClient[]>> = [
+      { name: 'direct', open: async () => grpcClients(`127.0.0.1:${grpcPort}`), pids: () => ({ app: grpcApp.pid }) },
+      {
+        name: 'physarum',
+        open: async () => grpcClients(`127.0.0.1:${proxyPort}`, 'echo'),
+        pids: () => ({ proxy: proxy.pid, host: alloc.pid, app: childPid(alloc.pid, 'grpc-echo') })
+      }
+    ]
+    if (base !== undefined)
+      gPaths.push({
+        name: 'baseline',
+        open: async () => grpcClients(`127.0.0.1:${base.port}`, 'echo'),
+        pids: () => ({ proxy: base.proxy.pid, host: base.alloc.pid, app: childPid(base.alloc.pid, 'grpc-echo') })
+      })
     let nginxNote = ''
     if (spawnSync('sh', ['-c', 'command -v nginx'], { stdio: 'ignore' }).status === 0) {
       const n = await reservePort()
       mkdirSync(join(dir, 'nginx/logs'), { recursive: true })
+      // One process (no master): its CPU is the relay's, like the proxy's.
       writeFileSync(
         join(dir, 'nginx/nginx.conf'),
-        `worker_processes 1; pid ${join(dir, 'nginx/nginx.pid')}; error_log ${join(dir, 'nginx/logs/error.log')} warn; daemon off; user root;
+        `worker_processes 1; master_process off; pid ${join(dir, 'nginx/nginx.pid')}; error_log ${join(dir, 'nginx/logs/error.log')} warn; daemon off;
 events { worker_connections 4096; }
 http { upstream g { server 127.0.0.1:${grpcPort}; keepalive 64; }
 server { listen 127.0.0.1:${n} http2; access_log off; location / { grpc_pass grpc://g; } } }`
       )
-      start('nginx', ['-p', join(dir, 'nginx'), '-c', join(dir, 'nginx/nginx.conf')])
+      const ngx = start('nginx', ['-p', join(dir, 'nginx'), '-c', join(dir, 'nginx/nginx.conf')])
       await sleep(500)
-      g.nginx = await grpcBench(`127.0.0.1:${n}`)
+      gPaths.push({
+        name: 'nginx',
+        open: async () => grpcClients(`127.0.0.1:${n}`),
+        pids: () => ({ nginx: ngx.pid, app: grpcApp.pid })
+      })
     } else
       nginxNote =
-        '\n\nnginx is not installed on this machine: its grpc_pass column is missing (`apt-get install nginx`).'
+        '\n\nnginx is not installed on this machine: its grpc_pass row is missing (`apt-get install nginx-light`).'
+    const gRounds =
+      only === 'ws'
+        ? { direct: [], physarum: [] }
+        : await compare<UnaryClient[]>(
+            gPaths,
+            grpcWindow,
+            async (cs, sec) => await grpcOneByOne(cs[0], sec),
+            cs => {
+              for (const c of cs) c.close()
+            }
+          )
+    const ws = Object.fromEntries(Object.entries(wsRounds).map(([k, r]) => [k, summary(r)]))
+    const g = Object.fromEntries(Object.entries(gRounds).map(([k, r]) => [k, summary(r)]))
 
-    const row = (name: string, r: { rate: number; p50: number; p99: number }, base: { rate: number; p50: number }) =>
-      `| ${name} | ${fmt(r.rate)} | ${fmt((100 * r.rate) / base.rate)} % | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)} | ${fmt(r.p50 - base.p50, 3)} |`
+    const cpu = (r: Summary): string =>
+      Object.entries(r.cpuPerMsg)
+        .map(([k, us]) => `${k} ${fmt(us)}`)
+        .join(', ')
+    const wr = (r: Summary): string =>
+      Object.entries(r.writesPerMsg)
+        .map(([k, w]) => `${k} ${fmt(w, 2)}`)
+        .join(', ')
+    const row = (name: string, r: Summary, base: Summary): string =>
+      `| ${name} | ${fmt(r.rate)} | ${fmt((100 * r.rate) / base.rate)} % | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)} | ${fmt(r.p50 - base.p50, 3)} | ${cpu(r)} | ${wr(r)} |`
     const head = (what: string): string =>
-      `| | ${what}/s (${WINDOW} in flight) | of direct | p50 ms (one at a time) | p99 ms | added p50 ms |\n|---|---|---|---|---|---|`
-    const markdown = `Each figure from ${SECONDS} s runs, every path side by side in one run; the app, the allocator and the proxy are each a real process, the clients (ws, @grpc/grpc-js) in the benchmark's process.
+      `| | ${what}/s (${WINDOW} in flight) | of direct | p50 ms (one at a time) | p99 ms | added p50 ms | CPU µs per ${what.replace(/s$/, '')} | writes per ${what.replace(/s$/, '')} |\n|---|---|---|---|---|---|---|---|`
+    const spread = (r: Summary): string => r.rounds.map(x => fmt(x)).join(', ')
+    const markdown = `${ROUNDS} interleaved rounds (the order of the paths turned each round, after a ${WARMUP_SECONDS} s warm-up of each); each round a ${SECONDS} s throughput run with ${WINDOW} messages or calls in flight over ${CONNS} connections (WebSocket) or ${CONNS} channels of their own HTTP/2 connection each (gRPC), then ${SECONDS / 2} s of one at a time on one of them. Rates and CPU are medians over the rounds, p50/p99 over every round trip. The app, the allocator and the proxy are each a real process; the clients (ws, @grpc/grpc-js) run in the benchmark's process, the same client code for every path. Through physarum: client → proxy (entrypoint) → libp2p stream → allocator (the instance's host) → app; "host" below is the allocator. CPU µs per message (per call) is each process's user + system time in the throughput run over the messages it carried (from /proc, 10 ms ticks); writes per message are its write system calls (/proc/<pid>/io syscw) over the same messages, the client's not counted.
 
-**WebSocket echo** (64-byte messages on one connection):
+**WebSocket echo** (64-byte binary messages):
 
 ${head('messages')}
 ${row('direct to the app', ws.direct, ws.direct)}
-${row('through physarum', ws.physarum, ws.direct)}
+${row('through physarum', ws.physarum, ws.direct)}${ws.baseline !== undefined ? `\n${row('through physarum (baseline build)', ws.baseline, ws.direct)}` : ''}
 
-**gRPC unary** (64-byte JSON messages, one channel; through physarum by \`grpc.default_authority\` = the app):
+Rates per round — direct: ${spread(ws.direct)}; physarum: ${spread(ws.physarum)}.
+
+**gRPC unary** (64-byte JSON messages; through physarum by \`grpc.default_authority\` = the app):
 
 ${head('calls')}
 ${row('direct to the app', g.direct, g.direct)}
-${row('through physarum', g.physarum, g.direct)}${g.nginx !== undefined ? `\n${row('through nginx grpc_pass', g.nginx, g.direct)}` : ''}
+${row('through physarum', g.physarum, g.direct)}${g.baseline !== undefined ? `\n${row('through physarum (baseline build)', g.baseline, g.direct)}` : ''}${g.nginx !== undefined ? `\n${row('through nginx grpc_pass', g.nginx, g.direct)}` : ''}
 
-Targets: through physarum ≥ 50 % of direct for both, added p50 ≤ 1 ms.${nginxNote}`
+Rates per round — direct: ${spread(g.direct)}; physarum: ${spread(g.physarum)}${g.nginx !== undefined ? `; nginx: ${spread(g.nginx)}` : ''}.
+
+Targets: through physarum ≥ 50 % of direct for both, added p50 ≤ 1 ms.${nginxNote} Envoy is not packaged by Debian, so it has no row.
+
+${WHERE_THE_TIME_GOES}`
     saveResult('traffic', {
       title: 'WebSocket and gRPC: direct vs physarum',
       ranAt: new Date().toISOString(),
       machine: machine(),
       markdown,
-      data: { seconds: SECONDS, window: WINDOW, ws, grpc: g }
+      data: { seconds: SECONDS, rounds: ROUNDS, window: WINDOW, conns: CONNS, ws, grpc: g }
     })
     process.stdout.write(markdown + '\n')
   } finally {
