@@ -134,6 +134,9 @@ interface Round {
   cpuPerMsg: Record<string, number>
   /** Write system calls per message (call) per process, in the throughput run. */
   writesPerMsg: Record<string, number>
+  /** The same in the one-at-a-time run. */
+  oneCpuPerMsg: Record<string, number>
+  oneWritesPerMsg: Record<string, number>
   lat: number[]
 }
 
@@ -253,11 +256,17 @@ async function compare<C>(
       const p = paths[(i + r) % paths.length]
       const c = clients.get(p.name) as C
       const m = await metered(p.pids(), async () => await window(c, SECONDS))
-      const lat = await oneByOne(c, SECONDS / 2)
+      let lat: number[] = []
+      const m1 = await metered(p.pids(), async () => {
+        lat = await oneByOne(c, SECONDS / 2)
+        return lat.length
+      })
       out[p.name].push({
         rate: m.n / m.seconds,
         cpuPerMsg: Object.fromEntries(Object.entries(m.cpu).map(([k, us]) => [k, us / m.n])),
         writesPerMsg: Object.fromEntries(Object.entries(m.writes).map(([k, w]) => [k, w / m.n])),
+        oneCpuPerMsg: Object.fromEntries(Object.entries(m1.cpu).map(([k, us]) => [k, us / m1.n])),
+        oneWritesPerMsg: Object.fromEntries(Object.entries(m1.writes).map(([k, w]) => [k, w / m1.n])),
         lat
       })
     }
@@ -272,21 +281,27 @@ interface Summary {
   p99: number
   cpuPerMsg: Record<string, number>
   writesPerMsg: Record<string, number>
+  oneCpuPerMsg: Record<string, number>
+  oneWritesPerMsg: Record<string, number>
   rounds: number[]
+}
+
+/** The median of each key over the records. */
+function medians(rs: Array<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.keys(rs[0] ?? {}).map(k => [k, median(rs.map(r => r[k]))]))
 }
 
 /** Medians over the rounds: of the rates, of each process's CPU per message; p50/p99 of every round trip. */
 function summary(rounds: Round[]): Summary {
   const lat = rounds.flatMap(r => r.lat)
-  const keys = Object.keys(rounds[0]?.cpuPerMsg ?? {})
   return {
     rate: median(rounds.map(r => r.rate)),
     p50: median(lat),
     p99: percentile(lat, 99),
-    cpuPerMsg: Object.fromEntries(keys.map(k => [k, median(rounds.map(r => r.cpuPerMsg[k]))])),
-    writesPerMsg: Object.fromEntries(
-      Object.keys(rounds[0]?.writesPerMsg ?? {}).map(k => [k, median(rounds.map(r => r.writesPerMsg[k]))])
-    ),
+    cpuPerMsg: medians(rounds.map(r => r.cpuPerMsg)),
+    writesPerMsg: medians(rounds.map(r => r.writesPerMsg)),
+    oneCpuPerMsg: medians(rounds.map(r => r.oneCpuPerMsg)),
+    oneWritesPerMsg: medians(rounds.map(r => r.oneWritesPerMsg)),
     rounds: rounds.map(r => r.rate)
   }
 }
@@ -453,16 +468,16 @@ server { listen 127.0.0.1:${n} http2; access_log off; location / { grpc_pass grp
     const ws = Object.fromEntries(Object.entries(wsRounds).map(([k, r]) => [k, summary(r)]))
     const g = Object.fromEntries(Object.entries(gRounds).map(([k, r]) => [k, summary(r)]))
 
-    const cpu = (r: Summary): string =>
-      Object.entries(r.cpuPerMsg)
-        .map(([k, us]) => `${k} ${fmt(us)}`)
-        .join(', ')
-    const wr = (r: Summary): string =>
-      Object.entries(r.writesPerMsg)
-        .map(([k, w]) => `${k} ${fmt(w, 2)}`)
+    const each = (r: Record<string, number>, digits: number): string =>
+      Object.entries(r)
+        .map(([k, x]) => `${k} ${fmt(x, digits)}`)
         .join(', ')
     const row = (name: string, r: Summary, base: Summary): string =>
-      `| ${name} | ${fmt(r.rate)} | ${fmt((100 * r.rate) / base.rate)} % | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)} | ${fmt(r.p50 - base.p50, 3)} | ${cpu(r)} | ${wr(r)} |`
+      `| ${name} | ${fmt(r.rate)} | ${fmt((100 * r.rate) / base.rate)} % | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)} | ${fmt(r.p50 - base.p50, 3)} | ${each(r.cpuPerMsg, 0)} | ${each(r.writesPerMsg, 2)} |`
+    const oneRow = (name: string, r: Summary): string =>
+      `| ${name} | ${each(r.oneCpuPerMsg, 0)} | ${each(r.oneWritesPerMsg, 2)} |`
+    const oneHead = (what: string): string =>
+      `One ${what} at a time (the p50 runs): | CPU µs per ${what} | writes per ${what} |\n|---|---|---|`
     const head = (what: string): string =>
       `| | ${what}/s (${WINDOW} in flight) | of direct | p50 ms (one at a time) | p99 ms | added p50 ms | CPU µs per ${what.replace(/s$/, '')} | writes per ${what.replace(/s$/, '')} |\n|---|---|---|---|---|---|---|---|`
     const spread = (r: Summary): string => r.rounds.map(x => fmt(x)).join(', ')
@@ -474,6 +489,10 @@ ${head('messages')}
 ${row('direct to the app', ws.direct, ws.direct)}
 ${row('through physarum', ws.physarum, ws.direct)}${ws.baseline !== undefined ? `\n${row('through physarum (baseline build)', ws.baseline, ws.direct)}` : ''}
 
+${oneHead('message')}
+${oneRow('direct to the app', ws.direct)}
+${oneRow('through physarum', ws.physarum)}${ws.baseline !== undefined ? `\n${oneRow('through physarum (baseline build)', ws.baseline)}` : ''}
+
 Rates per round — direct: ${spread(ws.direct)}; physarum: ${spread(ws.physarum)}.
 
 **gRPC unary** (64-byte JSON messages; through physarum by \`grpc.default_authority\` = the app):
@@ -481,6 +500,10 @@ Rates per round — direct: ${spread(ws.direct)}; physarum: ${spread(ws.physarum
 ${head('calls')}
 ${row('direct to the app', g.direct, g.direct)}
 ${row('through physarum', g.physarum, g.direct)}${g.baseline !== undefined ? `\n${row('through physarum (baseline build)', g.baseline, g.direct)}` : ''}${g.nginx !== undefined ? `\n${row('through nginx grpc_pass', g.nginx, g.direct)}` : ''}
+
+${oneHead('call')}
+${oneRow('direct to the app', g.direct)}
+${oneRow('through physarum', g.physarum)}${g.baseline !== undefined ? `\n${oneRow('through physarum (baseline build)', g.baseline)}` : ''}${g.nginx !== undefined ? `\n${oneRow('through nginx grpc_pass', g.nginx)}` : ''}
 
 Rates per round — direct: ${spread(g.direct)}; physarum: ${spread(g.physarum)}${g.nginx !== undefined ? `; nginx: ${spread(g.nginx)}` : ''}.
 

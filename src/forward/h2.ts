@@ -11,6 +11,7 @@ import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
   type Http2Session,
+  type Http2Stream,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
   type ServerHttp2Stream
@@ -151,7 +152,7 @@ export async function relayStream(
       resolve(0)
       return
     }
-    inbound.pipe(outbound)
+    relayBody(inbound, outbound)
     let timedOut = false
     const timer =
       opts.headersTimeoutMs === undefined
@@ -177,7 +178,7 @@ export async function relayStream(
         { ':status': status, ...relayed(headers), ...extra(headers) },
         { endStream, waitForTrailers: !endStream }
       )
-      if (!endStream) outbound.pipe(inbound)
+      if (!endStream) relayBody(outbound, inbound)
     })
     outbound.on('trailers', (t: IncomingHttpHeaders) => {
       trailers = relayed(t)
@@ -213,6 +214,27 @@ export async function relayStream(
     })
     outbound.on('error', () => {})
     inbound.on('error', () => {})
+  })
+}
+
+/**
+ * The body of one stream written on to another as it comes, with backpressure, and ended after it: what pipe() does,
+ * without its listeners on both sides (a unary call relays two bodies per hop, and pipe's setup and teardown cost
+ * more than the bytes). Resets and errors are the relay's own business (relayStream).
+ */
+function relayBody(src: Http2Stream, dst: Http2Stream): void {
+  const onDrain = (): void => {
+    src.resume()
+  }
+  src.on('data', (chunk: Buffer) => {
+    if (dst.destroyed || dst.writableEnded) return
+    if (!dst.write(chunk)) {
+      src.pause()
+      dst.once('drain', onDrain)
+    }
+  })
+  src.once('end', () => {
+    if (!dst.destroyed && !dst.writableEnded) dst.end()
   })
 }
 
