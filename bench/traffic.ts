@@ -1,9 +1,10 @@
 // Traffic beyond plain HTTP/1.1, side by side in one run: WebSocket echo (ws) and gRPC unary
 // calls (@grpc/grpc-js), each directly to the app and through physarum (client proxy → libp2p
 // → allocator → app, each a real process); gRPC through nginx's grpc_pass too when nginx is
-// installed. WebSocket: messages/s with a window of messages in flight, and the round trip
-// of one message at a time (p50/p99). gRPC: calls/s with calls in flight, and one call at a
-// time (p50/p99).
+// installed. The same client code on every path, several connections with a window in flight
+// (so that throughput is not only the latency of 4 hops against 2), a warm-up, interleaved
+// rounds and medians: messages (calls)/s, the round trip of one at a time (p50/p99), and the
+// CPU time and write system calls each process spends per message.
 import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -23,8 +24,6 @@ const WARMUP_SECONDS = 2
 /** Messages or calls in flight in the throughput runs, spread over CONNS connections (channels). */
 const WINDOW = 32
 const CONNS = 4
-/** What the profiles of the physarum path showed (bench/traffic.ts, BENCH_TRAFFIC_PROF). */
-const WHERE_THE_TIME_GOES = `TODO`
 const procs: ChildProcess[] = []
 
 const start = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess =>
@@ -316,6 +315,19 @@ function childPid(parent: number | undefined, needle: string): number | undefine
   return undefined
 }
 
+/**
+ * Where the time of the physarum path goes: the figures of this run, and what CPU profiles of the proxy and the
+ * allocator under these loads showed (BENCH_TRAFFIC_PROF=<dir>, BENCH_TRAFFIC_ONLY=ws|grpc).
+ */
+function whereTheTimeGoes(ws: Record<string, Summary>, g: Record<string, Summary>): string {
+  const us = (r: Summary | undefined, k: string): string => fmt(r?.cpuPerMsg[k] ?? NaN)
+  return `**Where the time goes.** On this machine's 2 cores every process on a path competes for the CPU, so the rate through physarum is bounded by the CPU its four processes spend per message, not by the hop's latency.
+
+- WebSocket: direct, the client and the app spend ${us(ws.direct, 'client')} + ${us(ws.direct, 'app')} µs per message; through physarum the proxy adds ${us(ws.physarum, 'proxy')} µs and the host ${us(ws.physarum, 'host')} µs. After the 101 both splice the socket to the libp2p stream itself (src/forward/upgrade.ts): what is left per chunk is the libp2p hop — yamux framing, Noise's ChaCha20-Poly1305 and the private network's XSalsa20 on each side, and the TCP write system call, which profiles show as the largest single item (about a fifth of the busy time). Several messages in flight share a chunk (see the writes per message), one at a time each pays it all.
+- gRPC: the proxy spends ${us(g.physarum, 'proxy')} µs and the host ${us(g.physarum, 'host')} µs per call${g.nginx !== undefined ? `, against nginx's ${us(g.nginx, 'nginx')} µs for the same relay in C` : ''}. A call crosses four HTTP/2 codecs in JavaScript (node:http2): the entrypoint's server session and the hop's client session on the proxy, the hop's server session and the session to the app on the host; each makes an Http2Stream (a Node Duplex) per call, and the two hop sessions run over a JS socket (JSStreamSocket over the libp2p stream) whose every write completes a macrotask later. In the profiles the socket writes are about a fifth of the busy time, the libp2p hop and node:http2's JavaScript about a tenth each, events, streams and garbage collection most of the rest; physarum's own code (placement, headers, the relay) a few per cent. The bodies are relayed by a data listener (src/forward/h2.ts relayBody), and gRPC streams skip Node's compatibility request/response at the entrypoint. The app itself spends more per call behind physarum (${us(g.physarum, 'app')} against ${us(g.direct, 'app')} µs): its calls come over one HTTP/2 connection from the host instead of ${CONNS}, in smaller batches.
+- Lower would take the HTTP/2 codecs off the host (a byte splice to the app, as for WebSocket, would lose its per-request accounting and refusals) or a native socket under the hop's sessions; the Noise and pnet ciphers and yamux are the libp2p hop's.`
+}
+
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-traffic-'))
   try {
@@ -509,7 +521,7 @@ Rates per round — direct: ${spread(g.direct)}; physarum: ${spread(g.physarum)}
 
 Targets: through physarum ≥ 50 % of direct for both, added p50 ≤ 1 ms.${nginxNote} Envoy is not packaged by Debian, so it has no row.
 
-${WHERE_THE_TIME_GOES}`
+${whereTheTimeGoes(ws, g)}`
     saveResult('traffic', {
       title: 'WebSocket and gRPC: direct vs physarum',
       ranAt: new Date().toISOString(),

@@ -138,13 +138,6 @@ export async function relayStream(
     const onClosed = (): void => {
       if (++closed === 2) resolve(status)
     }
-    const session = outbound.session
-    if (session !== undefined) {
-      active.set(session, (active.get(session) ?? 0) + 1)
-      outbound.once('close', () => {
-        active.set(session, (active.get(session) ?? 1) - 1)
-      })
-    }
     if (inbound.closed || inbound.destroyed) {
       // Reset while it was placed (a rapid-reset flood is made of these): it never reaches the app.
       outbound.on('error', () => {})
@@ -152,6 +145,8 @@ export async function relayStream(
       resolve(0)
       return
     }
+    const session = outbound.session
+    if (session !== undefined) active.set(session, (active.get(session) ?? 0) + 1)
     relayBody(inbound, outbound)
     let timedOut = false
     const timer =
@@ -164,9 +159,6 @@ export async function relayStream(
             respondError(inbound, opts.grpc, 504, 'UPSTREAM_TIMEOUT', `no answer within ${opts.headersTimeoutMs} ms`)
             outbound.close(NGHTTP2_CANCEL)
           }, opts.headersTimeoutMs)
-    outbound.once('close', () => {
-      clearTimeout(timer)
-    })
     outbound.on('response', (headers, flags) => {
       clearTimeout(timer)
       if (status !== 0) return
@@ -198,6 +190,8 @@ export async function relayStream(
       onClosed()
     })
     outbound.once('close', () => {
+      clearTimeout(timer)
+      if (session !== undefined) active.set(session, (active.get(session) ?? 1) - 1)
       // After a timeout the client has its 504: the cancel of the app's stream is no reset of the client's.
       if (!timedOut && !inbound.closed && !inbound.destroyed) {
         if (!inbound.headersSent)
