@@ -84,3 +84,10 @@ export const H2_SESSION_OPTIONS = {
  * stream (and the session on it) is closed, so that a gRPC call silent for minutes survives.
  */
 export const H2_PING_MS = 30000
+
+/**
+ * The most of an HTTP/2 request's body (bytes) a proxy keeps until an instance took the request, so that a host's
+ * refusal (the app never saw it: NO_INSTANCE, DRAINING, …) can be retried on the next instance: a unary gRPC call is
+ * far smaller; a larger (streaming) body is relayed all the same, only no longer retried.
+ */
+export const H2_REPLAY_MAX_BYTES = 64 * 1024

@@ -1,13 +1,18 @@
 // A libp2p stream as a Node.js Duplex, with backpressure both ways, so that Node's HTTP
 // server (serving side) and undici (client side) can speak HTTP/1.1 over it.
 import { Duplex } from 'node:stream'
-import type { Stream } from '@libp2p/interface'
+import type { Stream, StreamMessageEvent } from '@libp2p/interface'
 
 export interface StreamSocket extends Duplex {
   remoteAddress?: string
   setTimeout: (ms: number, cb?: () => void) => StreamSocket
   setNoDelay: (noDelay?: boolean) => StreamSocket
   setKeepAlive: (enable?: boolean, delay?: number) => StreamSocket
+  /**
+   * Hands the stream's incoming bytes over (an upgraded connection's splice, ./upgrade.ts): they no longer go to the
+   * readable side, where what came before stays to be read. Writing, ending and destroying the socket work as before.
+   */
+  detach: () => Stream
 }
 
 export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSocket {
@@ -54,7 +59,7 @@ export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSo
       cb(err)
     }
   }) as StreamSocket
-  stream.addEventListener('message', evt => {
+  const onMessage = (evt: StreamMessageEvent): void => {
     const data = evt.data
     const buf = data instanceof Uint8Array ? data : data.subarray()
     // push() may destroy the socket at once (Node's HTTP parser refusing the bytes aborts
@@ -64,10 +69,12 @@ export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSo
       paused = true
       stream.pause()
     }
-  })
-  stream.addEventListener('remoteCloseWrite', () => {
+  }
+  const onRemoteCloseWrite = (): void => {
     d.push(null)
-  })
+  }
+  stream.addEventListener('message', onMessage)
+  stream.addEventListener('remoteCloseWrite', onRemoteCloseWrite)
   stream.addEventListener('close', evt => {
     if (evt.error !== undefined && !d.destroyed) d.destroy(evt.error)
     else d.push(null)
@@ -78,5 +85,14 @@ export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSo
   d.setTimeout = (_ms: number, _cb?: () => void) => d
   d.setNoDelay = () => d
   d.setKeepAlive = () => d
+  d.detach = () => {
+    stream.removeEventListener('message', onMessage)
+    stream.removeEventListener('remoteCloseWrite', onRemoteCloseWrite)
+    if (paused) {
+      paused = false
+      if (stream.readStatus === 'paused') stream.resume()
+    }
+    return stream
+  }
   return d
 }

@@ -11,6 +11,7 @@ import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
   type Http2Session,
+  type Http2Stream,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
   type ServerHttp2Stream
@@ -127,6 +128,12 @@ export async function relayStream(
     extra?: (headers: IncomingHttpHeaders) => OutgoingHttpHeaders
     /** The answer's head must begin within this long (ms), or the stream is cancelled and the client told 504. */
     headersTimeoutMs?: number
+    /**
+     * The request's body, kept for another attempt, and whether an answer's head is a refusal of the host's own (the
+     * app never saw the request): such an answer is not relayed while the body is all kept; the relay resolves
+     * REFUSED at once, with `inbound` untouched, for the next instance.
+     */
+    retry?: { body: ReplayableBody; refused: (headers: IncomingHttpHeaders) => boolean }
   }
 ): Promise<number> {
   const extra = opts.extra ?? (() => ({}))
@@ -137,13 +144,6 @@ export async function relayStream(
     const onClosed = (): void => {
       if (++closed === 2) resolve(status)
     }
-    const session = outbound.session
-    if (session !== undefined) {
-      active.set(session, (active.get(session) ?? 0) + 1)
-      outbound.once('close', () => {
-        active.set(session, (active.get(session) ?? 1) - 1)
-      })
-    }
     if (inbound.closed || inbound.destroyed) {
       // Reset while it was placed (a rapid-reset flood is made of these): it never reaches the app.
       outbound.on('error', () => {})
@@ -151,8 +151,12 @@ export async function relayStream(
       resolve(0)
       return
     }
-    inbound.pipe(outbound)
+    const session = outbound.session
+    if (session !== undefined) active.set(session, (active.get(session) ?? 0) + 1)
+    if (opts.retry !== undefined) opts.retry.body.attach(outbound)
+    else relayBody(inbound, outbound)
     let timedOut = false
+    let refused = false
     const timer =
       opts.headersTimeoutMs === undefined
         ? undefined
@@ -163,21 +167,28 @@ export async function relayStream(
             respondError(inbound, opts.grpc, 504, 'UPSTREAM_TIMEOUT', `no answer within ${opts.headersTimeoutMs} ms`)
             outbound.close(NGHTTP2_CANCEL)
           }, opts.headersTimeoutMs)
-    outbound.once('close', () => {
-      clearTimeout(timer)
-    })
     outbound.on('response', (headers, flags) => {
       clearTimeout(timer)
       if (status !== 0) return
-      status = Number(headers[':status'] ?? 502)
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0
+      const retry = opts.retry
+      if (retry !== undefined) {
+        if (endStream && retry.body.replayable && retry.refused(headers)) {
+          refused = true
+          retry.body.detach()
+          resolve(REFUSED)
+          return
+        }
+        retry.body.release()
+      }
+      status = Number(headers[':status'] ?? 502)
       if (inbound.destroyed || inbound.closed) return
       // Trailers-only (a gRPC error): one HEADERS frame that ends the stream, as it came.
       inbound.respond(
         { ':status': status, ...relayed(headers), ...extra(headers) },
         { endStream, waitForTrailers: !endStream }
       )
-      if (!endStream) outbound.pipe(inbound)
+      if (!endStream) relayBody(outbound, inbound)
     })
     outbound.on('trailers', (t: IncomingHttpHeaders) => {
       trailers = relayed(t)
@@ -192,11 +203,15 @@ export async function relayStream(
     // Resets go the other way: a cancelled call (or a client gone) is cancelled at the app,
     // an app's reset is the client's.
     inbound.once('close', () => {
+      if (refused) return
       if (!outbound.closed && !outbound.destroyed)
         outbound.close(inbound.rstCode === NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : inbound.rstCode)
       onClosed()
     })
     outbound.once('close', () => {
+      clearTimeout(timer)
+      if (session !== undefined) active.set(session, (active.get(session) ?? 1) - 1)
+      if (refused) return
       // After a timeout the client has its 504: the cancel of the app's stream is no reset of the client's.
       if (!timedOut && !inbound.closed && !inbound.destroyed) {
         if (!inbound.headersSent)
@@ -213,6 +228,104 @@ export async function relayStream(
     })
     outbound.on('error', () => {})
     inbound.on('error', () => {})
+  })
+}
+
+/** What relayStream resolves with for an answer that was a host's refusal, not relayed (see its `retry`). */
+export const REFUSED = -1
+
+/**
+ * The request body of a stream that may go to another instance: what was read of it is kept (up to `max` bytes) until
+ * an answer's head says the instance took the request (release), and written again to the next attempt's stream
+ * (attach) when it was refused. Bodies larger than `max` are relayed all the same, only no longer replayable.
+ */
+export class ReplayableBody {
+  private kept: Buffer[] = []
+  private bytes = 0
+  private keeping = true
+  private ended = false
+  private dst?: Http2Stream
+  private listening = false
+
+  constructor(
+    private readonly src: Http2Stream,
+    private readonly max: number
+  ) {}
+
+  /** Whether all of the body read so far is kept. */
+  get replayable(): boolean {
+    return this.keeping
+  }
+
+  /** The body goes to `dst` from now on: what was kept first, then the rest as it comes. */
+  attach(dst: Http2Stream): void {
+    this.dst = dst
+    for (const c of this.kept) dst.write(c)
+    if (this.ended) {
+      dst.end()
+      return
+    }
+    if (!this.listening) {
+      this.listening = true
+      this.src.on('data', (chunk: Buffer) => {
+        this.onData(chunk)
+      })
+      this.src.once('end', () => {
+        this.ended = true
+        const d = this.dst
+        if (d !== undefined && !d.destroyed && !d.writableEnded) d.end()
+      })
+    }
+    this.src.resume()
+  }
+
+  /** The attempt was refused: nothing goes anywhere until the next attach. */
+  detach(): void {
+    this.dst = undefined
+    this.src.pause()
+  }
+
+  /** The instance took the request: nothing more is kept. */
+  release(): void {
+    this.keeping = false
+    this.kept = []
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.keeping) {
+      this.kept.push(chunk)
+      this.bytes += chunk.length
+      if (this.bytes > this.max) this.release()
+    }
+    const dst = this.dst
+    if (dst === undefined || dst.destroyed || dst.writableEnded) return
+    if (!dst.write(chunk)) {
+      this.src.pause()
+      dst.once('drain', () => {
+        if (this.dst === dst) this.src.resume()
+      })
+    }
+  }
+}
+
+/**
+ * The body of one stream written on to another as it comes, with backpressure, and ended after it: what pipe() does,
+ * without its listeners on both sides (a unary call relays two bodies per hop, and pipe's setup and teardown cost
+ * more than the bytes). Resets and errors are the relay's own business (relayStream).
+ */
+function relayBody(src: Http2Stream, dst: Http2Stream): void {
+  const onDrain = (): void => {
+    src.resume()
+  }
+  src.on('data', (chunk: Buffer) => {
+    if (dst.destroyed || dst.writableEnded) return
+    if (!dst.write(chunk)) {
+      src.pause()
+      dst.once('drain', onDrain)
+    }
+  })
+  src.once('end', () => {
+    if (!dst.destroyed && !dst.writableEnded) dst.end()
   })
 }
 

@@ -6,6 +6,8 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { connect, type Socket } from 'node:net'
+import type { StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import type { StreamSocket } from './duplex.js'
 import { addForwarded } from './headers.js'
 import { SPLICE_LINGER_MS } from './constants.js'
 
@@ -43,9 +45,20 @@ export function isWebSocket(req: IncomingMessage): boolean {
  * Joins two sockets until both are closed; `done` runs once then. An end on one side ends
  * the other's writing side once what was piped is written (so a last close frame gets
  * through); a failure, or a side that stays open SPLICE_LINGER_MS after the other closed,
- * is destroyed.
+ * is destroyed. A side that is a forwarding stream (./duplex.ts) is joined to the libp2p
+ * stream itself: each message is written on as it comes, with no stream machinery between.
  */
 export function splice(a: Duplex, b: Duplex, done: () => void): void {
+  if (isStreamSocket(b)) spliceStream(a, b, done)
+  else if (isStreamSocket(a)) spliceStream(b, a, done)
+  else splicePiped(a, b, done)
+}
+
+function isStreamSocket(d: Duplex): d is StreamSocket {
+  return typeof (d as Partial<StreamSocket>).detach === 'function'
+}
+
+function splicePiped(a: Duplex, b: Duplex, done: () => void): void {
   let closed = 0
   const onClose = (other: Duplex) => (): void => {
     if (!other.destroyed) {
@@ -60,6 +73,83 @@ export function splice(a: Duplex, b: Duplex, done: () => void): void {
   b.once('close', onClose(a))
   a.pipe(b)
   b.pipe(a)
+}
+
+/** `socket` ⇄ the libp2p stream under `ss`, with backpressure both ways (a full side pauses the other). */
+function spliceStream(socket: Duplex, ss: StreamSocket, done: () => void): void {
+  const stream = ss.detach()
+  let closed = 0
+  const onClosed = (): void => {
+    if (++closed === 2) done()
+  }
+  const linger = (d: Duplex): void => {
+    if (d.destroyed) return
+    d.end()
+    setTimeout(() => d.destroy(), SPLICE_LINGER_MS).unref()
+  }
+  // What the stream's socket read before (after an upgrade's head, or with an answer's head): first.
+  for (let chunk: Buffer | null; (chunk = ss.read() as Buffer | null) !== null;) socket.write(chunk)
+  const toSocket = (evt: StreamMessageEvent): void => {
+    const data = evt.data
+    if (!socket.write(data instanceof Uint8Array ? data : data.subarray()) && stream.readStatus === 'readable') {
+      stream.pause()
+      socket.once('drain', () => {
+        if (stream.readStatus === 'paused') stream.resume()
+      })
+    }
+  }
+  const remoteEnded = (): void => {
+    if (!socket.destroyed) socket.end()
+  }
+  stream.addEventListener('message', toSocket)
+  stream.addEventListener('remoteCloseWrite', remoteEnded)
+  // The other side ended its writing (or went) before the splice: its events came and went.
+  if (stream.remoteWriteStatus === 'closed') remoteEnded()
+  let drainWait = false
+  const toStream = (chunk: Buffer): void => {
+    let ok: boolean
+    try {
+      ok = stream.send(chunk)
+    } catch (err) {
+      ss.destroy(err as Error)
+      return
+    }
+    if (!ok && !drainWait) {
+      drainWait = true
+      socket.pause()
+      stream.onDrain().then(
+        () => {
+          drainWait = false
+          socket.resume()
+        },
+        () => {
+          socket.destroy()
+        }
+      )
+    }
+  }
+  socket.on('data', toStream)
+  socket.once('end', () => {
+    // Its last bytes are sent by then: the stream's writing side ends after them.
+    if (!ss.destroyed) ss.end()
+  })
+  socket.on('error', () => ss.destroy())
+  socket.once('close', () => {
+    linger(ss)
+    onClosed()
+  })
+  const streamClosed = (evt?: StreamCloseEvent): void => {
+    stream.removeEventListener('message', toSocket)
+    stream.removeEventListener('remoteCloseWrite', remoteEnded)
+    if (evt?.error !== undefined) socket.destroy()
+    else linger(socket)
+    if (!ss.destroyed) ss.destroy()
+    onClosed()
+  }
+  if (stream.status === 'open' || stream.status === 'closing')
+    stream.addEventListener('close', streamClosed, { once: true })
+  else streamClosed()
+  socket.resume()
 }
 
 /** A TCP connection to HOST:PORT, once connected (an instance, for an upgrade). */

@@ -2,7 +2,13 @@
 // /<rest>?<query> (./request.ts serves it); / and /_physarum/… belong to the proxy itself.
 // It owns the listening socket and a shutdown that loses no request.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
-import { createServer as createH2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2'
+import {
+  createServer as createH2Server,
+  type Http2ServerRequest,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream
+} from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import { isGrpc, respondError } from '../forward/h2.js'
 import { H2_SESSION_OPTIONS } from '../forward/constants.js'
@@ -137,6 +143,39 @@ export class Entrypoint implements Startable {
     h2.on('connect', (req: Http2ServerRequest) => {
       respondError(req.stream, false, HTTP_STATUS.NOT_SUPPORTED, 'NOT_SUPPORTED', CONNECT_REFUSED)
     })
+    // A request that goes on as HTTP/2 (a gRPC call, an h2c app's request) is relayed from its stream at once: the
+    // compatibility request and response Node builds for every stream (two objects, a dozen listeners) would go unused.
+    // Any other stream gets them, by the listener that 'request' installed (if Node installed none, every stream goes
+    // the usual way).
+    const compat = h2.listeners('stream') as Array<(...args: unknown[]) => void>
+    if (compat.length > 0) h2.removeAllListeners('stream')
+    if (compat.length > 0)
+      h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+        const direct = this.directH2(headers)
+        if (direct === undefined) {
+          for (const l of compat) l.call(h2, stream, headers, ...rest)
+          return
+        }
+        this.lastActivityAt = Date.now()
+        stream.once('close', () => {
+          this.lastActivityAt = Date.now()
+        })
+        // As for the others, a macrotask later (rapid reset).
+        setImmediate(() => {
+          if (stream.closed || stream.destroyed) return
+          const grpc = isGrpc(headers)
+          this.components.requests
+            .forwardH2(direct.app, direct.path, stream, headers, {
+              ip: stream.session?.socket?.remoteAddress,
+              proto:
+                (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true ? 'https' : 'http'
+            })
+            .catch((err: Error) => {
+              this.components.log.error(`request ${direct.path.slice(0, 200)} to ${direct.app} failed: ${err.message}`)
+              respondError(stream, grpc, 500, 'INTERNAL', err.message)
+            })
+        })
+      })
     h2.on('session', session => {
       this.h2Sessions.add(session)
       session.once('close', () => this.h2Sessions.delete(session))
@@ -259,6 +298,29 @@ export class Entrypoint implements Startable {
       return
     }
     await this.forward(t.app, t.rest, req, res)
+  }
+
+  /**
+   * The app and path of an HTTP/2 request that goes on as HTTP/2 (forward's test), found as handle() would; undefined
+   * for anything else (the proxy's own pages, an error, CONNECT, Expect, an HTTP/1.1 app), which takes the usual way.
+   */
+  private directH2(headers: IncomingHttpHeaders): { app: string; path: string } | undefined {
+    const method = headers[':method']
+    const url = headers[':path']
+    if (method === 'CONNECT' || headers.expect !== undefined || url === undefined) return undefined
+    const known = (app: string): boolean => this.components.placement.known(app)
+    let app = authorityApp(headers[':authority'], known)
+    let path = url
+    if (app === undefined) {
+      const p = url.split('?')[0]
+      if (p === '/' || p === '/_physarum' || p.startsWith('/_physarum/')) return undefined
+      const t = appTarget(url)
+      if ('code' in t) return undefined
+      app = t.app
+      path = t.rest
+    }
+    if (!isGrpc(headers) && (this.components.protocol?.(app) ?? 'http1') === 'http1') return undefined
+    return { app, path }
   }
 
   /**

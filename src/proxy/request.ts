@@ -12,7 +12,15 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { connected, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
-import { H2Sessions, isGrpc, outgoingHeaders, relayStream, respondError } from '../forward/h2.js'
+import {
+  H2Sessions,
+  isGrpc,
+  outgoingHeaders,
+  REFUSED,
+  relayStream,
+  ReplayableBody,
+  respondError
+} from '../forward/h2.js'
 import type { Pool } from 'undici'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
 import { ConnectError, type ForwardClient } from '../forward/client.js'
@@ -25,6 +33,7 @@ import { RetryBudget, type Balancer } from './balancer.js'
 import type { Endpoint, Placement } from './placement.js'
 import type { RecentErrors } from './status.js'
 import { MAX_ATTEMPTS } from './constants.js'
+import { H2_REPLAY_MAX_BYTES } from '../forward/constants.js'
 
 /** How one attempt on one instance ended. */
 export type Attempt =
@@ -315,9 +324,11 @@ export class Requests {
    * An HTTP/2 request to an h2c or gRPC app (and any gRPC call): placed like a request, then
    * relayed as HTTP/2 on the instance's session (over a stream of the hop whose frame says
    * h2), headers, bodies both ways, trailers and resets (a cancelled call or a client gone
-   * resets the app's stream; grpc-timeout goes on as it came). Tried elsewhere only while no
-   * session to an instance can be had: from then on the body is on its way. Errors before the
-   * app are gRPC statuses (trailers-only) for gRPC clients, JSON for others.
+   * resets the app's stream; grpc-timeout goes on as it came). Tried elsewhere while no
+   * session to an instance can be had, and when a host refuses the request before its app saw it
+   * (NO_INSTANCE, DRAINING…: its body, up to H2_REPLAY_MAX_BYTES, is kept until an instance took
+   * it, and sent again). Errors before the app are gRPC statuses (trailers-only) for gRPC clients,
+   * JSON for others.
    */
   async forwardH2(
     app: string,
@@ -344,6 +355,7 @@ export class Requests {
     this.inFlight++
     try {
       const exclude = new Set<string>()
+      const body = new ReplayableBody(stream, H2_REPLAY_MAX_BYTES)
       for (let n = 0; n < MAX_ATTEMPTS; n++) {
         let ep: Endpoint
         try {
@@ -381,8 +393,16 @@ export class Requests {
           grpc,
           extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
           // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
-          headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs
+          headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs,
+          // A host's own refusal (the app never saw the request): the next instance, as for HTTP/1.1.
+          retry: { body, refused: h => typeof h[ERROR_HEADER] === 'string' }
         })
+        if (status === REFUSED) {
+          balancer.cancel(ep.key)
+          exclude.add(ep.key)
+          placement.forgetRecent(ep.key)
+          continue
+        }
         if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
           stats?.onEjection?.(app)
         stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())

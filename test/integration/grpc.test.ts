@@ -139,7 +139,6 @@ describe('gRPC and HTTP/2 through physarum', () => {
     c.close()
     await proxy.stop()
     await alloc.stop()
-    rmSync(dir, { recursive: true, force: true })
   })
 
   test('unary: the answer, and the metadata reaching the app (by :authority, a cold start first)', async () => {
@@ -380,4 +379,66 @@ describe('gRPC and HTTP/2 through physarum', () => {
     assert.ok(grown < 150, `memory grew ${grown.toFixed(0)} MB`)
     await stillServing('after the bomb')
   })
+})
+
+describe('a gRPC call a host refuses goes to the next instance', () => {
+  let a: AllocatorDaemon
+  let b: AllocatorDaemon
+  let proxy: ProxyDaemon
+  let c: grpc.Client & Record<string, Unary>
+  const apps = {
+    echo: { Command: [process.execPath, APP], Protocol: 'grpc' as const, Health: { Tcp: true }, IdleTimeoutS: 300 }
+  }
+  const allocator = { Runtime: 'process' as const, MaxInstances: 4, MemoryMB: 1024, DrainTimeoutS: 1 }
+
+  before(async () => {
+    a = await startAllocator({ Psk: PSK, Apps: apps, Allocator: allocator })
+    b = await startAllocator({ Psk: PSK, Apps: apps, Allocator: allocator, Bootstraps: [addrOf(a.agent)] })
+    proxy = await startProxy({ Psk: PSK, Bootstraps: [addrOf(a.agent), addrOf(b.agent)] })
+    await waitFor('the proxy sees both allocators', () =>
+      [a, b].every(x => proxy.agent.membership.table.get(x.agent.peer)?.status === 'alive')
+    )
+    c = client(proxy.address, 'echo')
+  })
+
+  after(async () => {
+    c.close()
+    await proxy.stop()
+    await Promise.all([a.stop(), b.stop()])
+  })
+
+  /** A unary call: its answer or error, and the instance that served it (x-physarum-instance). */
+  async function served(msg: string): Promise<{ res?: Any; err?: grpc.ServiceError; instance?: string }> {
+    return await new Promise(resolve => {
+      let instance: string | undefined
+      const call = c.unary({ msg }, new grpc.Metadata(), { deadline: Date.now() + 20000 }, (err, res) => {
+        resolve(err !== null ? { err, instance } : { res, instance })
+      })
+      call.on('metadata', md => {
+        instance = md.get('x-physarum-instance')[0] as string | undefined
+      })
+    })
+  }
+
+  test('a host draining (DRAINING before the app saw the call): the call is served by the other allocator', async () => {
+    const first = await served('first')
+    assert.equal(first.err, undefined, first.err?.message)
+    const host = [a, b].find(x => first.instance?.endsWith(`@${x.agent.peer}`))
+    assert.ok(host !== undefined, `served by one of the allocators: ${first.instance}`)
+    const other = host === a ? b : a
+    // The host refuses what is new (the proxy does not know yet: no announcement says so).
+    host.manager.draining = true
+    try {
+      const again = await served('again')
+      assert.equal(again.err, undefined, again.err?.message)
+      assert.deepEqual(again.res?.msg, 'again')
+      assert.match(again.instance ?? '', new RegExp(`@${other.agent.peer}$`), 'served by the other allocator')
+    } finally {
+      host.manager.draining = false
+    }
+  })
+})
+
+after(() => {
+  rmSync(dir, { recursive: true, force: true })
 })
