@@ -25,6 +25,7 @@ import { RetryBudget, type Balancer } from './balancer.js'
 import type { Endpoint, Placement } from './placement.js'
 import type { RecentErrors } from './status.js'
 import { MAX_ATTEMPTS } from './constants.js'
+import type { FastPathClient, FastTarget } from '../fastpath/client.js'
 
 /** How one attempt on one instance ended. */
 export type Attempt =
@@ -34,10 +35,13 @@ export type Attempt =
   | { kind: 'client-gone' }
   /** The host answered that the app never saw the request (gone, draining, unknown here). */
   | { kind: 'refused'; code: string }
-  /** No stream to the host could be opened: nothing of the request was sent. */
+  /** No stream to the host (no connection to a loopback instance) could be opened: nothing of the request was sent. */
   | { kind: 'unreachable'; error: Error }
-  /** It failed before any of the answer was relayed; `hostLost`: the connection to the host broke. */
-  | { kind: 'failed'; error: Error; hostLost: boolean }
+  /**
+   * It failed before any of the answer was relayed; `hostLost`: the connection to the host broke (`direct`: to the
+   * instance itself, over loopback: that says nothing of its host's other instances).
+   */
+  | { kind: 'failed'; error: Error; hostLost: boolean; direct?: boolean }
   /** It failed after the answer's head was relayed: the response can only be cut short. */
   | { kind: 'broken'; error: Error }
   /** The app answered 5xx and the policy retries that: the answer was not relayed. */
@@ -58,6 +62,15 @@ export interface RequestStats {
   onEjection?: (app: string) => void
   /** An upgraded connection (WebSocket) opened (+1) or closed (-1). */
   onUpgraded?: (app: string, delta: 1 | -1) => void
+  /** A request (an attempt) sent on to an instance: straight over loopback, or over a libp2p stream. */
+  onForward?: (app: string, path: 'loopback' | 'libp2p') => void
+}
+
+/** A way straight to an instance over loopback: one of this proxy's own, or a same-host allocator's (the fast path). */
+export interface Direct {
+  pool: Pool
+  host: string
+  port: number
 }
 
 /** An app's traffic policy (its catalog keys, the proxy's own values where it sets none). */
@@ -84,7 +97,9 @@ export interface RequestComponents {
   /** An answer from a host is proof of life, as good as a probe. */
   heard?: (peer: string) => void
   /** The pool of one of this proxy's own instances (server mode, registered), by its ID. */
-  local?: (app: string, instance: string) => { pool: Pool; host: string; port: number } | undefined
+  local?: (app: string, instance: string) => Direct | undefined
+  /** The local fast path: the instances of same-host allocators, straight over loopback (../fastpath/client.ts). */
+  fastPath?: Pick<FastPathClient, 'target' | 'begin' | 'forget'>
   stats?: RequestStats
 }
 
@@ -108,6 +123,12 @@ interface Exchange {
 }
 
 const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
+
+/** Whether a connection to a loopback instance was refused (nothing listens: it died), however undici wraps it. */
+function refusedConnect(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } } | undefined
+  return e?.code === 'ECONNREFUSED' || e?.cause?.code === 'ECONNREFUSED'
+}
 
 /** The most of an answer's head read before it is judged (bytes): as the entrypoint's own header limit. */
 const MAX_ANSWER_HEAD = 32 * 1024
@@ -183,6 +204,29 @@ export class Requests {
   private readonly localH2 = new H2Sessions()
 
   constructor(private readonly components: RequestComponents) {}
+
+  /**
+   * The chosen instance straight over loopback, when it can be: one of this proxy's own (server mode, registered), or
+   * one of a same-host allocator's that speaks what this request needs (the local fast path, `h2`: HTTP/2); else
+   * undefined: over libp2p (an own instance that is gone: not at all). Placement chose it either way.
+   */
+  private direct(app: string, ep: Endpoint, h2: boolean): Direct | FastTarget | undefined {
+    if (ep.local) return this.components.local?.(app, ep.instance)
+    const t = this.components.fastPath?.target(ep.peer, app, ep.instance)
+    return t !== undefined && (t.protocol !== 'http1') === h2 ? t : undefined
+  }
+
+  /** Counts a request sent to a same-host allocator's instance for its next sync (none for an own one). */
+  private begin(ep: Endpoint, d: Direct | FastTarget | undefined): (() => void) | undefined {
+    return d !== undefined && !ep.local ? this.components.fastPath?.begin(d as FastTarget) : undefined
+  }
+
+  /** An instance that took no connection: the fast path stops using it, and the libp2p pool to its host is redone. */
+  private forget(app: string, ep: Endpoint): void {
+    if (ep.local) return
+    this.components.forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+    this.components.fastPath?.forget(ep.peer, ep.instance)
+  }
 
   private budget(app: string, ratio: number): RetryBudget {
     let b = this.budgets.get(app)
@@ -261,17 +305,19 @@ export class Requests {
         placement.forgetRecent(ep.key)
       }
       let upstream: Duplex
+      const local = this.direct(app, ep, false)
       try {
-        const local = ep.local ? this.components.local?.(app, ep.instance) : undefined
         upstream =
           local !== undefined
             ? await connected(local.host, local.port)
             : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
       } catch {
         skip()
-        if (!ep.local) forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+        this.forget(app, ep)
         continue
       }
+      stats?.onForward?.(app, local !== undefined ? 'loopback' : 'libp2p')
+      const end = this.begin(ep, local)
       upstream.on('error', () => {})
       upstream.write(
         upgradeHead(req, path, {
@@ -283,17 +329,20 @@ export class Requests {
       if (head.length > 0) upstream.write(head)
       const answer = await answerHead(upstream, this.components.traffic(app).tryTimeoutMs)
       if (answer === 'closed' || (typeof answer !== 'string' && refusedByHost(answer))) {
+        end?.()
         upstream.destroy()
         skip()
         continue
       }
       if (answer === 'timeout') {
+        end?.()
         upstream.destroy()
         refuse('UPSTREAM_TIMEOUT', `instance ${ep.instance} of ${app} on ${ep.peer} did not answer the upgrade`)
         return
       }
       socket.off('close', onGone)
       if (gone.aborted) {
+        end?.()
         upstream.destroy()
         return
       }
@@ -302,6 +351,7 @@ export class Requests {
       this.upgraded.set(socket, isWebSocket(req))
       stats?.onUpgraded?.(app, 1)
       splice(socket, upstream, () => {
+        end?.()
         this.inFlight--
         this.upgraded.delete(socket)
         stats?.onUpgraded?.(app, -1)
@@ -357,10 +407,13 @@ export class Requests {
           throw err
         }
         let outbound: ClientHttp2Stream
+        const local = this.direct(app, ep, true)
         try {
-          const session = ep.local
-            ? await this.localSession(app, ep.instance)
-            : await forward.session(ep.peer, { v: 1, app, instance: ep.instance })
+          if (ep.local && local === undefined) throw new Error(`no local instance of ${app}`)
+          const session =
+            local !== undefined
+              ? await this.localSession(local)
+              : await forward.session(ep.peer, { v: 1, app, instance: ep.instance })
           if (gone.aborted) return
           const out = addForwarded(endToEnd(headers), {
             clientIp: client.ip,
@@ -372,9 +425,11 @@ export class Requests {
         } catch {
           exclude.add(ep.key)
           placement.forgetRecent(ep.key)
-          if (!ep.local) forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+          this.forget(app, ep)
           continue
         }
+        stats?.onForward?.(app, local !== undefined ? 'loopback' : 'libp2p')
+        const end = this.begin(ep, local)
         const tPlaced = process.hrtime.bigint()
         balancer.start(ep.key)
         const status = await relayStream(stream, outbound, {
@@ -382,7 +437,7 @@ export class Requests {
           extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
           // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
           headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs
-        })
+        }).finally(end)
         if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
           stats?.onEjection?.(app)
         stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())
@@ -394,15 +449,13 @@ export class Requests {
     }
   }
 
-  /** The HTTP/2 session to an h2c or gRPC instance registered with this proxy (server mode, physarum register). */
-  private async localSession(app: string, instance: string): Promise<ClientHttp2Session> {
-    const local = this.components.local?.(app, instance)
-    if (local === undefined) throw new Error(`no local instance of ${app}`)
+  /** The HTTP/2 session to an h2c or gRPC instance on this host (its own, registered; or a same-host allocator's). */
+  private async localSession(local: Direct): Promise<ClientHttp2Session> {
     const key = hostPort(local.host, local.port)
     return await this.localH2.get(key, key, async () => await connected(local.host, local.port))
   }
 
-  /** Closes the HTTP/2 sessions to local instances. */
+  /** Closes the HTTP/2 sessions to instances on this host. */
   stop(): void {
     this.localH2.stop()
   }
@@ -474,7 +527,7 @@ export class Requests {
         case 'unreachable':
           exclude.add(ep.key)
           placement.forgetRecent(ep.key)
-          if (!ep.local) this.components.forward.forget(ep.peer, { v: 1, app: x.app, instance: ep.instance })
+          this.forget(x.app, ep)
           continue
         case 'failed': {
           exclude.add(ep.key)
@@ -482,7 +535,8 @@ export class Requests {
           // elsewhere only moves load the host no longer carries, so it is not charged to the
           // retry budget (which guards a struggling app against retry storms), and that host's
           // other instances sit out the retry.
-          if (a.hostLost) for (const e of placement.endpoints(x.app)) if (e.peer === ep.peer) exclude.add(e.key)
+          if (a.hostLost && a.direct !== true)
+            for (const e of placement.endpoints(x.app)) if (e.peer === ep.peer) exclude.add(e.key)
           if (
             mayRetry &&
             Date.now() < deadline &&
@@ -520,10 +574,12 @@ export class Requests {
   ): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
     if (x.exact) return await this.attemptExact(x, ep)
-    const pool = ep.local
-      ? this.components.local?.(x.app, ep.instance)?.pool
-      : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
+    const direct = this.direct(x.app, ep, false)
+    const pool =
+      direct?.pool ?? (ep.local ? undefined : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance }))
     if (pool === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
+    stats?.onForward?.(x.app, direct !== undefined ? 'loopback' : 'libp2p')
+    const end = this.begin(ep, direct)
     const tPlaced = process.hrtime.bigint()
     const headers = addForwarded(endToEnd(x.req.headers), {
       clientIp: x.clientIp,
@@ -557,8 +613,9 @@ export class Requests {
           opaque: x.res
         },
         ({ statusCode, headers: upstream }) => {
-          // A host too busy to answer probes in time, but serving, is not taken for failed while it serves.
-          if (!ep.local) this.components.heard?.(ep.peer)
+          // A host too busy to answer probes in time, but serving, is not taken for failed while it serves (over
+          // loopback the instance answered, not its host).
+          if (direct === undefined) this.components.heard?.(ep.peer)
           const hostError = upstream[ERROR_HEADER]
           if (typeof hostError === 'string' && !x.withBody) {
             // The host no longer has that instance (or app): the app never saw this request.
@@ -605,8 +662,12 @@ export class Requests {
       }
       eject(0, false)
       if (x.res.headersSent || relayed) return { kind: 'broken', error }
-      if (err instanceof ConnectError) return { kind: 'unreachable', error }
-      return { kind: 'failed', error, hostLost: connectionLost(err) }
+      // A loopback instance that refuses the connection (it died) never saw the request.
+      if (err instanceof ConnectError || (direct !== undefined && refusedConnect(err)))
+        return { kind: 'unreachable', error }
+      return { kind: 'failed', error, hostLost: connectionLost(err), direct: direct !== undefined }
+    } finally {
+      end?.()
     }
   }
 
@@ -619,16 +680,18 @@ export class Requests {
     let socket: Duplex | undefined
     let host = '127.0.0.1'
     let port = 0
+    const local = this.direct(x.app, ep, false)
     try {
-      if (ep.local) {
-        const local = this.components.local?.(x.app, ep.instance)
-        if (local === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
+      if (local !== undefined) {
         host = local.host
         port = local.port
-      } else socket = await forward.open(peerIdFromString(ep.peer), { v: 1, app: x.app, instance: ep.instance })
+      } else if (ep.local) return { kind: 'refused', code: 'NO_INSTANCE' }
+      else socket = await forward.open(peerIdFromString(ep.peer), { v: 1, app: x.app, instance: ep.instance })
     } catch (err) {
       return { kind: 'unreachable', error: err as Error }
     }
+    this.components.stats?.onForward?.(x.app, local !== undefined ? 'loopback' : 'libp2p')
+    const end = this.begin(ep, local)
     const tPlaced = process.hrtime.bigint()
     const headers = addForwarded(endToEnd(x.req.headers), {
       clientIp: x.clientIp,
@@ -657,7 +720,9 @@ export class Requests {
         return { kind: 'client-gone' }
       }
       balancer.finish(ep.key, 0, false)
-      return { kind: 'failed', error: err as Error, hostLost: connectionLost(err) }
+      return { kind: 'failed', error: err as Error, hostLost: connectionLost(err), direct: local !== undefined }
+    } finally {
+      end?.()
     }
   }
 
