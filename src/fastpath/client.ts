@@ -44,7 +44,12 @@ export class FastPathClient {
   private soon = false
 
   constructor(
-    private readonly components: { self: string; log: Logger },
+    private readonly components: {
+      self: string
+      log: Logger
+      /** Whether a peer is an alive member of this proxy's cluster: another cluster's allocator here is none of ours. */
+      isMember: (peer: string) => boolean
+    },
     private init: { enabled: boolean; runtimeDir?: string }
   ) {}
 
@@ -137,6 +142,7 @@ export class FastPathClient {
     const seen = new Set<string>()
     for (const a of localAgents(this.init.runtimeDir ?? runtimeDir())) {
       if (a.role !== 'allocator' || a.peer === this.components.self || a.tokenFile === undefined) continue
+      if (!this.components.isMember(a.peer)) continue
       const admin = a.admin !== undefined ? parseHostPort(a.admin) : undefined
       if (admin === undefined || !isLoopback(admin.host)) continue
       seen.add(a.peer)

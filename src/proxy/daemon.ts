@@ -187,7 +187,11 @@ export class ProxyDaemon {
       })
       const recentErrors = new RecentErrors()
       const fastPath = new FastPathClient(
-        { self: agent.peer, log: log.scope('fastpath') },
+        {
+          self: agent.peer,
+          log: log.scope('fastpath'),
+          isMember: peer => agent.membership.table.get(peer)?.status === 'alive'
+        },
         { enabled: config.Proxy.LocalFastPath }
       )
       fastPath.start()

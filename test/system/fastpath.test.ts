@@ -9,9 +9,12 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect as h2connect } from 'node:http2'
+import { resolve } from 'node:path'
 import { request } from 'undici'
+import WebSocket from 'ws'
 import { spawnCli, killAll, runCli, childrenOf, type Daemon } from '../helpers/cli.js'
-import { helloApp, waitFor } from '../helpers/cluster.js'
+import { helloApp, waitFor, REPO } from '../helpers/cluster.js'
 
 const PSK = '5'.repeat(64)
 let dir: string
@@ -38,6 +41,22 @@ let slow: Node
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'physarum-fastpath-'))
+  // A WebSocket echo (ws's own server) and an h2c app, beside the hello app.
+  writeFileSync(
+    join(dir, 'ws-echo.cjs'),
+    `const http = require('node:http')
+const { WebSocketServer } = require(${JSON.stringify(resolve(REPO, 'node_modules/ws'))})
+const server = http.createServer((req, res) => res.end('ok\\n'))
+new WebSocketServer({ server }).on('connection', ws => ws.on('message', (d, bin) => ws.send(d, { binary: bin })))
+server.listen(Number(process.env.PORT), '127.0.0.1')
+`
+  )
+  writeFileSync(
+    join(dir, 'h2-app.cjs'),
+    `require('node:http2').createServer((req, res) => res.end('h2 ' + req.httpVersion + ' ' + req.url))
+  .listen(Number(process.env.PORT), '127.0.0.1')
+`
+  )
   env = { PHYSARUM_PSK: PSK, PHYSARUM_RUNTIME_DIR: join(dir, 'run'), HOME: dir, XDG_RUNTIME_DIR: '' }
   writeFileSync(
     join(dir, 'conf.json'),
@@ -46,7 +65,9 @@ before(async () => {
       Apps: {
         // Two kept warm: balancing and a killed instance have somewhere to go.
         hello: helloApp({ MinInstances: 2, MaxInstances: 4 }),
-        brief: helloApp({ IdleTimeoutS: 2, MaxInstances: 1 })
+        brief: helloApp({ IdleTimeoutS: 2, MaxInstances: 1 }),
+        wsecho: { Command: [process.execPath, join(dir, 'ws-echo.cjs')], Health: { Tcp: true }, IdleTimeoutS: 300 },
+        h2app: { Command: [process.execPath, join(dir, 'h2-app.cjs')], Protocol: 'h2c', Health: { Tcp: true } }
       },
       Allocator: { Runtime: 'process', DrainTimeoutS: 5 },
       Membership: { AnnounceIntervalMs: 1000 }
@@ -203,6 +224,68 @@ test('an instance used only over the fast path is not culled past IdleTimeoutS; 
     async () => ((await instances(alloc)).some(i => i.id === inst.id) ? undefined : true),
     10000,
     200
+  )
+})
+
+/** One HTTP/2 request (prior knowledge, h2c) to the proxy. */
+async function h2get(p: Node, path: string): Promise<{ status: number; instance: string; body: string }> {
+  const session = h2connect(p.http as string)
+  try {
+    return await new Promise((resolve, reject) => {
+      const s = session.request({ ':path': path })
+      let body = ''
+      let head: Record<string, unknown> = {}
+      s.on('response', h => (head = h))
+      s.on('data', (c: Buffer) => (body += c.toString()))
+      s.on('end', () => {
+        resolve({ status: Number(head[':status']), instance: String(head['x-physarum-instance']), body })
+      })
+      s.on('error', reject)
+    })
+  } finally {
+    session.close()
+  }
+}
+
+test('WebSocket and h2c take the fast path too; an open socket counts on the allocator as a request in flight', async () => {
+  const loop = (app: string): Promise<number> =>
+    counter(proxy, 'physarum_proxy_forwards_total', { app, path: 'loopback' })
+  // h2c: the first request may be cold (over libp2p); then straight.
+  await waitFor(
+    'an h2c request over the fast path',
+    async () => {
+      const before = await loop('h2app')
+      const r = await h2get(proxy, '/h2app/x')
+      assert.equal(r.status, 200)
+      assert.equal(r.body, 'h2 2.0 /x')
+      assert.match(r.instance, new RegExp(`^\\w+@${alloc.peer}$`))
+      return (await loop('h2app')) > before ? true : undefined
+    },
+    10000,
+    100
+  )
+  await warm(proxy, 'wsecho')
+  const before = await loop('wsecho')
+  const ws = new WebSocket(`${(proxy.http as string).replace('http', 'ws')}/wsecho/socket`)
+  try {
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve)
+      ws.once('error', reject)
+    })
+    const echoed = new Promise<string>(resolve => ws.once('message', (d: Buffer) => resolve(d.toString())))
+    ws.send('over loopback')
+    assert.equal(await echoed, 'over loopback')
+    assert.equal(await loop('wsecho'), before + 1)
+    // The allocator's serving side took no upgrade; the proxy's next sync says the socket is open.
+    assert.equal(await counter(alloc, 'physarum_upgraded_connections', { app: 'wsecho' }), 0)
+    await waitFor('the open socket in flight on the allocator', async () =>
+      (await instances(alloc)).some(i => i.app === 'wsecho' && i.inFlight >= 1) ? true : undefined
+    )
+  } finally {
+    ws.close()
+  }
+  await waitFor('the closed socket no longer in flight', async () =>
+    (await instances(alloc)).some(i => i.app === 'wsecho' && i.inFlight === 0) ? true : undefined
   )
 })
 
