@@ -11,7 +11,7 @@ import { Writable, type Duplex } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { connected, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { ClientHttp2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import { H2Sessions, isGrpc, outgoingHeaders, relayStream, respondError } from '../forward/h2.js'
 import type { Pool } from 'undici'
 import { hostPort, onResponseOver, RequestAbort } from '../util/http.js'
@@ -123,6 +123,9 @@ interface Exchange {
 }
 
 const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
+
+/** What an attempt of reach() returns when the instance did not take the exchange: the next one is picked. */
+const SKIP = Symbol('skip')
 
 /** Whether a connection to a loopback instance was refused (nothing listens: it died), however undici wraps it. */
 function refusedConnect(err: unknown): boolean {
@@ -267,8 +270,44 @@ export class Requests {
   }
 
   /**
+   * The first instance `open` reaches, of those placement picks in turn (MAX_ATTEMPTS at most): one whose host or
+   * loopback address cannot be reached (`open` throws: its pools are redone too), or that did not take the exchange
+   * (`open` returns SKIP), is excluded and the next one is picked. For the exchanges that are tried once the instance
+   * has them (an upgrade, an HTTP/2 request): a request's retries are in attempts().
+   */
+  private async reach<T>(
+    app: string,
+    gone: RequestAbort,
+    open: (ep: Endpoint) => Promise<T | typeof SKIP>
+  ): Promise<{ ep: Endpoint; value: T } | { refusal: PlacementError } | 'gone' | 'none'> {
+    const { placement } = this.components
+    const exclude = new Set<string>()
+    for (let n = 0; n < MAX_ATTEMPTS; n++) {
+      let ep: Endpoint
+      try {
+        ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
+      } catch (err) {
+        if (gone.aborted) return 'gone'
+        if (err instanceof PlacementError) return { refusal: err }
+        throw err
+      }
+      let value: T | typeof SKIP
+      try {
+        value = await open(ep)
+      } catch {
+        value = SKIP
+        this.forget(app, ep)
+      }
+      if (value !== SKIP) return { ep, value }
+      exclude.add(ep.key)
+      placement.forgetRecent(ep.key)
+    }
+    return 'none'
+  }
+
+  /**
    * An HTTP/1.1 upgrade (WebSocket): placed like a request, then the head goes on to the
-   * instance (over a stream of its own, or to this proxy's own instance directly) and the
+   * instance (over a stream of its own, or straight to an instance on this host) and the
    * bytes flow both ways until either side closes. One attempt: once the head is on its way
    * nothing can be sent again. An open connection counts as a request in flight.
    */
@@ -285,37 +324,14 @@ export class Requests {
       stats?.onResponse?.(placement.known(app) ? app : '?', status, 0)
       refuseUpgrade(socket, status, code, message)
     }
-    const exclude = new Set<string>()
     // As for a request: a host that cannot be reached, or that answers that the app never saw
     // the upgrade (its instance gone, draining), is no answer for the client: the next one is tried.
-    for (let n = 0; n < MAX_ATTEMPTS; n++) {
-      let ep: Endpoint
-      try {
-        ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
-      } catch (err) {
-        if (gone.aborted) return
-        if (err instanceof PlacementError) {
-          refuse(err.code, err.message, err.status)
-          return
-        }
-        throw err
-      }
-      const skip = (): void => {
-        exclude.add(ep.key)
-        placement.forgetRecent(ep.key)
-      }
-      let upstream: Duplex
+    const got = await this.reach(app, gone, async ep => {
       const local = this.direct(app, ep, false)
-      try {
-        upstream =
-          local !== undefined
-            ? await connected(local.host, local.port)
-            : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
-      } catch {
-        skip()
-        this.forget(app, ep)
-        continue
-      }
+      const upstream =
+        local !== undefined
+          ? await connected(local.host, local.port)
+          : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
       stats?.onForward?.(app, local !== undefined ? 'loopback' : 'libp2p')
       const end = this.begin(ep, local)
       upstream.on('error', () => {})
@@ -331,34 +347,43 @@ export class Requests {
       if (answer === 'closed' || (typeof answer !== 'string' && refusedByHost(answer))) {
         end?.()
         upstream.destroy()
-        skip()
-        continue
+        return SKIP
       }
-      if (answer === 'timeout') {
-        end?.()
-        upstream.destroy()
-        refuse('UPSTREAM_TIMEOUT', `instance ${ep.instance} of ${app} on ${ep.peer} did not answer the upgrade`)
-        return
-      }
-      socket.off('close', onGone)
-      if (gone.aborted) {
-        end?.()
-        upstream.destroy()
-        return
-      }
-      socket.write(answer)
-      this.inFlight++
-      this.upgraded.set(socket, isWebSocket(req))
-      stats?.onUpgraded?.(app, 1)
-      splice(socket, upstream, () => {
-        end?.()
-        this.inFlight--
-        this.upgraded.delete(socket)
-        stats?.onUpgraded?.(app, -1)
-      })
+      return { upstream, answer, end }
+    })
+    if (got === 'gone') return
+    if (got === 'none') {
+      refuse('NO_REACHABLE_INSTANCE', `no instance of ${app} took the upgrade`)
       return
     }
-    refuse('NO_REACHABLE_INSTANCE', `no instance of ${app} took the upgrade`)
+    if ('refusal' in got) {
+      refuse(got.refusal.code, got.refusal.message, got.refusal.status)
+      return
+    }
+    const { ep } = got
+    const { upstream, answer, end } = got.value
+    if (answer === 'timeout') {
+      end?.()
+      upstream.destroy()
+      refuse('UPSTREAM_TIMEOUT', `instance ${ep.instance} of ${app} on ${ep.peer} did not answer the upgrade`)
+      return
+    }
+    socket.off('close', onGone)
+    if (gone.aborted) {
+      end?.()
+      upstream.destroy()
+      return
+    }
+    socket.write(answer)
+    this.inFlight++
+    this.upgraded.set(socket, isWebSocket(req))
+    stats?.onUpgraded?.(app, 1)
+    splice(socket, upstream, () => {
+      end?.()
+      this.inFlight--
+      this.upgraded.delete(socket)
+      stats?.onUpgraded?.(app, -1)
+    })
   }
 
   /**
@@ -393,57 +418,47 @@ export class Requests {
     const method = headers[':method'] ?? 'GET'
     this.inFlight++
     try {
-      const exclude = new Set<string>()
-      for (let n = 0; n < MAX_ATTEMPTS; n++) {
-        let ep: Endpoint
-        try {
-          ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
-        } catch (err) {
-          if (gone.aborted) return
-          if (err instanceof PlacementError) {
-            fail(err.code, err.message, err.status)
-            return
-          }
-          throw err
-        }
-        let outbound: ClientHttp2Stream
+      const got = await this.reach(app, gone, async ep => {
         const local = this.direct(app, ep, true)
-        try {
-          if (ep.local && local === undefined) throw new Error(`no local instance of ${app}`)
-          const session =
-            local !== undefined
-              ? await this.localSession(local)
-              : await forward.session(ep.peer, { v: 1, app, instance: ep.instance })
-          if (gone.aborted) return
-          const out = addForwarded(endToEnd(headers), {
-            clientIp: client.ip,
-            proto: client.proto,
-            host: authority,
-            via: VIA
-          })
-          outbound = session.request(outgoingHeaders(method, path, authority, out))
-        } catch {
-          exclude.add(ep.key)
-          placement.forgetRecent(ep.key)
-          this.forget(app, ep)
-          continue
-        }
-        stats?.onForward?.(app, local !== undefined ? 'loopback' : 'libp2p')
-        const end = this.begin(ep, local)
-        const tPlaced = process.hrtime.bigint()
-        balancer.start(ep.key)
-        const status = await relayStream(stream, outbound, {
-          grpc,
-          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
-          // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
-          headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs
-        }).finally(end)
-        if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
-          stats?.onEjection?.(app)
-        stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())
+        if (ep.local && local === undefined) throw new Error(`no local instance of ${app}`)
+        const session =
+          local !== undefined
+            ? await this.localSession(local)
+            : await forward.session(ep.peer, { v: 1, app, instance: ep.instance })
+        if (gone.aborted) return 'gone' as const
+        const out = addForwarded(endToEnd(headers), {
+          clientIp: client.ip,
+          proto: client.proto,
+          host: authority,
+          via: VIA
+        })
+        return { outbound: session.request(outgoingHeaders(method, path, authority, out)), local }
+      })
+      if (got === 'gone') return
+      if (got === 'none') {
+        fail('NO_REACHABLE_INSTANCE', `no instance of ${app} could be reached`)
         return
       }
-      fail('NO_REACHABLE_INSTANCE', `no instance of ${app} could be reached`)
+      if ('refusal' in got) {
+        fail(got.refusal.code, got.refusal.message, got.refusal.status)
+        return
+      }
+      if (got.value === 'gone') return
+      const { ep } = got
+      const { outbound, local } = got.value
+      stats?.onForward?.(app, local !== undefined ? 'loopback' : 'libp2p')
+      const end = this.begin(ep, local)
+      const tPlaced = process.hrtime.bigint()
+      balancer.start(ep.key)
+      const status = await relayStream(stream, outbound, {
+        grpc,
+        extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
+        // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
+        headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs
+      }).finally(end)
+      if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
+        stats?.onEjection?.(app)
+      stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())
     } finally {
       this.inFlight--
     }
