@@ -370,6 +370,8 @@ export class AllocatorDaemon {
     // Refuses new work at once (DRAINING), then waits for what is in flight; meanwhile no
     // new allocations are taken and the leave goes out, so that proxies look elsewhere.
     const drained = manager.beforeStop()
+    // Draining from now on: what same-host proxies may still send straight to the instances is held busy at once.
+    this.fastPath.refresh()
     await registry.beforeStop()
     await allocation.beforeStop()
     await agent.beforeStop()

@@ -342,4 +342,29 @@ test('a drained allocator: no new request goes to it over the fast path, and non
   assert.ok(
     (await counter(proxy, 'physarum_proxy_forwards_total', { app: 'hello', path: 'loopback' })) >= loopback + 15
   )
+
+  // Back in service, then the other one stopped (SIGTERM, its quick drain) under load: nothing fails either.
+  const undo = await runCli(['drain', alloc.peer, '--undo'], { env })
+  assert.equal(undo.code, 0, undo.stderr)
+  await waitFor(
+    'the first allocator serving again',
+    async () => ((await get(proxy, '/hello/hello')).instance.endsWith(`@${alloc.peer}`) ? true : undefined),
+    20000,
+    100
+  )
+  loading = true
+  const stopFailures: string[] = []
+  const load2 = (async () => {
+    while (loading) {
+      const r = await get(proxy, '/hello/slow?ms=50')
+      if (r.status !== 200) stopFailures.push(`${r.status} ${r.body}`)
+    }
+  })()
+  await new Promise(resolve => setTimeout(resolve, 500))
+  other.d.child.kill('SIGTERM')
+  await other.d.exited
+  await new Promise(resolve => setTimeout(resolve, 500))
+  loading = false
+  await load2
+  assert.deepEqual(stopFailures, [])
 })
