@@ -10,7 +10,7 @@ import { instancePool } from '../forward/serve.js'
 import { hostPort, parseHostPort } from '../util/http.js'
 import type { Logger } from '../util/log.js'
 import { FASTPATH_PATH, isLoopback, validateAnswer, type ListedInstance, type Report } from './protocol.js'
-import { RECORDS_MS, STALE_MS, SYNC_MS, SYNC_TIMEOUT_MS } from './constants.js'
+import { MISS_SYNC_MS, RECORDS_MS, STALE_MS, SYNC_MS, SYNC_TIMEOUT_MS } from './constants.js'
 
 /** One instance of a same-host allocator, reachable over loopback. */
 export interface FastTarget {
@@ -30,6 +30,8 @@ interface Host {
   seq: number
   at: number
   draining: boolean
+  /** When a sync was last begun. */
+  triedAt: number
   listed: Map<string, ListedInstance>
   /** What was sent to each instance, by ID (kept after it leaves the list, until reported idle). */
   targets: Map<string, FastTarget>
@@ -47,7 +49,7 @@ export class FastPathClient {
     private readonly components: {
       self: string
       log: Logger
-      /** Whether a peer is an alive member of this proxy's cluster: another cluster's allocator here is none of ours. */
+      /** Whether a peer is an alive member of this proxy's cluster (another cluster's allocator here is not ours). */
       isMember: (peer: string) => boolean
     },
     private init: { enabled: boolean; runtimeDir?: string }
@@ -92,8 +94,8 @@ export class FastPathClient {
     if (h === undefined) return undefined
     const li = h.listed.get(id)
     if (li === undefined || li.app !== app || h.draining || Date.now() - h.at > STALE_MS) {
-      // A new instance (just allocated), not in the last answer yet: asked for at once.
-      if (li === undefined) this.syncSoon()
+      // A new instance (just allocated), not in the last answer yet: asked for at once (not once per request).
+      if (li === undefined && Date.now() - h.triedAt >= MISS_SYNC_MS) this.syncSoon()
       return undefined
     }
     let t = h.targets.get(id)
@@ -153,6 +155,7 @@ export class FastPathClient {
         seq: 0,
         at: 0,
         draining: false,
+        triedAt: 0,
         listed: new Map(),
         targets: h?.targets ?? new Map<string, FastTarget>(),
         syncing: false
@@ -182,6 +185,7 @@ export class FastPathClient {
   private async sync(h: Host): Promise<void> {
     if (h.syncing) return
     h.syncing = true
+    h.triedAt = Date.now()
     const usage: Report['instances'] = {}
     const begun = new Map<FastTarget, number>()
     for (const [id, t] of h.targets) {

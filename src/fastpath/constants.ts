@@ -7,6 +7,12 @@
  */
 export const SYNC_MS = 250
 
+/**
+ * A request for an instance the last answer did not list (one just allocated) syncs at once, but at most this often
+ * (ms): requests that keep missing (an allocator that does not answer the sync) do not each send one.
+ */
+export const MISS_SYNC_MS = 50
+
 /** One sync must answer within this long (ms): a loopback call of a few hundred bytes takes well under 10. */
 export const SYNC_TIMEOUT_MS = 1000
 
