@@ -99,10 +99,11 @@ export class FastPathClient {
       return undefined
     }
     let t = h.targets.get(id)
-    if (t === undefined || t.port !== li.port || t.host !== li.host) {
+    // A pool closed by a sweep (its instance left a list, and came back in a later one) is made anew.
+    if (t === undefined || t.port !== li.port || t.host !== li.host || t.pool.closed) {
       const key = hostPort(li.host, li.port)
       let pool = this.pools.get(key)
-      if (pool === undefined) {
+      if (pool === undefined || pool.closed) {
         pool = instancePool(li.host, li.port)
         this.pools.set(key, pool)
       }
