@@ -24,6 +24,8 @@ import { DrainError, Drainer } from './drain.js'
 import { AdminError } from '../cluster/admin/errors.js'
 import type { FromSchema } from '../util/ajv.js'
 import { DRAIN_DEADLINE_MS } from './constants.js'
+import { FastPathHost } from '../fastpath/host.js'
+import { FASTPATH_PATH, reportSchema, type Report } from '../fastpath/protocol.js'
 
 /** The body of POST /v1/drain: {} or {deadlineS} drains, {undo: true} ends the maintenance. */
 const drainBodySchema = {
@@ -113,7 +115,9 @@ export class AllocatorDaemon {
     readonly registry: Registry,
     private readonly catalog: Catalog,
     private readonly log: Logger,
-    private readonly lifeline: { watchdog?: Watchdog; pidFile?: string; keepInstances: boolean }
+    private readonly lifeline: { watchdog?: Watchdog; pidFile?: string; keepInstances: boolean },
+    /** What same-host proxies send its instances straight over loopback (../fastpath/host.ts). */
+    readonly fastPath: FastPathHost
   ) {}
 
   /**
@@ -137,6 +141,7 @@ export class AllocatorDaemon {
     const { config, log } = opts
     const catalog = new Catalog(config)
     let manager: InstanceManager | undefined
+    let fastPath: FastPathHost | undefined
     let watchdog: Watchdog | undefined
     let pidFile: string | undefined
     // Made once the agent (its peer ID) is: what the agent announces reads it from here.
@@ -191,7 +196,8 @@ export class AllocatorDaemon {
           onCull: (app, reason) => {
             metrics.culls.inc({ app, reason })
           },
-          cluster: clusterView(agent)
+          cluster: clusterView(agent),
+          fastPathUsed: id => fastPath?.mayBeUsed(id) === true
         },
         {
           maxInstances: config.Allocator.MaxInstances,
@@ -201,9 +207,16 @@ export class AllocatorDaemon {
         }
       )
       const m = manager
+      const fp = (fastPath = new FastPathHost({
+        peer: agent.peer,
+        instances: () => m.instances.values(),
+        get: id => m.instances.get(id),
+        draining: () => m.draining
+      }))
       instancesGauge(agent.metrics.registry, manager)
       // Announce at once when an instance becomes ready or goes away.
       manager.on('change', () => {
+        fp.refresh()
         agent.membership.announceSoon(0)
       })
       // Label values come from the catalog only: a peer naming made-up apps must not add a
@@ -307,18 +320,34 @@ export class AllocatorDaemon {
         }
       })
       registrationRoutes(agent.admin, reg, catalog)
+      // The local fast path: same-host proxies (with this user's admin token) sync here.
+      agent.admin.mutation<Report>({
+        method: 'POST',
+        path: FASTPATH_PATH,
+        schema: reportSchema,
+        maxBytes: 1024 * 1024,
+        handle: body => fp.report(body)
+      })
+      fp.start()
       agent.membership.announceSoon(0)
       // Recorded before it says it is up: whoever waits for that line finds the record.
       agent.registerLocal()
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
-      return new AllocatorDaemon(agent, manager, allocation, forward, reg, catalog, log, {
-        watchdog,
-        pidFile,
-        keepInstances: opts.keepInstances === true
-      })
+      return new AllocatorDaemon(
+        agent,
+        manager,
+        allocation,
+        forward,
+        reg,
+        catalog,
+        log,
+        { watchdog, pidFile, keepInstances: opts.keepInstances === true },
+        fp
+      )
     } catch (err) {
+      fastPath?.stop()
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.
       await manager?.stop()
@@ -341,6 +370,8 @@ export class AllocatorDaemon {
     // Refuses new work at once (DRAINING), then waits for what is in flight; meanwhile no
     // new allocations are taken and the leave goes out, so that proxies look elsewhere.
     const drained = manager.beforeStop()
+    // Draining from now on: what same-host proxies may still send straight to the instances is held busy at once.
+    this.fastPath.refresh()
     await registry.beforeStop()
     await allocation.beforeStop()
     await agent.beforeStop()
@@ -349,6 +380,7 @@ export class AllocatorDaemon {
     await forward.stop()
     await allocation.stop()
     await manager.stop()
+    this.fastPath.stop()
     // Nothing left to remove, or (--keep-instances) left for the next start, removed only if none comes.
     this.lifeline.watchdog?.release(this.lifeline.keepInstances ? 'kept' : 'stopped')
     if (this.lifeline.pidFile !== undefined) removePidFile(this.lifeline.pidFile)

@@ -60,7 +60,10 @@ export function builtinDefaults(): SharedDefaults {
       // As long as an instance may take to turn ready (APP_DEFAULTS.StartTimeoutS): a cold request waits for one start.
       ColdStartTimeoutS: 30,
       // A request that takes over a minute is more likely stuck than slow.
-      RequestTimeoutS: 60
+      RequestTimeoutS: 60,
+      // Same behaviour as over libp2p (placement, retries, drains, culling), for one loopback hop instead of two
+      // processes' worth of encryption and multiplexing: on unless an operator or a benchmark wants the libp2p path.
+      LocalFastPath: true
     },
     // Admin.Listen depends on the role (roleDefaults).
     Admin: {},

@@ -128,6 +128,12 @@ function envLayer(env: NodeJS.ProcessEnv): Layer {
   if (boots !== undefined && boots.trim() !== '') layer.Bootstraps = splitList(boots)
   const psk = env.PHYSARUM_PSK ?? env.P2P_PSK
   if (psk !== undefined && psk !== '') layer.Psk = psk
+  const fast = env.PHYSARUM_LOCAL_FAST_PATH
+  if (fast !== undefined && fast !== '') {
+    if (!/^(0|1|true|false)$/.test(fast))
+      throw new ConfigError(`PHYSARUM_LOCAL_FAST_PATH must be 0, 1, true or false, not ${JSON.stringify(fast)}`)
+    layer.Proxy = { LocalFastPath: fast === '1' || fast === 'true' }
+  }
   return layer
 }
 

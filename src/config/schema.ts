@@ -292,6 +292,11 @@ export const configSchema = {
           maximum: 86400,
           description: 'Per-request timeout (s).'
         },
+        LocalFastPath: {
+          type: 'boolean',
+          description:
+            'When the chosen instance runs on this host (an allocator here, or an instance registered with this proxy), send the request straight to it over loopback, without the libp2p hop; false: every request to another daemon goes over libp2p. Env PHYSARUM_LOCAL_FAST_PATH (0 or 1) overrides it.'
+        },
         Tls: {
           type: 'object',
           additionalProperties: false,

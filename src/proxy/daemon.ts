@@ -20,6 +20,7 @@ import { Placement, type Endpoint } from './placement.js'
 import { loadTls } from '../config/tls.js'
 import { Entrypoint } from './entrypoint.js'
 import { proxyMetrics } from './metrics.js'
+import { FastPathClient } from '../fastpath/client.js'
 
 export interface ProxyOptions extends DaemonOptions {
   port: number
@@ -42,7 +43,9 @@ export class ProxyDaemon {
     /** The instances this proxy hosts: its own server-mode app, and those registered with it. */
     readonly registry: Registry,
     private readonly sweeper: NodeJS.Timeout,
-    private readonly apply: (config: Config) => void
+    private readonly apply: (config: Config) => void,
+    /** The local fast path: same-host allocators' instances straight over loopback (../fastpath/client.ts). */
+    readonly fastPath: FastPathClient
   ) {}
 
   /** A new configuration (SIGHUP): the catalog, latency requirements, traffic policies and log level. */
@@ -183,6 +186,15 @@ export class ProxyDaemon {
         if (m.status === 'failed' && prev !== 'failed') forward.abortOpens(m.announcement.peer)
       })
       const recentErrors = new RecentErrors()
+      const fastPath = new FastPathClient(
+        {
+          self: agent.peer,
+          log: log.scope('fastpath'),
+          isMember: peer => agent.membership.table.get(peer)?.status === 'alive'
+        },
+        { enabled: config.Proxy.LocalFastPath }
+      )
+      fastPath.start()
       const requests = new Requests({
         placement,
         balancer,
@@ -195,7 +207,11 @@ export class ProxyDaemon {
           const e = reg.byId(instance)
           return e !== undefined && e.app === app ? e : undefined
         },
+        fastPath,
         stats: {
+          onForward: (app, path) => {
+            metrics.forwards.inc({ app, path })
+          },
           onResponse: (app, status, s) => {
             metrics.requestCount.inc({ app, status: String(status) })
             metrics.latency.observe({ app }, s)
@@ -241,6 +257,7 @@ export class ProxyDaemon {
       const apply = (next: Config): void => {
         live = next
         catalog.update(next)
+        fastPath.setEnabled(next.Proxy.LocalFastPath)
         policies.clear()
         log.setLevel(next.Log.Level)
         // The certificate files are read again (a renewed certificate): new connections get it, open ones keep theirs.
@@ -255,7 +272,7 @@ export class ProxyDaemon {
           log.error(`SIGHUP: TLS certificate not reloaded, the old one stays: ${(err as Error).message}`)
         }
       }
-      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, reg, sweeper, apply)
+      return new ProxyDaemon(agent, entrypoint, placement, address, forward, serving, reg, sweeper, apply, fastPath)
     } catch (err) {
       await reg.stop()
       await agent.stop()
@@ -273,6 +290,7 @@ export class ProxyDaemon {
       await this.entrypoint.stop()
       await this.serving.stop()
       await this.forward.stop()
+      await this.fastPath.stop()
       await this.registry.stop()
       await this.agent.stop()
     })()

@@ -35,6 +35,12 @@ export function proxyMetrics(reg: Registry) {
       labelNames: ['app', 'result'],
       registers: [reg]
     }),
+    forwards: new Counter({
+      name: 'physarum_proxy_forwards_total',
+      help: "Requests (each try) sent on to an instance, by app and path: loopback (straight to an instance on this host: the proxy's own, or a same-host allocator's by the local fast path) or libp2p.",
+      labelNames: ['app', 'path'],
+      registers: [reg]
+    }),
     retries: new Counter({
       name: 'physarum_proxy_retries_total',
       help: 'Requests retried on another instance.',

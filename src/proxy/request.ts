@@ -11,7 +11,7 @@ import { Writable, type Duplex } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { connected, isWebSocket, refuseUpgrade, splice, upgradeHead, WS_GOING_AWAY } from '../forward/upgrade.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { ClientHttp2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import {
   H2Sessions,
   isGrpc,
@@ -34,6 +34,7 @@ import type { Endpoint, Placement } from './placement.js'
 import type { RecentErrors } from './status.js'
 import { MAX_ATTEMPTS } from './constants.js'
 import { H2_REPLAY_MAX_BYTES } from '../forward/constants.js'
+import type { FastPathClient, FastTarget } from '../fastpath/client.js'
 
 /** How one attempt on one instance ended. */
 export type Attempt =
@@ -43,10 +44,13 @@ export type Attempt =
   | { kind: 'client-gone' }
   /** The host answered that the app never saw the request (gone, draining, unknown here). */
   | { kind: 'refused'; code: string }
-  /** No stream to the host could be opened: nothing of the request was sent. */
+  /** No stream to the host (no connection to a loopback instance) could be opened: nothing of the request was sent. */
   | { kind: 'unreachable'; error: Error }
-  /** It failed before any of the answer was relayed; `hostLost`: the connection to the host broke. */
-  | { kind: 'failed'; error: Error; hostLost: boolean }
+  /**
+   * It failed before any of the answer was relayed; `hostLost`: the connection to the host broke (`direct`: to the
+   * instance itself, over loopback: that says nothing of its host's other instances).
+   */
+  | { kind: 'failed'; error: Error; hostLost: boolean; direct?: boolean }
   /** It failed after the answer's head was relayed: the response can only be cut short. */
   | { kind: 'broken'; error: Error }
   /** The app answered 5xx and the policy retries that: the answer was not relayed. */
@@ -67,6 +71,15 @@ export interface RequestStats {
   onEjection?: (app: string) => void
   /** An upgraded connection (WebSocket) opened (+1) or closed (-1). */
   onUpgraded?: (app: string, delta: 1 | -1) => void
+  /** A request (an attempt) sent on to an instance: straight over loopback, or over a libp2p stream. */
+  onForward?: (app: string, path: 'loopback' | 'libp2p') => void
+}
+
+/** A way straight to an instance over loopback: one of this proxy's own, or a same-host allocator's (the fast path). */
+export interface Direct {
+  pool: Pool
+  host: string
+  port: number
 }
 
 /** An app's traffic policy (its catalog keys, the proxy's own values where it sets none). */
@@ -93,7 +106,9 @@ export interface RequestComponents {
   /** An answer from a host is proof of life, as good as a probe. */
   heard?: (peer: string) => void
   /** The pool of one of this proxy's own instances (server mode, registered), by its ID. */
-  local?: (app: string, instance: string) => { pool: Pool; host: string; port: number } | undefined
+  local?: (app: string, instance: string) => Direct | undefined
+  /** The local fast path: the instances of same-host allocators, straight over loopback (../fastpath/client.ts). */
+  fastPath?: Pick<FastPathClient, 'target' | 'begin' | 'forget'>
   stats?: RequestStats
 }
 
@@ -117,6 +132,15 @@ interface Exchange {
 }
 
 const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
+
+/** What an attempt of reach() returns when the instance did not take the exchange: the next one is picked. */
+const SKIP = Symbol('skip')
+
+/** Whether a connection to a loopback instance was refused (nothing listens: it died), however undici wraps it. */
+function refusedConnect(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } } | undefined
+  return e?.code === 'ECONNREFUSED' || e?.cause?.code === 'ECONNREFUSED'
+}
 
 /** The most of an answer's head read before it is judged (bytes): as the entrypoint's own header limit. */
 const MAX_ANSWER_HEAD = 32 * 1024
@@ -193,6 +217,29 @@ export class Requests {
 
   constructor(private readonly components: RequestComponents) {}
 
+  /**
+   * The chosen instance straight over loopback, when it can be: one of this proxy's own (server mode, registered), or
+   * one of a same-host allocator's that speaks what this request needs (the local fast path, `h2`: HTTP/2); else
+   * undefined: over libp2p (an own instance that is gone: not at all). Placement chose it either way.
+   */
+  private direct(app: string, ep: Endpoint, h2: boolean): Direct | FastTarget | undefined {
+    if (ep.local) return this.components.local?.(app, ep.instance)
+    const t = this.components.fastPath?.target(ep.peer, app, ep.instance)
+    return t !== undefined && (t.protocol !== 'http1') === h2 ? t : undefined
+  }
+
+  /** Counts a request sent to a same-host allocator's instance for its next sync (none for an own one). */
+  private begin(ep: Endpoint, d: Direct | FastTarget | undefined): (() => void) | undefined {
+    return d !== undefined && !ep.local ? this.components.fastPath?.begin(d as FastTarget) : undefined
+  }
+
+  /** An instance that took no connection: the fast path stops using it, and the libp2p pool to its host is redone. */
+  private forget(app: string, ep: Endpoint): void {
+    if (ep.local) return
+    this.components.forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
+    this.components.fastPath?.forget(ep.peer, ep.instance)
+  }
+
   private budget(app: string, ratio: number): RetryBudget {
     let b = this.budgets.get(app)
     if (b === undefined) {
@@ -232,8 +279,44 @@ export class Requests {
   }
 
   /**
+   * The first instance `open` reaches, of those placement picks in turn (MAX_ATTEMPTS at most): one whose host or
+   * loopback address cannot be reached (`open` throws: its pools are redone too), or that did not take the exchange
+   * (`open` returns SKIP), is excluded and the next one is picked. For the exchanges that are tried once the instance
+   * has them (an upgrade, an HTTP/2 request): a request's retries are in attempts().
+   */
+  private async reach<T>(
+    app: string,
+    gone: RequestAbort,
+    open: (ep: Endpoint) => Promise<T | typeof SKIP>
+  ): Promise<{ ep: Endpoint; value: T } | { refusal: PlacementError } | 'gone' | 'none'> {
+    const { placement } = this.components
+    const exclude = new Set<string>()
+    for (let n = 0; n < MAX_ATTEMPTS; n++) {
+      let ep: Endpoint
+      try {
+        ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
+      } catch (err) {
+        if (gone.aborted) return 'gone'
+        if (err instanceof PlacementError) return { refusal: err }
+        throw err
+      }
+      let value: T | typeof SKIP
+      try {
+        value = await open(ep)
+      } catch {
+        value = SKIP
+        this.forget(app, ep)
+      }
+      if (value !== SKIP) return { ep, value }
+      exclude.add(ep.key)
+      placement.forgetRecent(ep.key)
+    }
+    return 'none'
+  }
+
+  /**
    * An HTTP/1.1 upgrade (WebSocket): placed like a request, then the head goes on to the
-   * instance (over a stream of its own, or to this proxy's own instance directly) and the
+   * instance (over a stream of its own, or straight to an instance on this host) and the
    * bytes flow both ways until either side closes. One attempt: once the head is on its way
    * nothing can be sent again. An open connection counts as a request in flight.
    */
@@ -250,37 +333,16 @@ export class Requests {
       stats?.onResponse?.(placement.known(app) ? app : '?', status, 0)
       refuseUpgrade(socket, status, code, message)
     }
-    const exclude = new Set<string>()
     // As for a request: a host that cannot be reached, or that answers that the app never saw
     // the upgrade (its instance gone, draining), is no answer for the client: the next one is tried.
-    for (let n = 0; n < MAX_ATTEMPTS; n++) {
-      let ep: Endpoint
-      try {
-        ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
-      } catch (err) {
-        if (gone.aborted) return
-        if (err instanceof PlacementError) {
-          refuse(err.code, err.message, err.status)
-          return
-        }
-        throw err
-      }
-      const skip = (): void => {
-        exclude.add(ep.key)
-        placement.forgetRecent(ep.key)
-      }
-      let upstream: Duplex
-      try {
-        const local = ep.local ? this.components.local?.(app, ep.instance) : undefined
-        upstream =
-          local !== undefined
-            ? await connected(local.host, local.port)
-            : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
-      } catch {
-        skip()
-        if (!ep.local) forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
-        continue
-      }
+    const got = await this.reach(app, gone, async ep => {
+      const local = this.direct(app, ep, false)
+      const upstream =
+        local !== undefined
+          ? await connected(local.host, local.port)
+          : await forward.open(peerIdFromString(ep.peer), { v: 1, app, instance: ep.instance })
+      stats?.onForward?.(app, local !== undefined ? 'loopback' : 'libp2p')
+      const end = this.begin(ep, local)
       upstream.on('error', () => {})
       upstream.write(
         upgradeHead(req, path, {
@@ -292,32 +354,45 @@ export class Requests {
       if (head.length > 0) upstream.write(head)
       const answer = await answerHead(upstream, this.components.traffic(app).tryTimeoutMs)
       if (answer === 'closed' || (typeof answer !== 'string' && refusedByHost(answer))) {
+        end?.()
         upstream.destroy()
-        skip()
-        continue
+        return SKIP
       }
-      if (answer === 'timeout') {
-        upstream.destroy()
-        refuse('UPSTREAM_TIMEOUT', `instance ${ep.instance} of ${app} on ${ep.peer} did not answer the upgrade`)
-        return
-      }
-      socket.off('close', onGone)
-      if (gone.aborted) {
-        upstream.destroy()
-        return
-      }
-      socket.write(answer)
-      this.inFlight++
-      this.upgraded.set(socket, isWebSocket(req))
-      stats?.onUpgraded?.(app, 1)
-      splice(socket, upstream, () => {
-        this.inFlight--
-        this.upgraded.delete(socket)
-        stats?.onUpgraded?.(app, -1)
-      })
+      return { upstream, answer, end }
+    })
+    if (got === 'gone') return
+    if (got === 'none') {
+      refuse('NO_REACHABLE_INSTANCE', `no instance of ${app} took the upgrade`)
       return
     }
-    refuse('NO_REACHABLE_INSTANCE', `no instance of ${app} took the upgrade`)
+    if ('refusal' in got) {
+      refuse(got.refusal.code, got.refusal.message, got.refusal.status)
+      return
+    }
+    const { ep } = got
+    const { upstream, answer, end } = got.value
+    if (answer === 'timeout') {
+      end?.()
+      upstream.destroy()
+      refuse('UPSTREAM_TIMEOUT', `instance ${ep.instance} of ${app} on ${ep.peer} did not answer the upgrade`)
+      return
+    }
+    socket.off('close', onGone)
+    if (gone.aborted) {
+      end?.()
+      upstream.destroy()
+      return
+    }
+    socket.write(answer)
+    this.inFlight++
+    this.upgraded.set(socket, isWebSocket(req))
+    stats?.onUpgraded?.(app, 1)
+    splice(socket, upstream, () => {
+      end?.()
+      this.inFlight--
+      this.upgraded.delete(socket)
+      stats?.onUpgraded?.(app, -1)
+    })
   }
 
   /**
@@ -354,75 +429,73 @@ export class Requests {
     const method = headers[':method'] ?? 'GET'
     this.inFlight++
     try {
-      const exclude = new Set<string>()
       const body = new ReplayableBody(stream, H2_REPLAY_MAX_BYTES)
-      for (let n = 0; n < MAX_ATTEMPTS; n++) {
-        let ep: Endpoint
-        try {
-          ep = (await placement.choose(app, { exclude, signal: gone })).endpoint
-        } catch (err) {
-          if (gone.aborted) return
-          if (err instanceof PlacementError) {
-            fail(err.code, err.message, err.status)
-            return
-          }
-          throw err
-        }
-        let outbound: ClientHttp2Stream
-        try {
-          const session = ep.local
-            ? await this.localSession(app, ep.instance)
+      // The relay is part of an attempt: a host's own refusal (the app never saw the request,
+      // x-physarum-error) is known only from its answer's head, and then the next instance is tried.
+      const got = await this.reach(app, gone, async ep => {
+        const local = this.direct(app, ep, true)
+        if (ep.local && local === undefined) throw new Error(`no local instance of ${app}`)
+        const session =
+          local !== undefined
+            ? await this.localSession(local)
             : await forward.session(ep.peer, { v: 1, app, instance: ep.instance })
-          if (gone.aborted) return
-          const out = addForwarded(endToEnd(headers), {
-            clientIp: client.ip,
-            proto: client.proto,
-            host: authority,
-            via: VIA
-          })
-          outbound = session.request(outgoingHeaders(method, path, authority, out))
-        } catch {
-          exclude.add(ep.key)
-          placement.forgetRecent(ep.key)
-          if (!ep.local) forward.forget(ep.peer, { v: 1, app, instance: ep.instance })
-          continue
-        }
+        if (gone.aborted) return 'gone' as const
+        const out = addForwarded(endToEnd(headers), {
+          clientIp: client.ip,
+          proto: client.proto,
+          host: authority,
+          via: VIA
+        })
+        const outbound = session.request(outgoingHeaders(method, path, authority, out))
+        stats?.onForward?.(app, local !== undefined ? 'loopback' : 'libp2p')
+        const end = this.begin(ep, local)
         const tPlaced = process.hrtime.bigint()
         balancer.start(ep.key)
-        const status = await relayStream(stream, outbound, {
-          grpc,
-          extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
-          // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
-          headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs,
-          // A host's own refusal (the app never saw the request): the next instance, as for HTTP/1.1.
-          retry: { body, refused: h => typeof h[ERROR_HEADER] === 'string' }
-        })
+        let status: number
+        try {
+          status = await relayStream(stream, outbound, {
+            grpc,
+            extra: () => ({ 'x-physarum-instance': `${ep.instance}@${ep.peer}` }),
+            // gRPC has its own deadline (grpc-timeout), and a streaming call's answer may rightly begin late.
+            headersTimeoutMs: grpc ? undefined : this.components.traffic(app).requestTimeoutMs,
+            retry: { body, refused: h => typeof h[ERROR_HEADER] === 'string' }
+          })
+        } finally {
+          end?.()
+        }
         if (status === REFUSED) {
           balancer.cancel(ep.key)
-          exclude.add(ep.key)
-          placement.forgetRecent(ep.key)
-          continue
+          return SKIP
         }
-        if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
-          stats?.onEjection?.(app)
-        stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())
+        return { status, tPlaced }
+      })
+      if (got === 'gone') return
+      if (got === 'none') {
+        fail('NO_REACHABLE_INSTANCE', `no instance of ${app} could be reached`)
         return
       }
-      fail('NO_REACHABLE_INSTANCE', `no instance of ${app} could be reached`)
+      if ('refusal' in got) {
+        fail(got.refusal.code, got.refusal.message, got.refusal.status)
+        return
+      }
+      if (got.value === 'gone') return
+      const { ep } = got
+      const { status, tPlaced } = got.value
+      if (balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status > 0 && status < 500))
+        stats?.onEjection?.(app)
+      stats?.onResponse?.(app, status === 0 ? HTTP_STATUS.CLIENT_GONE : status, seconds())
     } finally {
       this.inFlight--
     }
   }
 
-  /** The HTTP/2 session to an h2c or gRPC instance registered with this proxy (server mode, physarum register). */
-  private async localSession(app: string, instance: string): Promise<ClientHttp2Session> {
-    const local = this.components.local?.(app, instance)
-    if (local === undefined) throw new Error(`no local instance of ${app}`)
+  /** The HTTP/2 session to an h2c or gRPC instance on this host (its own, registered; or a same-host allocator's). */
+  private async localSession(local: Direct): Promise<ClientHttp2Session> {
     const key = hostPort(local.host, local.port)
     return await this.localH2.get(key, key, async () => await connected(local.host, local.port))
   }
 
-  /** Closes the HTTP/2 sessions to local instances. */
+  /** Closes the HTTP/2 sessions to instances on this host. */
   stop(): void {
     this.localH2.stop()
   }
@@ -494,7 +567,7 @@ export class Requests {
         case 'unreachable':
           exclude.add(ep.key)
           placement.forgetRecent(ep.key)
-          if (!ep.local) this.components.forward.forget(ep.peer, { v: 1, app: x.app, instance: ep.instance })
+          this.forget(x.app, ep)
           continue
         case 'failed': {
           exclude.add(ep.key)
@@ -502,7 +575,8 @@ export class Requests {
           // elsewhere only moves load the host no longer carries, so it is not charged to the
           // retry budget (which guards a struggling app against retry storms), and that host's
           // other instances sit out the retry.
-          if (a.hostLost) for (const e of placement.endpoints(x.app)) if (e.peer === ep.peer) exclude.add(e.key)
+          if (a.hostLost && a.direct !== true)
+            for (const e of placement.endpoints(x.app)) if (e.peer === ep.peer) exclude.add(e.key)
           if (
             mayRetry &&
             Date.now() < deadline &&
@@ -540,10 +614,12 @@ export class Requests {
   ): Promise<Attempt> {
     const { balancer, forward, stats } = this.components
     if (x.exact) return await this.attemptExact(x, ep)
-    const pool = ep.local
-      ? this.components.local?.(x.app, ep.instance)?.pool
-      : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance })
+    const direct = this.direct(x.app, ep, false)
+    const pool =
+      direct?.pool ?? (ep.local ? undefined : forward.pool(ep.peer, { v: 1, app: x.app, instance: ep.instance }))
     if (pool === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
+    stats?.onForward?.(x.app, direct !== undefined ? 'loopback' : 'libp2p')
+    const end = this.begin(ep, direct)
     const tPlaced = process.hrtime.bigint()
     const headers = addForwarded(endToEnd(x.req.headers), {
       clientIp: x.clientIp,
@@ -577,8 +653,9 @@ export class Requests {
           opaque: x.res
         },
         ({ statusCode, headers: upstream }) => {
-          // A host too busy to answer probes in time, but serving, is not taken for failed while it serves.
-          if (!ep.local) this.components.heard?.(ep.peer)
+          // A host too busy to answer probes in time, but serving, is not taken for failed while it serves (over
+          // loopback the instance answered, not its host).
+          if (direct === undefined) this.components.heard?.(ep.peer)
           const hostError = upstream[ERROR_HEADER]
           if (typeof hostError === 'string' && !x.withBody) {
             // The host no longer has that instance (or app): the app never saw this request.
@@ -625,8 +702,12 @@ export class Requests {
       }
       eject(0, false)
       if (x.res.headersSent || relayed) return { kind: 'broken', error }
-      if (err instanceof ConnectError) return { kind: 'unreachable', error }
-      return { kind: 'failed', error, hostLost: connectionLost(err) }
+      // A loopback instance that refuses the connection (it died) never saw the request.
+      if (err instanceof ConnectError || (direct !== undefined && refusedConnect(err)))
+        return { kind: 'unreachable', error }
+      return { kind: 'failed', error, hostLost: connectionLost(err), direct: direct !== undefined }
+    } finally {
+      end?.()
     }
   }
 
@@ -639,16 +720,18 @@ export class Requests {
     let socket: Duplex | undefined
     let host = '127.0.0.1'
     let port = 0
+    const local = this.direct(x.app, ep, false)
     try {
-      if (ep.local) {
-        const local = this.components.local?.(x.app, ep.instance)
-        if (local === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
+      if (local !== undefined) {
         host = local.host
         port = local.port
-      } else socket = await forward.open(peerIdFromString(ep.peer), { v: 1, app: x.app, instance: ep.instance })
+      } else if (ep.local) return { kind: 'refused', code: 'NO_INSTANCE' }
+      else socket = await forward.open(peerIdFromString(ep.peer), { v: 1, app: x.app, instance: ep.instance })
     } catch (err) {
       return { kind: 'unreachable', error: err as Error }
     }
+    this.components.stats?.onForward?.(x.app, local !== undefined ? 'loopback' : 'libp2p')
+    const end = this.begin(ep, local)
     const tPlaced = process.hrtime.bigint()
     const headers = addForwarded(endToEnd(x.req.headers), {
       clientIp: x.clientIp,
@@ -677,7 +760,9 @@ export class Requests {
         return { kind: 'client-gone' }
       }
       balancer.finish(ep.key, 0, false)
-      return { kind: 'failed', error: err as Error, hostLost: connectionLost(err) }
+      return { kind: 'failed', error: err as Error, hostLost: connectionLost(err), direct: local !== undefined }
+    } finally {
+      end?.()
     }
   }
 

@@ -156,3 +156,22 @@ test('the generated reference: every row has a key, a type, a default and a mean
   assert.match(configReference(), /^\| `Apps\.<name>\.Health\.IntervalMs` \| integer \(≥ 10, ≤ 600000\) \| `2000` \| /m)
   assert.match(configReference(), /^\| `KeyFile` \| string \| allocator `"~\/\.physarum\/allocator\.key"`; proxy /m)
 })
+
+test('Proxy.LocalFastPath: on by default; PHYSARUM_LOCAL_FAST_PATH turns it off (or on); another value is one line', () => {
+  assert.equal(load('proxy').config.Proxy.LocalFastPath, true)
+  const env = (v: string): LoadedConfig =>
+    loadConfig({ role: 'proxy', noFile: true, env: { PHYSARUM_LOCAL_FAST_PATH: v } })
+  for (const [v, want] of [
+    ['0', false],
+    ['false', false],
+    ['1', true],
+    ['true', true]
+  ] as const) {
+    const c = env(v)
+    assert.equal(c.config.Proxy.LocalFastPath, want, v)
+    assert.equal(c.sources.get('Proxy.LocalFastPath'), 'env')
+  }
+  // The rest of the Proxy section keeps its defaults beside the override.
+  assert.equal(env('0').config.Proxy.Port, 1234)
+  assert.throws(() => env('yes'), /^ConfigError: PHYSARUM_LOCAL_FAST_PATH must be 0, 1, true or false, not "yes"$/)
+})

@@ -43,6 +43,8 @@ export interface Instance {
   healthFailures: number
   nextHealthAt: number
   adopted: boolean
+  /** An idle cull that waits for same-host proxies to stop sending it requests (the fast path): the reason. */
+  culling?: string
 }
 
 export interface ManagerInit {
@@ -94,6 +96,8 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
       log: Logger
       onCull?: (app: string, reason: string) => void
       cluster?: ClusterView
+      /** Whether a same-host proxy may send the instance requests straight over loopback (../../fastpath/host.ts). */
+      fastPathUsed?: (id: string) => boolean
     },
     private init: ManagerInit
   ) {
@@ -423,6 +427,11 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
     const totals = new Map<string, number>()
     const total = (app: string): number => totals.get(app) ?? this.clusterTotal(app)
     for (const inst of this.instances.values()) {
+      // Withdrawn from the fast path by an earlier cull: it goes once nothing is in flight or held on it.
+      if (inst.state === 'draining' && inst.culling !== undefined) {
+        if (inst.inFlight === 0) void this.remove(inst, inst.culling)
+        continue
+      }
       if (inst.state !== 'ready' || inst.inFlight > 0) continue
       const target = this.components.cluster?.target(inst.app)
       const over = overMax(target, total(inst.app))
@@ -431,10 +440,17 @@ export class InstanceManager extends EventEmitter<ManagerEvents> implements Star
       if (!mayCull(target, total(inst.app))) continue
       totals.set(inst.app, total(inst.app) - 1)
       this.components.onCull?.(inst.app, over ? 'scale' : 'idle')
-      void this.remove(
-        inst,
-        over ? `above the cluster maximum of ${target?.max}` : `idle for ${Math.round((now - inst.lastUsed) / 1000)} s`
-      )
+      const reason = over
+        ? `above the cluster maximum of ${target?.max}`
+        : `idle for ${Math.round((now - inst.lastUsed) / 1000)} s`
+      // A same-host proxy may send it a request at any moment, unseen until its next sync: withdrawn first, so that
+      // none lands on an instance being stopped; removed at a later tick, once the proxies say they stopped.
+      if (this.components.fastPathUsed?.(inst.id) === true) {
+        inst.culling = reason
+        this.handOver(inst)
+        continue
+      }
+      void this.remove(inst, reason)
     }
   }
 
