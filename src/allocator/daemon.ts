@@ -20,7 +20,9 @@ import type { Runtime } from './runtime/runtime.js'
 import type { Logger } from '../util/log.js'
 import { allocatorMetrics, instancesGauge } from './metrics.js'
 import { Watchdog, removePidFile, writePidFile } from './watchdog.js'
-import { DrainError, Drainer } from './drain.js'
+import { DrainError, Drainer, restoreMaintenance } from './drain.js'
+import { AdminPeerServer } from '../cluster/admin/peer-server.js'
+import { AdminCallError } from '../cluster/admin/protocol.js'
 import { AdminError } from '../cluster/admin/errors.js'
 import type { FromSchema } from '../util/ajv.js'
 import { DRAIN_DEADLINE_MS } from './constants.js'
@@ -113,6 +115,8 @@ export class AllocatorDaemon {
     readonly registry: Registry,
     private readonly catalog: Catalog,
     private readonly log: Logger,
+    /** /physarum/admin/1.0.0: drain and undo from the operators (Admin.Operators) on other hosts. */
+    private readonly adminPeer: AdminPeerServer,
     private readonly lifeline: { watchdog?: Watchdog; pidFile?: string; keepInstances: boolean }
   ) {}
 
@@ -130,6 +134,7 @@ export class AllocatorDaemon {
     })
     this.allocation.setRateLimit(config.Allocator.RateLimit.PerSecond, config.Allocator.RateLimit.Burst)
     this.log.setLevel(config.Log.Level)
+    this.adminPeer.setOperators(config.Admin.Operators ?? [])
     this.agent.membership.announceSoon(0)
   }
 
@@ -139,6 +144,7 @@ export class AllocatorDaemon {
     let manager: InstanceManager | undefined
     let watchdog: Watchdog | undefined
     let pidFile: string | undefined
+    let adminPeer: AdminPeerServer | undefined
     // Made once the agent (its peer ID) is: what the agent announces reads it from here.
     const hosted: { registry?: Registry } = {}
     // Beside the key file: an allocator with a persistent identity finds its processes
@@ -201,6 +207,9 @@ export class AllocatorDaemon {
         }
       )
       const m = manager
+      // Before the manager starts: a drained allocator that restarts keeps no warm minimum and takes no allocation.
+      const maintenanceFile = opts.ephemeral === true ? undefined : join(stateDir, `maintenance-${agent.peer}.json`)
+      restoreMaintenance(maintenanceFile, manager, log.scope('drain'))
       instancesGauge(agent.metrics.registry, manager)
       // Announce at once when an instance becomes ready or goes away.
       manager.on('change', () => {
@@ -286,7 +295,8 @@ export class AllocatorDaemon {
         log: log.scope('drain'),
         announce: () => {
           agent.membership.announceSoon(0)
-        }
+        },
+        stateFile: maintenanceFile
       })
       agent.admin.route('/v1/drain', () => ({ state: drainer.state }))
       agent.admin.mutation<DrainBody>({
@@ -306,6 +316,27 @@ export class AllocatorDaemon {
           }
         }
       })
+      adminPeer = new AdminPeerServer(
+        {
+          node: agent.node,
+          log: log.scope('admin'),
+          handle: async req => {
+            try {
+              return req.op === 'undo'
+                ? drainer.undo()
+                : await drainer.drain({
+                    deadlineMs: req.deadlineS !== undefined ? req.deadlineS * 1000 : DRAIN_DEADLINE_MS
+                  })
+            } catch (err) {
+              if (err instanceof DrainError)
+                throw new AdminCallError('CONFLICT', `${agent.peer} refused: ${err.message}`)
+              throw err
+            }
+          }
+        },
+        { operators: config.Admin.Operators ?? [] }
+      )
+      await adminPeer.start()
       registrationRoutes(agent.admin, reg, catalog)
       agent.membership.announceSoon(0)
       // Recorded before it says it is up: whoever waits for that line finds the record.
@@ -313,7 +344,7 @@ export class AllocatorDaemon {
       log.info(
         `catalog: ${catalog.names().join(', ') || '(empty)'}; runtime ${runtime.kind}; up to ${config.Allocator.MaxInstances} instances, ${config.Allocator.MemoryMB} MB`
       )
-      return new AllocatorDaemon(agent, manager, allocation, forward, reg, catalog, log, {
+      return new AllocatorDaemon(agent, manager, allocation, forward, reg, catalog, log, adminPeer, {
         watchdog,
         pidFile,
         keepInstances: opts.keepInstances === true
@@ -321,6 +352,7 @@ export class AllocatorDaemon {
     } catch (err) {
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.
+      await adminPeer?.stop()
       await manager?.stop()
       watchdog?.release(opts.keepInstances === true ? 'kept' : 'stopped')
       if (pidFile !== undefined) removePidFile(pidFile)
@@ -341,6 +373,7 @@ export class AllocatorDaemon {
     // Refuses new work at once (DRAINING), then waits for what is in flight; meanwhile no
     // new allocations are taken and the leave goes out, so that proxies look elsewhere.
     const drained = manager.beforeStop()
+    await this.adminPeer.stop()
     await registry.beforeStop()
     await allocation.beforeStop()
     await agent.beforeStop()

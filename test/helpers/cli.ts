@@ -12,6 +12,18 @@ export const BIN = process.env.PHYSARUM_BIN ?? resolve(ROOT, 'bin/physarum')
 
 const children = new Set<ChildProcess>()
 
+/** Every CLI process this test process spawned, with its environment (helpers/orphans.ts checks what they left). */
+export interface Spawned {
+  pid?: number
+  env: NodeJS.ProcessEnv
+  stderr: () => string
+}
+const spawned: Spawned[] = []
+
+export function spawnedDaemons(): readonly Spawned[] {
+  return spawned
+}
+
 export interface Daemon {
   child: ChildProcess
   stdout: () => string
@@ -34,9 +46,10 @@ export interface SpawnOptions {
 
 export function spawnCli(args: string[], opts: SpawnOptions = {}): Daemon {
   const [cmd, argv] = command(args, opts.bin)
+  const env = { ...process.env, ...opts.env }
   const child = spawn(cmd, argv, {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, ...opts.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe']
   })
   children.add(child)
@@ -54,6 +67,7 @@ export function spawnCli(args: string[], opts: SpawnOptions = {}): Daemon {
       resolve({ code, signal })
     })
   })
+  spawned.push({ pid: child.pid, env, stderr: () => err })
   const waitFor = async (re: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> => {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {

@@ -103,7 +103,7 @@ test('drain under steady load: moved first, nothing fails, maintenance until --u
   assert.match(ambiguous.stderr, /^physarum: 2 allocators run on this host: name one \(physarum drain PEER\)/)
   const unknown = await runCli(['drain', proxy.peer], { env })
   assert.equal(unknown.code, 2)
-  assert.match(unknown.stderr, /is not an allocator on this host/)
+  assert.equal(unknown.stderr, `physarum: ${proxy.peer} is a proxy on this host, not an allocator\n`)
 
   // A long request in flight on A's instance when the drain begins: it finishes.
   const slow = fetch(`${proxy.http}/hello/slow?ms=2500`).then(async r => [r.status, await r.text()] as const)
