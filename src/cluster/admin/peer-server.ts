@@ -14,6 +14,7 @@ import {
 import {
   ADMIN_PROTOCOL,
   AdminCallError,
+  boundedLengthDecoder,
   encodeAdmin,
   validateAdminRequest,
   type AdminRequest,
@@ -58,7 +59,7 @@ export class AdminPeerServer implements Startable {
   private async onStream(stream: Stream, connection: Connection): Promise<void> {
     const { log } = this.components
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: MAX_ADMIN_MESSAGE })
+    const lp = lpStream(stream, { maxDataLength: MAX_ADMIN_MESSAGE, lengthDecoder: boundedLengthDecoder })
     let id = ''
     const answer = async (res: AdminResponse, reset = false): Promise<void> => {
       try {
@@ -69,7 +70,7 @@ export class AdminPeerServer implements Startable {
         return
       }
       // The answer is written ahead of the reset on the same connection, so it still reaches a reading peer.
-      if (reset) stream.abort(new Error(`malformed admin request: ${res.ok ? '' : res.error.message}`))
+      if (reset) stream.abort(new Error(`admin request refused: ${res.ok ? '' : res.error.message}`))
     }
     const refuse = async (code: AdminWireCode, message: string, reset = false): Promise<void> => {
       log.warn(`admin request from ${from} refused: ${message}`)
@@ -79,7 +80,9 @@ export class AdminPeerServer implements Startable {
     if (!this.operators.has(from)) {
       await refuse(
         'NOT_AUTHORIZED',
-        `not authorized: ${this.components.node.peerId.toString()} takes admin requests only from the peers in its Admin.Operators, and ${from} is not one`
+        `not authorized: ${this.components.node.peerId.toString()} takes admin requests only from the peers in its Admin.Operators, and ${from} is not one`,
+        // Its request is never read: the stream goes with the answer.
+        true
       )
       return
     }

@@ -9,7 +9,8 @@
 // it is revoked by removing the ID (SIGHUP). The PSK alone admits any member, a proxy included: not enough to stop a
 // host's instances. The caller is an agent (allocator or proxy) on the operator's host, reached over its loopback API
 // with that host's admin token: who may read the token there may act with that agent's identity.
-import { lpStream } from '@libp2p/utils'
+import { lpStream, InvalidDataLengthLengthError } from '@libp2p/utils'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import type { PeerId } from '@libp2p/interface'
 import type { PhysarumNode } from '../node.js'
 import { ajv, type FromSchema } from '../../util/ajv.js'
@@ -63,6 +64,26 @@ export const validateAdminResponse = ajv.compile<AdminResponse>({
   then: { required: ['result'] },
   else: { required: ['error'] }
 })
+
+/** Bytes of a length prefix for MAX_ADMIN_MESSAGE (an unsigned varint: 7 bits a byte). */
+const MAX_LENGTH_BYTES = Math.ceil(Math.log2(MAX_ADMIN_MESSAGE + 1) / 7)
+
+/**
+ * The unsigned-varint length prefix, refused once it is longer than MAX_LENGTH_BYTES and still unfinished.
+ * @libp2p/utils' lpStream checks maxLengthLength only after a varint is complete, so a peer that sends bytes with the
+ * continuation bit set forever is read (one byte at a time, into a growing buffer) until the read timeout; an
+ * incomplete prefix here throws RangeError, which lpStream takes as "read one more byte".
+ */
+export function boundedLengthDecoder(data: Uint8ArrayList): number {
+  let value = 0
+  for (let i = 0; i < data.byteLength; i++) {
+    if (i >= MAX_LENGTH_BYTES) throw new InvalidDataLengthLengthError(`length prefix over ${MAX_LENGTH_BYTES} bytes`)
+    const b = data.get(i)
+    value += (b & 0x7f) * 2 ** (7 * i)
+    if ((b & 0x80) === 0) return value
+  }
+  throw new RangeError('length prefix incomplete')
+}
 
 export function encodeAdmin(v: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(v))
