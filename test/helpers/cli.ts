@@ -5,24 +5,13 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, resolve } from 'node:path'
+import { noteSpawned } from './orphans.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 /** The CLI under test: bin/physarum by default, the packaged executable with PHYSARUM_BIN. */
 export const BIN = process.env.PHYSARUM_BIN ?? resolve(ROOT, 'bin/physarum')
 
 const children = new Set<ChildProcess>()
-
-/** Every CLI process this test process spawned, with its environment (helpers/orphans.ts checks what they left). */
-export interface Spawned {
-  pid?: number
-  env: NodeJS.ProcessEnv
-  stderr: () => string
-}
-const spawned: Spawned[] = []
-
-export function spawnedDaemons(): readonly Spawned[] {
-  return spawned
-}
 
 export interface Daemon {
   child: ChildProcess
@@ -67,7 +56,8 @@ export function spawnCli(args: string[], opts: SpawnOptions = {}): Daemon {
       resolve({ code, signal })
     })
   })
-  spawned.push({ pid: child.pid, env, stderr: () => err })
+  // helpers/orphans.ts: what it leaves is checked at the end of the suite.
+  noteSpawned({ pid: child.pid, env, stderr: () => err })
   const waitFor = async (re: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> => {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {

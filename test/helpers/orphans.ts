@@ -13,7 +13,6 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { spawnedDaemons } from './cli.js'
 
 /** How often the process tree is sampled (ms): an instance lives far longer; a sample of /proc costs ~1-3 ms. */
 const SAMPLE_MS = 250
@@ -66,8 +65,43 @@ function sample(): void {
   }
 }
 
-const sampler = setInterval(sample, SAMPLE_MS)
-sampler.unref()
+let sampler: NodeJS.Timeout | undefined
+
+/**
+ * Starts sampling this process's descendants (once; cheap, and it never keeps the process alive). Spawning a CLI
+ * (helpers/cli.ts) and starting an in-process allocator (helpers/cluster.ts) call it; a suite that starts processes
+ * otherwise calls it first.
+ */
+export function watchProcesses(): void {
+  if (sampler !== undefined) return
+  sampler = setInterval(sample, SAMPLE_MS)
+  sampler.unref()
+}
+
+/** A CLI process this test process spawned, with its environment (for its runtime-dir record and its log). */
+export interface Spawned {
+  pid?: number
+  env: NodeJS.ProcessEnv
+  stderr: () => string
+}
+const spawned: Spawned[] = []
+const inProcessDocker = new Set<string>()
+
+export function noteSpawned(s: Spawned): void {
+  spawned.push(s)
+  watchProcesses()
+  sample()
+}
+
+/** An allocator started in this process: its instances are this process's children, its containers carry its peer. */
+export function noteAllocator(peer: string, runtime: string): void {
+  if (runtime !== 'process') inProcessDocker.add(peer)
+  watchProcesses()
+}
+
+function spawnedDaemons(): readonly Spawned[] {
+  return spawned
+}
 
 /** Seen processes still running (same PID and start time, not a zombie). */
 function stillRunning(): Array<[number, Seen]> {
@@ -94,7 +128,7 @@ function records(): string[] {
 
 /** Allocators of the suite that run Docker instances: the spawned ones say so in their log. */
 function dockerPeers(extra: string[]): string[] {
-  const out = new Set(extra)
+  const out = new Set([...extra, ...inProcessDocker])
   for (const d of spawnedDaemons()) {
     const log = d.stderr()
     const peer = /allocator (\w+) started/.exec(log)?.[1]
@@ -121,7 +155,7 @@ function containersOf(peers: string[]): string[] {
 }
 
 export interface NothingLeftOptions {
-  /** Peer IDs of in-process allocators with the Docker runtime (spawned ones are found in their logs). */
+  /** More peer IDs of allocators with the Docker runtime (spawned ones are found in their logs, helpers' noted). */
   dockerPeers?: string[]
   /** How long what was seen may take to go (ms). */
   withinMs?: number

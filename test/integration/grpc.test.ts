@@ -18,6 +18,7 @@ import { startAllocator, startProxy, addrOf, waitFor, REPO } from '../helpers/cl
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { reservePort } from '../../src/allocator/runtime/process.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const run = promisify(execFile)
 const PSK = '9'.repeat(64)
@@ -380,4 +381,9 @@ describe('gRPC and HTTP/2 through physarum', () => {
     assert.ok(grown < 150, `memory grew ${grown.toFixed(0)} MB`)
     await stillServing('after the bomb')
   })
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -91,6 +91,8 @@ async function rawNode(): Promise<PhysarumNode> {
 async function rawExchange(from: PhysarumNode, to: Node, bytes: Uint8Array): Promise<{ text: string; reset: boolean }> {
   const stream = await from.dialProtocol(multiaddr(to.addr), ADMIN_PROTOCOL, { signal: AbortSignal.timeout(5000) })
   stream.send(bytes)
+  // Our side is done: the stream ends once the allocator's is too (or it resets it).
+  await stream.close().catch(() => {})
   const chunks: Buffer[] = []
   let reset = false
   const timer = setTimeout(() => {
@@ -103,7 +105,6 @@ async function rawExchange(from: PhysarumNode, to: Node, bytes: Uint8Array): Pro
   } finally {
     clearTimeout(timer)
   }
-  await stream.close().catch(() => {})
   return { text: Buffer.concat(chunks).toString('utf8'), reset }
 }
 
@@ -190,8 +191,10 @@ test('drain PEER on another host: authorized from A, refused from C, survives a 
     await b.d.waitFor(new RegExp(`admin request from ${operator.peerId.toString()} refused: `))
     assert.equal((await fetch(`http://${b.admin}/v1/health`)).status, 200, `${what}: B keeps running`)
   }
+  const t = Date.now()
   const s = await rawExchange(stranger, b, frame(enc.encode('{"v":1,"id":"x","op":"drain"}')))
   assert.match(s.text, /"code":"NOT_AUTHORIZED"/)
+  assert.ok(Date.now() - t < 4000, 'the refusal ends the stream (no wait for a timeout)')
   assert.equal(await drainState(b), 'serving', 'nothing changed')
   assert.equal(b.d.child.exitCode, null)
 

@@ -23,6 +23,7 @@ import { requestAllocation } from '../../src/allocation/protocol.js'
 import { Load, summarize, details, describe as describeLoad } from '../helpers/load.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from '../helpers/docker.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const PSK = 'f'.repeat(64)
@@ -350,3 +351,8 @@ test(
     assert.ok(during.okRate >= 0.99, `≥ 99 % served: ${describeLoad(during)}; ${await recentErrors(p)}`)
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

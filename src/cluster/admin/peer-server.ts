@@ -1,6 +1,7 @@
 // Server side of /physarum/admin/1.0.0 (./protocol.ts has the wire format and why the authorization is an allowlist
-// of peer IDs): a peer not in Admin.Operators is refused before its request is read; a malformed request gets a
-// one-line BAD_REQUEST and the stream is reset; the daemon keeps running whatever arrives. Every refusal is logged.
+// of peer IDs): a peer not in Admin.Operators is refused whatever it asks (its request is not parsed); a malformed
+// request gets a one-line BAD_REQUEST and the stream is reset; the daemon keeps running whatever arrives. Every
+// refusal is logged.
 import { lpStream, InvalidDataLengthError, InvalidDataLengthLengthError } from '@libp2p/utils'
 import type { Connection, Startable, Stream } from '@libp2p/interface'
 import type { PhysarumNode } from '../node.js'
@@ -76,16 +77,6 @@ export class AdminPeerServer implements Startable {
       log.warn(`admin request from ${from} refused: ${message}`)
       await answer({ v: 1, id, ok: false, error: { code, message } }, reset)
     }
-    // Before anything is read: a peer that may not administer this one costs a line and changes nothing.
-    if (!this.operators.has(from)) {
-      await refuse(
-        'NOT_AUTHORIZED',
-        `not authorized: ${this.components.node.peerId.toString()} takes admin requests only from the peers in its Admin.Operators, and ${from} is not one`,
-        // Its request is never read: the stream goes with the answer.
-        true
-      )
-      return
-    }
     let raw
     try {
       raw = await lp.read({ signal: AbortSignal.timeout(ADMIN_REQUEST_READ_TIMEOUT_MS) })
@@ -96,6 +87,15 @@ export class AdminPeerServer implements Startable {
       }
       log.debug(`admin stream from ${from} ended before a request: ${(err as Error).message}`)
       stream.abort(err as Error)
+      return
+    }
+    // Whatever it asks, a peer that may not administer this one costs a line and changes nothing: its request is
+    // read (bounded: the caller's write must complete for it to read the answer) but never parsed.
+    if (!this.operators.has(from)) {
+      await refuse(
+        'NOT_AUTHORIZED',
+        `not authorized: ${this.components.node.peerId.toString()} takes admin requests only from the peers in its Admin.Operators, and ${from} is not one`
+      )
       return
     }
     let req: unknown
