@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, resolve } from 'node:path'
-import { noteSpawned } from './orphans.js'
+import { noteSpawned, removeRecordOf } from './orphans.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 /** The CLI under test: bin/physarum by default, the packaged executable with PHYSARUM_BIN. */
@@ -130,18 +130,36 @@ export function childrenOf(pid: number): number[] {
   return out
 }
 
-/** Kills every child still running (SIGCONT first, for stopped ones). */
-export async function killAll(): Promise<void> {
-  const waits: Array<Promise<unknown>> = []
-  for (const c of children) {
-    if (c.exitCode !== null || c.signalCode !== null) continue
-    waits.push(new Promise(resolve => c.once('exit', resolve)))
-    try {
-      c.kill('SIGCONT')
-      c.kill('SIGKILL')
-    } catch {}
-  }
-  await Promise.all(waits)
+/** How long killAll lets a child stop on SIGTERM (ms): a daemon without work in flight stops well within it. */
+const KILL_GRACE_MS = 2000
+
+/**
+ * Stops every child still running: SIGTERM first (SIGCONT before it, for stopped ones), so that a daemon stops as it
+ * would under systemd and removes what it made; SIGKILL after KILL_GRACE_MS. A daemon that had to be killed cannot
+ * remove its runtime-dir record: that inert file is removed here (the process check of helpers/orphans.ts still sees
+ * anything it left running).
+ */
+export async function killAll(graceMs = KILL_GRACE_MS): Promise<void> {
+  await Promise.all(
+    [...children].map(async c => {
+      if (c.exitCode !== null || c.signalCode !== null) return
+      const gone = new Promise(resolve => c.once('exit', resolve))
+      try {
+        c.kill('SIGCONT')
+        c.kill('SIGTERM')
+      } catch {}
+      let killed = false
+      const timer = setTimeout(() => {
+        killed = true
+        try {
+          c.kill('SIGKILL')
+        } catch {}
+      }, graceMs)
+      await gone
+      clearTimeout(timer)
+      if (killed && c.pid !== undefined) removeRecordOf(c.pid)
+    })
+  )
 }
 
 process.on('exit', () => {

@@ -14,7 +14,10 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-/** How often the process tree is sampled (ms): an instance lives far longer; a sample of /proc costs ~4.5 ms of CPU with 160 processes. */
+/**
+ * How often the process tree is sampled (ms): an instance lives far longer; one sample of /proc costs ~4.5 ms of CPU
+ * with 160 processes.
+ */
 const SAMPLE_MS = 500
 
 /** How long what was seen may take to go after the suite's cleanup (ms): a watchdog reaps within a second or two. */
@@ -117,6 +120,12 @@ function runtimeDirOf(env: NodeJS.ProcessEnv): string {
   if (env.PHYSARUM_RUNTIME_DIR !== undefined && env.PHYSARUM_RUNTIME_DIR !== '') return env.PHYSARUM_RUNTIME_DIR
   if (env.XDG_RUNTIME_DIR !== undefined && env.XDG_RUNTIME_DIR !== '') return join(env.XDG_RUNTIME_DIR, 'physarum')
   return join(env.HOME ?? homedir(), '.physarum', 'run')
+}
+
+/** Removes the runtime-dir record of a spawned daemon that was killed (SIGKILL: it could not remove it itself). */
+export function removeRecordOf(pid: number): void {
+  const d = spawned.find(x => x.pid === pid)
+  if (d !== undefined) rmSync(join(runtimeDirOf(d.env), `${pid}.json`), { force: true })
 }
 
 /** Runtime-dir records of the spawned daemons and of this process still there. */

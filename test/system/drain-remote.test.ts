@@ -2,11 +2,12 @@
 // (each its own HOME and runtime directory): allocators A and B, a proxy C. B lists A's peer ID (and a test node's) in
 // Admin.Operators. From host A the drain of B goes through A's agent over /physarum/admin/1.0.0 and works; a second
 // drain meanwhile is refused as already draining; `members` on both hosts shows B in maintenance, which survives B's
-// restart; `--undo` from A ends it. From host C (not listed) it is refused in one line and changes nothing; unknown and
-// wrong peers are one line each; malformed admin messages from a raw libp2p node are refused and B keeps running.
+// restart; `--undo` from A ends it. From host C (not listed) it is refused in one line and changes nothing, until C is
+// added to B's Admin.Operators by a SIGHUP; unknown and wrong peers are one line each; malformed admin messages from a
+// raw libp2p node are refused and B keeps running.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -242,6 +243,20 @@ test('drain PEER on another host: authorized from A, refused from C, survives a 
   await waitFor('members on A shows B alive', async () => (await statusOf(envA, b.peer)) === 'alive')
   const inst = await requestAllocation(operator, peerIdFromString(b.peer), 'hello')
   assert.equal(inst.peer, b.peer)
+
+  // Admin.Operators is reloaded (SIGHUP): with C's proxy listed, host C may act on B too.
+  writeFileSync(
+    confB,
+    JSON.stringify({
+      ...(JSON.parse(readFileSync(confB, 'utf8')) as object),
+      Admin: { Operators: [a.peer, c.peer] }
+    })
+  )
+  b.d.child.kill('SIGHUP')
+  await b.d.waitFor(/SIGHUP: configuration reloaded/)
+  const fromC = await runCli(['drain', b.peer, '--undo'], { env: envC })
+  assert.equal(fromC.code, 0, fromC.stderr)
+  assert.equal(fromC.stdout, `${b.peer}: back in service, taking allocations again\n`)
 
   for (const n of [c, a, b]) n.d.child.kill('SIGTERM')
   for (const n of [c, a, b]) assert.equal((await n.d.exited).code, 0)

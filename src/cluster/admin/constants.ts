@@ -48,3 +48,9 @@ export const ADMIN_DIAL_TIMEOUT_MS = 10000
  * has its own bound, a few seconds).
  */
 export const ADMIN_ANSWER_SLACK_MS = 60000
+
+/**
+ * A remote drain's deadline when the caller names none (s): the allocator's own default (DRAIN_DEADLINE_MS, 5 min),
+ * sent explicitly so that the caller knows how long to wait for the answer.
+ */
+export const REMOTE_DRAIN_DEADLINE_S = 300

@@ -9,10 +9,7 @@ import type { AdminServer } from './server.js'
 import { AdminError, type AdminErrorCode } from './errors.js'
 import { AdminCallError, callPeer, type AdminCallCode } from './protocol.js'
 import type { FromSchema } from '../../util/ajv.js'
-import { ADMIN_ANSWER_SLACK_MS } from './constants.js'
-
-/** How long the drain itself may take when the body names no deadline (s): the allocator's own default. */
-const DEFAULT_DEADLINE_S = 300
+import { ADMIN_ANSWER_SLACK_MS, REMOTE_DRAIN_DEADLINE_S } from './constants.js'
 
 export const remoteDrainSchema = {
   type: 'object',
@@ -63,7 +60,7 @@ export function remoteAdminRoutes(
         throw new AdminError('REFUSED', `${body.peer} is a ${m.announcement.roles.join('/')}, not an allocator`)
       if (m.status === 'failed' || m.status === 'left')
         throw new AdminError('UNREACHABLE', `${body.peer} cannot be reached: it is ${m.status} in the member table`)
-      const deadlineS = body.deadlineS ?? DEFAULT_DEADLINE_S
+      const deadlineS = body.deadlineS ?? REMOTE_DRAIN_DEADLINE_S
       try {
         return await callPeer(node, target, body.undo === true ? { op: 'undo' } : { op: 'drain', deadlineS }, {
           timeoutMs: (body.undo === true ? 0 : deadlineS * 1000) + ADMIN_ANSWER_SLACK_MS
