@@ -53,6 +53,9 @@ export function spawnCli(args: string[], opts: SpawnOptions = {}): Daemon {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolve => {
     child.on('exit', (code, signal) => {
       children.delete(child)
+      // Killed, it could not remove its runtime-dir record: the inert file goes, as the next reader (members) would
+      // drop it. Any other end must have removed it itself (helpers/orphans.ts checks).
+      if (signal === 'SIGKILL' && child.pid !== undefined) removeRecordOf(child.pid)
       resolve({ code, signal })
     })
   })
@@ -135,9 +138,8 @@ const KILL_GRACE_MS = 2000
 
 /**
  * Stops every child still running: SIGTERM first (SIGCONT before it, for stopped ones), so that a daemon stops as it
- * would under systemd and removes what it made; SIGKILL after KILL_GRACE_MS. A daemon that had to be killed cannot
- * remove its runtime-dir record: that inert file is removed here (the process check of helpers/orphans.ts still sees
- * anything it left running).
+ * would under systemd and removes what it made; SIGKILL after KILL_GRACE_MS (what a killed one leaves running,
+ * helpers/orphans.ts still sees).
  */
 export async function killAll(graceMs = KILL_GRACE_MS): Promise<void> {
   await Promise.all(
@@ -148,16 +150,13 @@ export async function killAll(graceMs = KILL_GRACE_MS): Promise<void> {
         c.kill('SIGCONT')
         c.kill('SIGTERM')
       } catch {}
-      let killed = false
       const timer = setTimeout(() => {
-        killed = true
         try {
           c.kill('SIGKILL')
         } catch {}
       }, graceMs)
       await gone
       clearTimeout(timer)
-      if (killed && c.pid !== undefined) removeRecordOf(c.pid)
     })
   )
 }
