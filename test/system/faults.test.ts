@@ -312,7 +312,8 @@ test(
   async t => {
     const c = cluster(t)
     // The bootstrap hosts nothing, so that its death tests membership alone.
-    const boot = await c.allocator({ name: 'boot', apps: {} })
+    // Never started again: its watchdog reaps (nothing) after 1 s instead of the default 60 s, and is gone by the end.
+    const boot = await c.allocator({ name: 'boot', apps: {}, allocator: { ReapGraceS: 1 } })
     const [b, cc] = await Promise.all([
       c.allocator({ name: 'b', apps: { web: processWeb }, bootstraps: [boot.addr] }),
       c.allocator({ name: 'c', apps: { web: processWeb }, bootstraps: [boot.addr] })
