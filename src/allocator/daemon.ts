@@ -20,7 +20,9 @@ import type { Runtime } from './runtime/runtime.js'
 import type { Logger } from '../util/log.js'
 import { allocatorMetrics, instancesGauge } from './metrics.js'
 import { Watchdog, removePidFile, writePidFile } from './watchdog.js'
-import { DrainError, Drainer } from './drain.js'
+import { DrainError, Drainer, restoreMaintenance } from './drain.js'
+import { AdminPeerServer } from '../cluster/admin/peer-server.js'
+import { AdminCallError } from '../cluster/admin/protocol.js'
 import { AdminError } from '../cluster/admin/errors.js'
 import type { FromSchema } from '../util/ajv.js'
 import { DRAIN_DEADLINE_MS } from './constants.js'
@@ -115,6 +117,8 @@ export class AllocatorDaemon {
     readonly registry: Registry,
     private readonly catalog: Catalog,
     private readonly log: Logger,
+    /** /physarum/admin/1.0.0: drain and undo from the operators (Admin.Operators) on other hosts. */
+    private readonly adminPeer: AdminPeerServer,
     private readonly lifeline: { watchdog?: Watchdog; pidFile?: string; keepInstances: boolean },
     /** What same-host proxies send its instances straight over loopback (../fastpath/host.ts). */
     readonly fastPath: FastPathHost
@@ -134,6 +138,7 @@ export class AllocatorDaemon {
     })
     this.allocation.setRateLimit(config.Allocator.RateLimit.PerSecond, config.Allocator.RateLimit.Burst)
     this.log.setLevel(config.Log.Level)
+    this.adminPeer.setOperators(config.Admin.Operators ?? [])
     this.agent.membership.announceSoon(0)
   }
 
@@ -144,6 +149,7 @@ export class AllocatorDaemon {
     let fastPath: FastPathHost | undefined
     let watchdog: Watchdog | undefined
     let pidFile: string | undefined
+    let adminPeer: AdminPeerServer | undefined
     // Made once the agent (its peer ID) is: what the agent announces reads it from here.
     const hosted: { registry?: Registry } = {}
     // Beside the key file: an allocator with a persistent identity finds its processes
@@ -207,6 +213,9 @@ export class AllocatorDaemon {
         }
       )
       const m = manager
+      // Before the manager starts: a drained allocator that restarts keeps no warm minimum and takes no allocation.
+      const maintenanceFile = opts.ephemeral === true ? undefined : join(stateDir, `maintenance-${agent.peer}.json`)
+      restoreMaintenance(maintenanceFile, manager, log.scope('drain'))
       const fp = (fastPath = new FastPathHost({
         peer: agent.peer,
         instances: () => m.instances.values(),
@@ -299,7 +308,8 @@ export class AllocatorDaemon {
         log: log.scope('drain'),
         announce: () => {
           agent.membership.announceSoon(0)
-        }
+        },
+        stateFile: maintenanceFile
       })
       agent.admin.route('/v1/drain', () => ({ state: drainer.state }))
       agent.admin.mutation<DrainBody>({
@@ -319,6 +329,27 @@ export class AllocatorDaemon {
           }
         }
       })
+      adminPeer = new AdminPeerServer(
+        {
+          node: agent.node,
+          log: log.scope('admin'),
+          handle: async req => {
+            try {
+              return req.op === 'undo'
+                ? drainer.undo()
+                : await drainer.drain({
+                    deadlineMs: req.deadlineS !== undefined ? req.deadlineS * 1000 : DRAIN_DEADLINE_MS
+                  })
+            } catch (err) {
+              if (err instanceof DrainError)
+                throw new AdminCallError('CONFLICT', `${agent.peer} refused: ${err.message}`)
+              throw err
+            }
+          }
+        },
+        { operators: config.Admin.Operators ?? [] }
+      )
+      await adminPeer.start()
       registrationRoutes(agent.admin, reg, catalog)
       // The local fast path: same-host proxies (with this user's admin token) sync here.
       agent.admin.mutation<Report>({
@@ -343,6 +374,7 @@ export class AllocatorDaemon {
         reg,
         catalog,
         log,
+        adminPeer,
         { watchdog, pidFile, keepInstances: opts.keepInstances === true },
         fp
       )
@@ -350,6 +382,7 @@ export class AllocatorDaemon {
       fastPath?.stop()
       // Start-up failed after the runtime was up: stop what manager.start() launched
       // (MinInstances) and the runtime's event watch, as stop() would.
+      await adminPeer?.stop()
       await manager?.stop()
       watchdog?.release(opts.keepInstances === true ? 'kept' : 'stopped')
       if (pidFile !== undefined) removePidFile(pidFile)
@@ -372,6 +405,7 @@ export class AllocatorDaemon {
     const drained = manager.beforeStop()
     // Draining from now on: what same-host proxies may still send straight to the instances is held busy at once.
     this.fastPath.refresh()
+    await this.adminPeer.stop()
     await registry.beforeStop()
     await allocation.beforeStop()
     await agent.beforeStop()

@@ -1,8 +1,10 @@
 // A planned drain (physarum drain): the allocator takes no allocation any more and, for each app it serves, first has
 // an instance made ready on another allocator within the app's hard RTT, then hands its own instances over (no new
 // requests; those in flight finish, up to the deadline) and stops them. It then stays in maintenance until undone.
-// SIGTERM is not this: it is the quick drain of a shutdown (InstanceManager.beforeStop).
+// SIGTERM is not this: it is the quick drain of a shutdown (InstanceManager.beforeStop). A persistent allocator keeps
+// the maintenance in a file beside its key (as scale.json), so that a restart does not put a drained host back to work.
 import { peerIdFromString } from '@libp2p/peer-id'
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { requestAllocation } from '../allocation/protocol.js'
 import type { Membership } from '../cluster/membership/membership.js'
@@ -37,6 +39,35 @@ export class DrainError extends Error {
   override name = 'DrainError'
 }
 
+/** What the maintenance file holds: since when (ISO time); its presence is the maintenance. */
+interface MaintenanceRecord {
+  state: 'maintenance'
+  since: string
+}
+
+/**
+ * A maintenance that the last run of this allocator left (its file exists and holds a record): true, and the manager
+ * takes no allocation and keeps no warm minimum from its start on. Called before the manager starts.
+ */
+export function restoreMaintenance(file: string | undefined, manager: InstanceManager, log: Logger): boolean {
+  if (file === undefined) return false
+  let rec: Partial<MaintenanceRecord>
+  try {
+    rec = JSON.parse(readFileSync(file, 'utf8')) as Partial<MaintenanceRecord>
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    // A torn or foreign file: the safe reading of "a drain was asked" is that it still holds.
+    rec = { state: 'maintenance', since: '?' }
+    log.warn(`maintenance file ${file} is unreadable (${(err as Error).message}): staying in maintenance`)
+  }
+  if (rec.state !== 'maintenance') return false
+  manager.maintenance = 'maintenance'
+  log.info(
+    `in maintenance since ${rec.since ?? '?'} (physarum drain, before this restart): no allocations until physarum drain --undo`
+  )
+  return true
+}
+
 export class Drainer {
   private running?: Promise<DrainReport>
 
@@ -49,17 +80,42 @@ export class Drainer {
       log: Logger
       /** Announce at once: other proxies must see the change before the next step. */
       announce: () => void
+      /** Where the maintenance is kept across restarts (beside the key); none: memory only (ephemeral). */
+      stateFile?: string
     }
   ) {}
+
+  private persist(on: boolean): void {
+    const file = this.components.stateFile
+    if (file === undefined) return
+    try {
+      if (!on) {
+        rmSync(file, { force: true })
+        return
+      }
+      const rec: MaintenanceRecord = { state: 'maintenance', since: new Date().toISOString() }
+      const tmp = `${file}.${process.pid}.tmp`
+      writeFileSync(tmp, JSON.stringify(rec) + '\n', { mode: 0o600 })
+      renameSync(tmp, file)
+    } catch (err) {
+      // The drain goes on; only a restart would forget it.
+      this.components.log.warn(`maintenance file ${file} cannot be written: ${(err as Error).message}`)
+    }
+  }
 
   get state(): 'serving' | 'draining' | 'maintenance' {
     return this.components.manager.maintenance ?? 'serving'
   }
 
-  /** Drains (or joins a drain under way); resolves when it is done. */
+  /**
+   * Drains; resolves when it is done. A drain under way is not joined: it is refused (already draining). An allocator
+   * in maintenance drains again (what was stranded may find another allocator now).
+   */
   async drain(opts: { deadlineMs: number }): Promise<DrainReport> {
     if (this.components.manager.draining) throw new DrainError('this allocator is shutting down')
-    this.running ??= this.run(opts.deadlineMs).finally(() => {
+    if (this.running !== undefined)
+      throw new DrainError('already draining: a drain is under way (physarum drain --undo once it is done)')
+    this.running = this.run(opts.deadlineMs).finally(() => {
       this.running = undefined
     })
     return await this.running
@@ -69,6 +125,7 @@ export class Drainer {
   undo(): { state: 'serving' } {
     if (this.running !== undefined) throw new DrainError('a drain is under way; undo it once it is done')
     this.components.manager.endMaintenance()
+    this.persist(false)
     this.components.announce()
     this.components.log.info('maintenance ended (physarum drain --undo): taking allocations again')
     return { state: 'serving' }
@@ -133,6 +190,8 @@ export class Drainer {
     const started = Date.now()
     const deadline = started + deadlineMs
     manager.maintenance = 'draining'
+    // Before anything moves: an allocator that crashes mid-drain comes back in maintenance, not taking work.
+    this.persist(true)
     this.components.announce()
     log.info(`drain: taking no allocations; moving the instances away (deadline ${Math.round(deadlineMs / 1000)} s)`)
     const report: DrainReport = { state: 'maintenance', moved: [], stranded: [], idleStopped: 0, tookMs: 0 }

@@ -31,7 +31,7 @@ const RESTART_ONLY = [
   'PskFile',
   'KeyFile',
   'Bootstraps',
-  'Admin',
+  'Admin.Listen',
   'Membership',
   'Log.Format',
   'Allocator.Runtime',

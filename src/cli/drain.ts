@@ -1,5 +1,6 @@
-// `physarum drain`: finds the allocator to drain on this host (its admin API is loopback only, so a drain is asked on
-// the allocator's own host), asks it over POST /v1/drain and prints its report.
+// `physarum drain`: finds the allocator to drain. One on this host is asked on its own loopback admin API
+// (POST /v1/drain); a PEER elsewhere through an agent on this host (POST /v1/remote/drain), which carries the request
+// over /physarum/admin/1.0.0 with its own identity (the target must list it in Admin.Operators). Prints the report.
 import { request } from 'undici'
 import type { Config } from '../config/schema.js'
 import { AgentUnreachable, agentRefs, callAgent, errorOf, type AgentRef } from './admin-client.js'
@@ -28,34 +29,62 @@ async function self(hostPort: string): Promise<{ peer: string; roles: string[] }
   }
 }
 
-/** The admin API of the allocator to drain: `peer`, or the one allocator of this host. */
+/** Where a drain goes: an allocator of this host (its own admin API), or a peer elsewhere through a local agent. */
+export type DrainTarget =
+  ({ kind: 'local'; peer: string } & AgentRef) | { kind: 'remote'; peer: string; via: AgentRef & { peer: string } }
+
+/** The allocator to drain: `peer`, or the one allocator of this host. */
 export async function findAllocator(
   config: Config,
   peer: string | undefined,
   agent: string | undefined,
   tokenFile: string | undefined
-): Promise<AgentRef & { peer: string }> {
-  const refs = agentRefs(config, { agent, 'token-file': tokenFile }).filter(
-    r => r.role === undefined || r.role === 'allocator'
-  )
+): Promise<DrainTarget> {
+  const refs = agentRefs(config, { agent, 'token-file': tokenFile })
   const ask = refs.map(r => r.admin)
-  const found: Array<AgentRef & { peer: string }> = []
+  const answering: Array<AgentRef & { peer: string; roles: string[] }> = []
   for (const ref of refs) {
     const s = await self(ref.admin)
-    if (s?.roles.includes('allocator') === true && (peer === undefined || s.peer === peer))
-      found.push({ ...ref, peer: s.peer })
+    if (s !== undefined) answering.push({ ...ref, ...s })
   }
+  const found = answering.filter(a => a.roles.includes('allocator') && (peer === undefined || a.peer === peer))
   const uniq = [...new Map(found.map(f => [f.peer, f])).values()]
-  if (uniq.length === 1) return uniq[0]
+  if (uniq.length === 1) return { kind: 'local', ...uniq[0] }
   if (uniq.length > 1)
     throw new UsageError(
       `${uniq.length} allocators run on this host: name one (physarum drain PEER): ${uniq.map(f => f.peer).join(', ')}`
     )
-  if (peer !== undefined)
+  if (peer === undefined) throw new UsageError(`no allocator answers on this host (asked ${ask.join(', ') || 'none'})`)
+  const here = answering.find(a => a.peer === peer)
+  if (here !== undefined) throw new UsageError(`${peer} is a ${here.roles.join('/')} on this host, not an allocator`)
+  // Elsewhere: through an agent here (allocators first, as agentRefs ranks them).
+  const via = answering[0]
+  if (via === undefined)
     throw new UsageError(
-      `${peer} is not an allocator on this host (asked ${ask.join(', ')}): a drain is asked of the allocator's own admin API, on its host`
+      `${peer} is not on this host, and no agent here answers (asked ${ask.join(', ') || 'none'}): a drain of another host's allocator goes through an allocator or proxy on this one`,
+      1
     )
-  throw new UsageError(`no allocator answers on this host (asked ${ask.join(', ') || 'none'})`)
+  return { kind: 'remote', peer, via }
+}
+
+/** POST /v1/remote/drain on the local agent `via`; the target's report, or why not as a one-line error. */
+export async function askRemoteDrain(
+  via: AgentRef & { peer: string },
+  peer: string,
+  body: { undo?: boolean; deadlineS?: number },
+  deadlineMs: number
+): Promise<DrainReport | { state: 'serving' }> {
+  let answer
+  try {
+    // The agent's own wait is the deadline plus its slack: this one waits a little longer, to get its answer.
+    answer = await callAgent(via, 'POST', '/v1/remote/drain', { peer, ...body }, deadlineMs + 2 * ANSWER_SLACK_MS)
+  } catch (err) {
+    if (err instanceof AgentUnreachable) throw new UsageError(`the local agent did not answer: ${err.message}`, 1)
+    throw err
+  }
+  if (answer.status === 401) throw new UsageError(`the local agent ${via.admin} refused: ${errorOf(answer)}`, 1)
+  if (answer.status !== 200) throw new UsageError(errorOf(answer), 1)
+  return answer.body as DrainReport | { state: 'serving' }
 }
 
 /** POST /v1/drain; the report, or the allocator's refusal as a one-line error. */

@@ -21,6 +21,7 @@ import { ScaleTable } from '../scale/table.js'
 import { MAX_SCALE_RECORDS, scaleRequestSchema, type ScaleRequest } from '../scale/protocol.js'
 import { appView, appsView } from './apps.js'
 import { AdminError } from './admin/errors.js'
+import { remoteAdminRoutes } from './admin/remote.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 import { SCALE_SYNC_MS } from './constants.js'
 import type { Coordinate } from './coordinate/index.js'
@@ -204,6 +205,7 @@ export class Agent {
       admin.route('/v1/members', () => agent.view())
       admin.route('/v1/self', () => agent.view().find(m => m.self))
       agent.appRoutes()
+      remoteAdminRoutes(admin, { node, membership })
       admin.route('/v1/health', () => ({
         status: 'ok',
         peer: node.peerId.toString(),

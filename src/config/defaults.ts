@@ -65,8 +65,9 @@ export function builtinDefaults(): SharedDefaults {
       // processes' worth of encryption and multiplexing: on unless an operator or a benchmark wants the libp2p path.
       LocalFastPath: true
     },
-    // Admin.Listen depends on the role (roleDefaults).
-    Admin: {},
+    // Admin.Listen depends on the role (roleDefaults). No remote operators: the PSK admits every member, a proxy
+    // included, and only an operator's explicit list may stop a host's instances from elsewhere.
+    Admin: { Operators: [] },
     Membership: {
       // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough
       // (and less often in a large cluster: each member receives about one periodic announcement per 10 s in all).

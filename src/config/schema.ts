@@ -328,6 +328,14 @@ export const configSchema = {
           type: 'string',
           pattern: '^[^\\s]+:[0-9]{1,5}$',
           description: 'HOST:PORT of the local admin API (`members`, `/metrics`); port 0 picks one.'
+        },
+        Operators: {
+          type: 'array',
+          maxItems: 1000,
+          uniqueItems: true,
+          items: { type: 'string', pattern: '^[1-9A-HJ-NP-Za-km-z]{40,128}$' },
+          description:
+            "Peer IDs whose admin requests this allocator takes over the network (`physarum drain PEER` from another host: an agent there, with that host's admin token); none: no remote administration."
         }
       }
     },

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, resolve } from 'node:path'
+import { noteSpawned, removeRecordOf } from './orphans.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 /** The CLI under test: bin/physarum by default, the packaged executable with PHYSARUM_BIN. */
@@ -34,9 +35,10 @@ export interface SpawnOptions {
 
 export function spawnCli(args: string[], opts: SpawnOptions = {}): Daemon {
   const [cmd, argv] = command(args, opts.bin)
+  const env = { ...process.env, ...opts.env }
   const child = spawn(cmd, argv, {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, ...opts.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe']
   })
   children.add(child)
@@ -51,9 +53,14 @@ export function spawnCli(args: string[], opts: SpawnOptions = {}): Daemon {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolve => {
     child.on('exit', (code, signal) => {
       children.delete(child)
+      // Killed, it could not remove its runtime-dir record: the inert file goes, as the next reader (members) would
+      // drop it. Any other end must have removed it itself (helpers/orphans.ts checks).
+      if (signal === 'SIGKILL' && child.pid !== undefined) removeRecordOf(child.pid)
       resolve({ code, signal })
     })
   })
+  // helpers/orphans.ts: what it leaves is checked at the end of the suite.
+  noteSpawned({ pid: child.pid, env, stderr: () => err })
   const waitFor = async (re: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> => {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
@@ -126,18 +133,32 @@ export function childrenOf(pid: number): number[] {
   return out
 }
 
-/** Kills every child still running (SIGCONT first, for stopped ones). */
-export async function killAll(): Promise<void> {
-  const waits: Array<Promise<unknown>> = []
-  for (const c of children) {
-    if (c.exitCode !== null || c.signalCode !== null) continue
-    waits.push(new Promise(resolve => c.once('exit', resolve)))
-    try {
-      c.kill('SIGCONT')
-      c.kill('SIGKILL')
-    } catch {}
-  }
-  await Promise.all(waits)
+/** How long killAll lets a child stop on SIGTERM (ms): a daemon without work in flight stops well within it. */
+const KILL_GRACE_MS = 2000
+
+/**
+ * Stops every child still running: SIGTERM first (SIGCONT before it, for stopped ones), so that a daemon stops as it
+ * would under systemd and removes what it made; SIGKILL after KILL_GRACE_MS (what a killed one leaves running,
+ * helpers/orphans.ts still sees).
+ */
+export async function killAll(graceMs = KILL_GRACE_MS): Promise<void> {
+  await Promise.all(
+    [...children].map(async c => {
+      if (c.exitCode !== null || c.signalCode !== null) return
+      const gone = new Promise(resolve => c.once('exit', resolve))
+      try {
+        c.kill('SIGCONT')
+        c.kill('SIGTERM')
+      } catch {}
+      const timer = setTimeout(() => {
+        try {
+          c.kill('SIGKILL')
+        } catch {}
+      }, graceMs)
+      await gone
+      clearTimeout(timer)
+    })
+  )
 }
 
 process.on('exit', () => {

@@ -8,6 +8,7 @@ import { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { createLogger, silentLogger } from '../../src/util/log.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { noteAllocator } from './orphans.js'
 
 /** A partial config; its Allocator section partial too (defaults fill the rest). */
 export type TestConfig = Omit<Partial<Config>, 'Allocator'> & { Allocator?: Partial<Config['Allocator']> }
@@ -108,10 +109,11 @@ export async function startAllocator(
   opts: { stateDir?: string; inboundOnly?: boolean } = {}
 ): Promise<AllocatorDaemon> {
   const base = testConfig(config)
-  return await AllocatorDaemon.start({
+  const runtime = config.Allocator?.Runtime ?? 'process'
+  const a = await AllocatorDaemon.start({
     config: {
       ...base,
-      Allocator: { ...base.Allocator, Runtime: 'process', ...config.Allocator },
+      Allocator: { ...base.Allocator, Runtime: runtime, ...config.Allocator },
       ...(opts.stateDir !== undefined ? { KeyFile: resolve(opts.stateDir, 'allocator.key') } : {})
     },
     log,
@@ -119,6 +121,9 @@ export async function startAllocator(
     admin: false,
     inboundOnly: opts.inboundOnly
   })
+  // helpers/orphans.ts: its instances (children of this process) and containers are checked at the suite's end.
+  noteAllocator(a.agent.peer, runtime)
+  return a
 }
 
 // --- proxies in-process ----------------------------------------------------------------

@@ -14,6 +14,7 @@ import { requestAllocation, ALLOC_PROTOCOL, AllocationError } from '../../src/al
 import { ForwardClient } from '../../src/forward/client.js'
 import type { Agent } from '../../src/cluster/agent.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '1'.repeat(64)
 const pidOf = (d: AllocatorDaemon, id: string): number => Number(d.manager.instances.get(id)?.rt?.handle)
@@ -390,4 +391,9 @@ test('MinInstances are kept warm; an instance failing its health checks is repla
     await alloc.stop()
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -18,6 +18,7 @@ import { startAllocator, startProxy, addrOf, waitFor, REPO } from '../helpers/cl
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { reservePort } from '../../src/allocator/runtime/process.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const run = promisify(execFile)
 const PSK = '9'.repeat(64)
@@ -441,4 +442,9 @@ describe('a gRPC call a host refuses goes to the next instance', () => {
 
 after(() => {
   rmSync(dir, { recursive: true, force: true })
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

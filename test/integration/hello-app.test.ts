@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { resolve } from 'node:path'
 import { ROOT, spawnCli, killAll } from '../helpers/cli.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 after(async () => {
   await killAll()
@@ -31,4 +32,9 @@ test('hello-world-server answers a malformed absolute-form target with 400 and k
   const r = await fetch(`http://127.0.0.1:${port}/hello`)
   assert.equal(await r.text(), 'hello world\n')
   assert.equal(app.child.exitCode, null)
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

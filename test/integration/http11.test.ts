@@ -13,6 +13,7 @@ import { promisify } from 'node:util'
 import { startAllocator, startProxy, addrOf, waitFor } from '../helpers/cluster.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const run = promisify(execFile)
 const PSK = '8'.repeat(64)
@@ -169,4 +170,9 @@ describe('HTTP/1.1 trailers, 100-continue and methods through physarum', () => {
     const dav = await run('curl', ['-sS', '--max-time', '10', '-X', 'PROPFIND', `${base}/h11/echo`])
     assert.equal((JSON.parse(dav.stdout) as Echo).url, '/echo')
   })
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

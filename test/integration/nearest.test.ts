@@ -10,6 +10,7 @@ import { reservePort } from '../../src/allocator/runtime/process.js'
 import { requestAllocation } from '../../src/allocation/protocol.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '5'.repeat(64)
 let near: AllocatorDaemon
@@ -124,4 +125,9 @@ test('an instance beyond SoftReq serves at once while a nearer one is allocated,
       'the far instance is beyond SoftReq: not balanced to'
     )
   }
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -1,7 +1,7 @@
 // The process runtime's log relay: an app's output is logged line by line, and an app
 // that writes megabytes without a newline is logged in bounded pieces (readline would
 // have held it all in the allocator's memory).
-import { test } from 'node:test'
+import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { ProcessRuntime } from '../../src/allocator/runtime/process.js'
@@ -9,6 +9,9 @@ import { logLines, MAX_LOG_LINE } from '../../src/allocator/runtime/runtime.js'
 import { appSpec } from '../../src/catalog/catalog.js'
 import { builtinDefaults } from '../../src/config/defaults.js'
 import { silentLogger } from '../../src/util/log.js'
+import { assertNothingLeft, watchProcesses } from '../helpers/orphans.js'
+
+watchProcesses()
 
 test('app output is relayed by line, and a newline-less flood in pieces of at most MAX_LOG_LINE', async () => {
   const child = spawn(process.execPath, [
@@ -50,4 +53,9 @@ test('a state file that cannot be written does not keep a process from starting 
     'the process group is gone'
   )
   await rt.close()
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

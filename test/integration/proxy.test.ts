@@ -13,6 +13,7 @@ import { reservePort } from '../../src/allocator/runtime/process.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
 import { RequestAbort } from '../../src/util/http.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '4'.repeat(64)
 
@@ -307,4 +308,9 @@ test('server mode: a user-run app behind --app/--address is reachable through an
     await server.stop()
     app.kill('SIGKILL')
   }
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

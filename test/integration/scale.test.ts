@@ -9,6 +9,7 @@ import { request } from 'undici'
 import { startAllocator, startProxy, addrOf, waitFor, helloApp } from '../helpers/cluster.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '6'.repeat(64)
 let alloc: AllocatorDaemon
@@ -102,4 +103,9 @@ test('200 MB up and 200 MB down through the whole path, checksummed', { timeout:
       .update(Buffer.alloc(200 * MB, 120))
       .digest('hex')
   )
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

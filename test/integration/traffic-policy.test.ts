@@ -8,6 +8,7 @@ import { request } from 'undici'
 import { startAllocator, startProxy, addrOf, waitFor, helloApp } from '../helpers/cluster.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '8'.repeat(64)
 
@@ -108,4 +109,9 @@ describe('per-app traffic policy', () => {
     for (const key of ['RequestTimeoutS', 'TryTimeoutS', 'Retry.Attempts', 'Retry.On', 'Retry.BudgetPercent'])
       assert.ok(ref.includes(`\`Apps.<name>.${key}\``), `Apps.<name>.${key} in the reference`)
   })
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

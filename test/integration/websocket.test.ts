@@ -15,6 +15,7 @@ import WebSocket from 'ws'
 import { startAllocator, startProxy, addrOf, waitFor, REPO } from '../helpers/cluster.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { ProxyDaemon } from '../../src/proxy/daemon.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '7'.repeat(64)
 const dir = mkdtempSync(join(tmpdir(), 'physarum-ws-'))
@@ -271,4 +272,9 @@ describe('WebSocket through physarum', () => {
       await other.stop()
     }
   })
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

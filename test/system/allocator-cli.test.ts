@@ -13,6 +13,7 @@ import { requestAllocation } from '../../src/allocation/protocol.js'
 import { ForwardClient } from '../../src/forward/client.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Agent } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '3'.repeat(64)
 let dir: string
@@ -216,3 +217,8 @@ test(
     }
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

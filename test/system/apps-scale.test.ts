@@ -9,6 +9,7 @@ import { runCli } from '../helpers/cli.js'
 import { helloApp, waitFor } from '../helpers/cluster.js'
 import { newCluster, sweepClusters, type Started } from '../helpers/daemons.js'
 import type { AppView } from '../../src/cluster/apps.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 after(async () => {
   await sweepClusters()
@@ -114,3 +115,8 @@ test(
     assert.equal((await b.d.exited).code, 0)
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

@@ -1,10 +1,11 @@
 // `physarum completion bash|zsh` (issue 16, item 7): the script, sourced into a real bash, completes every command of
 // the command map and every flag of each, the fixed values of flags and arguments, and skips hidden commands.
-import { test, before } from 'node:test'
+import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { runCli } from '../helpers/cli.js'
 import { COMMANDS } from '../../src/commands/index.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 let script: string
 
@@ -74,4 +75,9 @@ test('zsh gets the same through bashcompinit; no shell named and none in $SHELL 
   const bad = await runCli(['completion', 'fish'])
   assert.equal(bad.code, 2)
   assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr)
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -22,6 +22,7 @@ import { ConfigError } from '../../src/config/errors.js'
 import { runCli, spawnCli, killAll, ROOT } from '../helpers/cli.js'
 import { reservePort } from '../../src/allocator/runtime/process.js'
 import { withReference } from '../../src/config/reference.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PEER = '12D3KooWRULjJGiBa2sLg5s1vebmHTzsREhiY4PDbXyDBe5qGjud'
 const BOOT_A = `/ip4/192.0.2.1/tcp/4001/p2p/${PEER}`
@@ -436,4 +437,9 @@ describe('role defaults', () => {
 test('the README config reference matches the schema (npm run docs regenerates it)', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
   assert.equal(readme, withReference(readme), 'README.md is out of date: run npm run docs')
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -13,6 +13,7 @@ import { spawnCli, runCli, killAll, type Daemon } from '../helpers/cli.js'
 import { waitFor } from '../helpers/cluster.js'
 import { statusAt } from '../helpers/daemons.js'
 import type { MemberView } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '0123456789abcdef'.repeat(4)
 let dir: string
@@ -319,4 +320,9 @@ test('the identity key file is created 0600 and gives the same peer ID after a r
   assert.equal(p2, p1)
   second.child.kill('SIGINT')
   assert.equal((await second.exited).code, 0)
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

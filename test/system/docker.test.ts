@@ -9,6 +9,7 @@ import { requestAllocation, AllocationError } from '../../src/allocation/protoco
 import { ForwardClient } from '../../src/forward/client.js'
 import type { Agent } from '../../src/cluster/agent.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '2'.repeat(64)
 const engine = dockerReady()
@@ -109,4 +110,9 @@ describe('allocator (Docker runtime)', { skip: engine ? false : 'no Docker engin
     await waitFor('withdrawn', () => !alloc.manager.instances.has(inst.id), 3000)
     await waitFor('removed', () => labelled(alloc.agent.peer).length === 0, 10000)
   })
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -12,6 +12,7 @@ import { spawnCli, killAll, runCli, type Daemon } from '../helpers/cli.js'
 import { helloApp, startAgent, waitFor } from '../helpers/cluster.js'
 import { AllocationError, requestAllocation } from '../../src/allocation/protocol.js'
 import type { Agent } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '7'.repeat(64)
 let dir: string
@@ -103,7 +104,7 @@ test('drain under steady load: moved first, nothing fails, maintenance until --u
   assert.match(ambiguous.stderr, /^physarum: 2 allocators run on this host: name one \(physarum drain PEER\)/)
   const unknown = await runCli(['drain', proxy.peer], { env })
   assert.equal(unknown.code, 2)
-  assert.match(unknown.stderr, /is not an allocator on this host/)
+  assert.equal(unknown.stderr, `physarum: ${proxy.peer} is a proxy on this host, not an allocator\n`)
 
   // A long request in flight on A's instance when the drain begins: it finishes.
   const slow = fetch(`${proxy.http}/hello/slow?ms=2500`).then(async r => [r.status, await r.text()] as const)
@@ -200,4 +201,9 @@ test('drain: bad input gets one line, exit 2', async () => {
   const none = await runCli(['drain', '--agent', '127.0.0.1:9'], { env })
   assert.equal(none.code, 2)
   assert.equal(none.stderr, 'physarum: no allocator answers on this host (asked 127.0.0.1:9)\n')
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -12,6 +12,7 @@ import { waitFor } from '../helpers/cluster.js'
 import { members, instances } from '../helpers/daemons.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from '../helpers/docker.js'
 import type { MemberView } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const EXE = resolve(ROOT, 'dist/physarum')
 let dir: string
@@ -287,3 +288,8 @@ describe(
     })
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

@@ -15,6 +15,7 @@ import { request } from 'undici'
 import WebSocket from 'ws'
 import { spawnCli, killAll, runCli, childrenOf, type Daemon } from '../helpers/cli.js'
 import { helloApp, waitFor, REPO } from '../helpers/cluster.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '5'.repeat(64)
 let dir: string
@@ -367,4 +368,9 @@ test('a drained allocator: no new request goes to it over the fast path, and non
   loading = false
   await load2
   assert.deepEqual(stopFailures, [])
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

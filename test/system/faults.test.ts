@@ -23,6 +23,7 @@ import { requestAllocation } from '../../src/allocation/protocol.js'
 import { Load, summarize, details, describe as describeLoad } from '../helpers/load.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from '../helpers/docker.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const PSK = 'f'.repeat(64)
@@ -311,7 +312,8 @@ test(
   async t => {
     const c = cluster(t)
     // The bootstrap hosts nothing, so that its death tests membership alone.
-    const boot = await c.allocator({ name: 'boot', apps: {} })
+    // Never started again: its watchdog reaps (nothing) after 1 s instead of the default 60 s, and is gone by the end.
+    const boot = await c.allocator({ name: 'boot', apps: {}, allocator: { ReapGraceS: 1 } })
     const [b, cc] = await Promise.all([
       c.allocator({ name: 'b', apps: { web: processWeb }, bootstraps: [boot.addr] }),
       c.allocator({ name: 'c', apps: { web: processWeb }, bootstraps: [boot.addr] })
@@ -350,3 +352,8 @@ test(
     assert.ok(during.okRate >= 0.99, `≥ 99 % served: ${describeLoad(during)}; ${await recentErrors(p)}`)
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

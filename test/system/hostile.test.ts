@@ -47,6 +47,7 @@ import { MEMBERS_TOPIC, SUSPECT_TOPIC } from '../../src/cluster/membership/annou
 import { ForwardClient } from '../../src/forward/client.js'
 import type { PhysarumNode } from '../../src/cluster/node.js'
 import { builtinDefaults } from '../../src/config/defaults.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const SEED = fuzzSeed()
@@ -746,4 +747,9 @@ describe(
 
 after(() => {
   if (summary.length > 0) console.log(['# hostile input summary', ...summary].join('\n'))
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

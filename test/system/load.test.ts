@@ -21,6 +21,7 @@ import {
 } from '../helpers/daemons.js'
 import { Load, summarize, describe as describeLoad, type Outcome } from '../helpers/load.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const PSK = 'e'.repeat(64)
@@ -284,3 +285,8 @@ test(
     )
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

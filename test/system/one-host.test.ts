@@ -13,6 +13,7 @@ import { spawnCli, runCli, killAll, alive, type Daemon } from '../helpers/cli.js
 import { HELLO_COMMAND, waitFor } from '../helpers/cluster.js'
 import { reservePort } from '../../src/allocator/runtime/process.js'
 import type { MemberView } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const apps: ChildProcess[] = []
 const dir = mkdtempSync(join(tmpdir(), 'physarum-one-host-'))
@@ -104,3 +105,8 @@ test(
     assert.deepEqual(readdirSync(runDir), [])
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

@@ -14,6 +14,7 @@ import { startAgent, waitFor, helloApp } from '../helpers/cluster.js'
 import { dockerReady, buildTestImage, labelled, removeLabelled, TEST_IMAGE } from '../helpers/docker.js'
 import { requestAllocation } from '../../src/allocation/protocol.js'
 import type { Agent } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const PSK = '6'.repeat(64)
 const GRACE_S = 3
@@ -174,3 +175,8 @@ for (const kind of ['process', 'docker'] as const) {
     assert.match(readFileSync(join(stateDir, `watchdog-${a.peer}.log`), 'utf8'), /did not start again within 3 s/)
   })
 }
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

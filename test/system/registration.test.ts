@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnCli, runCli, killAll } from '../helpers/cli.js'
 import { waitFor } from '../helpers/cluster.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'physarum-registration-'))
 let app: Server | undefined
@@ -199,4 +200,9 @@ test('register an external app: reachable, TTL, failing check, deregister, token
   assert.doesNotMatch(again2.stderr(), /created admin token/)
   again2.child.kill('SIGTERM')
   assert.equal((await again2.exited).code, 0)
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { spawnCli, runCli, killAll } from '../helpers/cli.js'
 import { helloApp, waitFor } from '../helpers/cluster.js'
 import type { MemberView } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'physarum-reload-command-'))
 after(async () => {
@@ -66,4 +67,9 @@ test('physarum reload: applied, refused with exit 1, and never without the token
 
   alloc.child.kill('SIGTERM')
   assert.equal((await alloc.exited).code, 0)
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

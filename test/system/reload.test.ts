@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { spawnCli, killAll, alive } from '../helpers/cli.js'
 import { helloApp, waitFor } from '../helpers/cluster.js'
 import { reservePort } from '../../src/allocator/runtime/process.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'physarum-reload-'))
 after(async () => {
@@ -76,3 +77,8 @@ test(
     }
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

@@ -38,6 +38,7 @@ import { builtinDefaults } from '../../src/config/defaults.js'
 import type { PhysarumNode } from '../../src/cluster/node.js'
 import type { AllocatorDaemon } from '../../src/allocator/daemon.js'
 import type { Agent } from '../../src/cluster/agent.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const FULL = process.env.PHYSARUM_FULL === '1'
 const SEED = fuzzSeed()
@@ -552,3 +553,8 @@ describe(
     })
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { BIN, ROOT, runCli } from '../helpers/cli.js'
 import { allocatorUnit, proxyUnit } from '../../src/service/units.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 let dir: string
 const units = (): string => join(dir, 'etc/systemd/system')
@@ -137,4 +138,9 @@ test('conf/*.service are the units for /usr/local/bin/physarum', () => {
   const o = { exec: '/usr/local/bin/physarum', protectHome: 'true' as const }
   assert.equal(readFileSync(join(ROOT, 'conf/physarum-allocator.service'), 'utf8'), allocatorUnit(o))
   assert.equal(readFileSync(join(ROOT, 'conf/physarum-proxy@.service'), 'utf8'), proxyUnit(o))
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

@@ -9,6 +9,7 @@ import { resolve } from 'node:path'
 import { ROOT, spawnCli, killAll, exitWithin, alive } from '../helpers/cli.js'
 import { waitFor } from '../helpers/cluster.js'
 import { dockerReady, labelled, removeLabelled } from '../helpers/docker.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 after(async () => {
   await killAll()
@@ -78,4 +79,9 @@ test('npm start serves the hello-world-server curl and stops cleanly on Ctrl-C',
     for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL')
     if (engine && allocatorPeer !== undefined) removeLabelled(allocatorPeer)
   }
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })

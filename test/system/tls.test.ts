@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { spawnCli, runCli, killAll } from '../helpers/cli.js'
 import { reservePort } from '../../src/allocator/runtime/process.js'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 const run = promisify(execFile)
 const dir = mkdtempSync(join(tmpdir(), 'physarum-tls-'))
@@ -119,3 +120,8 @@ test(
     assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace')
   }
 )
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
+})

@@ -4,13 +4,17 @@
 export const ADMIN_STATUS = {
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED: 415,
   REFUSED: 422,
-  INTERNAL: 500
+  INTERNAL: 500,
+  /** A peer this agent was asked to reach (physarum drain PEER) could not be, or sent no valid answer. */
+  UNREACHABLE: 502,
+  TIMEOUT: 504
 } as const
 
 export type AdminErrorCode = keyof typeof ADMIN_STATUS
