@@ -77,3 +77,11 @@ export const HEALTH_REFUTE_DECAY_MS = 2000
  * at once, so this only bounds how late an allocator acts on it; merging is a few map lookups.
  */
 export const SCALE_SYNC_MS = 500
+
+/**
+ * The largest yamux message (a data frame with its 12-byte header, and what the patched muxer holds for one
+ * event-loop turn before it sends): noise's largest payload (65,535 bytes less its 16-byte tag), so that a full data
+ * frame of a large body is one noise encryption and one length prefix. yamux's default of 64 KiB made every full frame
+ * two noise messages, the second of 17 bytes.
+ */
+export const YAMUX_MAX_MESSAGE_BYTES = 65535 - 16

@@ -14,7 +14,7 @@ import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { PrivateKey } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
-import { PING_STREAMS } from './constants.js'
+import { PING_STREAMS, YAMUX_MAX_MESSAGE_BYTES } from './constants.js'
 import { ListenError } from '../util/http.js'
 
 export type PhysarumNode = Libp2p<{ identify: Identify; ping: Ping; pubsub: GossipSub }>
@@ -67,7 +67,7 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
     ...(init.inboundOnly === true ? { connectionGater: { denyDialMultiaddr: () => true } } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxMessageSize: YAMUX_MAX_MESSAGE_BYTES })],
     ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
     // libp2p's monitor pings every connection each 10 s and aborts it when one ping takes

@@ -9,12 +9,16 @@
 // - data frames are cut at the muxer's maxMessageSize (64 KB), as that option says; without
 //   it one frame took all the send window allowed (up to 16 MB), and a 100 MB response
 //   through the forwarding hop moved at ~55 MB/s in about half the runs instead of ~80.
+//   physarum sets maxMessageSize to noise's largest payload (YAMUX_MAX_MESSAGE_BYTES), so
+//   that a full data frame is one noise message, not one of 65,519 bytes and one of 17.
 // Large transfers (pnet.test, scale.test) show that flow control still works.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Socket } from 'node:net'
 import { withQuietPair, waitFor } from '../helpers/cluster.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { YAMUX_MAX_MESSAGE_BYTES } from '../../src/cluster/constants.js'
 
 const PROTO = '/physarum-test/sink/1'
 
@@ -73,7 +77,7 @@ test('frames of many streams sent in one turn leave in one socket write', async 
   })
 })
 
-test('a large send leaves in data frames of at most 64 KB, whole and in order', async () => {
+test('a large send leaves in data frames of at most maxMessageSize, whole and in order', async () => {
   await withQuietPair('3'.repeat(64), async (a, b) => {
     const sizes: number[] = []
     const got: Uint8Array[] = []
@@ -96,8 +100,42 @@ test('a large send leaves in data frames of at most 64 KB, whole and in order', 
     await waitFor('all of it received', () => ended, 20000)
     assert.deepEqual(Buffer.concat(got), Buffer.from(body))
     // Without the cut, frames followed the send window: the largest was 2.9 MB in a trial.
-    assert.ok(Math.max(...sizes) <= 64 * 1024 - 12, `largest data frame ${Math.max(...sizes)} bytes`)
+    assert.ok(Math.max(...sizes) <= YAMUX_MAX_MESSAGE_BYTES - 12, `largest data frame ${Math.max(...sizes)} bytes`)
   })
+})
+
+test('a large send costs one noise message per full data frame', async () => {
+  // noise takes its cipher from defaultCrypto when a node is made: counted from here on.
+  const original = defaultCrypto.chaCha20Poly1305Encrypt
+  let counting = false
+  let messages = 0
+  defaultCrypto.chaCha20Poly1305Encrypt = (...args) => {
+    if (counting) messages++
+    return original(...args)
+  }
+  try {
+    await withQuietPair('4'.repeat(64), async (a, b) => {
+      let ended = false
+      await b.node.handle(PROTO, stream => {
+        stream.addEventListener('message', () => {})
+        stream.addEventListener('remoteCloseWrite', () => {
+          ended = true
+        })
+      })
+      const stream = await a.node.dialProtocol(b.node.peerId, PROTO)
+      const size = 4 * 1024 * 1024
+      counting = true
+      stream.send(new Uint8Array(size))
+      await stream.close()
+      await waitFor('all of it received', () => ended, 20000)
+      counting = false
+      // 65 full frames; with frames of 64 KiB every one was two noise messages (65,519 bytes and 17).
+      const frames = Math.ceil(size / (YAMUX_MAX_MESSAGE_BYTES - 12))
+      assert.ok(messages <= frames + 10, `${messages} noise messages for ${frames} data frames`)
+    })
+  } finally {
+    defaultCrypto.chaCha20Poly1305Encrypt = original
+  }
 })
 
 test('what is held is sent, in order, before the connection closes', async () => {
