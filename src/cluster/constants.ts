@@ -85,3 +85,19 @@ export const SCALE_SYNC_MS = 500
  * two noise messages, the second of 17 bytes.
  */
 export const YAMUX_MAX_MESSAGE_BYTES = 65535 - 16
+
+/**
+ * The receive window a yamux stream grants from its first window update on (bytes; the yamux patch's
+ * initialReceiveWindowSize): the peer starts from the spec's 256 KiB and is told of the rest at once. With 256 KiB and
+ * a window update once half of it is used, a large body waited on a window update every 128 KiB, and any scheduling
+ * delay of either process stalled it; the window grows by itself only when a window's worth arrives within four
+ * ping RTTs, which on loopback round to 0 or 1 ms.
+ */
+export const YAMUX_RECEIVE_WINDOW_BYTES = 1024 * 1024
+
+/**
+ * The largest receive window a yamux stream grows to (bytes): no more than what a stream buffers for a reader that
+ * pushes back (libp2p's maxReadBufferLength, 4 MiB), which aborts the stream beyond it. yamux's default of 16 MiB let
+ * a fast sender fill a slow reader's buffer past that.
+ */
+export const YAMUX_MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
