@@ -2,8 +2,9 @@
 // (client proxy → libp2p → allocator → app, each a real process); through one and two
 // plain Node.js hops (bench/nodehop.ts: the same HTTP work as physarum's two sides,
 // without libp2p); through two nginx reverse-proxy hops (the reference). Requests/s
-// with wrk, latency at a fixed 1,000 req/s with an open-loop undici client, and a
-// 100 MB transfer read by curl (and by undici in this process, for comparison).
+// with wrk, latency one request at a time (wrk -c1) and at a fixed 1,000 req/s with an
+// open-loop undici client, a 100 MB transfer read by curl (and by undici in this process,
+// for comparison), and the CPU time of each hop's process per request and per MB.
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs'
