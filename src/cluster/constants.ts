@@ -77,3 +77,28 @@ export const HEALTH_REFUTE_DECAY_MS = 2000
  * at once, so this only bounds how late an allocator acts on it; merging is a few map lookups.
  */
 export const SCALE_SYNC_MS = 500
+
+/**
+ * The largest yamux message (a data frame with its 12-byte header, and what the patched muxer holds for one
+ * event-loop turn before it sends): noise's largest payload (65,535 bytes less its 16-byte tag), so that a full data
+ * frame of a large body is one noise encryption and one length prefix. yamux's default of 64 KiB made every full frame
+ * two noise messages, the second of 17 bytes.
+ */
+export const YAMUX_MAX_MESSAGE_BYTES = 65535 - 16
+
+/**
+ * The receive window a yamux stream grants from its first window update on (bytes; the yamux patch's
+ * initialReceiveWindowSize): the peer starts from the spec's 256 KiB and is told of the rest at once. With 256 KiB and
+ * a window update once half of it is used, a large body waited on a window update every 128 KiB, and any scheduling
+ * delay of either process stalled it; the window grows by itself only when a window's worth arrives within four
+ * ping RTTs, which on loopback round to 0 or 1 ms.
+ */
+export const YAMUX_RECEIVE_WINDOW_BYTES = 1024 * 1024
+
+/**
+ * The largest receive window a yamux stream grows to (bytes): no more than what a stream buffers for a reader that
+ * pushes back (libp2p's maxReadBufferLength, 4 MiB), which aborts the stream beyond it. With yamux's default of 16 MiB
+ * a window grown while the reader kept up filled a paused reader's buffer past that ("Read buffer length of 4257955
+ * exceeded limit of 4194304", yamux.test), and a 100 MB response through the hop was now and then cut short.
+ */
+export const YAMUX_MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024

@@ -5,6 +5,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import type { YamuxStreamOptions } from '@chainsafe/libp2p-yamux/config'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { bootstrap } from '@libp2p/bootstrap'
@@ -14,7 +15,12 @@ import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { PrivateKey } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
-import { PING_STREAMS } from './constants.js'
+import {
+  PING_STREAMS,
+  YAMUX_MAX_MESSAGE_BYTES,
+  YAMUX_MAX_STREAM_WINDOW_BYTES,
+  YAMUX_RECEIVE_WINDOW_BYTES
+} from './constants.js'
 import { ListenError } from '../util/http.js'
 
 export type PhysarumNode = Libp2p<{ identify: Identify; ping: Ping; pubsub: GossipSub }>
@@ -67,7 +73,16 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
     ...(init.inboundOnly === true ? { connectionGater: { denyDialMultiaddr: () => true } } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [
+      yamux({
+        maxMessageSize: YAMUX_MAX_MESSAGE_BYTES,
+        // initialReceiveWindowSize is the yamux patch's (patches/README.md).
+        streamOptions: {
+          maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW_BYTES,
+          initialReceiveWindowSize: YAMUX_RECEIVE_WINDOW_BYTES
+        } as YamuxStreamOptions
+      })
+    ],
     ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
     // libp2p's monitor pings every connection each 10 s and aborts it when one ping takes

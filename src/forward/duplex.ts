@@ -2,6 +2,7 @@
 // server (serving side) and undici (client side) can speak HTTP/1.1 over it.
 import { Duplex } from 'node:stream'
 import type { Stream, StreamMessageEvent } from '@libp2p/interface'
+import { STREAM_HIGH_WATER_MARK } from './constants.js'
 
 export interface StreamSocket extends Duplex {
   remoteAddress?: string
@@ -30,6 +31,8 @@ export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSo
   }
   const d = new Duplex({
     allowHalfOpen: true,
+    readableHighWaterMark: STREAM_HIGH_WATER_MARK,
+    writableHighWaterMark: STREAM_HIGH_WATER_MARK,
     read() {
       if (paused) {
         paused = false
