@@ -167,6 +167,9 @@ export class Agent {
           },
           onSuspectNotice: r => {
             metrics.suspectNotices.inc({ result: r })
+          },
+          onDelta: r => {
+            metrics.deltas.inc({ result: r })
           }
         }
       },

@@ -67,7 +67,9 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
     ...(init.inboundOnly === true ? { connectionGater: { denyDialMultiaddr: () => true } } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // No yamux keepalive pings (one per connection every 30 s, ~N per node): SWIM's probes already tell a live member
+    // from a dead one, and a node's connections grow with N, so the pings were traffic at rest that grew with N.
+    streamMuxers: [yamux({ enableKeepAlive: false })],
     ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
     // libp2p's monitor pings every connection each 10 s and aborts it when one ping takes
@@ -105,6 +107,9 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
         Dout: 1,
         Dscore: 2,
         Dlazy: 3,
+        // IHAVE gossip to Dlazy peers only, not to a quarter of all (the default gossipFactor, which grows with N):
+        // floodPublish already sent every message to every peer, and a member that missed a delta catches up by asking.
+        gossipFactor: 0,
         // Without a fast id, gossipsub verifies the signature of every duplicate copy before
         // it notices the duplicate. The id covers the signature and data, so a forged copy
         // cannot pre-empt the genuine message.
