@@ -65,12 +65,13 @@ export function builtinDefaults(): SharedDefaults {
     // Admin.Listen depends on the role (roleDefaults).
     Admin: {},
     Membership: {
-      // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough
-      // (and less often in a large cluster: each member receives about one periodic announcement per 10 s in all).
+      // Changes go at once as deltas; a full announcement follows at most this often, and only when the state changed
+      // (less often in a large cluster: each member receives about one per 10 s in all; none at rest).
       AnnounceIntervalMs: 10000,
-      // The SWIM protocol period: each node probes one member twice a second, whatever the cluster's size (memberlist's
-      // LAN default is 1 s; half of it gets a frozen peer suspected within about a second).
-      ProbeIntervalMs: 500,
+      // The SWIM protocol period: each node probes one member a second, whatever the cluster's size (memberlist's LAN
+      // default). Every member that hears of a suspicion probes the suspect at once, so a frozen peer is still failed
+      // in ~2.5-3 s, and the bytes at rest are half those of 500 ms (docs/SCALE.md).
+      ProbeIntervalMs: 1000,
       // A probe is one round trip on an open connection, a few ms within a region: 500 ms
       // without an answer sends indirect probes (memberlist's ProbeTimeout is 500 ms too).
       ProbeTimeoutMs: 500,

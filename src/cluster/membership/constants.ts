@@ -95,11 +95,14 @@ export const RECONNECT_INTERVAL_MS = 5000
  */
 export const IN_FLIGHT_DELTA_MS = 1000
 
-/** Least time (ms) between two deltas of the CPU load (a 1-minute load average moves slowly), stretched likewise. */
-export const CPU_LOAD_DELTA_MS = 30000
+/**
+ * Least time (ms) between two deltas of the CPU load, stretched likewise: a 1-minute load average moves slowly, only
+ * `members` shows it (placement goes by free slots), and every delta is a gossipsub message to every member.
+ */
+export const CPU_LOAD_DELTA_MS = 60000
 
-/** The least change of the CPU load (per core) worth a delta at all: 5 % of a core. */
-export const CPU_LOAD_STEP = 0.05
+/** The least change of the CPU load (per core) worth a delta at all: a quarter of a core. */
+export const CPU_LOAD_STEP = 0.25
 
 /** Members per step of the load figures' intervals: the cluster's rate of load deltas stays flat in N. */
 export const LOAD_MEMBERS_PER_INTERVAL = 10

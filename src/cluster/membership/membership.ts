@@ -102,6 +102,8 @@ export class Membership implements Startable {
   private deltas?: DeltaSender
   /** The version the last full announcement carried: the periodic one goes only when there is a newer. */
   private lastFullSeq = 0
+  /** A full announcement of this node reached a peer (or is on its way to the first that subscribed). */
+  private heardOf = false
   /** When each member was last asked for its full state (a version gap), for STATE_REQUEST_MS. */
   private readonly askedAt = new Map<string, number>()
   private timers: NodeJS.Timeout[] = []
@@ -326,6 +328,7 @@ export class Membership implements Startable {
     pubsub.topicValidators.set(SUSPECT_TOPIC, (_from: PeerId, msg: Message) => this.validateSuspect(msg))
     pubsub.topicValidators.set(DELTA_TOPIC, (_from: PeerId, msg: Message) => this.validateDelta(msg))
     pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscription)
     node.addEventListener('peer:disconnect', this.onDisconnect)
     pubsub.subscribe(MEMBERS_TOPIC)
     pubsub.subscribe(SUSPECT_TOPIC)
@@ -442,6 +445,7 @@ export class Membership implements Startable {
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscription)
     node.removeEventListener('peer:disconnect', this.onDisconnect)
     pubsub.topicValidators.delete(MEMBERS_TOPIC)
     pubsub.topicValidators.delete(SUSPECT_TOPIC)
@@ -544,7 +548,8 @@ export class Membership implements Startable {
     const a = this.wireAnnouncement()
     this.lastFullSeq = a.seq
     try {
-      await this.components.node.services.pubsub.publish(MEMBERS_TOPIC, encodeAnnouncement(a))
+      const r = await this.components.node.services.pubsub.publish(MEMBERS_TOPIC, encodeAnnouncement(a))
+      if (r.recipients.length > 0) this.heardOf = true
     } catch (err) {
       this.log.debug('announcement not published', { error: (err as Error).message })
     }
@@ -678,6 +683,20 @@ export class Membership implements Startable {
       this.announce()
     }, wait)
     this.refuteTimer.unref()
+  }
+
+  /**
+   * A newcomer's first full announcement went out before any peer's subscription was known (it reached nobody): the
+   * moment a peer subscribes to the members topic, it goes again, rather than at the next of JOIN_ANNOUNCE_MS.
+   */
+  private readonly onSubscription = (
+    evt: CustomEvent<{ subscriptions: Array<{ topic: string; subscribe: boolean }> }>
+  ): void => {
+    if (this.heardOf || !this.started || this.leaving) return
+    if (evt.detail.subscriptions.some(s => s.topic === MEMBERS_TOPIC && s.subscribe)) {
+      this.heardOf = true
+      this.announce()
+    }
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
