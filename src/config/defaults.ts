@@ -69,8 +69,8 @@ export function builtinDefaults(): SharedDefaults {
       // (less often in a large cluster: each member receives about one per 10 s in all; none at rest).
       AnnounceIntervalMs: 10000,
       // The SWIM protocol period: each node probes one member a second, whatever the cluster's size (memberlist's LAN
-      // default). Every member that hears of a suspicion probes the suspect at once, so a frozen peer is still failed
-      // in ~2.5-3 s, and the bytes at rest are half those of 500 ms (docs/SCALE.md).
+      // default). With 10-50 members someone probes a frozen one within a few hundred ms anyway, so it is failed in
+      // ~2.5-3 s as with 500 ms (fake-clock runs, docs/SCALE.md), at half the bytes at rest.
       ProbeIntervalMs: 1000,
       // A probe is one round trip on an open connection, a few ms within a region: 500 ms
       // without an answer sends indirect probes (memberlist's ProbeTimeout is 500 ms too).

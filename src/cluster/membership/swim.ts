@@ -339,12 +339,6 @@ export class Swim extends EventEmitter<SwimEvents> {
     )
   }
 
-  /** Whether a probe of this member is under way. */
-  private probing(peer: string): boolean {
-    for (const p of this.probes.values()) if (p.target === peer) return true
-    return false
-  }
-
   private withCoord(): { coord?: WireCoordinate } {
     const coord = this.env.coordinate?.()
     return coord === undefined ? {} : { coord }
@@ -522,12 +516,8 @@ export class Swim extends EventEmitter<SwimEvents> {
           this.confirm(m, by)
           return
         }
-        const wasAlive = m.state === 'alive'
         m.inc = u.inc
         this.suspect(m, by)
-        // Another member's suspicion: probe it now rather than at our turn, so that confirmations (or the refutation)
-        // come within a period and every member reaches its verdict at about the same time.
-        if (wasAlive && by !== this.self && this.running && !this.leaving && !this.probing(m.peer)) this.probe(m.peer)
         return
       }
       case 'failed':
