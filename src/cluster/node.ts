@@ -98,18 +98,17 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
         // In a PSK cluster every peer holds the key, and several members on one host or
         // behind one NAT are normal: without this, the 15th node on 127.0.0.1 went deaf.
         scoreParams: { IPColocationFactorWeight: 0 },
-        // A member publishes to every member it is connected to at once (floodPublish), so
-        // the mesh only reaches those it is not connected to: a small mesh means fewer
-        // duplicate copies of each announcement and delta (each member gets about D + 1).
-        D: 3,
-        Dlo: 2,
-        Dhi: 5,
+        // Every member is connected to every other and publishes to all of them at once
+        // (floodPublish), so the mesh only repairs gaps: a small mesh means fewer
+        // duplicate copies of each announcement to decode and verify. At rest nothing is
+        // published (membership sends deltas on change only), so neither the mesh nor
+        // IHAVE gossip costs anything then.
+        D: 4,
+        Dlo: 3,
+        Dhi: 6,
         Dout: 1,
-        Dscore: 1,
+        Dscore: 2,
         Dlazy: 3,
-        // IHAVE gossip to Dlazy peers only, not to a quarter of all (the default gossipFactor, which grows with N):
-        // floodPublish already sent every message to every peer, and a member that missed a delta catches up by asking.
-        gossipFactor: 0,
         // Without a fast id, gossipsub verifies the signature of every duplicate copy before
         // it notices the duplicate. The id covers the signature and data, so a forged copy
         // cannot pre-empt the genuine message.

@@ -96,6 +96,9 @@ const STATE_RETRY_BATCH = 16
  */
 const JOIN_ANNOUNCE_MS = [250, 1000, 3000]
 
+/** For this long after its start (ms), a node's periodic full announcement goes whether or not it changed. */
+const JOIN_FULL_MS = 60000
+
 export class Membership implements Startable {
   readonly table = new MemberTable()
   /** The version peers hold of this node's state, and the next delta from it; made at start. */
@@ -104,6 +107,7 @@ export class Membership implements Startable {
   private lastFullSeq = 0
   /** A full announcement of this node reached a peer (or is on its way to the first that subscribed). */
   private heardOf = false
+  private startedAt = 0
   /** When each member was last asked for its full state (a version gap), for STATE_REQUEST_MS. */
   private readonly askedAt = new Map<string, number>()
   private timers: NodeJS.Timeout[] = []
@@ -235,9 +239,10 @@ export class Membership implements Startable {
       this.sendStates(peer)
     })
     // A push-pull says someone holds a newer version of a member than we do: we missed a delta; catch up by asking.
+    // One we hold nothing of (its announcement and our asks were lost): ask too.
     this.swim.on('version', (peer, ver) => {
       const m = this.table.get(peer)
-      if (m !== undefined && m.announcement.seq < ver) this.askState(peer)
+      if (m === undefined ? isLive(this.swim.get(peer)?.state) : m.announcement.seq < ver) this.askState(peer)
     })
     this.swim.on('refute', () => {
       this.health.refuted(Date.now())
@@ -337,6 +342,7 @@ export class Membership implements Startable {
     // The first version: wall-clock based, so that a restarted process outranks whatever its previous life said.
     this.deltas = new DeltaSender({ ...this.selfAnnouncement(), seq: Date.now() })
     this.started = true
+    this.startedAt = performance.now()
     this.swim.start()
     for (const peer of this.bootstrapPeers()) this.swim.join(peer)
     this.announce()
@@ -397,11 +403,16 @@ export class Membership implements Startable {
    * per 10 members, so that a member receives about one per interval from the whole cluster, whatever its size.
    */
   private schedulePeriodic(): void {
-    const scale = Math.max(1, this.table.size / ANNOUNCE_MEMBERS_PER_INTERVAL)
+    // A newcomer's (JOIN_FULL_MS) at the plain interval, so that a few go out in its first minute.
+    const joining = this.startedAt === 0 || performance.now() - this.startedAt < JOIN_FULL_MS
+    const scale = joining ? 1 : Math.max(1, this.table.size / ANNOUNCE_MEMBERS_PER_INTERVAL)
     // ±10 % jitter, so that members that started together do not announce together.
     const ms = this.init.announceIntervalMs * scale * (0.9 + 0.2 * Math.random())
     this.periodicTimer = setTimeout(() => {
-      if ((this.deltas?.sent.seq ?? 0) > this.lastFullSeq) this.announce()
+      // A newcomer goes on announcing itself for a while: members whose copy and asks were lost in the rush of a
+      // cluster's joins (a loaded host) hear of it without waiting for a push-pull.
+      const joining = performance.now() - this.startedAt < JOIN_FULL_MS
+      if (joining || (this.deltas?.sent.seq ?? 0) > this.lastFullSeq) this.announce()
       this.schedulePeriodic()
     }, ms)
     this.periodicTimer.unref()
@@ -761,7 +772,8 @@ export class Membership implements Startable {
       let asked = 0
       for (const m of this.swim.list()) {
         if (asked >= STATE_RETRY_BATCH) break
-        if (m.state === 'alive' && this.table.get(m.peer) === undefined) {
+        // Suspect ones too: a loaded host's members are often suspect for a moment, and would stay unknown.
+        if (isLive(m.state) && this.table.get(m.peer) === undefined) {
           this.sendState(m.peer, true)
           asked++
         }
@@ -824,6 +836,10 @@ export class Membership implements Startable {
 function wireCoordinate(c: Coordinate): Coordinate {
   const r = (x: number): number => Number(x.toPrecision(5))
   return { vec: c.vec.map(r), error: r(c.error), adjustment: r(c.adjustment), height: r(c.height) }
+}
+
+function isLive(s: string | undefined): boolean {
+  return s === 'alive' || s === 'suspect'
 }
 
 function decodeDeltaOrUndefined(data: Uint8Array): Delta | undefined {
