@@ -68,10 +68,11 @@ export function builtinDefaults(): SharedDefaults {
       // Changes go at once as deltas; a full announcement follows at most this often, and only when the state changed
       // (less often in a large cluster: each member receives about one per 10 s in all; none at rest).
       AnnounceIntervalMs: 10000,
-      // The SWIM protocol period: each node probes one member a second, whatever the cluster's size (memberlist's LAN
-      // default). With 10-50 members someone probes a frozen one within a few hundred ms anyway, so it is failed in
-      // ~2.5-3 s as with 500 ms (fake-clock runs, docs/SCALE.md), at half the bytes at rest.
-      ProbeIntervalMs: 1000,
+      // The SWIM protocol period: each node probes one member twice a second, whatever the cluster's size (memberlist's
+      // LAN default is 1 s; half of it gets a frozen peer suspected, and confirmed by others' probes, within about a
+      // second). 1 s halves the bytes at rest, but a SIGSTOPped member of 20 processes took 6.5 s to fail then
+      // (docs/SCALE.md).
+      ProbeIntervalMs: 500,
       // A probe is one round trip on an open connection, a few ms within a region: 500 ms
       // without an answer sends indirect probes (memberlist's ProbeTimeout is 500 ms too).
       ProbeTimeoutMs: 500,
