@@ -1,7 +1,8 @@
 // Membership benchmark: N physarum daemons (real processes, BENCH_NODES, 20 by default;
-// 20, 50 and 100 for issue 19) on 127.0.0.1 — join seen by all, SIGKILL and SIGSTOP seen
-// as failed by all, bytes and CPU per node at rest, false failures during a soak — and
-// the same with N HashiCorp serf agents when installed (apt-get install serf).
+// several sizes in one run as BENCH_NODES=20,50,100, a table each) on 127.0.0.1 — join
+// seen by all, SIGKILL and SIGSTOP seen as failed by all, bytes and CPU per node at rest,
+// false failures during a soak — and the same with N HashiCorp serf agents when installed
+// (apt-get install serf), size by size.
 // Runs inside a network namespace of its own when it can, so that the loopback byte
 // counters belong to the cluster under test alone.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -12,10 +13,19 @@ import { join } from 'node:path'
 import { ROOT, fmt, machine, median, saveResult } from './lib.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-const N = Number(process.env.BENCH_NODES ?? 20)
+/** Cluster sizes to run, one after the other: BENCH_NODES=20 or BENCH_NODES=20,50,100. */
+const SIZES = (process.env.BENCH_NODES ?? '20')
+  .split(',')
+  .map(s => Number(s.trim()))
+  .filter(n => Number.isInteger(n) && n >= 8)
 const JOINS = Number(process.env.BENCH_JOINS ?? 5)
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? 60)
 const REST_S = 20
+/**
+ * The bytes at rest are counted from this long after the last join (ms): a newcomer announces itself in full a few
+ * times in its first minute (membership.ts JOIN_FULL_MS), which is joining, not rest.
+ */
+const REST_AFTER_JOIN_MS = 65000
 
 /** CPU seconds (user + system) a process has used, from /proc; 0 when it is gone. */
 function cpuSeconds(pid: number): number {
@@ -92,7 +102,7 @@ function latest(events: Ev[], observers: number[], subject: string, change: Chan
 }
 
 /** N physarum allocators, real processes, read through their JSON logs. */
-function physarumCluster(): ClusterAdapter {
+function physarumCluster(N: number): ClusterAdapter {
   const dir = mkdtempSync(join(tmpdir(), 'physarum-bench-'))
   const conf = join(dir, 'conf.json')
   writeFileSync(conf, JSON.stringify({ Listen: ['/ip4/127.0.0.1/tcp/0'], Log: { Format: 'json' } }))
@@ -232,7 +242,7 @@ function serfCluster(): ClusterAdapter {
 }
 
 /** The same scenario for any cluster: form, joins, a soak at rest, SIGKILL, SIGSTOP, SIGCONT. */
-async function scenario(c: ClusterAdapter): Promise<Record<string, number>> {
+async function scenario(c: ClusterAdapter, N: number): Promise<Record<string, number>> {
   try {
     const base = Array.from({ length: N - 1 }, (_, i) => i)
     for (const i of base) await c.start(i)
@@ -259,7 +269,7 @@ async function scenario(c: ClusterAdapter): Promise<Record<string, number>> {
     const all = [...base, N - 1 + JOINS - 1]
     // Soak: nothing happens; any failure now is a false alarm. Bytes at rest within it.
     const soakStart = Date.now()
-    await sleep(5000)
+    await sleep(REST_AFTER_JOIN_MS)
     const tx0 = loTxBytes()
     const pids = c.pids()
     const cpu0 = pids.reduce((t, p) => t + cpuSeconds(p), 0)
@@ -292,7 +302,7 @@ async function scenario(c: ClusterAdapter): Promise<Record<string, number>> {
       cpuPercentPerNode: cpuPerNode * 100,
       falseAlarms,
       ...(suspects !== undefined ? { suspects } : {}),
-      soakS: SOAK_S
+      soakS: Math.max(SOAK_S, REST_AFTER_JOIN_MS / 1000 + REST_S)
     }
   } finally {
     await c.close()
@@ -300,12 +310,21 @@ async function scenario(c: ClusterAdapter): Promise<Record<string, number>> {
 }
 
 async function inner(netns: boolean): Promise<void> {
-  const p = await scenario(physarumCluster())
-  process.stderr.write(`physarum: ${JSON.stringify(p)}\n`)
+  if (SIZES.length === 0) throw new Error('BENCH_NODES: sizes of at least 8 nodes, e.g. 20 or 20,50,100')
+  for (const n of SIZES) await size(n, netns)
+}
+
+/** One size: physarum, then serf, then the table. */
+async function size(N: number, netns: boolean): Promise<void> {
+  const p = await scenario(physarumCluster(N), N)
+  process.stderr.write(`physarum ${N}: ${JSON.stringify(p)}\n`)
   let s: Record<string, number> | undefined
   const withSerf = process.env.BENCH_SERF !== '0'
   try {
-    if (withSerf && spawnSync('sh', ['-c', 'command -v serf']).status === 0) s = await scenario(serfCluster())
+    if (withSerf && spawnSync('sh', ['-c', 'command -v serf']).status === 0) {
+      s = await scenario(serfCluster(), N)
+      process.stderr.write(`serf ${N}: ${JSON.stringify(s)}\n`)
+    }
   } catch (err) {
     process.stderr.write(`serf comparison failed: ${(err as Error).message}\n`)
   }
@@ -322,7 +341,7 @@ ${row('serf', s)}
 
 Targets (issue 19): join ≤ 1 s at 100 nodes, failed ≤ 3000 ms, bytes at rest ≤ 3× serf's and flat in N, no false failure in a 10-minute soak (\`BENCH_SOAK_S=600 npm run bench -- membership\`).${s !== undefined ? ` Ratios (serf / physarum): join ${fmt(s.joinMedianMs / p.joinMedianMs, 1)}×, SIGKILL ${fmt(s.killFailedMs / p.killFailedMs, 1)}×, SIGSTOP ${fmt(s.stopFailedMs / p.stopFailedMs, 1)}×; bytes at rest ${fmt(p.bytesPerNodePerS / s.bytesPerNodePerS, 1)}× serf's.` : ''}
 
-How they probe: physarum runs SWIM with Lifeguard (src/cluster/membership/swim.ts): each node probes one member every 500 ms (Membership.ProbeIntervalMs) over a kept-open libp2p stream, a ping and its ack each carrying the sender's Vivaldi coordinate, and re-announces its state rarely (every 10 s × N/10); serf (memberlist) probes one member per second in UDP packets. The model to 1,000 and 10,000 nodes is in docs/SCALE.md.`
+How they probe: physarum runs SWIM with Lifeguard (src/cluster/membership/swim.ts): each node probes one member every 500 ms (Membership.ProbeIntervalMs) over a kept-open libp2p stream, the ack carrying the target's Vivaldi coordinate; a member's state changes travel as small versioned deltas on gossipsub, and nothing of it at rest (src/cluster/membership/delta.ts); serf (memberlist) probes one member per second in UDP packets. The model to 1,000 and 10,000 nodes is in docs/SCALE.md.`
   saveResult(SOAK_S >= 600 ? `membership-soak${N === 20 ? '' : `-${N}`}` : `membership${N === 20 ? '' : `-${N}`}`, {
     title:
       SOAK_S >= 600 ? `Membership: ${N} nodes, ${SOAK_S / 60}-minute soak` : `Membership: ${N} nodes, physarum vs serf`,

@@ -168,6 +168,9 @@ export class Agent {
           },
           onSuspectNotice: r => {
             metrics.suspectNotices.inc({ result: r })
+          },
+          onDelta: r => {
+            metrics.deltas.inc({ result: r })
           }
         }
       },

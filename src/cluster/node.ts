@@ -76,6 +76,10 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
     streamMuxers: [
       yamux({
         maxMessageSize: YAMUX_MAX_MESSAGE_BYTES,
+        // No yamux keepalive pings (one per connection every 30 s, ~N per node): SWIM's probes already tell a
+        // live member from a dead one, and a node's connections grow with N, so the pings were traffic at rest
+        // that grew with N.
+        enableKeepAlive: false,
         // initialReceiveWindowSize is the yamux patch's (patches/README.md).
         streamOptions: {
           maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW_BYTES,
@@ -113,7 +117,9 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
         scoreParams: { IPColocationFactorWeight: 0 },
         // Every member is connected to every other and publishes to all of them at once
         // (floodPublish), so the mesh only repairs gaps: a small mesh means fewer
-        // duplicate copies of each announcement to decode and verify.
+        // duplicate copies of each announcement to decode and verify. At rest nothing is
+        // published (membership sends deltas on change only), so neither the mesh nor
+        // IHAVE gossip costs anything then.
         D: 4,
         Dlo: 3,
         Dhi: 6,

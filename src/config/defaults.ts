@@ -69,11 +69,13 @@ export function builtinDefaults(): SharedDefaults {
     // included, and only an operator's explicit list may stop a host's instances from elsewhere.
     Admin: { Operators: [] },
     Membership: {
-      // Changes are announced at once; the periodic announcement only refreshes, so every 10 s is cheap and enough
-      // (and less often in a large cluster: each member receives about one periodic announcement per 10 s in all).
+      // Changes go at once as deltas; a full announcement follows at most this often, and only when the state changed
+      // (less often in a large cluster: each member receives about one per 10 s in all; none at rest).
       AnnounceIntervalMs: 10000,
       // The SWIM protocol period: each node probes one member twice a second, whatever the cluster's size (memberlist's
-      // LAN default is 1 s; half of it gets a frozen peer suspected within about a second).
+      // LAN default is 1 s; half of it gets a frozen peer suspected, and confirmed by others' probes, within about a
+      // second). 1 s halves the bytes at rest, but a SIGSTOPped member of 20 processes took 6.5 s to fail then
+      // (docs/SCALE.md).
       ProbeIntervalMs: 500,
       // A probe is one round trip on an open connection, a few ms within a region: 500 ms
       // without an answer sends indirect probes (memberlist's ProbeTimeout is 500 ms too).

@@ -349,7 +349,7 @@ export const configSchema = {
           minimum: 100,
           maximum: 3600000,
           description:
-            'Periodic re-announcement (ms) up to 10 members, one interval more per 10 members beyond (a flat total in the cluster); changes are announced at once.'
+            'Full re-announcement (ms), only when the state changed since the last one (changes go at once as deltas; none at rest): up to 10 members, one interval more per 10 members beyond (a flat total in the cluster).'
         },
         ProbeIntervalMs: {
           type: 'integer',

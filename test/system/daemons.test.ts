@@ -186,7 +186,10 @@ describe('daemons as child processes', () => {
     assert.equal(r.code, 0, r.stderr)
     const rows = JSON.parse(r.stdout) as MemberView[]
     assert.deepEqual(rows.map(x => x.peer).sort(), [a.peer, b.peer, c.peer].sort())
-    assert.ok(rows.every(x => x.status === 'alive' && x.rttMs !== null && x.rttMs > 0))
+    assert.ok(
+      rows.every(x => x.status === 'alive' && x.rttMs !== null && x.rttMs > 0),
+      JSON.stringify(rows.map(x => [x.roles, x.status, x.rttMs]))
+    )
     // The observer left again: it does not linger in anyone's table.
     await waitFor('observer forgotten', async () => (await members(a.admin)).length === 3, 5000, 200)
   })

@@ -323,3 +323,51 @@ test('a failed member that restarts knowing nobody (it was the bootstrap) is fou
   c.clock.run(5000)
   assert.equal(c.nodes.get('n0')?.list().length, 5, 'and it knows everyone again')
 })
+
+test("a push-pull names each member's announcement version: a receiver learns which it holds an older one of", () => {
+  const clock = new Clock()
+  const sent: Array<{ to: string; msg: SwimMessage }> = []
+  const versions: Record<string, number> = { a: 7, b: 41 }
+  const env = (self: string, send: (to: string, msg: SwimMessage) => void): ConstructorParameters<typeof Swim>[0] => ({
+    self,
+    now: () => clock.t,
+    setTimer: clock.setTimer,
+    clearTimer: clock.clearTimer,
+    random: rng(3),
+    addrs: () => [`/mem/${self}`],
+    coordinate: () => ({ vec: [1, 2], error: 0.5, adjustment: 0, height: 0.01 }),
+    version: peer => versions[peer],
+    send
+  })
+  const a = new Swim(
+    env('a', (to, msg) => sent.push({ to, msg })),
+    { probeIntervalMs: 1000, probeTimeoutMs: 500, suspicionMinMs: 500 }
+  )
+  a.start()
+  a.hint('b', ['/mem/b'])
+  const c = new Swim(
+    env('c', () => {}),
+    { probeIntervalMs: 1000, probeTimeoutMs: 500, suspicionMinMs: 500 }
+  )
+  const seen: Array<[string, number]> = []
+  c.on('version', (peer, v) => seen.push([peer, v]))
+  c.start()
+  // A join's push-pull carries coordinates and versions; c hears both members' versions.
+  c.receive('a', { v: 1, t: 'sync', reply: false, join: true, members: a.snapshot(true) })
+  assert.deepEqual(seen.sort(), [
+    ['a', 7],
+    ['b', 41]
+  ])
+  assert.ok(a.snapshot(true)[0].coord !== undefined, 'a join carries the coordinate')
+  // A periodic one goes without coordinates (they travel with acks), and a ping never carries one.
+  assert.ok(a.snapshot(false).every(u => u.coord === undefined && u.ver !== undefined))
+  clock.run(5000)
+  const pings = sent.filter(s => s.msg.t === 'ping')
+  assert.ok(pings.length > 0)
+  assert.ok(
+    pings.every(p => (p.msg as { coord?: unknown }).coord === undefined),
+    'pings without coordinate'
+  )
+  a.stop()
+  c.stop()
+})

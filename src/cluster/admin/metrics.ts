@@ -7,6 +7,7 @@ export class Metrics {
   readonly registry = new Registry()
   readonly announcements: Counter<'result'>
   readonly suspectNotices: Counter<'result'>
+  readonly deltas: Counter<'result'>
   readonly rtt: Histogram
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -23,6 +24,12 @@ export class Metrics {
     this.suspectNotices = new Counter({
       name: 'physarum_suspect_notices_total',
       help: 'Suspect notices received (another member missed a probe), by result (accepted, malformed, spoofed).',
+      labelNames: ['result'],
+      registers: [this.registry]
+    })
+    this.deltas = new Counter({
+      name: 'physarum_deltas_total',
+      help: "Members' state deltas received, by result (accepted, stale, gap: full state asked for, malformed, oversized, spoofed).",
       labelNames: ['result'],
       registers: [this.registry]
     })

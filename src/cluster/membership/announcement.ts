@@ -1,12 +1,19 @@
-// Wire protocol of membership: the announcement published on the gossipsub topic
-// /physarum/members/1. Validated with ajv; unknown fields are tolerated so that newer
-// peers can add some, but sizes are bounded so that no peer can bloat the table.
+// Wire protocol of membership on gossipsub: the full announcement on /physarum/members/1
+// (on join, on leave, on request and rarely after changes) and the delta on
+// /physarum/delta/1 (what changed since the member's previous version, see delta.ts).
+// Validated with ajv; unknown fields are tolerated so that newer peers can add some, but
+// sizes are bounded so that no peer can bloat the table.
 import { ajv, type FromSchema } from '../../util/ajv.js'
 import { scaleTableSchema } from '../../scale/protocol.js'
 
 export const MEMBERS_TOPIC = '/physarum/members/1'
 /** A member that missed a probe: others probe it at once, so that all reach a verdict together. */
 export const SUSPECT_TOPIC = '/physarum/suspect/1'
+/**
+ * Deltas: a member's changes as small versioned messages (delta.ts). A topic of its own, so that a peer that predates
+ * it (and would reject a delta as a malformed announcement) never receives one.
+ */
+export const DELTA_TOPIC = '/physarum/delta/1'
 export const MAX_ANNOUNCEMENT_BYTES = 64 * 1024
 
 const shortString = { type: 'string', maxLength: 256 } as const
@@ -135,6 +142,79 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
     instances[app] = rest
   }
   return new TextEncoder().encode(JSON.stringify({ ...a, instances }))
+}
+
+/**
+ * What changed in a member's state between its version seq − 1 and seq: whole top-level fields in `set` (or named in
+ * `unset`), and per app and per capacity key the new value (null: gone). A receiver that holds version seq − 1 applies
+ * it; one that holds less asks the member for its full state instead (a version gap), one that holds seq or more
+ * drops it (stale or duplicate).
+ */
+export const deltaSchema = {
+  type: 'object',
+  required: ['v', 'peer', 'seq', 'ts'],
+  properties: {
+    v: { const: 1 },
+    peer: announcementSchema.properties.peer,
+    seq: { type: 'integer', minimum: 1 },
+    ts: { type: 'number', minimum: 0 },
+    set: {
+      type: 'object',
+      properties: {
+        roles: announcementSchema.properties.roles,
+        addrs: announcementSchema.properties.addrs,
+        version: shortString,
+        catalog: announcementSchema.properties.catalog,
+        drain: announcementSchema.properties.drain,
+        scale: scaleTableSchema
+      }
+    },
+    unset: { type: 'array', maxItems: 8, items: { enum: ['drain', 'scale'] } },
+    instances: {
+      type: 'object',
+      maxProperties: 1000,
+      propertyNames: shortString,
+      additionalProperties: { anyOf: [appInstancesSchema, { type: 'null' }] }
+    },
+    capacity: {
+      type: 'object',
+      maxProperties: 64,
+      propertyNames: shortString,
+      additionalProperties: { type: ['number', 'null'] }
+    }
+  }
+} as const
+
+export type Delta = FromSchema<typeof deltaSchema>
+
+const validateDelta = ajv.compile<Delta>(deltaSchema)
+
+export type DeltaDecodeResult =
+  { ok: true; delta: Delta } | { ok: false; reason: 'oversized' | 'malformed'; message: string }
+
+/** Parses and validates one delta; never throws. */
+export function decodeDelta(data: Uint8Array): DeltaDecodeResult {
+  if (data.byteLength > MAX_ANNOUNCEMENT_BYTES)
+    return { ok: false, reason: 'oversized', message: `${data.byteLength} bytes > ${MAX_ANNOUNCEMENT_BYTES}` }
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
+  } catch (err) {
+    return { ok: false, reason: 'malformed', message: `not UTF-8 JSON: ${(err as Error).message}` }
+  }
+  if (!validateDelta(value)) {
+    const e = validateDelta.errors?.[0]
+    return {
+      ok: false,
+      reason: 'malformed',
+      message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}`
+    }
+  }
+  return { ok: true, delta: value }
+}
+
+export function encodeDelta(d: Delta): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(d))
 }
 
 const suspectSchema = {

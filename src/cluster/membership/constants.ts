@@ -87,3 +87,34 @@ export const MAX_STATES_PER_FRAME = 500
  * Serf's so that a restarted allocator is back in seconds; one ping per interval, and only while some member is failed.
  */
 export const RECONNECT_INTERVAL_MS = 5000
+
+/**
+ * Least time (ms) between two deltas that carry only an app's requests in flight (delta.ts): a busy allocator's load
+ * moves every millisecond, and placement balances on its own counts between two of them. Stretched by N / 10 past 10
+ * members (LOAD_MEMBERS_PER_INTERVAL), so that the cluster's load deltas stay flat in N.
+ */
+export const IN_FLIGHT_DELTA_MS = 1000
+
+/**
+ * Least time (ms) between two deltas of the CPU load, stretched likewise: a 1-minute load average moves slowly, only
+ * `members` shows it (placement goes by free slots), and every delta is a gossipsub message to every member.
+ */
+export const CPU_LOAD_DELTA_MS = 60000
+
+/** The least change of the CPU load (per core) worth a delta at all: a quarter of a core. */
+export const CPU_LOAD_STEP = 0.25
+
+/** Members per step of the load figures' intervals: the cluster's rate of load deltas stays flat in N. */
+export const LOAD_MEMBERS_PER_INTERVAL = 10
+
+/**
+ * This node's state is compared with what its peers hold this often (ms), so that load figures that move without an
+ * event (requests in flight, CPU load) go out when due; changes with an event (an instance ready) go at once.
+ */
+export const DELTA_CHECK_MS = 1000
+
+/**
+ * A member's full state is asked of it at most this often (ms): a version gap (a missed delta, or a push-pull that
+ * names a newer version) costs one request, not one per delta that follows it.
+ */
+export const STATE_REQUEST_MS = 2000

@@ -1,6 +1,8 @@
-// Gossip membership: announces this node's state on /physarum/members/1 (at start, on
-// every change, rarely otherwise, and as a leave on shutdown), keeps the member table
-// from everyone's announcements, and leaves liveness to the SWIM failure detector
+// Gossip membership: announces this node's full state on /physarum/members/1 (at start,
+// on request, rarely after changes, and as a leave on shutdown) and its changes as small
+// versioned deltas on /physarum/delta/1 (delta.ts), keeps the member table from
+// everyone's announcements and deltas (a version gap: the member is asked for its full
+// state), and leaves liveness to the SWIM failure detector
 // (swim.ts over swim-transport.ts): one member probed per period, not every member by
 // every member. A closed connection whose redial is refused is a suspicion at once (a
 // killed process). The probes' RTTs feed the rtt cache and this node's Vivaldi
@@ -11,19 +13,25 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import type { Startable, PeerId } from '@libp2p/interface'
 import {
+  DELTA_TOPIC,
+  MAX_ANNOUNCEMENT_BYTES,
   MEMBERS_TOPIC,
   SUSPECT_TOPIC,
+  decodeDelta,
   decodeSuspect,
   decodeAnnouncement,
   encodeAnnouncement,
+  encodeDelta,
   type Announcement,
   type AppInstances,
+  type Delta,
   type SuspectNotice
 } from './announcement.js'
+import { DeltaSender, type State } from './delta.js'
 import { MemberTable, type Member, type MemberStatus } from './table.js'
 import { LocalHealth } from './health.js'
 import { Swim } from './swim.js'
-import { MAX_STATES_PER_FRAME } from './constants.js'
+import { DELTA_CHECK_MS, LOAD_MEMBERS_PER_INTERVAL, MAX_STATES_PER_FRAME, STATE_REQUEST_MS } from './constants.js'
 import { SwimTransport } from './swim-transport.js'
 import { CoordinateClient, CoordinateError, type Coordinate } from '../coordinate/index.js'
 import type { PhysarumNode } from '../node.js'
@@ -63,11 +71,13 @@ export interface MembershipInit {
 
 export interface MembershipStats {
   onAnnouncement?: (result: 'accepted' | 'stale' | 'malformed' | 'oversized' | 'spoofed') => void
+  /** A delta: applied, stale (a duplicate or older), a gap (full state asked for), or refused. */
+  onDelta?: (result: 'accepted' | 'stale' | 'gap' | 'malformed' | 'oversized' | 'spoofed') => void
   onSuspectNotice?: (result: 'accepted' | 'malformed' | 'spoofed') => void
   onSwimMalformed?: () => void
 }
 
-/** Members per doubling of the periodic announcement's interval: its total rate in the cluster stays flat in N. */
+/** Members per step of the periodic full announcement's interval: its total rate in the cluster stays flat in N. */
 const ANNOUNCE_MEMBERS_PER_INTERVAL = 10
 
 /**
@@ -86,11 +96,23 @@ const STATE_RETRY_BATCH = 16
  */
 const JOIN_ANNOUNCE_MS = [250, 1000, 3000]
 
+/** For this long after its start (ms), a node's periodic full announcement goes whether or not it changed. */
+const JOIN_FULL_MS = 60000
+
 export class Membership implements Startable {
   readonly table = new MemberTable()
-  private seq = Date.now()
+  /** The version peers hold of this node's state, and the next delta from it; made at start. */
+  private deltas?: DeltaSender
+  /** The version the last full announcement carried: the periodic one goes only when there is a newer. */
+  private lastFullSeq = 0
+  /** A full announcement of this node reached a peer (or is on its way to the first that subscribed). */
+  private heardOf = false
+  private startedAt = 0
+  /** When each member was last asked for its full state (a version gap), for STATE_REQUEST_MS. */
+  private readonly askedAt = new Map<string, number>()
   private timers: NodeJS.Timeout[] = []
   private announceTimer?: NodeJS.Timeout
+  private refuteTimer?: NodeJS.Timeout
   private started = false
   private leaving = false
   private dialing = new Set<string>()
@@ -105,7 +127,7 @@ export class Membership implements Startable {
   private lastStateRetry = 0
   private rejoining = false
   /** What the validator decoded, handed to the message handler (same message object). */
-  private readonly decoded = new WeakMap<Message, Announcement | SuspectNotice>()
+  private readonly decoded = new WeakMap<Message, Announcement | SuspectNotice | Delta>()
   /** Parsed peer IDs of members: the probe loop needs them ten times a second. */
   private readonly peerIds = new Map<string, PeerId>()
   /** This node's own health: its failure-detector timeouts are multiplied by `health.multiplier`. */
@@ -172,7 +194,8 @@ export class Membership implements Startable {
         random: Math.random,
         addrs: () => components.node.getMultiaddrs().map(m => m.toString()),
         coordinate: () => wireCoordinate(this.coordinates.coordinate),
-        externalHealth: () => this.health.score
+        externalHealth: () => this.health.score,
+        version: peer => (peer === this.selfPeer ? this.deltas?.sent.seq : this.table.get(peer)?.announcement.seq)
       },
       {
         probeIntervalMs: init.probeIntervalMs,
@@ -215,6 +238,12 @@ export class Membership implements Startable {
     this.swim.on('joined', peer => {
       this.sendStates(peer)
     })
+    // A push-pull says someone holds a newer version of a member than we do: we missed a delta; catch up by asking.
+    // One we hold nothing of (its announcement and our asks were lost): ask too.
+    this.swim.on('version', (peer, ver) => {
+      const m = this.table.get(peer)
+      if (m === undefined ? isLive(this.swim.get(peer)?.state) : m.announcement.seq < ver) this.askState(peer)
+    })
     this.swim.on('refute', () => {
       this.health.refuted(Date.now())
     })
@@ -229,12 +258,22 @@ export class Membership implements Startable {
 
   /** Sends this node's announcement to one member, straight (reply: it should answer with its own). */
   private sendState(peer: string, reply: boolean): void {
-    this.transport.send(peer, { v: 1, t: 'state', reply, announcement: this.selfAnnouncement() })
+    this.transport.send(peer, { v: 1, t: 'state', reply, announcement: this.wireAnnouncement() })
+  }
+
+  /** Asks a member for its full state (a version gap), at most once per STATE_REQUEST_MS. */
+  private askState(peer: string): void {
+    if (!this.started || this.leaving) return
+    const now = Date.now()
+    if (now - (this.askedAt.get(peer) ?? -Infinity) < STATE_REQUEST_MS) return
+    if (this.askedAt.size > 4096) this.askedAt.clear()
+    this.askedAt.set(peer, now)
+    this.sendState(peer, true)
   }
 
   /** Every announcement this node holds, its own first, to a newcomer that joined through it. */
   private sendStates(peer: string): void {
-    const all = [this.selfAnnouncement(), ...this.table.list().map(m => m.announcement)].filter(
+    const all = [this.wireAnnouncement(), ...this.table.list().map(m => m.announcement)].filter(
       a => a.peer !== peer && a.leaving !== true
     )
     for (let i = 0; i < all.length; i += MAX_STATES_PER_FRAME)
@@ -292,17 +331,25 @@ export class Membership implements Startable {
     const pubsub = node.services.pubsub
     pubsub.topicValidators.set(MEMBERS_TOPIC, (_from: PeerId, msg: Message) => this.validate(msg))
     pubsub.topicValidators.set(SUSPECT_TOPIC, (_from: PeerId, msg: Message) => this.validateSuspect(msg))
+    pubsub.topicValidators.set(DELTA_TOPIC, (_from: PeerId, msg: Message) => this.validateDelta(msg))
     pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscription)
     node.addEventListener('peer:disconnect', this.onDisconnect)
     pubsub.subscribe(MEMBERS_TOPIC)
     pubsub.subscribe(SUSPECT_TOPIC)
+    pubsub.subscribe(DELTA_TOPIC)
     await this.transport.start()
+    // The first version: wall-clock based, so that a restarted process outranks whatever its previous life said.
+    this.deltas = new DeltaSender({ ...this.selfAnnouncement(), seq: Date.now() })
     this.started = true
+    this.startedAt = performance.now()
     this.swim.start()
     for (const peer of this.bootstrapPeers()) this.swim.join(peer)
     this.announce()
+    // A newcomer's full state again (same version): its first went out before it had a gossipsub peer.
     for (const ms of JOIN_ANNOUNCE_MS) {
       const t = setTimeout(() => {
+        this.flushDelta()
         this.announce()
       }, ms)
       t.unref()
@@ -320,6 +367,11 @@ export class Membership implements Startable {
         this.rejoin()
       }, REJOIN_INTERVAL_MS)
     )
+    this.timers.push(
+      setInterval(() => {
+        this.flushDelta()
+      }, DELTA_CHECK_MS)
+    )
     for (const t of this.timers) t.unref()
   }
 
@@ -329,6 +381,8 @@ export class Membership implements Startable {
     this.stopTimers()
     this.leaving = true
     this.swim.leave()
+    // The leave is a new version, in full: every change so far and leaving.
+    this.bumpFull()
     await this.publish()
     // Give gossipsub a moment to flush the leave to every mesh peer before the streams close.
     await sleep(LEAVE_FLUSH_MS)
@@ -338,20 +392,27 @@ export class Membership implements Startable {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     if (this.announceTimer !== undefined) clearTimeout(this.announceTimer)
+    if (this.refuteTimer !== undefined) clearTimeout(this.refuteTimer)
     if (this.periodicTimer !== undefined) clearTimeout(this.periodicTimer)
   }
 
   /**
-   * The periodic announcement only refreshes (changes go out at once, and a member that missed one catches up by the
-   * next): every AnnounceIntervalMs up to 10 members, one interval more per 10 members, so that a member receives about
-   * one periodic announcement per interval from the whole cluster, whatever its size.
+   * The periodic full announcement, only when the state changed since the last one (at rest: never): changes go as
+   * deltas at once, and a member that missed one catches up by asking (a version gap, or a push-pull's newer version).
+   * It keeps peers that predate deltas current, rarely: every AnnounceIntervalMs up to 10 members, one interval more
+   * per 10 members, so that a member receives about one per interval from the whole cluster, whatever its size.
    */
   private schedulePeriodic(): void {
-    const scale = Math.max(1, this.table.size / ANNOUNCE_MEMBERS_PER_INTERVAL)
+    // A newcomer's (JOIN_FULL_MS) at the plain interval, so that a few go out in its first minute.
+    const joining = this.startedAt === 0 || performance.now() - this.startedAt < JOIN_FULL_MS
+    const scale = joining ? 1 : Math.max(1, this.table.size / ANNOUNCE_MEMBERS_PER_INTERVAL)
     // ±10 % jitter, so that members that started together do not announce together.
     const ms = this.init.announceIntervalMs * scale * (0.9 + 0.2 * Math.random())
     this.periodicTimer = setTimeout(() => {
-      this.announce()
+      // A newcomer goes on announcing itself for a while: members whose copy and asks were lost in the rush of a
+      // cluster's joins (a loaded host) hear of it without waiting for a push-pull.
+      const joining = performance.now() - this.startedAt < JOIN_FULL_MS
+      if (joining || (this.deltas?.sent.seq ?? 0) > this.lastFullSeq) this.announce()
       this.schedulePeriodic()
     }, ms)
     this.periodicTimer.unref()
@@ -395,33 +456,86 @@ export class Membership implements Startable {
     const { node } = this.components
     const pubsub = node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscription)
     node.removeEventListener('peer:disconnect', this.onDisconnect)
     pubsub.topicValidators.delete(MEMBERS_TOPIC)
     pubsub.topicValidators.delete(SUSPECT_TOPIC)
+    pubsub.topicValidators.delete(DELTA_TOPIC)
     try {
       pubsub.unsubscribe(MEMBERS_TOPIC)
       pubsub.unsubscribe(SUSPECT_TOPIC)
+      pubsub.unsubscribe(DELTA_TOPIC)
     } catch (err) {
       debugOn(this.log, 'unsubscribe on stop')(err)
     }
     this.started = false
   }
 
-  /** Announces soon (coalescing bursts of changes into one message). */
+  /** Announces this node's changes soon, as a delta (coalescing bursts of changes into one message). */
   announceSoon(delayMs = 5): void {
     if (!this.started || this.announceTimer !== undefined) return
     this.announceTimer = setTimeout(() => {
       this.announceTimer = undefined
-      this.announce()
+      this.flushDelta()
     }, delayMs)
   }
 
+  /** The full announcement of the version peers hold. */
   private announce(): void {
     if (!this.started) return
     void this.publish()
   }
 
-  /** This node's own announcement as it would be published now. */
+  /** Load figures' intervals stretch with the cluster (delta.ts): its total of load deltas stays flat in N. */
+  private loadScale(): number {
+    return Math.max(1, this.table.size / LOAD_MEMBERS_PER_INTERVAL)
+  }
+
+  /** What changed since the version peers hold, as a delta on DELTA_TOPIC (or nothing, when nothing is due). */
+  private flushDelta(): void {
+    if (!this.started || this.leaving || this.deltas === undefined) return
+    const d = this.deltas.next(this.localStateNow(), Date.now(), { scale: this.loadScale() })
+    if (d === undefined) return
+    const bytes = encodeDelta(d)
+    // A delta that big (thousands of instances changed at once) goes as the full announcement it amounts to.
+    if (bytes.byteLength > MAX_ANNOUNCEMENT_BYTES) {
+      this.announce()
+      return
+    }
+    this.components.node.services.pubsub.publish(DELTA_TOPIC, bytes).catch((err: unknown) => {
+      this.log.debug('delta not published', { error: (err as Error).message })
+    })
+  }
+
+  /** Every change now, and one version more, for a full announcement that must be news to all (leave, refutation). */
+  private bumpFull(): void {
+    if (this.deltas === undefined) return
+    this.deltas.next(this.localStateNow(), Date.now(), { force: true })
+    const sent = this.deltas.sent
+    this.deltas.reset({ ...sent, seq: sent.seq + 1 })
+  }
+
+  private localStateNow(): State {
+    const a = this.selfAnnouncement()
+    return {
+      roles: a.roles,
+      addrs: a.addrs,
+      version: a.version,
+      catalog: a.catalog,
+      instances: a.instances,
+      capacity: a.capacity,
+      ...(a.drain !== undefined ? { drain: a.drain } : {}),
+      ...(a.scale !== undefined ? { scale: a.scale } : {})
+    }
+  }
+
+  /** This node's announcement as its peers hold it (the last version), for a full announcement or a 'state' frame. */
+  private wireAnnouncement(): Announcement {
+    const sent = this.deltas?.sent ?? this.selfAnnouncement()
+    return { ...sent, ts: Date.now(), ...(this.leaving ? { leaving: true } : {}) }
+  }
+
+  /** This node's own announcement with its state as it is now (the local view: /v1/self, members). */
   selfAnnouncement(): Announcement {
     const state = this.init.localState?.() ?? { catalog: [], instances: {}, capacity: {} }
     return {
@@ -434,7 +548,7 @@ export class Membership implements Startable {
       instances: state.instances,
       capacity: state.capacity,
       ...(state.drain !== undefined ? { drain: state.drain } : {}),
-      seq: this.seq,
+      seq: this.deltas?.sent.seq ?? 0,
       ts: Date.now(),
       ...(state.scale !== undefined && Object.keys(state.scale).length > 0 ? { scale: state.scale } : {}),
       ...(this.leaving ? { leaving: true } : {})
@@ -442,10 +556,11 @@ export class Membership implements Startable {
   }
 
   private async publish(): Promise<void> {
-    this.seq++
-    const a = this.selfAnnouncement()
+    const a = this.wireAnnouncement()
+    this.lastFullSeq = a.seq
     try {
-      await this.components.node.services.pubsub.publish(MEMBERS_TOPIC, encodeAnnouncement(a))
+      const r = await this.components.node.services.pubsub.publish(MEMBERS_TOPIC, encodeAnnouncement(a))
+      if (r.recipients.length > 0) this.heardOf = true
     } catch (err) {
       this.log.debug('announcement not published', { error: (err as Error).message })
     }
@@ -465,6 +580,32 @@ export class Membership implements Startable {
     }
     this.decoded.set(msg, res.announcement)
     return TopicValidatorResult.Accept
+  }
+
+  private validateDelta(msg: Message): TopicValidatorResult {
+    const res = decodeDelta(msg.data)
+    if (!res.ok) {
+      this.components.stats?.onDelta?.(res.reason)
+      this.log.debug('delta dropped', { reason: res.reason, detail: res.message })
+      return TopicValidatorResult.Reject
+    }
+    if (msg.type !== 'signed' || msg.from.toString() !== res.delta.peer) {
+      this.components.stats?.onDelta?.('spoofed')
+      return TopicValidatorResult.Reject
+    }
+    this.decoded.set(msg, res.delta)
+    return TopicValidatorResult.Accept
+  }
+
+  /** A member's delta: applied on the version held of it, or (a gap, an unknown member) its full state asked for. */
+  private onDelta(d: Delta): void {
+    if (d.peer === this.selfPeer) return
+    const result = this.table.applyDelta(d, Date.now())
+    this.components.stats?.onDelta?.(result === 'updated' ? 'accepted' : result === 'unknown' ? 'gap' : result)
+    if (result === 'updated') {
+      const m = this.table.get(d.peer)
+      if (m !== undefined) this.afterNew(m.announcement, 'updated')
+    } else if (result === 'gap' || result === 'unknown') this.askState(d.peer)
   }
 
   private validateSuspect(msg: Message): TopicValidatorResult {
@@ -493,6 +634,11 @@ export class Membership implements Startable {
       // Someone else suspects a member: the failure detector probes it at once, as one of its own rounds.
       const m = this.swim.get(n.suspect)
       if (m?.state === 'alive') this.swim.probe(n.suspect)
+      return
+    }
+    if (msg.topic === DELTA_TOPIC) {
+      const d = (this.decoded.get(msg) as Delta | undefined) ?? decodeDeltaOrUndefined(msg.data)
+      if (d !== undefined) this.onDelta(d)
       return
     }
     if (msg.topic !== MEMBERS_TOPIC) return
@@ -536,11 +682,32 @@ export class Membership implements Startable {
    */
   private refute(now: number): void {
     this.health.refuted(now)
-    // An announcement already on its way refutes this one too.
-    if (this.announceTimer !== undefined) return
+    // A refutation already on its way refutes this one too.
+    if (this.refuteTimer !== undefined) return
     const wait = Math.max(0, this.nextRefuteAt - now)
     this.nextRefuteAt = now + wait + REFUTE_MS
-    this.announceSoon(wait)
+    this.refuteTimer = setTimeout(() => {
+      this.refuteTimer = undefined
+      if (!this.started || this.leaving) return
+      // A new version in full: news to every member, whatever it held.
+      this.bumpFull()
+      this.announce()
+    }, wait)
+    this.refuteTimer.unref()
+  }
+
+  /**
+   * A newcomer's first full announcement went out before any peer's subscription was known (it reached nobody): the
+   * moment a peer subscribes to the members topic, it goes again, rather than at the next of JOIN_ANNOUNCE_MS.
+   */
+  private readonly onSubscription = (
+    evt: CustomEvent<{ subscriptions: Array<{ topic: string; subscribe: boolean }> }>
+  ): void => {
+    if (this.heardOf || !this.started || this.leaving) return
+    if (evt.detail.subscriptions.some(s => s.topic === MEMBERS_TOPIC && s.subscribe)) {
+      this.heardOf = true
+      this.announce()
+    }
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
@@ -605,7 +772,8 @@ export class Membership implements Startable {
       let asked = 0
       for (const m of this.swim.list()) {
         if (asked >= STATE_RETRY_BATCH) break
-        if (m.state === 'alive' && this.table.get(m.peer) === undefined) {
+        // Suspect ones too: a loaded host's members are often suspect for a moment, and would stay unknown.
+        if (isLive(m.state) && this.table.get(m.peer) === undefined) {
           this.sendState(m.peer, true)
           asked++
         }
@@ -668,6 +836,15 @@ export class Membership implements Startable {
 function wireCoordinate(c: Coordinate): Coordinate {
   const r = (x: number): number => Number(x.toPrecision(5))
   return { vec: c.vec.map(r), error: r(c.error), adjustment: r(c.adjustment), height: r(c.height) }
+}
+
+function isLive(s: string | undefined): boolean {
+  return s === 'alive' || s === 'suspect'
+}
+
+function decodeDeltaOrUndefined(data: Uint8Array): Delta | undefined {
+  const res = decodeDelta(data)
+  return res.ok ? res.delta : undefined
 }
 
 /** catalog, instances and capacity, which a peer may leave out, filled in (as decodeAnnouncement does). */

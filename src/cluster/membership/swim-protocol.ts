@@ -36,8 +36,13 @@ export const updateSchema = {
     by: peer,
     /** Where to reach it (alive). */
     addrs,
-    /** Its network coordinate, when known (push-pull). */
-    coord: coordinateSchema
+    /** Its network coordinate, when known (a join's push-pull). */
+    coord: coordinateSchema,
+    /**
+     * The version (seq) of its announcement as the sender holds it (push-pull): a receiver that holds an older one
+     * missed a delta and asks the member for its full state. Absent from older peers' frames.
+     */
+    ver: { type: 'integer', minimum: 0 }
   }
 } as const
 
@@ -54,7 +59,7 @@ export const swimMessageSchema = {
         t: { enum: ['ping', 'ack', 'nack'] },
         seq,
         updates,
-        /** The sender's own coordinate (ping, ack): the receiver's Vivaldi sample. */
+        /** The sender's own coordinate (an ack; older peers' pings too): the prober's Vivaldi sample. */
         coord: coordinateSchema
       }
     },

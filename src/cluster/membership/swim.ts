@@ -56,6 +56,8 @@ export interface SwimEnv {
   coordinate?: () => WireCoordinate | undefined
   /** Health score from outside the detector (event-loop lag, health.ts), added to its own awareness. */
   externalHealth?: () => number
+  /** The version of a member's announcement as this node holds it (this node's own for self), sent in push-pulls. */
+  version?: (peer: string) => number | undefined
 }
 
 export interface SwimMember {
@@ -104,6 +106,8 @@ export interface SwimEvents {
   sync: [peer: string, reason: 'join' | 'periodic' | 'unknown']
   /** A newcomer joined through this node (its first push-pull): it wants the rest of the state too. */
   joined: [peer: string]
+  /** A push-pull named the version of a member's announcement that its sender holds. */
+  version: [peer: string, version: number]
 }
 
 interface Queued {
@@ -306,7 +310,8 @@ export class Swim extends EventEmitter<SwimEvents> {
     const lhm = this.multiplier
     const p: Probe = { target, sentAt: this.env.now(), acked: false, expectedNacks: 0, nacks: 0, timers: [] }
     this.probes.set(seq, p)
-    this.env.send(target, { v: 1, t: 'ping', seq, ...this.withCoord(), updates: this.piggyback(target) })
+    // No coordinate in a ping: the prober's Vivaldi sample needs the target's, which comes back in the ack.
+    this.env.send(target, { v: 1, t: 'ping', seq, updates: this.piggyback(target) })
     const probeTimeout = this.c.probeTimeoutMs * lhm
     // The end of the protocol period: at least the probe timeout, so that indirect probes get their turn.
     const period = Math.max(this.c.probeIntervalMs * lhm, 2 * probeTimeout)
@@ -348,7 +353,9 @@ export class Swim extends EventEmitter<SwimEvents> {
     if (known === undefined && msg.t !== 'sync') this.syncUnknown(from)
     if (msg.t === 'sync') {
       this.merge(msg.members)
-      if (msg.reply && !this.leaving) this.env.send(from, { v: 1, t: 'sync', reply: false, members: this.snapshot() })
+      // A newcomer gets the coordinates too (estimates before its first probes); a periodic exchange goes without.
+      if (msg.reply && !this.leaving)
+        this.env.send(from, { v: 1, t: 'sync', reply: false, members: this.snapshot(msg.join === true) })
       if (msg.join === true && !this.leaving) this.emit('joined', from)
       return
     }
@@ -397,7 +404,7 @@ export class Swim extends EventEmitter<SwimEvents> {
           this.env.send(from, { v: 1, t: 'nack', seq: msg.seq })
         }, this.c.probeTimeoutMs * this.multiplier)
         this.relays.set(seq, { requester: from, seq: msg.seq, timer })
-        this.env.send(msg.target, { v: 1, t: 'ping', seq, ...this.withCoord(), updates: this.piggyback(msg.target) })
+        this.env.send(msg.target, { v: 1, t: 'ping', seq, updates: this.piggyback(msg.target) })
         return
       }
       case 'gossip':
@@ -429,20 +436,30 @@ export class Swim extends EventEmitter<SwimEvents> {
       t: 'sync',
       reply: true,
       ...(reason === 'join' ? { join: true } : {}),
-      members: this.snapshot()
+      members: this.snapshot(reason !== 'periodic')
     })
   }
 
-  /** Every member's state, this node's included: a push-pull's payload. */
-  snapshot(): Update[] {
+  /**
+   * Every member's state, this node's included: a push-pull's payload, with the version of each member's announcement
+   * held here. Coordinates only when asked (a join): they travel with every ack, and are most of an entry's bytes.
+   */
+  snapshot(coords = true): Update[] {
     const out: Update[] = [this.leaving ? { peer: this.self, s: 'left', inc: this.incarnation } : this.selfUpdate()]
     const coord = this.env.coordinate?.()
-    if (coord !== undefined) out[0].coord = coord
+    if (coord !== undefined && coords) out[0].coord = coord
     for (const m of this.members.values()) {
-      const u: Update = { peer: m.peer, s: m.state, inc: m.inc, addrs: m.addrs }
-      if (m.coord !== undefined) u.coord = m.coord
+      // Addresses only where they are of use: to reach a member that is alive.
+      const u: Update = { peer: m.peer, s: m.state, inc: m.inc }
+      if (m.state === 'alive' || m.state === 'suspect') u.addrs = m.addrs
+      if (m.coord !== undefined && coords) u.coord = m.coord
       out.push(u)
     }
+    if (this.env.version !== undefined)
+      for (const u of out) {
+        const ver = this.env.version(u.peer)
+        if (ver !== undefined) u.ver = ver
+      }
     return out
   }
 
@@ -456,6 +473,8 @@ export class Swim extends EventEmitter<SwimEvents> {
         const added = this.members.get(u.peer)
         if (added !== undefined) added.coord = u.coord
       }
+      if (u.ver !== undefined && u.peer !== this.self && (u.s === 'alive' || u.s === 'suspect'))
+        this.emit('version', u.peer, u.ver)
     }
   }
 
@@ -664,7 +683,7 @@ export class Swim extends EventEmitter<SwimEvents> {
     if (!this.running) return
     const [peer] = this.randomMembers(1, m => m.state === 'failed')
     if (peer !== undefined && !this.leaving)
-      this.env.send(peer, { v: 1, t: 'ping', seq: ++this.seq, ...this.withCoord(), updates: this.piggyback(peer) })
+      this.env.send(peer, { v: 1, t: 'ping', seq: ++this.seq, updates: this.piggyback(peer) })
     this.reconnectTimer = this.env.setTimer(this.reconnectTick, this.c.reconnectIntervalMs)
   }
 

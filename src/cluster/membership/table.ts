@@ -2,7 +2,8 @@
 // alive → suspect → failed, or left after a graceful leave. Pure logic driven by
 // announcements, probe results and a clock, so that it is testable on its own.
 import { EventEmitter } from 'node:events'
-import type { Announcement } from './announcement.js'
+import type { Announcement, Delta } from './announcement.js'
+import { applyDelta } from './delta.js'
 import type { Coordinate } from '../coordinate/index.js'
 
 export type MemberStatus = 'alive' | 'suspect' | 'failed' | 'left'
@@ -86,6 +87,22 @@ export class MemberTable extends EventEmitter<TableEvents> {
     if (a.leaving === true) this.setStatus(m, 'left', now)
     else if (m.status !== 'alive') this.setStatus(m, 'alive', now)
     else this.emit('change', m, 'alive')
+    return 'updated'
+  }
+
+  /**
+   * Applies a member's delta to the version held of it: 'updated' when it follows that version, 'stale' for one not
+   * above it (a duplicate, or one overtaken by a full announcement), 'gap' when versions are missing in between and
+   * 'unknown' for a member without an announcement: for those two, the caller asks the member for its full state.
+   */
+  applyDelta(d: Delta, now: number): 'updated' | 'stale' | 'gap' | 'unknown' {
+    const m = this.members.get(d.peer)
+    if (m === undefined) return 'unknown'
+    if (d.seq <= m.announcement.seq) return 'stale'
+    if (d.seq !== m.announcement.seq + 1) return 'gap'
+    m.announcement = applyDelta(m.announcement, d)
+    m.lastHeard = now
+    this.emit('change', m, m.status)
     return 'updated'
   }
 
