@@ -4,6 +4,7 @@
 // Validated with ajv; unknown fields are tolerated so that newer peers can add some, but
 // sizes are bounded so that no peer can bloat the table.
 import { ajv, type FromSchema } from '../../util/ajv.js'
+import type { ValidateFunction } from 'ajv'
 import { scaleTableSchema } from '../../scale/protocol.js'
 
 export const MEMBERS_TOPIC = '/physarum/members/1'
@@ -105,8 +106,11 @@ const validate = ajv.compile<WireAnnouncement>(announcementSchema)
 export type DecodeResult =
   { ok: true; announcement: Announcement } | { ok: false; reason: 'oversized' | 'malformed'; message: string }
 
-/** Parses and validates one announcement; never throws. */
-export function decodeAnnouncement(data: Uint8Array): DecodeResult {
+/** Parses one JSON message of a membership topic and validates it; never throws. */
+function decodeJson<T>(
+  data: Uint8Array,
+  check: ValidateFunction<T>
+): { ok: true; value: T } | { ok: false; reason: 'oversized' | 'malformed'; message: string } {
   if (data.byteLength > MAX_ANNOUNCEMENT_BYTES)
     return { ok: false, reason: 'oversized', message: `${data.byteLength} bytes > ${MAX_ANNOUNCEMENT_BYTES}` }
   let value: unknown
@@ -115,14 +119,22 @@ export function decodeAnnouncement(data: Uint8Array): DecodeResult {
   } catch (err) {
     return { ok: false, reason: 'malformed', message: `not UTF-8 JSON: ${(err as Error).message}` }
   }
-  if (!validate(value)) {
-    const e = validate.errors?.[0]
+  if (!check(value)) {
+    const e = check.errors?.[0]
     return {
       ok: false,
       reason: 'malformed',
       message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}`
     }
   }
+  return { ok: true, value }
+}
+
+/** Parses and validates one announcement; never throws. */
+export function decodeAnnouncement(data: Uint8Array): DecodeResult {
+  const r = decodeJson(data, validate)
+  if (!r.ok) return r
+  const value = r.value
   value.catalog ??= []
   value.instances ??= {}
   value.capacity ??= {}
@@ -194,23 +206,8 @@ export type DeltaDecodeResult =
 
 /** Parses and validates one delta; never throws. */
 export function decodeDelta(data: Uint8Array): DeltaDecodeResult {
-  if (data.byteLength > MAX_ANNOUNCEMENT_BYTES)
-    return { ok: false, reason: 'oversized', message: `${data.byteLength} bytes > ${MAX_ANNOUNCEMENT_BYTES}` }
-  let value: unknown
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
-  } catch (err) {
-    return { ok: false, reason: 'malformed', message: `not UTF-8 JSON: ${(err as Error).message}` }
-  }
-  if (!validateDelta(value)) {
-    const e = validateDelta.errors?.[0]
-    return {
-      ok: false,
-      reason: 'malformed',
-      message: `${e?.instancePath === '' ? '(top)' : e?.instancePath} ${e?.message ?? 'invalid'}`
-    }
-  }
-  return { ok: true, delta: value }
+  const r = decodeJson(data, validateDelta)
+  return r.ok ? { ok: true, delta: r.value } : r
 }
 
 export function encodeDelta(d: Delta): Uint8Array {
