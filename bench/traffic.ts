@@ -368,10 +368,11 @@ export async function run(): Promise<void> {
       const alloc = start(process.execPath, [...node, 'allocator', ...common], env)
       const addr = (await waitLine(alloc, /listening on (\/ip4\/127\.0\.0\.1\/\S+)/))[1]
       const port = await reservePort()
+      // The libp2p hop, measured: this proxy shares the allocator's host, where it would take the local fast path.
       const proxy = start(
         process.execPath,
         [...node, 'proxy', ...common, '--port', String(port), '--bootstrap', addr],
-        env
+        { ...env, PHYSARUM_LOCAL_FAST_PATH: '0' }
       )
       await waitLine(proxy, /proxy listening/)
       await sleep(1500) // the proxy hears the allocator's announcement
