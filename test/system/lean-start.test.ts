@@ -2,13 +2,14 @@
 // must turn it back on: without it the forwarding hop serves a third of its requests.
 // V8's own view of a hot function, through --allow-natives-syntax in a child process.
 // And the lifelong setting: no allocation-site pretenuring, seen in the old space's size.
-import { test } from 'node:test'
+import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { assertNothingLeft } from '../helpers/orphans.js'
 
 /** V8 11's OptimizationStatus bit for code optimized by TurboFan. */
 const TURBOFANNED = 1 << 6
@@ -102,4 +103,9 @@ console.log(JSON.stringify({ during, after: status(hot), earlyAfter: status(earl
     0,
     `a function first run during start-up is optimized once it is hot after it (status ${s.earlyAfter.toString(2)})`
   )
+})
+
+// Nothing this suite started may be left (helpers/orphans.ts), checked after its own cleanup.
+after(async () => {
+  await assertNothingLeft()
 })
