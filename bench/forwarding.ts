@@ -7,12 +7,12 @@
 // for comparison), and the CPU time of each hop's process per request and per MB.
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool, request } from 'undici'
 import { reservePort } from '../src/allocator/runtime/process.js'
-import { ROOT, fmt, machine, median, percentile, saveResult, startTracked, waitLine } from './lib.js'
+import { ROOT, cpuUs, fmt, machine, median, percentile, saveResult, startTracked, waitLine } from './lib.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const execFileP = promisify(execFile)
@@ -54,18 +54,6 @@ async function waitHttp(url: string, timeoutMs = 20000): Promise<void> {
     await sleep(100)
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`)
-}
-
-/** CPU time (user + system) a process has used, in ms; NaN once it is gone. */
-function cpuMs(pid: number | undefined): number {
-  try {
-    const f = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8')
-      .split(') ')[1]
-      .split(' ')
-    return (Number(f[11]) + Number(f[12])) * 10
-  } catch {
-    return NaN
-  }
 }
 
 interface Latency {
@@ -181,7 +169,7 @@ interface PathResult {
  * curl's with the CPU of the hops per MB. The first path is the direct one.
  */
 async function measure(paths: Path[]): Promise<PathResult[]> {
-  const cpuOf = (p: Path): number[] => p.hops.map(h => cpuMs(h.pid))
+  const cpuOf = (p: Path): number[] => p.hops.map(h => cpuUs(h.pid) / 1000)
   const out = []
   for (const path of paths) {
     await fixedRate(`${path.base}/hello`, 200, 2) // warm-up

@@ -89,3 +89,15 @@ export async function waitLine(p: ChildProcess, re: RegExp, timeoutMs = 20000): 
     })
   })
 }
+
+/** CPU time (user + system) a process has used, in µs, from /proc (10 ms ticks); NaN once it is gone. */
+export function cpuUs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8')
+      .split(') ')[1]
+      .split(' ')
+    return (Number(f[11]) + Number(f[12])) * 10000
+  } catch {
+    return NaN
+  }
+}

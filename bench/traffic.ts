@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import * as grpc from '@grpc/grpc-js'
 import WebSocket from 'ws'
 import { reservePort } from '../src/allocator/runtime/process.js'
-import { ROOT, fmt, machine, median, percentile, saveResult, startTracked, waitLine } from './lib.js'
+import { ROOT, cpuUs, fmt, machine, median, percentile, saveResult, startTracked, waitLine } from './lib.js'
 
 /** Seconds of each throughput run (the one-at-a-time run after it takes half as long). */
 const SECONDS = Number(process.env.BENCH_TRAFFIC_SECONDS ?? 4)
@@ -76,18 +76,6 @@ async function wsOpen(url: string): Promise<WebSocket> {
     ws.once('error', reject)
   })
   return ws
-}
-
-/** CPU time (user + system) a process has used, in µs; NaN once it is gone. */
-function cpuUs(pid: number | undefined): number {
-  try {
-    const f = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8')
-      .split(') ')[1]
-      .split(' ')
-    return (Number(f[11]) + Number(f[12])) * 10000
-  } catch {
-    return NaN
-  }
 }
 
 /** Write system calls a process has made (socket writes, mostly); NaN once it is gone. */

@@ -133,6 +133,10 @@ interface Exchange {
 
 const ms = (a: bigint, b: bigint): number => Number(b - a) / 1e6
 
+/** What goes on to the instance of a request's headers: the end-to-end ones, with X-Forwarded-* and Via added. */
+const forwardedHeaders = (x: Exchange): Record<string, string | string[]> =>
+  addForwarded(endToEnd(x.req.headers), { clientIp: x.clientIp, proto: x.proto, host: x.req.headers.host, via: VIA })
+
 /** What an attempt of reach() returns when the instance did not take the exchange: the next one is picked. */
 const SKIP = Symbol('skip')
 
@@ -621,12 +625,7 @@ export class Requests {
     stats?.onForward?.(x.app, direct !== undefined ? 'loopback' : 'libp2p')
     const end = this.begin(ep, direct)
     const tPlaced = process.hrtime.bigint()
-    const headers = addForwarded(endToEnd(x.req.headers), {
-      clientIp: x.clientIp,
-      proto: x.proto,
-      host: x.req.headers.host,
-      via: VIA
-    })
+    const headers = forwardedHeaders(x)
     balancer.start(ep.key)
     let relayed = false
     let refusal: string | undefined
@@ -733,12 +732,7 @@ export class Requests {
     this.components.stats?.onForward?.(x.app, local !== undefined ? 'loopback' : 'libp2p')
     const end = this.begin(ep, local)
     const tPlaced = process.hrtime.bigint()
-    const headers = addForwarded(endToEnd(x.req.headers), {
-      clientIp: x.clientIp,
-      proto: x.proto,
-      host: x.req.headers.host,
-      via: VIA
-    })
+    const headers = forwardedHeaders(x)
     balancer.start(ep.key)
     try {
       const status = await relayExact(
