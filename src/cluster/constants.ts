@@ -87,6 +87,14 @@ export const SCALE_SYNC_MS = 500
 export const YAMUX_MAX_MESSAGE_BYTES = 65535 - 16
 
 /**
+ * A yamux connection pings its peer this often (ms), and once as it opens (yamux's runImmediately). The first ping's
+ * RTT is what yamux grows stream windows by, so the pings stay; but one every 30 s (yamux's default) on every
+ * connection is ~N/30 ping exchanges per node per second at rest, the only membership cost that grew with the cluster
+ * (~130 B per node per s at 20 nodes, ~670 at 100; docs/SCALE.md). Liveness is SWIM's job, not this ping's.
+ */
+export const YAMUX_KEEPALIVE_INTERVAL_MS = 300_000
+
+/**
  * The receive window a yamux stream grants from its first window update on (bytes; the yamux patch's
  * initialReceiveWindowSize): the peer starts from the spec's 256 KiB and is told of the rest at once. With 256 KiB and
  * a window update once half of it is used, a large body waited on a window update every 128 KiB, and any scheduling

@@ -14,7 +14,7 @@ import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { PrivateKey } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
-import { PING_STREAMS, YAMUX_MAX_MESSAGE_BYTES } from './constants.js'
+import { PING_STREAMS, YAMUX_KEEPALIVE_INTERVAL_MS, YAMUX_MAX_MESSAGE_BYTES } from './constants.js'
 import { ListenError } from '../util/http.js'
 
 export type PhysarumNode = Libp2p<{ identify: Identify; ping: Ping; pubsub: GossipSub }>
@@ -68,10 +68,11 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     // Data frames the size of noise's largest payload: one noise message each (the yamux patch). The keepalive
-    // pings stay on and the stream windows at yamux's defaults: without the pings (their RTT is what lets a
-    // window grow) or with the window capped at 4 MiB, a 200 MB response through the serving side kept 60-180 MB
-    // live in integration/allocator.test, which is not yet understood (see patches/README.md).
-    streamMuxers: [yamux({ maxMessageSize: YAMUX_MAX_MESSAGE_BYTES })],
+    // pings stay on (rarely, YAMUX_KEEPALIVE_INTERVAL_MS) and the stream windows at yamux's defaults: without the
+    // pings (their RTT is what lets a window grow) or with the window capped at 4 MiB, a 200 MB response through
+    // the serving side kept 60-180 MB live in integration/allocator.test, which is not yet understood (see
+    // patches/README.md).
+    streamMuxers: [yamux({ maxMessageSize: YAMUX_MAX_MESSAGE_BYTES, keepAliveInterval: YAMUX_KEEPALIVE_INTERVAL_MS })],
     ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
     // libp2p's monitor pings every connection each 10 s and aborts it when one ping takes
