@@ -11,6 +11,13 @@
 export const INDIRECT_CHECKS = 3
 
 /**
+ * A member asked to probe for another (ping-req) answers 'nack' after this share of the probe timeout without an ack
+ * (Lifeguard's nack, memberlist's 80 %): the prober's indirect window is one probe timeout too, so a nack sent after a
+ * whole one arrived after the prober had given up, and counted as missing — every real failure then raised each
+ * prober's local-health score, as if the prober itself were slow, and stretched its next timeouts and suspicions.
+ */
+export const NACK_FRACTION = 0.5
+/**
  * An update is piggybacked this many times × log10(N + 1) before it is dropped (SWIM's λ log N, memberlist's
  * RetransmitMult = 4): with log N rounds of infection every member hears it with high probability.
  */
@@ -47,6 +54,19 @@ export const SUSPICION_MAX_MULT = 6
  */
 export const SUSPICION_CONFIRMATIONS = 3
 
+/**
+ * Members that, on hearing of a new suspicion, probe the suspect themselves at once (each hearer with probability
+ * SUSPICION_PROBERS / N): its confirmations then arrive within a probe period instead of whenever the round-robin of
+ * others reaches it (about two probes a second at any N), and a slow but live member hears of the suspicion directly,
+ * on the probe's piggyback, and refutes sooner. A few probes per suspicion, which is rare.
+ */
+export const SUSPICION_PROBERS = 6
+/**
+ * The least suspicion wait covers this many gossip rounds of log_{GOSSIP_NODES+1} N each (the suspicion's way to the
+ * member and its refutation's way back, with a margin), when that is longer than Membership.SuspectTimeoutMs's share:
+ * 1.3 s at 100 members, 2.7 s at 10,000, where memberlist's log10 N scaling of a 1 s base gives 2 s and 4 s.
+ */
+export const SUSPICION_ROUNDS_MULT = 3
 /**
  * Full-state exchange with one random member this often (ms), scaled up past 32 members as memberlist's
  * PushPullInterval (30 s) is, so that its cost stays flat in N. It heals what dissemination missed.

@@ -11,6 +11,7 @@ import {
   GOSSIP_INTERVAL_MS,
   GOSSIP_NODES,
   INDIRECT_CHECKS,
+  NACK_FRACTION,
   MAX_PIGGYBACK,
   MAX_QUEUED_UPDATES,
   PUSH_PULL_INTERVAL_MS,
@@ -18,6 +19,8 @@ import {
   RETRANSMIT_MULT,
   SUSPICION_CONFIRMATIONS,
   SUSPICION_MAX_MULT,
+  SUSPICION_PROBERS,
+  SUSPICION_ROUNDS_MULT,
   UNKNOWN_SYNC_MS
 } from './constants.js'
 import type { MemberState, SwimMessage, Update, WireCoordinate } from './swim-protocol.js'
@@ -213,7 +216,9 @@ export class Swim extends EventEmitter<SwimEvents> {
     if (this.running) return
     this.running = true
     this.enqueue(this.selfUpdate())
-    this.scheduleProbe()
+    // The first probe at a random point of the period (memberlist's stagger): members started together do not probe in
+    // lockstep, which bunches the probes a member gets and leaves long gaps between them.
+    this.scheduleProbe(this.env.random() * this.c.probeIntervalMs)
     this.gossipTimer = this.env.setTimer(this.gossipTick, this.c.gossipIntervalMs)
     this.schedulePushPull()
     this.reconnectTimer = this.env.setTimer(this.reconnectTick, this.c.reconnectIntervalMs)
@@ -271,12 +276,12 @@ export class Swim extends EventEmitter<SwimEvents> {
 
   // --- probing ---------------------------------------------------------------------------
 
-  private scheduleProbe(): void {
+  private scheduleProbe(delayMs = this.c.probeIntervalMs * this.multiplier): void {
     if (!this.running) return
     this.probeTimer = this.env.setTimer(() => {
       this.probeTick()
       this.scheduleProbe()
-    }, this.c.probeIntervalMs * this.multiplier)
+    }, delayMs)
   }
 
   /** The next member to probe: round-robin over a list shuffled once per round (SWIM §4.3). */
@@ -295,6 +300,18 @@ export class Swim extends EventEmitter<SwimEvents> {
       this.probeIndex = 0
     }
     return undefined
+  }
+
+  /**
+   * A new member goes into this round's probe list at a random place still ahead (SWIM §4.3, as memberlist does), not
+   * only into the next round's: otherwise no member that knew the cluster before it probed it for up to a whole round,
+   * N periods (50 s at 100 members), and a newcomer that stopped soon after went unnoticed that long.
+   */
+  private enlist(peer: string): void {
+    const ahead = this.probeList.length - this.probeIndex
+    if (ahead <= 0) return
+    const at = this.probeIndex + Math.floor(this.env.random() * (ahead + 1))
+    this.probeList.splice(at, 0, peer)
   }
 
   private probeTick(): void {
@@ -323,20 +340,27 @@ export class Swim extends EventEmitter<SwimEvents> {
         for (const h of helpers) this.env.send(h, { v: 1, t: 'ping-req', seq, target, updates: this.piggyback(h) })
       }, probeTimeout),
       this.env.setTimer(() => {
-        this.probes.delete(seq)
-        if (!this.running) return
-        if (p.acked) {
-          this.adjustAwareness(-1)
-          return
-        }
-        // Lifeguard: helpers that did not even send a nack point at this node's own trouble, not the target's.
-        this.adjustAwareness(p.expectedNacks > 0 ? p.expectedNacks - p.nacks : 1)
-        const m = this.members.get(target)
-        if (m === undefined) return
-        if (m.state === 'alive') this.suspect(m, this.self)
-        else if (m.state === 'suspect') this.confirm(m, this.self)
+        this.concludeProbe(seq, p)
       }, period)
     )
+  }
+
+  /** The end of a probe: at the end of its period, or as soon as every helper has answered that it got no ack. */
+  private concludeProbe(seq: number, p: Probe): void {
+    if (this.probes.get(seq) !== p) return
+    this.probes.delete(seq)
+    for (const t of p.timers) this.env.clearTimer(t)
+    if (!this.running) return
+    if (p.acked) {
+      this.adjustAwareness(-1)
+      return
+    }
+    // Lifeguard: helpers that did not even send a nack point at this node's own trouble, not the target's.
+    this.adjustAwareness(p.expectedNacks > 0 ? p.expectedNacks - p.nacks : 1)
+    const m = this.members.get(p.target)
+    if (m === undefined) return
+    if (m.state === 'alive') this.suspect(m, this.self)
+    else if (m.state === 'suspect') this.confirm(m, this.self)
   }
 
   private withCoord(): { coord?: WireCoordinate } {
@@ -393,16 +417,22 @@ export class Swim extends EventEmitter<SwimEvents> {
       }
       case 'nack': {
         const p = this.probes.get(msg.seq)
-        if (p !== undefined) p.nacks++
+        if (p === undefined || p.acked) return
+        p.nacks++
+        // Every helper tried and got nothing: the period's rest would only wait for acks nobody is asked for.
+        if (p.expectedNacks > 0 && p.nacks >= p.expectedNacks) this.concludeProbe(msg.seq, p)
         return
       }
       case 'ping-req': {
         if (this.leaving) return
         const seq = ++this.seq
-        const timer = this.env.setTimer(() => {
-          if (!this.relays.delete(seq)) return
-          this.env.send(from, { v: 1, t: 'nack', seq: msg.seq })
-        }, this.c.probeTimeoutMs * this.multiplier)
+        const timer = this.env.setTimer(
+          () => {
+            if (!this.relays.delete(seq)) return
+            this.env.send(from, { v: 1, t: 'nack', seq: msg.seq })
+          },
+          NACK_FRACTION * this.c.probeTimeoutMs * this.multiplier
+        )
         this.relays.set(seq, { requester: from, seq: msg.seq, timer })
         this.env.send(msg.target, { v: 1, t: 'ping', seq, updates: this.piggyback(msg.target) })
         return
@@ -498,6 +528,7 @@ export class Swim extends EventEmitter<SwimEvents> {
             since: this.env.now()
           }
           this.members.set(u.peer, fresh)
+          this.enlist(u.peer)
           this.emit('change', fresh, undefined)
           if (rebroadcast) this.enqueue(u)
           return
@@ -557,8 +588,11 @@ export class Swim extends EventEmitter<SwimEvents> {
   private suspect(m: SwimMember, by: string): void {
     const n = this.liveCount()
     const k = n - 2 < this.c.suspicionConfirmations ? Math.max(0, n - 2) : this.c.suspicionConfirmations
-    // Dissemination takes about log N rounds: so does the least wait (memberlist's suspicionTimeout).
-    const minMs = this.c.suspicionMinMs * Math.max(1, Math.log10(n)) * this.multiplier
+    // The least wait must let the suspicion reach the member and its refutation come back: log_{fanout+1} N gossip
+    // rounds each way (SUSPICION_ROUNDS_MULT of them for a margin), never less than the configured least wait.
+    const rounds = Math.log(Math.max(2, n)) / Math.log(this.c.gossipNodes + 1)
+    const minMs =
+      Math.max(this.c.suspicionMinMs, SUSPICION_ROUNDS_MULT * rounds * this.c.gossipIntervalMs) * this.multiplier
     const maxMs = this.c.suspicionMaxMult * minMs
     const s: Suspicion = {
       started: this.env.now(),
@@ -579,6 +613,9 @@ export class Swim extends EventEmitter<SwimEvents> {
     m.suspicion = s
     this.setState(m, 'suspect')
     this.enqueue({ peer: m.peer, s: 'suspect', inc: m.inc, by })
+    // A few of those who hear of it probe the member at once, out of turn: confirmations (or the member's refutation,
+    // which the probe's piggyback asks for) in one probe period, not after the round-robin reaches it.
+    if (by !== this.self && this.env.random() < SUSPICION_PROBERS / Math.max(1, n - 2)) this.probe(m.peer)
   }
 
   /** One more member suspects it: a new reporter shortens the wait (Lifeguard) and the news travels on. */
