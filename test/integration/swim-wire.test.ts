@@ -7,7 +7,7 @@ import { startAgent, addrOf, waitFor, statusOf } from '../helpers/cluster.js'
 import { createNode, type PhysarumNode } from '../../src/cluster/node.js'
 import { ephemeralKey } from '../../src/cluster/identity.js'
 import { pskHex, swarmKey } from '../../src/config/psk.js'
-import { SWIM_PROTOCOL, decodeSwim, encodeSwim } from '../../src/cluster/membership/swim-protocol.js'
+import { SWIM_PROTOCOL, decodeCoordinate, decodeSwim, encodeSwim } from '../../src/cluster/membership/swim-protocol.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Agent } from '../../src/cluster/agent.js'
 
@@ -68,6 +68,9 @@ test('malformed SWIM frames reset their stream; the node keeps running and probi
     framed(new TextEncoder().encode('not json')),
     framed(new TextEncoder().encode(JSON.stringify({ v: 1, t: 'ping' }))),
     framed(new TextEncoder().encode(JSON.stringify({ v: 2, t: 'gossip', updates: [] }))),
+    // A compact coordinate that is not base64, and a push-pull digest that is not one.
+    framed(new TextEncoder().encode(JSON.stringify({ v: 1, t: 'ack', seq: 1, co: '<script>alert(1)</script>==' }))),
+    framed(new TextEncoder().encode(JSON.stringify({ v: 1, t: 'sync', reply: true, digest: 'zz', members: [] }))),
     framed(new Uint8Array(8), 64 * 1024 * 1024)
   ]
   for (const f of bad) {
@@ -86,7 +89,7 @@ test('a well-formed ping is answered with an ack carrying the coordinate', async
   const r = await exchange(framed(encodeSwim({ v: 1, t: 'ping', seq: 7 })), 1000)
   let all = Buffer.concat(r.data)
   const kinds: string[] = []
-  let ack: { seq: number; coord?: unknown } | undefined
+  let ack: { seq: number; co?: string } | undefined
   while (all.byteLength >= 4) {
     const len = all.readUInt32BE(0)
     const res = decodeSwim(all.subarray(4, 4 + len))
@@ -97,5 +100,15 @@ test('a well-formed ping is answered with an ack carrying the coordinate', async
   }
   assert.ok(kinds.includes('sync'), `a push-pull to the stranger: ${kinds.join(',')}`)
   assert.equal(ack?.seq, 7, `an ack of the ping: ${kinds.join(',')}`)
-  assert.ok(ack?.coord !== undefined, 'with the coordinate')
+  assert.ok(ack?.co !== undefined, 'with the coordinate')
+  const coord = decodeCoordinate(ack.co)
+  assert.equal(coord?.vec.length, 8, `a coordinate of 8 dimensions: ${ack.co}`)
+})
+
+test('a ping with a well-formed but meaningless compact coordinate (NaN, a negative height) is answered, not taken', async () => {
+  const nan = Buffer.from(new Float32Array([NaN, 0, -1, 1, 2, 3, 4, 5, 6, 7, 8]).buffer).toString('base64')
+  const r = await exchange(framed(encodeSwim({ v: 1, t: 'ping', seq: 9, co: nan })), 1000)
+  assert.ok(r.data.length > 0, 'answered')
+  assert.equal(decodeCoordinate(nan), undefined)
+  assert.equal(a.membership.swim.get(raw.peerId.toString())?.coord, undefined, 'no coordinate kept for it')
 })

@@ -97,8 +97,12 @@ class Cluster {
     return s
   }
 
+  /** Sees every message sent, delivered or not. */
+  tap?: (from: string, to: string, msg: SwimMessage) => void
+
   private deliver(from: string, to: string, msg: SwimMessage): void {
     this.sent++
+    this.tap?.(from, to, msg)
     if (this.down.has(from)) return
     if (this.net.cut?.has(`${from}>${to}`) === true) return
     if ((this.net.loss ?? 0) > 0 && this.random() < (this.net.loss ?? 0)) return
@@ -406,4 +410,38 @@ test('100 nodes at the default timings: a join is seen by all within 1 s, a stop
     [],
     'nobody else failed'
   )
+})
+
+test('a periodic push-pull is a digest: agreeing views exchange one short frame, a differing one the full states', () => {
+  const c = Cluster.of(12, { pushPullIntervalMs: 2000 })
+  c.clock.run(20000)
+  const syncs: Array<{ from: string; to: string; msg: Extract<SwimMessage, { t: 'sync' }> }> = []
+  c.tap = (from, to, msg) => {
+    if (msg.t === 'sync') syncs.push({ from, to, msg })
+  }
+  c.clock.run(20000)
+  // At rest: ~12 × 10 periodic syncs, each the sender's own entry and a digest, and no answers.
+  assert.ok(syncs.length >= 60, `${syncs.length} syncs`)
+  assert.ok(
+    syncs.every(x => x.msg.digest !== undefined && x.msg.members.length === 1 && x.msg.members[0].peer === x.from),
+    'digest syncs only'
+  )
+  const digests = new Set([...c.nodes.values()].map(n => n.viewDigest()))
+  assert.equal(digests.size, 1, 'every view has the same digest')
+  // A view that differs (a member n4 has not heard of yet): the receiver answers in full and asks for the sender's.
+  syncs.length = 0
+  const stranger = c.add('x')
+  c.nodes.get('n4')?.receive('x', { v: 1, t: 'sync', reply: true, digest: '0123456789abcdef', members: [] })
+  c.clock.run(50)
+  const toX = syncs.find(x => x.from === 'n4' && x.to === 'x')
+  assert.ok(toX !== undefined && toX.msg.digest === undefined && toX.msg.reply, 'n4 answers in full and asks')
+  assert.equal(toX.msg.members.length, 12, 'n4 sends every member (itself included)')
+  const back = syncs.find(x => x.from === 'x' && x.to === 'n4')
+  assert.ok(back !== undefined && !back.msg.reply && back.msg.digest === undefined, 'x answers in full')
+  assert.equal(stranger.get('n7')?.state, 'alive', 'x learned the cluster from the full answer')
+  // An older peer's sync (no digest) still gets the full answer.
+  syncs.length = 0
+  c.nodes.get('n5')?.receive('n6', { v: 1, t: 'sync', reply: true, members: [] })
+  c.clock.run(50)
+  assert.ok(syncs.some(x => x.from === 'n5' && x.to === 'n6' && x.msg.members.length > 1))
 })

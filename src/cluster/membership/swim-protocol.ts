@@ -23,6 +23,13 @@ export const coordinateSchema = {
   }
 } as const
 
+/**
+ * A coordinate in an ack, compactly: base64 of little-endian float32s [error, adjustment, height, ...vec] (4 to 35 of
+ * them). 60 characters for Serf's 8 dimensions where the object form takes ~150: the ack is most of what SWIM sends at
+ * rest. float32's 7 digits are far finer than any RTT estimate needs.
+ */
+const compactCoordinate = { type: 'string', minLength: 24, maxLength: 188, pattern: '^[A-Za-z0-9+/]+={0,2}$' } as const
+
 /** One member's state as the failure detector knows it: what updates and push-pulls carry. */
 export const updateSchema = {
   type: 'object',
@@ -60,7 +67,9 @@ export const swimMessageSchema = {
         seq,
         updates,
         /** The sender's own coordinate (an ack; older peers' pings too): the prober's Vivaldi sample. */
-        coord: coordinateSchema
+        coord: coordinateSchema,
+        /** The same, compact (what this version sends; `coord` comes from older peers). */
+        co: compactCoordinate
       }
     },
     {
@@ -83,6 +92,12 @@ export const swimMessageSchema = {
         reply: { type: 'boolean' },
         /** A newcomer's first contact: the receiver also sends the announcements it holds ('states'). */
         join: { type: 'boolean' },
+        /**
+         * A periodic push-pull's digest of the sender's view (swim.ts viewDigest), with only the sender's own entry in
+         * `members`: a receiver whose view has the same digest answers nothing; one whose view differs answers with
+         * its whole state and asks for the sender's. Older peers ignore it and answer in full.
+         */
+        digest: { type: 'string', pattern: '^[0-9a-f]{16}$' },
         members: { type: 'array', maxItems: MAX_SYNC_MEMBERS, items: updateSchema }
       }
     },
@@ -117,10 +132,10 @@ export type MemberState = Update['s']
 export type WireCoordinate = FromSchema<typeof coordinateSchema>
 
 export type SwimMessage =
-  | { v: 1; t: 'ping' | 'ack' | 'nack'; seq: number; updates?: Update[]; coord?: WireCoordinate }
+  | { v: 1; t: 'ping' | 'ack' | 'nack'; seq: number; updates?: Update[]; coord?: WireCoordinate; co?: string }
   | { v: 1; t: 'ping-req'; seq: number; target: string; updates?: Update[] }
   | { v: 1; t: 'gossip'; updates: Update[] }
-  | { v: 1; t: 'sync'; reply: boolean; join?: boolean; members: Update[] }
+  | { v: 1; t: 'sync'; reply: boolean; join?: boolean; digest?: string; members: Update[] }
   | { v: 1; t: 'states'; announcements: Announcement[] }
   | { v: 1; t: 'state'; reply: boolean; announcement: Announcement }
 
@@ -146,4 +161,24 @@ export function decodeSwim(data: Uint8Array): SwimDecodeResult {
 
 export function encodeSwim(m: SwimMessage): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(m))
+}
+
+/** A coordinate's compact form (the `co` of an ack). */
+export function encodeCoordinate(c: WireCoordinate): string {
+  const f = new Float32Array(3 + c.vec.length)
+  f[0] = c.error
+  f[1] = c.adjustment
+  f[2] = c.height
+  f.set(c.vec, 3)
+  return Buffer.from(f.buffer).toString('base64')
+}
+
+/** The coordinate in a compact form, or undefined when it is not one (length, non-finite numbers, negative height). */
+export function decodeCoordinate(co: string): WireCoordinate | undefined {
+  const bytes = Buffer.from(co, 'base64')
+  if (bytes.byteLength % 4 !== 0 || bytes.byteLength < 16 || bytes.byteLength > 4 * 35) return undefined
+  const f = new Float32Array(bytes.byteLength / 4)
+  new Uint8Array(f.buffer).set(bytes)
+  if (!f.every(Number.isFinite) || f[2] < 0) return undefined
+  return { error: f[0], adjustment: f[1], height: f[2], vec: Array.from(f.subarray(3)) }
 }

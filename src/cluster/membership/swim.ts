@@ -5,6 +5,7 @@
 // and fails it when the suspicion is not refuted in time; state changes travel piggybacked
 // on probes and by gossip, each a bounded number of times; push-pull with one random
 // member heals the rest. Membership (membership.ts) runs it over libp2p (swim-transport.ts).
+import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
   AWARENESS_MAX,
@@ -23,7 +24,14 @@ import {
   SUSPICION_ROUNDS_MULT,
   UNKNOWN_SYNC_MS
 } from './constants.js'
-import type { MemberState, SwimMessage, Update, WireCoordinate } from './swim-protocol.js'
+import {
+  decodeCoordinate,
+  encodeCoordinate,
+  type MemberState,
+  type SwimMessage,
+  type Update,
+  type WireCoordinate
+} from './swim-protocol.js'
 
 export interface SwimConfig {
   /** The protocol period (ms): one member probed per period. */
@@ -125,6 +133,11 @@ export function suspicionTimeout(confirmations: number, k: number, minMs: number
   if (k < 1) return minMs
   const frac = Math.log(Math.min(confirmations, k) + 1) / Math.log(k + 1)
   return Math.max(minMs, maxMs - (maxMs - minMs) * frac)
+}
+
+/** The coordinate a ping or ack carries: compact from this version, as an object from older peers. */
+function coordinateOf(msg: { coord?: WireCoordinate; co?: string }): WireCoordinate | undefined {
+  return msg.co !== undefined ? decodeCoordinate(msg.co) : msg.coord
 }
 
 export class Swim extends EventEmitter<SwimEvents> {
@@ -363,9 +376,9 @@ export class Swim extends EventEmitter<SwimEvents> {
     else if (m.state === 'suspect') this.confirm(m, this.self)
   }
 
-  private withCoord(): { coord?: WireCoordinate } {
+  private withCoord(): { co?: string } {
     const coord = this.env.coordinate?.()
-    return coord === undefined ? {} : { coord }
+    return coord === undefined ? {} : { co: encodeCoordinate(coord) }
   }
 
   // --- receiving -------------------------------------------------------------------------
@@ -377,6 +390,12 @@ export class Swim extends EventEmitter<SwimEvents> {
     if (known === undefined && msg.t !== 'sync') this.syncUnknown(from)
     if (msg.t === 'sync') {
       this.merge(msg.members)
+      if (msg.digest !== undefined && msg.join !== true) {
+        // A periodic push-pull by digest: the same view needs no answer; another one starts a full exchange.
+        if (msg.reply && !this.leaving && msg.digest !== this.viewDigest())
+          this.env.send(from, { v: 1, t: 'sync', reply: true, members: this.snapshot(false) })
+        return
+      }
       // A newcomer gets the coordinates too (estimates before its first probes); a periodic exchange goes without.
       if (msg.reply && !this.leaving)
         this.env.send(from, { v: 1, t: 'sync', reply: false, members: this.snapshot(msg.join === true) })
@@ -393,11 +412,13 @@ export class Swim extends EventEmitter<SwimEvents> {
       if (stale) this.env.send(from, { v: 1, t: 'gossip', updates: [this.selfUpdate()] })
     }
     switch (msg.t) {
-      case 'ping':
-        if (msg.coord !== undefined) this.noteCoordinate(from, msg.coord)
+      case 'ping': {
+        const coord = coordinateOf(msg)
+        if (coord !== undefined) this.noteCoordinate(from, coord)
         if (this.leaving) return
         this.env.send(from, { v: 1, t: 'ack', seq: msg.seq, ...this.withCoord(), updates: this.piggyback(from) })
         return
+      }
       case 'ack': {
         const relay = this.relays.get(msg.seq)
         if (relay !== undefined) {
@@ -410,8 +431,9 @@ export class Swim extends EventEmitter<SwimEvents> {
         if (p === undefined || p.acked) return
         p.acked = true
         if (from === p.target) {
-          this.emit('rtt', from, this.env.now() - p.sentAt, msg.coord)
-          if (msg.coord !== undefined) this.noteCoordinate(from, msg.coord)
+          const coord = coordinateOf(msg)
+          this.emit('rtt', from, this.env.now() - p.sentAt, coord)
+          if (coord !== undefined) this.noteCoordinate(from, coord)
         }
         return
       }
@@ -461,12 +483,24 @@ export class Swim extends EventEmitter<SwimEvents> {
 
   private sync(peer: string, reason: 'join' | 'periodic' | 'unknown'): void {
     this.emit('sync', peer, reason)
+    if (reason === 'periodic') {
+      // Only this node's own entry and a digest of its view: at rest, when views agree, a push-pull is one short frame
+      // whatever N is, not two lists of every member.
+      this.env.send(peer, {
+        v: 1,
+        t: 'sync',
+        reply: true,
+        digest: this.viewDigest(),
+        members: this.snapshot(false, true)
+      })
+      return
+    }
     this.env.send(peer, {
       v: 1,
       t: 'sync',
       reply: true,
       ...(reason === 'join' ? { join: true } : {}),
-      members: this.snapshot(reason !== 'periodic')
+      members: this.snapshot(true)
     })
   }
 
@@ -474,11 +508,11 @@ export class Swim extends EventEmitter<SwimEvents> {
    * Every member's state, this node's included: a push-pull's payload, with the version of each member's announcement
    * held here. Coordinates only when asked (a join): they travel with every ack, and are most of an entry's bytes.
    */
-  snapshot(coords = true): Update[] {
+  snapshot(coords = true, selfOnly = false): Update[] {
     const out: Update[] = [this.leaving ? { peer: this.self, s: 'left', inc: this.incarnation } : this.selfUpdate()]
     const coord = this.env.coordinate?.()
     if (coord !== undefined && coords) out[0].coord = coord
-    for (const m of this.members.values()) {
+    for (const m of selfOnly ? [] : this.members.values()) {
       // Addresses only where they are of use: to reach a member that is alive.
       const u: Update = { peer: m.peer, s: m.state, inc: m.inc }
       if (m.state === 'alive' || m.state === 'suspect') u.addrs = m.addrs
@@ -491,6 +525,25 @@ export class Swim extends EventEmitter<SwimEvents> {
         if (ver !== undefined) u.ver = ver
       }
     return out
+  }
+
+  /**
+   * A digest of this node's view for push-pull (64 bits of SHA-256): every live member (alive or suspect, one class,
+   * so that a passing suspicion does not force full exchanges; this node included) with its incarnation and the
+   * version of its announcement held here. Two members that agree on who is up, at which incarnation, with which
+   * state, have the same digest. Failed and left members are left out: a member that joined after a failure never
+   * heard of it, and the two views would differ until the failed one was forgotten.
+   */
+  viewDigest(): string {
+    const lines: string[] = [this.digestLine(this.self, this.incarnation)]
+    for (const m of this.members.values())
+      if (m.state === 'alive' || m.state === 'suspect') lines.push(this.digestLine(m.peer, m.inc))
+    lines.sort()
+    return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)
+  }
+
+  private digestLine(peer: string, inc: number): string {
+    return `${peer} ${inc} ${this.env.version?.(peer) ?? ''}`
   }
 
   /** Merges a push-pull: a remote 'failed' counts as a suspicion here, so the member may refute it (memberlist). */
