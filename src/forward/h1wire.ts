@@ -231,7 +231,8 @@ export class BodyScanner {
         }
         case EXT:
           if (b === 13) this.state = SIZE_LF
-          else if (b === 10 || b === 0 || ++this.ext > MAX_CHUNK_EXT) throw new WireError(400, 'malformed chunk extension')
+          else if (b === 10 || b === 0 || ++this.ext > MAX_CHUNK_EXT)
+            throw new WireError(400, 'malformed chunk extension')
           i++
           break
         case SIZE_LF:
@@ -313,7 +314,7 @@ function dropped(head: Head): Set<string> | null {
   return s
 }
 
-/** The request head that goes on to the app: HTTP/1.1, hop-by-hop headers out, X-Forwarded-For/Proto/Host and Via in. */
+/** The request head that goes on to the app: HTTP/1.1, hop-by-hop headers out, X-Forwarded-* and Via in. */
 export function requestHeadOut(head: Head, hop: { clientIp?: string; via: string }): Buffer {
   const named = dropped(head)
   let s = `${head.method} ${head.target} HTTP/1.1\r\n`

@@ -8,7 +8,12 @@ import { connect, type Socket } from 'node:net'
 import { STATUS_CODES } from 'node:http'
 import type { Logger } from '../util/log.js'
 import { ERROR_HEADER, FORWARD_STATUS, type ForwardErrorCode, type HeaderFrame } from './protocol.js'
-import { INSTANCE_CONNECTIONS, INSTANCE_KEEPALIVE_MS, SERVE_HEADERS_TIMEOUT_MS, SERVE_KEEPALIVE_MS } from './constants.js'
+import {
+  INSTANCE_CONNECTIONS,
+  INSTANCE_KEEPALIVE_MS,
+  SERVE_HEADERS_TIMEOUT_MS,
+  SERVE_KEEPALIVE_MS
+} from './constants.js'
 import { isRefusal, type ForwardTarget, type Resolve } from './routing.js'
 import type { StreamSocket } from './duplex.js'
 import { IDEMPOTENT } from './headers.js'
@@ -45,7 +50,7 @@ export function errorResponse(
 
 type Acquired = (err: Error | null, socket: Socket | null, reused: boolean) => void
 
-/** Keep-alive TCP connections to one local instance: idle ones reused last-in first-out, at most INSTANCE_CONNECTIONS. */
+/** Keep-alive TCP connections to one local instance: the idle ones reused last in, first out; a bounded number. */
 export class AppConnections {
   private readonly idle: Socket[] = []
   private open = 0
@@ -430,8 +435,14 @@ export class H1Pipe {
       if (err !== null || app === null) {
         const refused = (err as { code?: string } | null)?.code === 'ECONNREFUSED'
         this.host.log.debug('connection to an instance failed', { app: t.app, error: err?.message })
-        if (refused) this.answer(x, 'INSTANCE_UNREACHABLE', `instance ${t.instanceId} of ${t.app} refused the connection`, true)
-        else this.answer(x, 'UPSTREAM_FAILED', `instance ${t.instanceId} of ${t.app} failed: ${err?.message ?? 'no connection'}`)
+        if (refused)
+          this.answer(x, 'INSTANCE_UNREACHABLE', `instance ${t.instanceId} of ${t.app} refused the connection`, true)
+        else
+          this.answer(
+            x,
+            'UPSTREAM_FAILED',
+            `instance ${t.instanceId} of ${t.app} failed: ${err?.message ?? 'no connection'}`
+          )
         return
       }
       x.app = app
