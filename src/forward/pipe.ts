@@ -12,7 +12,8 @@ import {
   INSTANCE_CONNECTIONS,
   INSTANCE_KEEPALIVE_MS,
   SERVE_HEADERS_TIMEOUT_MS,
-  SERVE_KEEPALIVE_MS
+  SERVE_KEEPALIVE_MS,
+  SERVE_MAX_HEADER_BYTES
 } from './constants.js'
 import { isRefusal, type ForwardTarget, type Resolve } from './routing.js'
 import type { StreamSocket } from './duplex.js'
@@ -330,7 +331,7 @@ export class H1Pipe {
   private step(): void {
     while (this.buf !== null && this.buf.length > 0 && this.state !== CLOSED) {
       if (this.state === HEAD) {
-        const parsed = parseHead(this.buf, 'request', SERVE_MAX_HEAD)
+        const parsed = parseHead(this.buf, 'request', SERVE_MAX_HEADER_BYTES)
         if (parsed === null) return
         const raw = this.buf
         this.buf = parsed.size < raw.length ? raw.subarray(parsed.size) : null
@@ -504,7 +505,7 @@ export class H1Pipe {
     let buf = x.resBuf === null ? chunk : Buffer.concat([x.resBuf, chunk])
     x.resBuf = null
     for (;;) {
-      const parsed = parseHead(buf, 'response', SERVE_MAX_HEAD)
+      const parsed = parseHead(buf, 'response', SERVE_MAX_HEADER_BYTES)
       if (parsed === null) {
         x.resBuf = buf
         return
@@ -682,6 +683,3 @@ export class H1Pipe {
     app.resume()
   }
 }
-
-/** The largest request or response head the pipe reads (bytes). */
-const SERVE_MAX_HEAD = 64 * 1024

@@ -1,6 +1,8 @@
-// Serving side of forwarding: HTTP/1.1 read from /physarum/http/1.0.0 streams (Node's
-// own HTTP parser, over the stream) and sent on to the local instance through a
-// keep-alive undici pool; bodies stream both ways, never buffered whole.
+// Serving side of forwarding: HTTP/1.1 read from /physarum/http/1.0.0 streams and sent on
+// to the local instance, bodies streamed both ways, never buffered whole. By default a byte
+// pipe to pooled keep-alive connections (./pipe.ts); upgrades, CONNECT, HTTP/1.0, requests to
+// h2c/gRPC instances (and every request with PHYSARUM_FORWARD_PIPE=0) go through Node's own
+// HTTP server over the stream and a keep-alive undici pool; proto h2 streams are HTTP/2.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import {
   performServerHandshake,
