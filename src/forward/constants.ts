@@ -99,3 +99,10 @@ export const H2_PING_MS = 30000
  * far smaller; a larger (streaming) body is relayed all the same, only no longer retried.
  */
 export const H2_REPLAY_MAX_BYTES = 64 * 1024
+
+/**
+ * Whether the serving side carries HTTP/1.1 to an instance as a byte pipe (./pipe.ts: heads parsed, bodies passed as
+ * bytes on a pooled TCP connection) rather than through Node's HTTP server and an undici pool. On unless the
+ * environment says PHYSARUM_FORWARD_PIPE=0: the other path stays for A/B measurements (bench/forwarding.ts).
+ */
+export const SERVE_PIPE = process.env.PHYSARUM_FORWARD_PIPE !== '0'

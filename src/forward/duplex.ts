@@ -1,6 +1,7 @@
 // A libp2p stream as a Node.js Duplex, with backpressure both ways, so that Node's HTTP
 // server (serving side) and undici (client side) can speak HTTP/1.1 over it.
 import { Duplex } from 'node:stream'
+import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream, StreamMessageEvent } from '@libp2p/interface'
 import { STREAM_HIGH_WATER_MARK } from './constants.js'
 
@@ -18,7 +19,7 @@ export interface StreamSocket extends Duplex {
 
 export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSocket {
   let paused = false
-  const send = (buf: Uint8Array, cb: (err?: Error | null) => void): void => {
+  const send = (buf: Uint8Array | Uint8ArrayList, cb: (err?: Error | null) => void): void => {
     try {
       if (stream.send(buf)) cb()
       else
@@ -44,8 +45,15 @@ export function streamToDuplex(stream: Stream, remoteAddress?: string): StreamSo
     },
     // HTTP writes headers and body as separate chunks: one libp2p message for all of
     // them means one yamux frame, one noise frame and one socket write instead of several.
+    // As a list, not a copy: what waited while the stream pushed back can be 256 KiB of a
+    // large body, and yamux cuts its frames from the list without copying.
     writev(chunks: Array<{ chunk: Buffer }>, cb) {
-      send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map(c => c.chunk)), cb)
+      if (chunks.length === 1) send(chunks[0].chunk, cb)
+      else {
+        const list = new Uint8ArrayList()
+        for (const c of chunks) list.append(c.chunk)
+        send(list, cb)
+      }
     },
     final(cb) {
       stream.close().then(

@@ -1,6 +1,8 @@
-// Serving side of forwarding: HTTP/1.1 read from /physarum/http/1.0.0 streams (Node's
-// own HTTP parser, over the stream) and sent on to the local instance through a
-// keep-alive undici pool; bodies stream both ways, never buffered whole.
+// Serving side of forwarding: HTTP/1.1 read from /physarum/http/1.0.0 streams and sent on
+// to the local instance, bodies streamed both ways, never buffered whole. By default a byte
+// pipe to pooled keep-alive connections (./pipe.ts); upgrades, CONNECT, HTTP/1.0, requests to
+// h2c/gRPC instances (and every request with PHYSARUM_FORWARD_PIPE=0) go through Node's own
+// HTTP server over the stream and a keep-alive undici pool; proto h2 streams are HTTP/2.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import {
   performServerHandshake,
@@ -34,8 +36,10 @@ import {
   SERVE_HEADERS_TIMEOUT_MS,
   SERVE_KEEPALIVE_MS,
   SERVE_MAX_HEADER_BYTES,
+  SERVE_PIPE,
   H2_SESSION_OPTIONS
 } from './constants.js'
+import { AppConnections, H1Pipe, type PipeHost } from './pipe.js'
 import { isRefusal, type ForwardTarget, type Refusal, type Resolve } from './routing.js'
 import { streamToDuplex, type StreamSocket } from './duplex.js'
 import { IDEMPOTENT, addForwarded, appendList, connectionLost, endToEnd, hasBody, relayHead } from './headers.js'
@@ -105,6 +109,10 @@ export class ForwardServer implements Startable {
   /** Streams upgraded to WebSocket, for the 1001 a stop sends them. */
   private readonly webSockets = new Set<StreamSocket>()
   private readonly sockets = new Set<StreamSocket>()
+  /** HTTP/1.1 streams on the byte pipe, and its connections to each instance. */
+  private readonly pipes = new Map<StreamSocket, H1Pipe>()
+  private readonly appConnections = new Map<string, AppConnections>()
+  private readonly pipeHost: PipeHost
   /** HTTP/2 sessions on forwarding streams (h2c and gRPC apps). */
   private readonly h2 = new Set<ServerHttp2Session>()
   /** HTTP/2 sessions to h2c and gRPC instances, one per instance. */
@@ -121,6 +129,20 @@ export class ForwardServer implements Startable {
     },
     private readonly init: { resolve: Resolve }
   ) {
+    this.pipeHost = {
+      resolve: init.resolve,
+      log: components.log,
+      via: VIA,
+      onResponse: components.onResponse,
+      connections: t => this.connections(t),
+      handOff: (socket, head) => {
+        // Upgrades, CONNECT, HTTP/1.0 and h2c/gRPC instances: Node's HTTP server reads the stream from this head on.
+        this.pipes.delete(socket)
+        socket.unshift(head)
+        this.server.emit('connection', socket)
+        socket.resume()
+      }
+    }
     this.server = createServer(
       {
         requestTimeout: 0,
@@ -189,8 +211,10 @@ export class ForwardServer implements Startable {
     this.sockets.add(socket)
     socket.once('close', () => {
       this.sockets.delete(socket)
+      this.pipes.delete(socket)
     })
     if (frame.proto === 'h2') this.onH2Socket(socket, frame, ip)
+    else if (SERVE_PIPE) this.pipes.set(socket, new H1Pipe(socket, frame, ip, this.pipeHost))
     else this.server.emit('connection', socket)
   }
 
@@ -291,9 +315,22 @@ export class ForwardServer implements Startable {
     return p
   }
 
+  /** The byte pipe's connections to an instance. */
+  private connections(t: ForwardTarget): AppConnections {
+    const key = hostPort(t.host, t.port)
+    let c = this.appConnections.get(key)
+    if (c === undefined) {
+      c = new AppConnections(t.host, t.port)
+      this.appConnections.set(key, c)
+    }
+    return c
+  }
+
   /** Closes the keep-alive pool of an instance that stopped. */
   forget(host: string, port: number): void {
     const key = hostPort(host, port)
+    this.appConnections.get(key)?.close()
+    this.appConnections.delete(key)
     const p = this.pools.get(key)
     this.pools.delete(key)
     this.appSessions.forget(key)
@@ -486,11 +523,17 @@ export class ForwardServer implements Startable {
     for (const s of this.webSockets) s.write(WS_GOING_AWAY)
     // HTTP/2: a GOAWAY, so that the proxy opens no more streams; those in flight finish.
     for (const s of this.h2) s.close()
-    for (const s of this.sockets) s.end()
+    for (const s of this.sockets) {
+      const pipe = this.pipes.get(s)
+      if (pipe !== undefined) pipe.stop()
+      else s.end()
+    }
     const deadline = Date.now() + CLOSE_GRACE_MS
     while (this.sockets.size > 0 && Date.now() < deadline) await sleep(CLOSE_POLL_MS)
     for (const s of this.sockets) s.destroy()
     this.appSessions.stop()
+    for (const c of this.appConnections.values()) c.close()
+    this.appConnections.clear()
     await Promise.all(
       [...this.pools.values()].map(async p => {
         await p.close().catch(debugOn(this.components.log, 'close of an instance pool'))
