@@ -340,19 +340,19 @@ export class Entrypoint implements Startable {
    * HTTP/2 to an h2c or gRPC app (or any gRPC call) goes on as HTTP/2; everything else as
    * HTTP/1.1 (the host speaks HTTP/2 to an h2c app whatever the hop carried).
    */
-  private async forward(app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private forward(app: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Not async: the request's own promise, without one more layer (and its microtasks) per request.
     if (
       req.httpVersionMajor === 2 &&
       (isGrpc(req.headers) || (this.components.protocol?.(app) ?? 'http1') !== 'http1')
     ) {
       const stream = (req as unknown as Http2ServerRequest).stream
-      await this.components.requests.forwardH2(app, path, stream, req.headers, {
+      return this.components.requests.forwardH2(app, path, stream, req.headers, {
         ip: req.socket?.remoteAddress,
         proto: isEncrypted(req) ? 'https' : 'http'
       })
-      return
     }
-    await this.components.requests.forward(app, path, req, res)
+    return this.components.requests.forward(app, path, req, res)
   }
 
   private status(req: IncomingMessage, res: ServerResponse): void {

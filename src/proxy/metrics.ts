@@ -102,7 +102,11 @@ export class LatencyHistogram<L extends string> {
       let acc = 0
       for (let i = 0; i < this.bounds.length; i++) {
         acc += s.counts[i]
-        values.push({ labels: { le: this.bounds[i], [this.label]: value }, value: acc, metricName: `${this.name}_bucket` })
+        values.push({
+          labels: { le: this.bounds[i], [this.label]: value },
+          value: acc,
+          metricName: `${this.name}_bucket`
+        })
       }
       values.push({ labels: { le: '+Inf', [this.label]: value }, value: s.count, metricName: `${this.name}_bucket` })
       values.push({ labels: { [this.label]: value }, value: s.sum, metricName: `${this.name}_sum` })

@@ -527,7 +527,9 @@ export class Requests {
     for (let n = 0; n < MAX_ATTEMPTS + policy.attempts - 1; n++) {
       let ep: Endpoint
       try {
-        const choice = await placement.choose(x.app, { exclude, signal: x.clientGone })
+        // At once when it can be (no promise to wait for), else after a measurement or a cold start.
+        const choice =
+          placement.chooseNow(x.app, { exclude }) ?? (await placement.choose(x.app, { exclude, signal: x.clientGone }))
         ep = choice.endpoint
         x.coldMs += choice.coldMs
       } catch (err) {

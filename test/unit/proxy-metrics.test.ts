@@ -57,7 +57,11 @@ test("requests, latency and forwards render as prom-client's own metrics would",
   }
   const ours = await reg.metrics()
   const theirs = await ref.metrics()
-  for (const name of ['physarum_proxy_requests_total', 'physarum_proxy_request_seconds', 'physarum_proxy_forwards_total'])
+  for (const name of [
+    'physarum_proxy_requests_total',
+    'physarum_proxy_request_seconds',
+    'physarum_proxy_forwards_total'
+  ])
     assert.deepEqual(family(ours, name).sort(), family(theirs, name).sort(), name)
   // A second scrape after more requests: counted since, added to what the first one showed.
   m.requests.response('hello', 200, 0.002)
