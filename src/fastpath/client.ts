@@ -3,14 +3,32 @@
 // each lists in its answer to a sync, and a keep-alive pool to each of those instances. Placement still chooses the
 // instance (from the member table, as for any other host); this only says whether the chosen one can be reached
 // straight over loopback, and counts what is sent to it for the allocator's next sync.
-import { request, type Pool } from 'undici'
+import { Client, type Pool } from 'undici'
 import { localAgents, runtimeDir, type LocalAgent } from '../cluster/local-agents.js'
 import { readToken } from '../cluster/admin/token.js'
 import { instancePool } from '../forward/serve.js'
 import { hostPort, parseHostPort } from '../util/http.js'
 import type { Logger } from '../util/log.js'
 import { FASTPATH_PATH, isLoopback, validateAnswer, type ListedInstance, type Report } from './protocol.js'
-import { MISS_SYNC_MS, RECORDS_MS, STALE_MS, SYNC_MS, SYNC_TIMEOUT_MS } from './constants.js'
+import { ADMIN_KEEPALIVE_MS, MISS_SYNC_MS, RECORDS_MS, STALE_MS, SYNC_MS, SYNC_TIMEOUT_MS } from './constants.js'
+
+/**
+ * The connection a proxy syncs with one allocator's admin API over: kept alive between syncs (every SYNC_MS, well
+ * within the admin API's keep-alive), each call bounded by SYNC_TIMEOUT_MS from the connect to the last byte.
+ */
+function adminClient(host: string, port: number): Client {
+  return new Client(`http://${hostPort(host, port)}`, {
+    connectTimeout: SYNC_TIMEOUT_MS,
+    keepAliveTimeout: ADMIN_KEEPALIVE_MS,
+    pipelining: 1
+  })
+}
+
+/** A sync that timed out (the allocator is busy, or frozen): its token is still good. */
+function timedOut(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code
+  return code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
+}
 
 /** One instance of a same-host allocator, reachable over loopback. */
 export interface FastTarget {
@@ -25,6 +43,8 @@ export interface FastTarget {
 
 interface Host {
   record: LocalAgent
+  /** One keep-alive connection to its admin API, for every sync (not a new one per call). */
+  admin: Client
   token?: string
   /** The seq of the answer applied last (0: none yet), and when it came. */
   seq: number
@@ -79,6 +99,7 @@ export class FastPathClient {
   }
 
   private clear(): void {
+    for (const h of this.hosts.values()) void h.admin.close().catch(() => {})
     this.hosts.clear()
     for (const p of this.pools.values()) void p.close().catch(() => {})
     this.pools.clear()
@@ -151,8 +172,10 @@ export class FastPathClient {
       seen.add(a.peer)
       const h = this.hosts.get(a.peer)
       if (h !== undefined && h.record.pid === a.pid && h.record.admin === a.admin) continue
+      if (h !== undefined) void h.admin.close().catch(() => {})
       this.hosts.set(a.peer, {
         record: a,
+        admin: adminClient(admin.host, admin.port),
         seq: 0,
         at: 0,
         draining: false,
@@ -162,7 +185,11 @@ export class FastPathClient {
         syncing: false
       })
     }
-    for (const peer of this.hosts.keys()) if (!seen.has(peer)) this.hosts.delete(peer)
+    for (const [peer, h] of this.hosts)
+      if (!seen.has(peer)) {
+        void h.admin.close().catch(() => {})
+        this.hosts.delete(peer)
+      }
     this.sweepPools()
   }
 
@@ -198,11 +225,13 @@ export class FastPathClient {
     const body: Report = { v: 1, proxy: this.components.self, ack: h.seq, instances: usage }
     try {
       h.token ??= readToken(h.record.tokenFile as string)
-      const res = await request(`http://${h.record.admin as string}${FASTPATH_PATH}`, {
+      const res = await h.admin.request({
+        path: FASTPATH_PATH,
         method: 'POST',
         headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(SYNC_TIMEOUT_MS)
+        headersTimeout: SYNC_TIMEOUT_MS,
+        bodyTimeout: SYNC_TIMEOUT_MS
       })
       const text = await res.body.text()
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
@@ -219,7 +248,7 @@ export class FastPathClient {
     } catch (err) {
       // Until it answers again (and STALE_MS after its last answer), its instances are reached over libp2p.
       this.components.log.debug(`fast path: sync with ${h.record.peer} failed: ${(err as Error).message}`)
-      if (!(err instanceof Error && err.name === 'TimeoutError')) h.token = undefined
+      if (!timedOut(err)) h.token = undefined
     } finally {
       h.syncing = false
     }

@@ -13,6 +13,12 @@ export const SYNC_MS = 250
  */
 export const MISS_SYNC_MS = 50
 
+/**
+ * A proxy's idle connection to an allocator's admin API is kept this long (ms): many sync periods, so that the syncs
+ * share one connection (the admin API keeps an idle one 5 s) instead of opening one each.
+ */
+export const ADMIN_KEEPALIVE_MS = 4000
+
 /** One sync must answer within this long (ms): a loopback call of a few hundred bytes takes well under 10. */
 export const SYNC_TIMEOUT_MS = 1000
 

@@ -210,11 +210,10 @@ export class ProxyDaemon {
         fastPath,
         stats: {
           onForward: (app, path) => {
-            metrics.forwards.inc({ app, path })
+            metrics.requests.forward(app, path)
           },
           onResponse: (app, status, s) => {
-            metrics.requestCount.inc({ app, status: String(status) })
-            metrics.latency.observe({ app }, s)
+            metrics.requests.response(app, status, s)
           },
           onRetry: app => {
             metrics.retries.inc({ app })

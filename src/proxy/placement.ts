@@ -201,13 +201,28 @@ export class Placement {
     this.recent.delete(key)
   }
 
-  async choose(app: string, opts: { exclude?: Set<string>; signal?: RequestAbort } = {}): Promise<Choice> {
-    const policy = this.init.policy(app)
+  /** The candidates for a request: ready instances not excluded, the ejected ones only when nothing else is left. */
+  private candidates(app: string, exclude: Set<string> | undefined): Endpoint[] {
     const { balancer } = this.components
-    const all = this.endpoints(app).filter(e => opts.exclude?.has(e.key) !== true)
+    const all = this.endpoints(app).filter(e => exclude?.has(e.key) !== true)
     // Ejected instances sit out, unless that leaves none: then a suspect instance beats a cold start.
     const healthy = all.filter(e => !balancer.ejected(e.key))
-    let eps = healthy.length > 0 ? healthy : all
+    return healthy.length > 0 ? healthy : all
+  }
+
+  /**
+   * The choice when it needs no wait (every candidate's RTT known, one within HardReq: the usual case), without a
+   * promise; undefined: choose() waits for a measurement or a cold start.
+   */
+  chooseNow(app: string, opts: { exclude?: Set<string> } = {}): Choice | undefined {
+    const eps = this.candidates(app, opts.exclude)
+    if (eps.some(e => e.rttMs === Infinity)) return undefined
+    return this.among(app, this.init.policy(app), eps)
+  }
+
+  async choose(app: string, opts: { exclude?: Set<string>; signal?: RequestAbort } = {}): Promise<Choice> {
+    const policy = this.init.policy(app)
+    let eps = this.candidates(app, opts.exclude)
     if (eps.some(e => e.rttMs === Infinity)) {
       await this.measureUnknown(
         eps.filter(e => e.rttMs === Infinity).map(e => e.peer),
@@ -215,12 +230,18 @@ export class Placement {
       )
       eps = eps.map(e => ({ ...e, rttMs: this.distanceOf(e.peer) ?? Infinity }))
     }
+    const now = this.among(app, policy, eps)
+    if (now !== undefined) return now
+    const t = Date.now()
+    const endpoint = await this.coldStart(app, policy, opts.signal)
+    return { endpoint, coldMs: Date.now() - t }
+  }
+
+  /** The choice among candidates whose distances are known; undefined: none within HardReq (a cold start). */
+  private among(app: string, policy: AppPolicy, eps: Endpoint[]): Choice | undefined {
+    const { balancer } = this.components
     const withinHard = eps.filter(e => e.rttMs <= policy.hardMs)
-    if (withinHard.length === 0) {
-      const t = Date.now()
-      const endpoint = await this.coldStart(app, policy, opts.signal)
-      return { endpoint, coldMs: Date.now() - t }
-    }
+    if (withinHard.length === 0) return undefined
     const withinSoft = withinHard.filter(e => e.rttMs <= policy.softMs)
     if (withinSoft.length === 0) {
       const best = withinHard.reduce((a, b) => (a.rttMs <= b.rttMs ? a : b))

@@ -127,7 +127,8 @@ interface Exchange {
   clientGone: RequestAbort
   /** Read at the start: once the client has gone, req.socket is null. */
   clientIp?: string
-  t0: bigint
+  /** performance.now() at the start (ms): a double, not a BigInt per reading as hrtime.bigint() gives. */
+  t0: number
   coldMs: number
 }
 
@@ -271,7 +272,7 @@ export class Requests {
       proto: isEncrypted(req) ? 'https' : 'http',
       clientGone,
       clientIp: req.socket?.remoteAddress,
-      t0: process.hrtime.bigint(),
+      t0: performance.now(),
       coldMs: 0
     }
     this.inFlight++
@@ -526,7 +527,9 @@ export class Requests {
     for (let n = 0; n < MAX_ATTEMPTS + policy.attempts - 1; n++) {
       let ep: Endpoint
       try {
-        const choice = await placement.choose(x.app, { exclude, signal: x.clientGone })
+        // At once when it can be (no promise to wait for), else after a measurement or a cold start.
+        const choice =
+          placement.chooseNow(x.app, { exclude }) ?? (await placement.choose(x.app, { exclude, signal: x.clientGone }))
         ep = choice.endpoint
         x.coldMs += choice.coldMs
       } catch (err) {
@@ -624,7 +627,7 @@ export class Requests {
     if (pool === undefined) return { kind: 'refused', code: 'NO_INSTANCE' }
     stats?.onForward?.(x.app, direct !== undefined ? 'loopback' : 'libp2p')
     const end = this.begin(ep, direct)
-    const tPlaced = process.hrtime.bigint()
+    const tPlaced = performance.now()
     const headers = forwardedHeaders(x)
     balancer.start(ep.key)
     let relayed = false
@@ -667,10 +670,11 @@ export class Requests {
             return discard()
           }
           relayed = true
-          const tHead = process.hrtime.bigint()
+          const tHead = performance.now()
+          const cold = x.coldMs === 0 ? '0.00' : x.coldMs.toFixed(2)
           const extra: Record<string, string> = {
             'x-physarum-instance': `${ep.instance}@${ep.peer}`,
-            'server-timing': `placement;dur=${(ms(x.t0, tPlaced) - x.coldMs).toFixed(2)}, cold;dur=${x.coldMs.toFixed(2)}, upstream;dur=${ms(tPlaced, tHead).toFixed(2)}`
+            'server-timing': `placement;dur=${(tPlaced - x.t0 - x.coldMs).toFixed(2)}, cold;dur=${cold}, upstream;dur=${(tHead - tPlaced).toFixed(2)}`
           }
           if (!declaresTrailers(upstream)) {
             relayHead(x.res, statusCode, upstream, extra)
@@ -688,10 +692,10 @@ export class Requests {
         return { kind: 'refused', code: refusal }
       }
       if (app5xx !== undefined) {
-        eject(ms(tPlaced, process.hrtime.bigint()), false)
+        eject(performance.now() - tPlaced, false)
         return { kind: 'app-5xx', status: app5xx }
       }
-      eject(ms(tPlaced, process.hrtime.bigint()), x.res.statusCode < 500)
+      eject(performance.now() - tPlaced, x.res.statusCode < 500)
       return { kind: 'served', status: x.res.statusCode }
     } catch (err) {
       const error = err as Error
@@ -731,7 +735,7 @@ export class Requests {
     }
     this.components.stats?.onForward?.(x.app, local !== undefined ? 'loopback' : 'libp2p')
     const end = this.begin(ep, local)
-    const tPlaced = process.hrtime.bigint()
+    const tPlaced = performance.now()
     const headers = forwardedHeaders(x)
     balancer.start(ep.key)
     try {
@@ -746,7 +750,7 @@ export class Requests {
           signal: x.clientGone
         }
       )
-      balancer.finish(ep.key, ms(tPlaced, process.hrtime.bigint()), status < 500)
+      balancer.finish(ep.key, performance.now() - tPlaced, status < 500)
       return { kind: 'served', status }
     } catch (err) {
       if (x.clientGone.aborted) {
@@ -762,7 +766,7 @@ export class Requests {
 
   /** The client's answer and the metrics, once per request. */
   private settle(x: Exchange, o: Outcome): void {
-    const seconds = ms(x.t0, process.hrtime.bigint()) / 1000
+    const seconds = (performance.now() - x.t0) / 1000
     const { stats, placement } = this.components
     switch (o.kind) {
       case 'client-gone':
