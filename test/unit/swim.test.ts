@@ -445,3 +445,37 @@ test('a periodic push-pull is a digest: agreeing views exchange one short frame,
   c.clock.run(50)
   assert.ok(syncs.some(x => x.from === 'n5' && x.to === 'n6' && x.msg.members.length > 1))
 })
+
+test('a newcomer whose join goes unanswered asks again less and less often; a seed answers a burst of joins once', () => {
+  const c = Cluster.of(3)
+  c.clock.run(5000)
+  c.down.add('n0')
+  const joins: number[] = []
+  c.tap = (from, to, msg) => {
+    if (from === 'x' && to === 'n0' && msg.t === 'sync' && msg.join === true) joins.push(c.clock.t)
+  }
+  const x = c.add('x')
+  x.join('n0')
+  c.clock.run(60000)
+  // Every protocol period (1 s here) would be 60; doubling from 2 s up to 30 s: 0, 2, 6, 14, 30 s (+ a period each).
+  assert.ok(joins.length >= 4 && joins.length <= 7, `${joins.length} joins in a minute: ${joins.join(', ')}`)
+  const gaps = joins.slice(1).map((t, i) => t - joins[i])
+  assert.ok(
+    gaps.every((g, i) => i === 0 || g >= gaps[i - 1]),
+    `growing gaps: ${gaps.join(', ')}`
+  )
+  // The seed comes back and gets ten joins at once (queued while a stream opened): one answer, one 'joined'.
+  c.down.delete('n0')
+  const n0 = c.nodes.get('n0')
+  let joined = 0
+  n0?.on('joined', () => joined++)
+  let answers = 0
+  c.tap = (from, to, msg) => {
+    if (from === 'n0' && to === 'y' && msg.t === 'sync') answers++
+  }
+  const y = c.add('y')
+  for (let i = 0; i < 10; i++) n0?.receive('y', { v: 1, t: 'sync', reply: true, join: true, members: y.snapshot(true) })
+  c.clock.run(10)
+  assert.equal(answers, 1, 'one answer to the burst')
+  assert.equal(joined, 1, "one 'joined' (one 'states' frame)")
+})

@@ -73,6 +73,15 @@ export const SUSPICION_ROUNDS_MULT = 3
  */
 export const PUSH_PULL_INTERVAL_MS = 30000
 
+/**
+ * A node that knows no live member sends its join again after this long (ms), doubling up to JOIN_RETRY_MAX_MS. It
+ * used to every protocol period: on a loaded host a newcomer's joins piled up while its stream to the seed opened,
+ * and the seed answered each with every member and every announcement (100 nodes in one process never converged).
+ */
+export const JOIN_RETRY_MS = 2000
+export const JOIN_RETRY_MAX_MS = 30000
+/** A seed answers one newcomer's join at most once per this long (ms); the newcomer's own retries are further apart. */
+export const JOIN_ANSWER_MS = 1000
 /** A message from a member not known yet triggers a push-pull with it at most this often per member (ms). */
 export const UNKNOWN_SYNC_MS = 5000
 

@@ -12,6 +12,9 @@ import {
   GOSSIP_INTERVAL_MS,
   GOSSIP_NODES,
   INDIRECT_CHECKS,
+  JOIN_ANSWER_MS,
+  JOIN_RETRY_MAX_MS,
+  JOIN_RETRY_MS,
   NACK_FRACTION,
   MAX_PIGGYBACK,
   MAX_QUEUED_UPDATES,
@@ -161,6 +164,11 @@ export class Swim extends EventEmitter<SwimEvents> {
   private readonly unknownSyncAt = new Map<string, number>()
   /** Members joined through: contacted again each period while this node knows no live member (a lost join). */
   private readonly seeds = new Set<string>()
+  /** When the join is sent again while no member is known, and the wait after that (doubling). */
+  private nextJoinAt = 0
+  private joinRetryMs = JOIN_RETRY_MS
+  /** When each newcomer's join was last answered. */
+  private readonly joinAnsweredAt = new Map<string, number>()
   private readonly c: Required<SwimConfig>
 
   constructor(
@@ -264,6 +272,8 @@ export class Swim extends EventEmitter<SwimEvents> {
   join(peer: string): void {
     if (peer === this.self) return
     this.seeds.add(peer)
+    this.nextJoinAt = this.env.now() + this.joinRetryMs
+    this.joinRetryMs = Math.min(JOIN_RETRY_MAX_MS, 2 * this.joinRetryMs)
     this.sync(peer, 'join')
   }
 
@@ -330,8 +340,18 @@ export class Swim extends EventEmitter<SwimEvents> {
   private probeTick(): void {
     if (this.leaving) return
     const target = this.nextTarget()
-    if (target !== undefined) this.probe(target)
-    else for (const seed of this.seeds) this.sync(seed, 'join')
+    if (target !== undefined) {
+      this.joinRetryMs = JOIN_RETRY_MS
+      this.probe(target)
+      return
+    }
+    // Nobody live known yet: the join (or its answer) was lost, or is still on its way on a slow host. Ask again, less
+    // and less often: every retry costs the seed a full answer (every member, every announcement).
+    const now = this.env.now()
+    if (now < this.nextJoinAt) return
+    this.nextJoinAt = now + this.joinRetryMs
+    this.joinRetryMs = Math.min(JOIN_RETRY_MAX_MS, 2 * this.joinRetryMs)
+    for (const seed of this.seeds) this.sync(seed, 'join')
   }
 
   /** Probes one member now: direct, then indirect through k others, then suspicion. */
@@ -395,6 +415,14 @@ export class Swim extends EventEmitter<SwimEvents> {
         if (msg.reply && !this.leaving && msg.digest !== this.viewDigest())
           this.env.send(from, { v: 1, t: 'sync', reply: true, members: this.snapshot(false) })
         return
+      }
+      if (msg.join === true) {
+        // One answer per newcomer per JOIN_ANSWER_MS: the joins a newcomer queued while its stream opened arrive at once.
+        const now = this.env.now()
+        const at = this.joinAnsweredAt.get(from)
+        if (at !== undefined && now - at < JOIN_ANSWER_MS) return
+        if (this.joinAnsweredAt.size > 4096) this.joinAnsweredAt.clear()
+        this.joinAnsweredAt.set(from, now)
       }
       // A newcomer gets the coordinates too (estimates before its first probes); a periodic exchange goes without.
       if (msg.reply && !this.leaving)
