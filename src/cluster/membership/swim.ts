@@ -417,7 +417,7 @@ export class Swim extends EventEmitter<SwimEvents> {
         return
       }
       if (msg.join === true) {
-        // One answer per newcomer per JOIN_ANSWER_MS: the joins a newcomer queued while its stream opened arrive at once.
+        // One answer per newcomer per JOIN_ANSWER_MS: the joins it queued while its stream opened arrive at once.
         const now = this.env.now()
         const at = this.joinAnsweredAt.get(from)
         if (at !== undefined && now - at < JOIN_ANSWER_MS) return
