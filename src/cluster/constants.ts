@@ -104,8 +104,9 @@ export const YAMUX_KEEPALIVE_INTERVAL_MS = 300_000
 export const YAMUX_RECEIVE_WINDOW_BYTES = 1024 * 1024
 
 /**
- * The largest receive window a yamux stream grows to (bytes): no more than what a stream buffers for a reader that
- * pushes back (libp2p's maxReadBufferLength, 4 MiB), which aborts the stream beyond it. With yamux's default of 16 MiB
+ * The largest receive window a yamux stream grows to (bytes), and what a stream buffers for a reader that pushes back
+ * (libp2p's maxReadBufferLength, which node.ts sets to the same; beyond it libp2p aborts the stream): a paused reader
+ * is sent at most its window, so the two must agree. With yamux's default of 16 MiB
  * a window grown while the reader kept up filled a paused reader's buffer past that ("Read buffer length of 4257955
  * exceeded limit of 4194304", yamux.test), and a 100 MB response through the hop was now and then cut short.
  */

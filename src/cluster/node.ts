@@ -5,6 +5,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import type { YamuxStreamOptions } from '@chainsafe/libp2p-yamux/config'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { bootstrap } from '@libp2p/bootstrap'
@@ -14,7 +15,13 @@ import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { PrivateKey } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
-import { PING_STREAMS, YAMUX_KEEPALIVE_INTERVAL_MS, YAMUX_MAX_MESSAGE_BYTES } from './constants.js'
+import {
+  PING_STREAMS,
+  YAMUX_KEEPALIVE_INTERVAL_MS,
+  YAMUX_MAX_MESSAGE_BYTES,
+  YAMUX_MAX_STREAM_WINDOW_BYTES,
+  YAMUX_RECEIVE_WINDOW_BYTES
+} from './constants.js'
 import { ListenError } from '../util/http.js'
 
 export type PhysarumNode = Libp2p<{ identify: Identify; ping: Ping; pubsub: GossipSub }>
@@ -67,12 +74,21 @@ async function startNode(init: NodeInit): Promise<PhysarumNode> {
     ...(init.inboundOnly === true ? { connectionGater: { denyDialMultiaddr: () => true } } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    // Data frames the size of noise's largest payload: one noise message each (the yamux patch). The keepalive
-    // pings stay on (rarely, YAMUX_KEEPALIVE_INTERVAL_MS) and the stream windows at yamux's defaults: without the
-    // pings (their RTT is what lets a window grow) or with the window capped at 4 MiB, a 200 MB response through
-    // the serving side kept 60-180 MB live in integration/allocator.test, which is not yet understood (see
-    // patches/README.md).
-    streamMuxers: [yamux({ maxMessageSize: YAMUX_MAX_MESSAGE_BYTES, keepAliveInterval: YAMUX_KEEPALIVE_INTERVAL_MS })],
+    // Data frames the size of noise's largest payload: one noise message each (the yamux patch). A stream's window
+    // opens at YAMUX_RECEIVE_WINDOW_BYTES (initialReceiveWindowSize is the yamux patch's) and grows no further than
+    // what the stream buffers for a reader that pushes back (maxReadBufferLength, set to the same bytes so that the
+    // two agree): a paused reader is sent at most its window, and is never aborted for it.
+    streamMuxers: [
+      yamux({
+        maxMessageSize: YAMUX_MAX_MESSAGE_BYTES,
+        keepAliveInterval: YAMUX_KEEPALIVE_INTERVAL_MS,
+        streamOptions: {
+          initialReceiveWindowSize: YAMUX_RECEIVE_WINDOW_BYTES,
+          maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW_BYTES,
+          maxReadBufferLength: YAMUX_MAX_STREAM_WINDOW_BYTES
+        } as YamuxStreamOptions
+      })
+    ],
     ...(init.psk !== undefined ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     peerDiscovery: bootstraps.length > 0 ? [bootstrap({ list: bootstraps, timeout: 0 })] : [],
     // libp2p's monitor pings every connection each 10 s and aborts it when one ping takes
