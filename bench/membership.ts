@@ -47,6 +47,8 @@ const SIZES = (process.env.BENCH_NODES ?? '20')
   .filter(n => Number.isInteger(n) && n >= 8)
 /** Sizes at or above this run in-process (one Node.js process, N libp2p nodes); below it as processes. */
 const INPROCESS = Number(process.env.BENCH_INPROCESS ?? 100)
+/** In-process nodes start in batches of this many while the cluster forms (a pause after each: ClusterAdapter.form). */
+const FORM_BATCH = 5
 const JOINS = Number(process.env.BENCH_JOINS ?? 5)
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? 60)
 /** The longest wait for the coordinates to settle (s). */
@@ -115,6 +117,11 @@ interface ClusterAdapter {
   cpu: () => { seconds: number; nodes: number }
   /** The signal on which a node leaves gracefully. */
   leaveSignal: NodeJS.Signals
+  /**
+   * In-process: a pause (ms) after every FORM_BATCH nodes started while the cluster forms, as a fleet's hosts come up,
+   * and how long forming may take: one event loop does every node's noise handshakes and joins.
+   */
+  form?: { pauseMs: number; timeoutMs: number }
   close: () => Promise<void>
   /** How the observers see node i now, for an error message. */
   describe?: (observers: number[], i: number) => string
@@ -344,6 +351,7 @@ function inProcessCluster(N: number): ClusterAdapter {
   }
   return {
     leaveSignal: 'SIGTERM',
+    form: { pauseMs: 1000, timeoutMs: 300000 },
     start: async i => {
       calledAt[i] = Date.now()
       let a: Agent
@@ -636,7 +644,10 @@ async function scenario(c: ClusterAdapter, N: number): Promise<Record<string, nu
   const lag = monitorEventLoopDelay({ resolution: LAG_RES_MS })
   try {
     const base = Array.from({ length: N - 1 }, (_, i) => i)
-    for (const i of base) await c.start(i)
+    for (const i of base) {
+      await c.start(i)
+      if (c.form !== undefined && (i + 1) % FORM_BATCH === 0) await sleep(c.form.pauseMs)
+    }
     for (const i of base)
       await waitAll(
         c,
@@ -644,7 +655,7 @@ async function scenario(c: ClusterAdapter, N: number): Promise<Record<string, nu
         i,
         'join',
         0,
-        120000
+        c.form?.timeoutMs ?? 120000
       )
     // Joins: a fresh node each time, seen joined by all; it then leaves (except the last).
     const joins: number[] = []
