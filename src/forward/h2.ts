@@ -176,6 +176,8 @@ export async function relayStream(
         if (endStream && retry.body.replayable && retry.refused(headers)) {
           refused = true
           retry.body.detach()
+          // The rest of a body still coming is not sent there.
+          if (!outbound.closed && !outbound.destroyed) outbound.close(NGHTTP2_CANCEL)
           resolve(REFUSED)
           return
         }
@@ -327,6 +329,8 @@ function relayBody(src: Http2Stream, dst: Http2Stream): void {
   src.once('end', () => {
     if (!dst.destroyed && !dst.writableEnded) dst.end()
   })
+  // A call of the hop's own framing (./calls.ts) flows once asked to; an Http2Stream does from its data listener.
+  src.resume()
 }
 
 /** Client sessions, one per key (an instance), opened on first use and dropped when they close. */
