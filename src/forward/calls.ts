@@ -352,7 +352,10 @@ export class CallSession extends EventEmitter {
     this.out.push(frame)
     if (this.flushing) return
     this.flushing = true
-    queueMicrotask(() => {
+    // After the I/O callbacks of this turn of the event loop (a microtask would run after each of node:http2's frame
+    // callbacks): the head, body and trailers of a call, and the frames of the calls that came in one read, go out as
+    // one libp2p message, one yamux frame and one socket write.
+    setImmediate(() => {
       this.flush()
     })
   }

@@ -206,7 +206,11 @@ export async function relayStream(
     // an app's reset is the client's.
     inbound.once('close', () => {
       if (refused) return
-      if (!outbound.closed && !outbound.destroyed)
+      // An answer relayed to its end (a call of the hop's own framing closes as soon as it is) leaves nothing to
+      // cancel: an RST_STREAM per call would be a rapid reset to the app, whose HTTP/2 server answers a flood of them
+      // with GOAWAY.
+      const over = inbound.rstCode === NGHTTP2_NO_ERROR && outbound.readableEnded && outbound.writableEnded
+      if (!over && !outbound.closed && !outbound.destroyed)
         outbound.close(inbound.rstCode === NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : inbound.rstCode)
       onClosed()
     })
