@@ -30,7 +30,7 @@ const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = con
 export const CALL_WINDOW = 1 << 20
 /** The taken bytes a receiver gathers before it sends a WINDOW frame for them. */
 const WINDOW_UPDATE_AT = CALL_WINDOW / 4
-/** Calls open at once on one stream (the host refuses more with RST REFUSED_STREAM), as the HTTP/2 sessions' setting. */
+/** Calls open at once on one stream (more are refused with RST REFUSED_STREAM), as the HTTP/2 sessions allow. */
 export const MAX_CALLS = 1000
 
 export class Call extends EventEmitter {

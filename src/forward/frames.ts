@@ -54,7 +54,11 @@ const headersSchema = {
   maxProperties: MAX_HEADER_PAIRS,
   propertyNames: { minLength: 1, maxLength: 1024 },
   additionalProperties: {
-    anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'array', maxItems: MAX_HEADER_PAIRS, items: { type: 'string' } }]
+    anyOf: [
+      { type: 'string' },
+      { type: 'number' },
+      { type: 'array', maxItems: MAX_HEADER_PAIRS, items: { type: 'string' } }
+    ]
   }
 } as const
 const validateHeaders = ajv.compile<FrameHeaders>(headersSchema)
