@@ -4,7 +4,7 @@
 import { Pool, type Dispatcher } from 'undici'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import type { PeerId, Startable } from '@libp2p/interface'
+import type { PeerId, Startable, Stream } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import type { PhysarumNode } from '../cluster/node.js'
 import { debugOn, silentLogger, type Logger } from '../util/log.js'
@@ -12,7 +12,13 @@ import { HTTP_PROTOCOL, MAX_HEADER_FRAME, instanceKey, type HeaderFrame } from '
 import { CONNECT_TIMEOUT_MS, MAX_STREAMS, STREAMS_PER_INSTANCE, STREAM_KEEPALIVE_MS } from './constants.js'
 import { streamToDuplex } from './duplex.js'
 import { H2Sessions } from './h2.js'
+import { CallSession } from './calls.js'
 import type { ClientHttp2Session } from 'node:http2'
+
+/** The host closed a stream whose frame said proto calls before its HELLO: it does not speak them. */
+class NoCalls extends Error {
+  override name = 'NoCalls'
+}
 
 /** The instance host could not be reached: nothing of the request was sent. */
 export class ConnectError extends Error {
@@ -27,6 +33,11 @@ export class ForwardClient implements Startable {
   private readonly pools = new Map<string, Pool>()
   /** HTTP/2 sessions (h2c and gRPC apps), one per instance, over a stream whose frame says proto h2. */
   private readonly h2 = new H2Sessions()
+  /** Sessions of calls (h2c and gRPC apps), one per instance, over a stream whose frame says proto calls. */
+  private readonly calls = new Map<string, Promise<CallSession>>()
+  /** Hosts that closed a stream whose frame said proto calls (an older version): HTTP/2 goes to them. */
+  private readonly h2Hosts = new Set<string>()
+  private readonly callError: (message: string) => void
   /** Stream opens in progress, per host peer. */
   private readonly opening = new Map<string, Set<AbortController>>()
 
@@ -37,12 +48,21 @@ export class ForwardClient implements Startable {
     private readonly opts: { connections?: number; connectTimeoutMs?: number; log?: Logger } = {}
   ) {
     this.closeFailed = debugOn(opts.log ?? silentLogger, 'close of a forwarding pool')
+    const log = opts.log ?? silentLogger
+    this.callError = message => {
+      log.debug('call stream failed', { error: message })
+    }
   }
 
   start(): void {}
 
   /** Opens a forwarding stream and sends the header frame. */
   async open(peer: PeerId, frame: HeaderFrame, signal?: AbortSignal): Promise<ReturnType<typeof streamToDuplex>> {
+    return streamToDuplex(await this.openStream(peer, frame, signal))
+  }
+
+  /** A forwarding stream with its header frame sent, as libp2p's stream. */
+  private async openStream(peer: PeerId, frame: HeaderFrame, signal?: AbortSignal): Promise<Stream> {
     // libp2p allows 64 outbound streams of a protocol per connection unless told otherwise: one
     // stream per request in flight, so that would cap a proxy at 64 concurrent requests per host.
     const stream = await this.node.dialProtocol(peer, HTTP_PROTOCOL, {
@@ -57,7 +77,7 @@ export class ForwardClient implements Startable {
       stream.abort(err as Error)
       throw err
     }
-    return streamToDuplex(lp.unwrap())
+    return lp.unwrap()
   }
 
   private key(peer: PeerId | string, frame: HeaderFrame): string {
@@ -105,8 +125,65 @@ export class ForwardClient implements Startable {
     return p
   }
 
-  /** The HTTP/2 session to a target (an h2c or gRPC instance), opened on first use. */
-  async session(peer: string, frame: HeaderFrame, signal?: AbortSignal): Promise<ClientHttp2Session> {
+  /**
+   * The session of calls to a target (an h2c or gRPC instance), opened on first use: over a stream in physarum's own
+   * framing (proto 'calls', ./calls.ts), or HTTP/2 (proto 'h2') to a host of an older version, which refuses the
+   * former's header frame.
+   */
+  async session(peer: string, frame: HeaderFrame, signal?: AbortSignal): Promise<CallSession | ClientHttp2Session> {
+    if (this.h2Hosts.has(peer)) return await this.h2Session(peer, frame, signal)
+    const key = this.key(peer, frame)
+    const have = this.calls.get(key)
+    if (have !== undefined) {
+      const s = await have.catch(() => undefined)
+      if (s !== undefined && !s.closed) return s
+      if (this.calls.get(key) === have) this.calls.delete(key)
+    }
+    const p = this.openCalls(peer, frame, signal)
+    this.calls.set(key, p)
+    const drop = (): void => {
+      if (this.calls.get(key) === p) this.calls.delete(key)
+    }
+    p.then(s => {
+      s.once('close', drop)
+      s.once('goaway', drop)
+    }, drop)
+    try {
+      return await p
+    } catch (err) {
+      if (!(err instanceof NoCalls)) throw err
+      this.h2Hosts.add(peer)
+      return await this.h2Session(peer, frame, signal)
+    }
+  }
+
+  private async openCalls(peer: string, frame: HeaderFrame, signal?: AbortSignal): Promise<CallSession> {
+    let stream: Stream
+    try {
+      stream = await this.openStream(peerIdFromString(peer), { ...frame, proto: 'calls' }, signal)
+    } catch (err) {
+      throw new ConnectError(peer, err as Error)
+    }
+    const s = new CallSession(stream, 'client', this.callError)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        s.destroy()
+        reject(new ConnectError(peer, new Error('no answer to the header frame')))
+      }, this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS)
+      s.once('hello', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      s.once('close', () => {
+        clearTimeout(timer)
+        reject(new NoCalls())
+      })
+    })
+    return s
+  }
+
+  /** The HTTP/2 session to a target over a stream whose header frame says proto h2. */
+  private async h2Session(peer: string, frame: HeaderFrame, signal?: AbortSignal): Promise<ClientHttp2Session> {
     return await this.h2.get(this.key(peer, frame), `${frame.app}.physarum`, async () => {
       try {
         return await this.open(peerIdFromString(peer), { ...frame, proto: 'h2' }, signal)
@@ -134,12 +211,29 @@ export class ForwardClient implements Startable {
     const p = this.pools.get(key)
     this.pools.delete(key)
     this.h2.forget(key)
+    void this.calls.get(key)?.then(
+      s => {
+        s.close()
+      },
+      () => {}
+    )
+    this.calls.delete(key)
     void p?.close().catch(this.closeFailed)
   }
 
   /** Closes the pools of instances that are gone (`keep` says no); their requests in flight finish. */
   sweep(keep: (key: string) => boolean): void {
     this.h2.sweep(keep)
+    for (const [key, p] of this.calls) {
+      if (keep(key)) continue
+      this.calls.delete(key)
+      void p.then(
+        s => {
+          s.close()
+        },
+        () => {}
+      )
+    }
     for (const [key, p] of this.pools) {
       if (keep(key)) continue
       this.pools.delete(key)
@@ -165,6 +259,14 @@ export class ForwardClient implements Startable {
   /** Destroys every pool: what is still in flight fails (the entrypoint has drained by then). */
   async stop(): Promise<void> {
     this.h2.stop()
+    for (const p of this.calls.values())
+      void p.then(
+        s => {
+          s.destroy()
+        },
+        () => {}
+      )
+    this.calls.clear()
     await Promise.all(
       [...this.pools.values()].map(async p => {
         await p.destroy().catch(this.closeFailed)

@@ -176,6 +176,8 @@ export async function relayStream(
         if (endStream && retry.body.replayable && retry.refused(headers)) {
           refused = true
           retry.body.detach()
+          // The rest of a body still coming is not sent there.
+          if (!outbound.closed && !outbound.destroyed) outbound.close(NGHTTP2_CANCEL)
           resolve(REFUSED)
           return
         }
@@ -204,7 +206,11 @@ export async function relayStream(
     // an app's reset is the client's.
     inbound.once('close', () => {
       if (refused) return
-      if (!outbound.closed && !outbound.destroyed)
+      // An answer relayed to its end (a call of the hop's own framing closes as soon as it is) leaves nothing to
+      // cancel: an RST_STREAM per call would be a rapid reset to the app, whose HTTP/2 server answers a flood of them
+      // with GOAWAY.
+      const over = inbound.rstCode === NGHTTP2_NO_ERROR && outbound.readableEnded && outbound.writableEnded
+      if (!over && !outbound.closed && !outbound.destroyed)
         outbound.close(inbound.rstCode === NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : inbound.rstCode)
       onClosed()
     })
@@ -327,6 +333,8 @@ function relayBody(src: Http2Stream, dst: Http2Stream): void {
   src.once('end', () => {
     if (!dst.destroyed && !dst.writableEnded) dst.end()
   })
+  // A call of the hop's own framing (./calls.ts) flows once asked to; an Http2Stream does from its data listener.
+  src.resume()
 }
 
 /** Client sessions, one per key (an instance), opened on first use and dropped when they close. */

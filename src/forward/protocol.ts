@@ -3,8 +3,11 @@
 // requests as the client sends (keep-alive), so that one stream serves many requests; or,
 // when the frame says `proto: "h2"`, HTTP/2 with prior knowledge (RFC 9113 §3.3): one
 // session multiplexing every request to the instance, with HTTP/2's own trailers, resets and
-// flow control, for h2c and gRPC apps (./h2.ts). A host that does not know the field speaks
-// HTTP/1.1, sees the HTTP/2 preface as a malformed request and closes the stream.
+// flow control, for h2c and gRPC apps (./h2.ts); or, when it says `proto: "calls"`, the same
+// calls in a framing of physarum's own (./frames.ts, ./calls.ts) that crosses no HTTP/2 codec on
+// the hop, the host's HELLO frame first. A host that does not know the field speaks HTTP/1.1,
+// sees the HTTP/2 preface as a malformed request and closes the stream; one that does not know
+// 'calls' refuses the header frame and resets the stream, and the proxy speaks h2 to it.
 import { ajv, type FromSchema } from '../util/ajv.js'
 import { APP_NAME_PATTERN } from '../config/schema.js'
 
@@ -19,7 +22,7 @@ const headerFrameSchema = {
     app: { type: 'string', pattern: APP_NAME_PATTERN },
     instance: { type: 'string', minLength: 1, maxLength: 128 },
     /** What the stream carries after the frame: HTTP/1.1 when absent. */
-    proto: { enum: ['http1', 'h2'] }
+    proto: { enum: ['http1', 'h2', 'calls'] }
   }
 } as const
 

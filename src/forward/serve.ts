@@ -2,7 +2,8 @@
 // to the local instance, bodies streamed both ways, never buffered whole. By default a byte
 // pipe to pooled keep-alive connections (./pipe.ts); upgrades, CONNECT, HTTP/1.0, requests to
 // h2c/gRPC instances (and every request with PHYSARUM_FORWARD_PIPE=0) go through Node's own
-// HTTP server over the stream and a keep-alive undici pool; proto h2 streams are HTTP/2.
+// HTTP server over the stream and a keep-alive undici pool; proto h2 streams are HTTP/2, and
+// proto calls streams carry h2c/gRPC calls in physarum's own framing (./calls.ts).
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import {
   performServerHandshake,
@@ -11,6 +12,7 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream
 } from 'node:http2'
+import { Call, CallSession } from './calls.js'
 import { H2Sessions, isGrpc, outgoingHeaders, relayH1ToH2, relayStream, respondError } from './h2.js'
 import { lpStream } from '@libp2p/utils'
 import { Pool } from 'undici'
@@ -115,6 +117,8 @@ export class ForwardServer implements Startable {
   private readonly pipeHost: PipeHost
   /** HTTP/2 sessions on forwarding streams (h2c and gRPC apps). */
   private readonly h2 = new Set<ServerHttp2Session>()
+  /** Streams of calls (proto calls) from proxies. */
+  private readonly callSessions = new Set<CallSession>()
   /** HTTP/2 sessions to h2c and gRPC instances, one per instance. */
   private readonly appSessions = new H2Sessions()
   private started = false
@@ -202,6 +206,10 @@ export class ForwardServer implements Startable {
       return
     }
     const ip = connection.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
+    if (frame.proto === 'calls') {
+      this.onCallStream(stream, frame, ip)
+      return
+    }
     const socket = streamToDuplex(stream, ip)
     ;(socket as unknown as Record<symbol, SocketInfo>)[INFO] = {
       frame,
@@ -227,6 +235,17 @@ export class ForwardServer implements Startable {
     session.on('stream', (stream, headers) => {
       stream.on('error', debugOn(this.components.log, 'HTTP/2 stream'))
       this.onH2Stream(stream, headers, frame, ip)
+    })
+  }
+
+  /** A stream of calls in physarum's own framing (./calls.ts): each call relayed as an HTTP/2 stream of the hop's. */
+  private onCallStream(stream: Stream, frame: HeaderFrame, ip: string | undefined): void {
+    const session = new CallSession(stream, 'server', debugOn(this.components.log, 'call stream'))
+    this.callSessions.add(session)
+    session.once('close', () => this.callSessions.delete(session))
+    session.on('stream', (call: Call, headers: IncomingHttpHeaders) => {
+      // A Call has the members of a server stream that the relay and respondError use.
+      this.onH2Stream(call as unknown as ServerHttp2Stream, headers, frame, ip)
     })
   }
 
@@ -523,14 +542,16 @@ export class ForwardServer implements Startable {
     for (const s of this.webSockets) s.write(WS_GOING_AWAY)
     // HTTP/2: a GOAWAY, so that the proxy opens no more streams; those in flight finish.
     for (const s of this.h2) s.close()
+    for (const s of this.callSessions) s.close()
     for (const s of this.sockets) {
       const pipe = this.pipes.get(s)
       if (pipe !== undefined) pipe.stop()
       else s.end()
     }
     const deadline = Date.now() + CLOSE_GRACE_MS
-    while (this.sockets.size > 0 && Date.now() < deadline) await sleep(CLOSE_POLL_MS)
+    while ((this.sockets.size > 0 || this.callSessions.size > 0) && Date.now() < deadline) await sleep(CLOSE_POLL_MS)
     for (const s of this.sockets) s.destroy()
+    for (const s of this.callSessions) s.destroy()
     this.appSessions.stop()
     for (const c of this.appConnections.values()) c.close()
     this.appConnections.clear()

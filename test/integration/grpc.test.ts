@@ -9,7 +9,8 @@ import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { connect as h2connect, constants as h2c } from 'node:http2'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -65,6 +66,7 @@ writeFileSync(
   `const http2 = require('node:http2')
 const server = http2.createServer((req, res) => {
   if (req.url === '/slow') return setTimeout(() => res.end('late'), 5000)
+  if (req.url === '/echo') return req.pipe(res)
   res.setHeader('content-type', 'text/plain')
   res.end('http ' + req.httpVersion + ' ' + req.method + ' ' + req.url + ' via ' + req.headers.via + '\\n')
 })
@@ -273,6 +275,30 @@ describe('gRPC and HTTP/2 through physarum', () => {
       `http://${proxy.address}/h2app/put`
     ])
     assert.match(h1.stdout, /^http 2\.0 PUT \/put via/)
+  })
+
+  test('an 8 MB h2c upload echoed back, read by a slow curl: whole, in order (windows and back-pressure both ways)', async () => {
+    const body = randomBytes(8 * 1024 * 1024)
+    const src = join(dir, 'big.bin')
+    const out = join(dir, 'big.out')
+    writeFileSync(src, body)
+    const r = await run('curl', [
+      '-sS',
+      '--max-time',
+      '60',
+      '--http2-prior-knowledge',
+      '--limit-rate',
+      '4M',
+      '--data-binary',
+      `@${src}`,
+      '-o',
+      out,
+      '-w',
+      '%{http_code} %{size_download}',
+      `http://${proxy.address}/h2app/echo`
+    ])
+    assert.equal(r.stdout, `200 ${body.length}`, r.stderr)
+    assert.ok(readFileSync(out).equals(body), 'the same bytes')
   })
 
   test("a server-mode proxy's user-run gRPC instance: reached from that proxy and through another one", async () => {
