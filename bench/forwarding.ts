@@ -150,6 +150,8 @@ interface Path {
 interface PathResult {
   path: Path
   wrk: Latency & { rps: number }
+  /** wrk's requests/s in each round. */
+  wrkRounds: number[]
   hopUsPerRequest: number[]
   c1: Latency
   c1Added: { p50: number; p99: number }
@@ -173,15 +175,23 @@ async function measure(paths: Path[]): Promise<PathResult[]> {
   const out = []
   for (const path of paths) {
     await fixedRate(`${path.base}/hello`, 200, 2) // warm-up
-    const cpu0 = cpuOf(path)
-    const w = wrk(`${path.base}/hello`)
-    const hopUsPerRequest = cpuOf(path).map((c, i) => ((c - cpu0[i]) * 1000) / (w.rps * DURATION_S))
-    out.push({ path, w, hopUsPerRequest, c1Rounds: [] as Latency[], fixedRounds: [] as Latency[] })
+    out.push({ path, wrkRounds: [] as Array<Latency & { rps: number }>, hopUs: [] as number[][] })
   }
+  // Every measurement in rounds, the paths taking turns: wrk's requests/s (with the CPU of the hops per request),
+  // then concurrency 1, then the fixed rate. One wrk run per path was a sample of whatever else the two cores did in
+  // those 10 s: the same build gave 4,600 and 6,500 req/s through physarum in two runs an hour apart.
+  const c1Rounds = new Map<Path, Latency[]>(paths.map(p => [p, []]))
+  const fixedRounds = new Map<Path, Latency[]>(paths.map(p => [p, []]))
   for (let round = 0; round < ROUNDS; round++) {
     for (const o of out) {
-      o.c1Rounds.push(wrk(`${o.path.base}/hello`, 1, C1_SECONDS))
-      o.fixedRounds.push(await fixedRate(`${o.path.base}/hello`, 1000, DURATION_S / 2))
+      const cpu0 = cpuOf(o.path)
+      const w = wrk(`${o.path.base}/hello`)
+      o.wrkRounds.push(w)
+      o.hopUs.push(cpuOf(o.path).map((c, i) => ((c - cpu0[i]) * 1000) / (w.rps * DURATION_S)))
+    }
+    for (const o of out) {
+      c1Rounds.get(o.path)?.push(wrk(`${o.path.base}/hello`, 1, C1_SECONDS))
+      fixedRounds.get(o.path)?.push(await fixedRate(`${o.path.base}/hello`, 1000, DURATION_S / 2))
     }
   }
   const summary = (rounds: Latency[]): Latency => ({
@@ -193,39 +203,55 @@ async function measure(paths: Path[]): Promise<PathResult[]> {
     p50: median(rounds.map((r, k) => r.p50 - direct[k].p50)),
     p99: median(rounds.map((r, k) => r.p99 - direct[k].p99))
   })
-  // One transfer per path first (JIT and the WebAssembly of pnet warm up, buffers grow), then the measured ones.
+  // One transfer per path first (JIT and the WebAssembly of pnet warm up, buffers grow), then the measured ones in
+  // rounds, the paths taking turns; a path's CPU per MB is over all of its measured transfers.
   const mb = async (
-    path: Path,
     read: (url: string) => Promise<number>
-  ): Promise<{ mbps: number; msPerMB: number[] }> => {
-    const url = `${path.base}/bytes?n=${BODY_BYTES}`
-    await read(url)
-    const cpu0 = cpuOf(path)
-    const runs: number[] = []
-    for (let k = 0; k < ROUNDS; k++) runs.push(await read(url))
+  ): Promise<Map<Path, { mbps: number; msPerMB: number[] }>> => {
+    const url = (p: Path): string => `${p.base}/bytes?n=${BODY_BYTES}`
+    for (const p of paths) await read(url(p))
+    const runs = new Map<Path, number[]>(paths.map(p => [p, []]))
+    const cpu = new Map<Path, number[]>(paths.map(p => [p, p.hops.map(() => 0)]))
+    for (let k = 0; k < ROUNDS; k++) {
+      for (const p of paths) {
+        const cpu0 = cpuOf(p)
+        runs.get(p)?.push(await read(url(p)))
+        const sum = cpu.get(p) ?? []
+        cpuOf(p).forEach((c, i) => (sum[i] += c - cpu0[i]))
+      }
+    }
     const mbs = (ROUNDS * BODY_BYTES) / 1048576
-    return { mbps: median(runs), msPerMB: cpuOf(path).map((c, i) => (c - cpu0[i]) / mbs) }
+    return new Map(
+      paths.map(p => [p, { mbps: median(runs.get(p) ?? []), msPerMB: (cpu.get(p) ?? []).map(c => c / mbs) }])
+    )
   }
-  const results: PathResult[] = []
-  for (const o of out) {
-    const curl = await mb(o.path, transferCurl)
-    results.push({
+  const curl = await mb(transferCurl)
+  const undici = await mb(transferUndici)
+  const direct = out[0].path
+  const rounds = (m: Map<Path, Latency[]>, p: Path): Latency[] => m.get(p) ?? []
+  return out.map(o => {
+    const w: Latency & { rps: number } = {
+      rps: median(o.wrkRounds.map(r => r.rps)),
+      p50: median(o.wrkRounds.map(r => r.p50)),
+      p99: median(o.wrkRounds.map(r => r.p99)),
+      errors: o.wrkRounds.reduce((n, r) => n + r.errors, 0)
+    }
+    return {
       path: o.path,
-      wrk: o.w,
-      hopUsPerRequest: o.hopUsPerRequest,
-      c1: summary(o.c1Rounds),
-      c1Added: added(o.c1Rounds, out[0].c1Rounds),
-      c1Rounds: o.c1Rounds,
-      fixed: summary(o.fixedRounds),
-      fixedAdded: added(o.fixedRounds, out[0].fixedRounds),
-      fixedRounds: o.fixedRounds,
-      curlMBps: curl.mbps,
-      hopMsPerMB: curl.msPerMB,
-      undiciMBps: NaN
-    })
-  }
-  for (const r of results) r.undiciMBps = (await mb(r.path, transferUndici)).mbps
-  return results
+      wrk: w,
+      wrkRounds: o.wrkRounds.map(r => r.rps),
+      hopUsPerRequest: o.path.hops.map((_, i) => median(o.hopUs.map(r => r[i]))),
+      c1: summary(rounds(c1Rounds, o.path)),
+      c1Added: added(rounds(c1Rounds, o.path), rounds(c1Rounds, direct)),
+      c1Rounds: rounds(c1Rounds, o.path),
+      fixed: summary(rounds(fixedRounds, o.path)),
+      fixedAdded: added(rounds(fixedRounds, o.path), rounds(fixedRounds, direct)),
+      fixedRounds: rounds(fixedRounds, o.path),
+      curlMBps: curl.get(o.path)?.mbps ?? NaN,
+      hopMsPerMB: curl.get(o.path)?.msPerMB ?? [],
+      undiciMBps: undici.get(o.path)?.mbps ?? NaN
+    }
+  })
 }
 
 export async function run(): Promise<void> {
@@ -378,7 +404,7 @@ http { ${upstream('app', appPort)} ${upstream('hop2', n2)} ${server(n2, 'app')} 
         fmt(r.curlMBps),
         r.hopUsPerRequest.map(u => fmt(u)).join(' + '),
         r.hopMsPerMB.map(u => fmt(u, 1)).join(' + '),
-        String(r.fixed.errors + r.c1.errors)
+        String(r.wrk.errors + r.fixed.errors + r.c1.errors)
       ]
       return `| ${cells.join(' | ')} |`
     })
@@ -387,11 +413,13 @@ http { ${upstream('app', appPort)} ${upstream('hop2', n2)} ${server(n2, 'app')} 
     const node1 = by('node1')
     const libp2pUs =
       (phy.hopUsPerRequest[0] + phy.hopUsPerRequest[1] - node2.hopUsPerRequest[0] - node2.hopUsPerRequest[1]) / 2
-    const markdown = `The bundled hello-world-server (\`GET /hello\`, 12 bytes), every component its own process on 127.0.0.1. Throughput: \`wrk -t2 -c32 -d${DURATION_S}s\`, and the CPU time (user + system, from /proc/<pid>/stat) each hop's process used per request under it. Latency at concurrency 1: \`wrk -t1 -c1 -d${C1_SECONDS}s\` (one request at a time, p50 / p99); at a fixed rate: an open-loop undici client sending 1,000 req/s for ${DURATION_S / 2} s. Both in ${ROUNDS} rounds with the paths taking turns, the median over the rounds; in parentheses, what the path adds to the direct run of the same round. One ${BODY_MB} MB response read by curl (median of ${ROUNDS} after one warm-up transfer per path), with the CPU time each hop's process used per MB over those transfers. physarum runs with a PSK (pnet + noise + yamux); its streams stay open and are reused.
+    const markdown = `The bundled hello-world-server (\`GET /hello\`, 12 bytes), every component its own process on 127.0.0.1. Throughput: \`wrk -t2 -c32 -d${DURATION_S}s\`, and the CPU time (user + system, from /proc/<pid>/stat) each hop's process used per request under it. Latency at concurrency 1: \`wrk -t1 -c1 -d${C1_SECONDS}s\` (one request at a time, p50 / p99); at a fixed rate: an open-loop undici client sending 1,000 req/s for ${DURATION_S / 2} s. Each in ${ROUNDS} rounds with the paths taking turns, the median over the rounds; in parentheses, what the path adds to the direct run of the same round. One ${BODY_MB} MB response read by curl (one warm-up transfer per path, then ${ROUNDS} rounds, the paths taking turns; the median), with the CPU time each hop's process used per MB over those transfers. physarum runs with a PSK (pnet + noise + yamux); its streams stay open and are reused.
 
 | path | req/s (wrk) | p50 / p99 ms at concurrency 1 | p50 / p99 ms at 1,000 req/s | ${BODY_MB} MB, MB/s (curl) | CPU µs per request of each hop (wrk) | CPU ms per MB of each hop (${BODY_MB} MB) | errors |
 |---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
+
+wrk's requests/s in each round: ${results.map(r => `${r.path.key} ${r.wrkRounds.map(x => fmt(x)).join(', ')}`).join('; ')}.
 
 Through physarum's local fast path / through one Node.js hop: ${fmt(by('fast').wrk.rps / node1.wrk.rps, 2)}× the requests per second. Through physarum / through two Node.js hops: ${fmt(phy.wrk.rps / node2.wrk.rps, 2)}× the requests per second; through physarum / two nginx hops: ${fmt(phy.wrk.rps / by('nginx').wrk.rps, 2)}×. The ${BODY_MB} MB response read by an undici client in the benchmark's own Node.js process instead (it takes its own share of the two cores): ${results.map(r => `${fmt(r.undiciMBps)} MB/s ${r.path.key}`).join(', ')}.
 
