@@ -35,6 +35,10 @@ const FARTHER_MS = 60
 const LAG_LIMIT_MS = FAR_MS
 /** The delay monitor's samples are whole intervals of this many ms: the delay is what is above it. */
 const LAG_RES_MS = 10
+/** The loop's delay is judged over windows of this long (ms), the last one before the verdict. */
+const LAG_SAMPLE_MS = 10000
+/** How long the coordinates get to rank the far nodes correctly (ms). */
+const RANK_WAIT_MS = 200000
 const lag = monitorEventLoopDelay({ resolution: LAG_RES_MS })
 const lagMs = (): number => Math.max(0, lag.percentile(50) / 1e6 - LAG_RES_MS)
 const agents: Agent[] = []
@@ -119,7 +123,7 @@ test('52 nodes converge: every node knows every other, none failed', { timeout: 
 
 test(
   'estimated RTTs rank the far nodes correctly on ≥ 90 % of the nodes, without probing them',
-  { timeout: 90000 },
+  { timeout: 220000 },
   async t => {
     const ranks = (): { ok: number; of: number; sample: string } => {
       let ok = 0
@@ -138,31 +142,31 @@ test(
       }
       return { ok, of, sample }
     }
-    let last = ranks()
     // RTTs measured in a process whose event loop is late by more than the relays' delays measure the loop, not the
-    // network: on such a loaded machine the ranking cannot be judged, and the test says so at once (waiting for
-    // coordinates to settle took 75 s in every full run on this 2-core machine and then could not judge them either).
-    const lagBefore = lagMs()
-    if (last.ok < 0.9 * last.of && lagBefore > LAG_LIMIT_MS) {
-      t.skip(
-        `event-loop delay ${lagBefore.toFixed(0)} ms (median) > ${LAG_LIMIT_MS} ms: this machine is too loaded to judge RTTs`
-      )
-      return
+    // network. Right after the cluster formed, the loop is busy for a while yet (every node opens a connection to each
+    // member it probes: ~1,300 noise handshakes in this one process within a probe round), so the coordinates get
+    // time to settle; the loop's delay is judged over the last LAG_SAMPLE_MS only, and a ranking still wrong on a loop
+    // that is late by more than the relays can add is a loaded machine, said as a skip, not a failure.
+    let last = ranks()
+    let recentLag = 0
+    const deadline = Date.now() + RANK_WAIT_MS
+    lag.reset()
+    let windowStart = Date.now()
+    while (last.ok < 0.9 * last.of && Date.now() < deadline) {
+      await sleep(1000)
+      last = ranks()
+      if (Date.now() - windowStart >= LAG_SAMPLE_MS) {
+        recentLag = lagMs()
+        lag.reset()
+        windowStart = Date.now()
+      }
     }
-    await waitFor(
-      'coordinates that rank the far nodes',
-      () => {
-        last = ranks()
-        return last.ok >= 0.9 * last.of
-      },
-      75000,
-      1000
-    ).catch(() => {})
-    process.stdout.write(`# ${last.ok}/${last.of} nodes rank near < far < farther (${last.sample})\n`)
-    const lagAfter = lagMs()
-    if (last.ok < 0.9 * last.of && lagAfter > LAG_LIMIT_MS) {
+    process.stdout.write(
+      `# ${last.ok}/${last.of} nodes rank near < far < farther (${last.sample}); loop delay ${recentLag.toFixed(0)} ms\n`
+    )
+    if (last.ok < 0.9 * last.of && recentLag > LAG_LIMIT_MS) {
       t.skip(
-        `event-loop delay ${lagAfter.toFixed(0)} ms (median) > ${LAG_LIMIT_MS} ms: this machine is too loaded to judge RTTs`
+        `event-loop delay ${recentLag.toFixed(0)} ms (median) > ${LAG_LIMIT_MS} ms: this machine is too loaded to judge RTTs`
       )
       return
     }

@@ -52,6 +52,11 @@ interface NetOpts {
   loss?: number
   /** Links that drop everything from → to. */
   cut?: Set<string>
+  /**
+   * A pair that has not talked yet needs a dial first: its first messages wait this long (ms), and send() says they
+   * waited (false), as the libp2p transport does. Unset: every pair is connected at once (and remembered as such).
+   */
+  dialMs?: number
 }
 
 /** A cluster of Swim instances on the fake clock and network. */
@@ -66,6 +71,9 @@ class Cluster {
   readonly slowReceive = new Map<string, number>()
   readonly changes: Array<{ at: number; observer: string; peer: string; state: MemberState }> = []
   sent = 0
+  /** Pairs with a connection ("a|b", sorted), and when a dial in progress completes. */
+  private readonly connected = new Set<string>()
+  private readonly dialling = new Map<string, number>()
 
   constructor(
     readonly config: SwimConfig,
@@ -82,9 +90,7 @@ class Cluster {
         clearTimer: this.clock.clearTimer,
         random: this.random,
         addrs: () => [`/mem/${name}`],
-        send: (to, msg) => {
-          this.deliver(name, to, msg)
-        }
+        send: (to, msg) => this.deliver(name, to, msg)
       },
       this.config,
       { incarnation }
@@ -100,18 +106,35 @@ class Cluster {
   /** Sees every message sent, delivered or not. */
   tap?: (from: string, to: string, msg: SwimMessage) => void
 
-  private deliver(from: string, to: string, msg: SwimMessage): void {
+  private deliver(from: string, to: string, msg: SwimMessage): boolean {
     this.sent++
     this.tap?.(from, to, msg)
-    if (this.down.has(from)) return
-    if (this.net.cut?.has(`${from}>${to}`) === true) return
-    if ((this.net.loss ?? 0) > 0 && this.random() < (this.net.loss ?? 0)) return
-    const delay = (this.net.latency?.(from, to) ?? 1) + (this.slowSend.get(from) ?? 0) + (this.slowReceive.get(to) ?? 0)
+    const pair = [from, to].sort().join('|')
+    let dial = 0
+    if (this.net.dialMs === undefined) this.connected.add(pair)
+    else if (!this.connected.has(pair)) {
+      let ready = this.dialling.get(pair)
+      if (ready === undefined) {
+        ready = this.clock.t + this.net.dialMs
+        this.dialling.set(pair, ready)
+        this.clock.setTimer(() => {
+          this.dialling.delete(pair)
+          this.connected.add(pair)
+        }, this.net.dialMs)
+      }
+      dial = ready - this.clock.t
+    }
+    if (this.down.has(from)) return dial === 0
+    if (this.net.cut?.has(`${from}>${to}`) === true) return dial === 0
+    if ((this.net.loss ?? 0) > 0 && this.random() < (this.net.loss ?? 0)) return dial === 0
+    const delay =
+      dial + (this.net.latency?.(from, to) ?? 1) + (this.slowSend.get(from) ?? 0) + (this.slowReceive.get(to) ?? 0)
     // A copy, as a wire would make: no receiver shares objects with the sender.
     const copy = JSON.parse(JSON.stringify(msg)) as SwimMessage
     this.clock.setTimer(() => {
       if (!this.down.has(to)) this.nodes.get(to)?.receive(from, copy)
     }, delay)
+    return dial === 0
   }
 
   /** Starts n nodes that join through the first. */
@@ -164,6 +187,35 @@ test('a probe is answered: an RTT sample with the network latency and the peer c
   assert.ok(
     samples.every(ms => ms === 14),
     `RTT is twice the one-way latency: ${samples.join(',')}`
+  )
+})
+
+test('a newcomer whose every first probe waits for a dial longer than the probe timeout suspects nobody, and takes no RTT sample from a dialled probe', () => {
+  const c = Cluster.of(12)
+  c.clock.run(30000)
+  // From now on a pair that never talked needs 1.5 s to connect (a noise handshake on a loaded host), more than the
+  // protocol period of 1 s: only the newcomer's pairs are new.
+  c.net.dialMs = 1500
+  const samples: number[] = []
+  const newcomer = c.add('new')
+  newcomer.on('rtt', (_peer, ms) => samples.push(ms))
+  newcomer.join('n0')
+  c.clock.run(30000)
+  assert.deepEqual(
+    c.changes.filter(x => x.state !== 'alive'),
+    [],
+    'no member suspected by the newcomer, nor the newcomer by anyone'
+  )
+  assert.ok(samples.length >= 10, `${samples.length} samples`)
+  assert.ok(
+    samples.every(ms => ms === 2),
+    `only round trips on open connections are samples: ${samples.join(',')}`
+  )
+  // A member that stops is still failed, by the newcomer too, once the suspicion has run its course.
+  c.down.add('n5')
+  assert.ok(
+    c.until('n5', 'failed', 20000) < Infinity,
+    `n5 failed on all: not yet on ${c.notYet('n5', 'failed').join(', ')}`
   )
 })
 

@@ -5,6 +5,16 @@
 // and SuspectTimeoutMs (the base of a suspicion's wait).
 
 /**
+ * A probe whose ping (or one of whose ping-reqs) waited for a stream to open, i.e. for a dial and a noise handshake,
+ * gets this much longer (ms) before it goes indirect and before it ends, and its round trip is no RTT sample. A
+ * newcomer has a connection to hardly anyone, so each of its first probes dials; on a loaded host (50 daemons on 2
+ * cores) the handshake alone outlasted the 500 ms probe timeout, the newcomer suspected healthy members and the whole
+ * cluster heard it (2026-12-04: ~40 suspicions per join, and the dial-inflated round trips sent the Vivaldi
+ * coordinates hundreds of ms off). A member that is really gone is still suspected at once when its redial is refused.
+ */
+export const DIAL_ALLOWANCE_MS = 2000
+
+/**
  * Members asked to probe a target for us when it missed our direct probe (SWIM's k). memberlist: 3. More catch
  * more lossy paths at the cost of k messages per missed probe, which is rare.
  */
@@ -147,3 +157,24 @@ export const DELTA_CHECK_MS = 1000
  * names a newer version) costs one request, not one per delta that follows it.
  */
 export const STATE_REQUEST_MS = 2000
+
+/**
+ * A member this node holds no announcement of yet (its first delta, or a push-pull, came before its full state) is
+ * asked for it after a random wait of up to this long (ms), unless a stream to it is open already or its announcement
+ * arrived meanwhile (a newcomer publishes its full state several times in its first seconds). Asked at once, every
+ * member dialled a newcomer within the same second: in a 50-daemon cluster the newcomer spent its first 6 s at full CPU
+ * on ~50 noise handshakes, identify and gossipsub set-ups, answered no probe in time and was suspected, and sometimes
+ * failed, by all (2026-12-04).
+ */
+export const UNKNOWN_STATE_WAIT_MS = 5000
+
+/** Delayed asks (UNKNOWN_STATE_WAIT_MS) pending at once, at most: bounded memory whatever the churn. */
+export const MAX_UNKNOWN_ASKS = 4096
+
+/**
+ * A probe's round trip is no Vivaldi sample while this node's event loop has lately been late by more than this (ms;
+ * health.ts's remembered lag, which decays): such a round trip is mostly the loop's delay. In a 52-node cluster in one
+ * process the loop ran hundreds of ms late for a minute after the cluster formed, and the coordinates taken from that
+ * minute put nodes 1 ms apart at ~365 ms, and took minutes to come back (2026-12-04).
+ */
+export const COORDINATE_MAX_LAG_MS = 5

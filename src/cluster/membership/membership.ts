@@ -31,7 +31,15 @@ import { DeltaSender, type State } from './delta.js'
 import { MemberTable, type Member, type MemberStatus } from './table.js'
 import { LocalHealth } from './health.js'
 import { Swim } from './swim.js'
-import { DELTA_CHECK_MS, LOAD_MEMBERS_PER_INTERVAL, MAX_STATES_PER_FRAME, STATE_REQUEST_MS } from './constants.js'
+import {
+  COORDINATE_MAX_LAG_MS,
+  DELTA_CHECK_MS,
+  LOAD_MEMBERS_PER_INTERVAL,
+  MAX_STATES_PER_FRAME,
+  MAX_UNKNOWN_ASKS,
+  STATE_REQUEST_MS,
+  UNKNOWN_STATE_WAIT_MS
+} from './constants.js'
 import { SwimTransport } from './swim-transport.js'
 import { CoordinateClient, CoordinateError, type Coordinate } from '../coordinate/index.js'
 import type { PhysarumNode } from '../node.js'
@@ -110,6 +118,8 @@ export class Membership implements Startable {
   private startedAt = 0
   /** When each member was last asked for its full state (a version gap), for STATE_REQUEST_MS. */
   private readonly askedAt = new Map<string, number>()
+  /** Members without an announcement whose full state is to be asked for after a wait (askStateOfUnknown). */
+  private readonly unknownAsks = new Map<string, NodeJS.Timeout>()
   private timers: NodeJS.Timeout[] = []
   private announceTimer?: NodeJS.Timeout
   private refuteTimer?: NodeJS.Timeout
@@ -189,7 +199,7 @@ export class Membership implements Startable {
           clearTimeout(t as NodeJS.Timeout)
         },
         send: (to, msg) => {
-          this.transport.send(to, msg)
+          return this.transport.send(to, msg)
         },
         random: Math.random,
         addrs: () => components.node.getMultiaddrs().map(m => m.toString()),
@@ -224,7 +234,9 @@ export class Membership implements Startable {
     })
     this.swim.on('rtt', (peer, ms, coord) => {
       components.rtt.observe(peer, ms)
-      if (coord === undefined) return
+      // A round trip timed while this node's own event loop ran late measures the loop, not the network: the
+      // coordinate skips it (COORDINATE_MAX_LAG_MS).
+      if (coord === undefined || this.health.lag > COORDINATE_MAX_LAG_MS) return
       try {
         this.coordinates.update(peer, coord, ms)
       } catch (err) {
@@ -242,7 +254,9 @@ export class Membership implements Startable {
     // One we hold nothing of (its announcement and our asks were lost): ask too.
     this.swim.on('version', (peer, ver) => {
       const m = this.table.get(peer)
-      if (m === undefined ? isLive(this.swim.get(peer)?.state) : m.announcement.seq < ver) this.askState(peer)
+      if (m === undefined) {
+        if (isLive(this.swim.get(peer)?.state)) this.askStateOfUnknown(peer)
+      } else if (m.announcement.seq < ver) this.askState(peer)
     })
     this.swim.on('refute', () => {
       this.health.refuted(Date.now())
@@ -269,6 +283,25 @@ export class Membership implements Startable {
     if (this.askedAt.size > 4096) this.askedAt.clear()
     this.askedAt.set(peer, now)
     this.sendState(peer, true)
+  }
+
+  /**
+   * Asks a member this node holds no announcement of for its full state: at once over an open stream, else after a
+   * random wait (UNKNOWN_STATE_WAIT_MS) and only if it is still unknown then, so that a newcomer is not dialled by
+   * every member at once.
+   */
+  private askStateOfUnknown(peer: string): void {
+    if (this.transport.connected(peer)) {
+      this.askState(peer)
+      return
+    }
+    if (this.unknownAsks.has(peer) || this.unknownAsks.size >= MAX_UNKNOWN_ASKS) return
+    const t = setTimeout(() => {
+      this.unknownAsks.delete(peer)
+      if (this.table.get(peer) === undefined) this.askState(peer)
+    }, Math.random() * UNKNOWN_STATE_WAIT_MS)
+    t.unref()
+    this.unknownAsks.set(peer, t)
   }
 
   /** Every announcement this node holds, its own first, to a newcomer that joined through it. */
@@ -394,6 +427,8 @@ export class Membership implements Startable {
     if (this.announceTimer !== undefined) clearTimeout(this.announceTimer)
     if (this.refuteTimer !== undefined) clearTimeout(this.refuteTimer)
     if (this.periodicTimer !== undefined) clearTimeout(this.periodicTimer)
+    for (const t of this.unknownAsks.values()) clearTimeout(t)
+    this.unknownAsks.clear()
   }
 
   /**
@@ -605,7 +640,8 @@ export class Membership implements Startable {
     if (result === 'updated') {
       const m = this.table.get(d.peer)
       if (m !== undefined) this.afterNew(m.announcement, 'updated')
-    } else if (result === 'gap' || result === 'unknown') this.askState(d.peer)
+    } else if (result === 'gap') this.askState(d.peer)
+    else if (result === 'unknown') this.askStateOfUnknown(d.peer)
   }
 
   private validateSuspect(msg: Message): TopicValidatorResult {

@@ -132,22 +132,26 @@ export class SwimTransport implements Startable {
     if (this.channels.get(ch.peer) === ch) this.channels.delete(ch.peer)
   }
 
-  /** Sends one message; never throws, never waits. */
-  send(to: string, msg: SwimMessage): void {
-    if (!this.started) return
+  /**
+   * Sends one message; never throws, never waits. True when it went out on an open stream, false when it waits for one
+   * to open (a dial, so its round trip says little about the member) or was dropped.
+   */
+  send(to: string, msg: SwimMessage): boolean {
+    if (!this.started) return false
     const frame = encodeSwim(msg)
     const ch = this.channels.get(to)
     if (ch !== undefined && !ch.closed) {
       ch.write(frame)
-      return
+      return !ch.closed
     }
     const queued = this.opening.get(to)
     if (queued !== undefined) {
       if (queued.length < MAX_PENDING_FRAMES) queued.push(frame)
-      return
+      return false
     }
     this.opening.set(to, [frame])
     void this.open(to)
+    return false
   }
 
   private async open(peer: string): Promise<void> {
@@ -170,6 +174,12 @@ export class SwimTransport implements Startable {
     } finally {
       this.opening.delete(peer)
     }
+  }
+
+  /** Whether a stream to the member is open (a message to it goes out at once, with no dial). */
+  connected(peer: string): boolean {
+    const ch = this.channels.get(peer)
+    return ch !== undefined && !ch.closed
   }
 
   /** Forgets a member's stream (it was forgotten, or its connection closed). */

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
   AWARENESS_MAX,
+  DIAL_ALLOWANCE_MS,
   GOSSIP_INTERVAL_MS,
   GOSSIP_NODES,
   INDIRECT_CHECKS,
@@ -62,7 +63,8 @@ export interface SwimEnv {
   now: () => number
   setTimer: (fn: () => void, ms: number) => Timer
   clearTimer: (t: Timer) => void
-  send: (to: string, msg: SwimMessage) => void
+  /** Sends a message; false when it waits for a stream to the member to open (a dial) rather than going out now. */
+  send: (to: string, msg: SwimMessage) => boolean | void
   random: () => number
   /** This node's addresses, sent with its alive updates. */
   addrs: () => string[]
@@ -105,6 +107,8 @@ interface Probe {
   expectedNacks: number
   nacks: number
   timers: Timer[]
+  /** Its ping went out on an open stream: the ack's round trip is an RTT sample (a dial's is not). */
+  sample: boolean
 }
 
 export interface SwimEvents {
@@ -358,23 +362,41 @@ export class Swim extends EventEmitter<SwimEvents> {
   probe(target: string): void {
     const seq = ++this.seq
     const lhm = this.multiplier
-    const p: Probe = { target, sentAt: this.env.now(), acked: false, expectedNacks: 0, nacks: 0, timers: [] }
+    const p: Probe = {
+      target,
+      sentAt: this.env.now(),
+      acked: false,
+      expectedNacks: 0,
+      nacks: 0,
+      timers: [],
+      sample: true
+    }
     this.probes.set(seq, p)
     // No coordinate in a ping: the prober's Vivaldi sample needs the target's, which comes back in the ack.
-    this.env.send(target, { v: 1, t: 'ping', seq, updates: this.piggyback(target) })
-    const probeTimeout = this.c.probeTimeoutMs * lhm
+    p.sample = this.env.send(target, { v: 1, t: 'ping', seq, updates: this.piggyback(target) }) !== false
+    const probeTimeout = this.c.probeTimeoutMs * lhm + (p.sample ? 0 : DIAL_ALLOWANCE_MS)
     // The end of the protocol period: at least the probe timeout, so that indirect probes get their turn.
     const period = Math.max(this.c.probeIntervalMs * lhm, 2 * probeTimeout)
+    const conclude = (): void => {
+      this.concludeProbe(seq, p)
+    }
+    const end = this.env.setTimer(conclude, period)
     p.timers.push(
+      end,
       this.env.setTimer(() => {
         if (p.acked || !this.running) return
         const helpers = this.randomMembers(this.c.indirectChecks, m => m.state === 'alive' && m.peer !== target)
         p.expectedNacks = helpers.length
-        for (const h of helpers) this.env.send(h, { v: 1, t: 'ping-req', seq, target, updates: this.piggyback(h) })
-      }, probeTimeout),
-      this.env.setTimer(() => {
-        this.concludeProbe(seq, p)
-      }, period)
+        let dialled = false
+        for (const h of helpers)
+          if (this.env.send(h, { v: 1, t: 'ping-req', seq, target, updates: this.piggyback(h) }) === false)
+            dialled = true
+        // A helper reached only through a dial answers that much later: the period waits for it.
+        if (dialled) {
+          this.env.clearTimer(end)
+          p.timers.push(this.env.setTimer(conclude, period - probeTimeout + DIAL_ALLOWANCE_MS))
+        }
+      }, probeTimeout)
     )
   }
 
@@ -460,7 +482,7 @@ export class Swim extends EventEmitter<SwimEvents> {
         p.acked = true
         if (from === p.target) {
           const coord = coordinateOf(msg)
-          this.emit('rtt', from, this.env.now() - p.sentAt, coord)
+          if (p.sample) this.emit('rtt', from, this.env.now() - p.sentAt, coord)
           if (coord !== undefined) this.noteCoordinate(from, coord)
         }
         return
