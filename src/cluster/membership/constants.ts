@@ -168,6 +168,13 @@ export const STATE_REQUEST_MS = 2000
  */
 export const UNKNOWN_STATE_WAIT_MS = 5000
 
+/**
+ * Below this many members, a member without an announcement is asked for it at once all the same: a newcomer takes
+ * that many handshakes in a burst without trouble, and a small cluster (a few hosts, a test's) learns a new host's
+ * apps and instances without the wait.
+ */
+export const UNKNOWN_STATE_AT_ONCE_MEMBERS = 16
+
 /** Delayed asks (UNKNOWN_STATE_WAIT_MS) pending at once, at most: bounded memory whatever the churn. */
 export const MAX_UNKNOWN_ASKS = 4096
 

@@ -38,6 +38,7 @@ import {
   MAX_STATES_PER_FRAME,
   MAX_UNKNOWN_ASKS,
   STATE_REQUEST_MS,
+  UNKNOWN_STATE_AT_ONCE_MEMBERS,
   UNKNOWN_STATE_WAIT_MS
 } from './constants.js'
 import { SwimTransport } from './swim-transport.js'
@@ -286,12 +287,12 @@ export class Membership implements Startable {
   }
 
   /**
-   * Asks a member this node holds no announcement of for its full state: at once over an open stream, else after a
-   * random wait (UNKNOWN_STATE_WAIT_MS) and only if it is still unknown then, so that a newcomer is not dialled by
-   * every member at once.
+   * Asks a member this node holds no announcement of for its full state: at once over an open stream or in a small
+   * cluster, else after a random wait (UNKNOWN_STATE_WAIT_MS) and only if it is still unknown then, so that a newcomer
+   * is not dialled by every member of a large cluster at once.
    */
   private askStateOfUnknown(peer: string): void {
-    if (this.transport.connected(peer)) {
+    if (this.transport.connected(peer) || this.table.size < UNKNOWN_STATE_AT_ONCE_MEMBERS) {
       this.askState(peer)
       return
     }
