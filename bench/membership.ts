@@ -258,8 +258,15 @@ function physarumCluster(N: number): ClusterAdapter {
     },
     physarum: {
       view: async i => {
-        const r = await fetch(`http://${admins[i]}/v1/members`, { signal: AbortSignal.timeout(5000) })
-        return (await r.json()) as MemberView[]
+        // Once more on a socket error: the admin API may close an idle keep-alive connection as fetch reuses it.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const r = await fetch(`http://${admins[i]}/v1/members`, { signal: AbortSignal.timeout(5000) })
+            return (await r.json()) as MemberView[]
+          } catch (err) {
+            if (attempt > 0) throw err
+          }
+        }
       },
       peer: i => peers[i],
       addr: i => addrs[i]
