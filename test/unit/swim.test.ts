@@ -124,9 +124,11 @@ class Cluster {
       }
       dial = ready - this.clock.t
     }
-    if (this.down.has(from)) return dial === 0
-    if (this.net.cut?.has(`${from}>${to}`) === true) return dial === 0
-    if ((this.net.loss ?? 0) > 0 && this.random() < (this.net.loss ?? 0)) return dial === 0
+    // What send() says: whether the message went out on an open connection, delivered or not.
+    const open = dial === 0
+    if (this.down.has(from)) return open
+    if (this.net.cut?.has(`${from}>${to}`) === true) return open
+    if ((this.net.loss ?? 0) > 0 && this.random() < (this.net.loss ?? 0)) return open
     const delay =
       dial + (this.net.latency?.(from, to) ?? 1) + (this.slowSend.get(from) ?? 0) + (this.slowReceive.get(to) ?? 0)
     // A copy, as a wire would make: no receiver shares objects with the sender.
@@ -134,7 +136,7 @@ class Cluster {
     this.clock.setTimer(() => {
       if (!this.down.has(to)) this.nodes.get(to)?.receive(from, copy)
     }, delay)
-    return dial === 0
+    return open
   }
 
   /** Starts n nodes that join through the first. */

@@ -299,7 +299,8 @@ export class Membership implements Startable {
     if (this.unknownAsks.has(peer) || this.unknownAsks.size >= MAX_UNKNOWN_ASKS) return
     const t = setTimeout(() => {
       this.unknownAsks.delete(peer)
-      if (this.table.get(peer) === undefined) this.askState(peer)
+      // Still without an announcement, and still live (not failed, left or forgotten meanwhile: no dial to the gone).
+      if (this.table.get(peer) === undefined && isLive(this.swim.get(peer)?.state)) this.askState(peer)
     }, Math.random() * UNKNOWN_STATE_WAIT_MS)
     t.unref()
     this.unknownAsks.set(peer, t)

@@ -362,18 +362,12 @@ export class Swim extends EventEmitter<SwimEvents> {
   probe(target: string): void {
     const seq = ++this.seq
     const lhm = this.multiplier
-    const p: Probe = {
-      target,
-      sentAt: this.env.now(),
-      acked: false,
-      expectedNacks: 0,
-      nacks: 0,
-      timers: [],
-      sample: true
-    }
+    const sentAt = this.env.now()
+    // No coordinate in a ping: the prober's Vivaldi sample needs the target's, which comes back in the ack (never
+    // within this call: the transport delivers later).
+    const sample = this.env.send(target, { v: 1, t: 'ping', seq, updates: this.piggyback(target) }) !== false
+    const p: Probe = { target, sentAt, acked: false, expectedNacks: 0, nacks: 0, timers: [], sample }
     this.probes.set(seq, p)
-    // No coordinate in a ping: the prober's Vivaldi sample needs the target's, which comes back in the ack.
-    p.sample = this.env.send(target, { v: 1, t: 'ping', seq, updates: this.piggyback(target) }) !== false
     const probeTimeout = this.c.probeTimeoutMs * lhm + (p.sample ? 0 : DIAL_ALLOWANCE_MS)
     // The end of the protocol period: at least the probe timeout, so that indirect probes get their turn.
     const period = Math.max(this.c.probeIntervalMs * lhm, 2 * probeTimeout)
